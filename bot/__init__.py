@@ -1,0 +1,1 @@
+"""The chat side: conversation layer, transports, delivery, scheduling and the command line."""

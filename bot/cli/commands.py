@@ -1,0 +1,243 @@
+"""The admin commands. Each opens one unit of work and commits only when everything succeeded."""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from bot.cli.context import Context
+from services import ledger
+from services.demo import create_demo, find_demo
+from services.districts import all_districts, create_district
+from services.errors import InvalidInput
+from services.invites import create_invite, deep_link
+from services.policy import RULES, set_rule, stored_values
+from services.pool import import_pool, languages_of, list_pool
+from services.schools import import_schools, list_schools
+from services.text import N_
+from services.units import parse_money
+from services.vocabulary import Role, parse_modes
+
+
+def _invite_line(ctx: Context, label: str, code: str) -> None:
+    username = os.environ.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@")
+    ctx.say("{label}: {code}", label=label, code=code)
+    if username:
+        ctx.say("  {link}", link=deep_link(username, code))
+
+
+def init(ctx: Context, args: argparse.Namespace) -> int:
+    """Migrate; create the named district, or the demo district with --demo."""
+    with ctx.uow() as uow:
+        if args.demo:
+            existing = find_demo(uow.session)
+            if existing is not None:
+                ctx.say("The demo district “{name}” exists already; nothing changed.", name=existing.name)
+                return 0
+            demo = create_demo(uow.session, now=ctx.now(), actor=ctx.actor())
+            uow.commit()
+            ctx.say(
+                "Created the demo district “{name}” (--district {slug}).",
+                name=demo.district.name,
+                slug=demo.district.slug,
+            )
+            ctx.say("Invite codes (each works once; in chat: /start CODE):")
+            for invite in demo.invites:
+                _invite_line(
+                    ctx, f"{ctx.translator.gettext(ROLE_LABELS[invite.role])} – {invite.label}", invite.code
+                )
+            return 0
+        if not args.name:
+            if all_districts(uow.session):
+                ctx.say("The database is up to date.")
+                return 0
+            raise InvalidInput(N_("Name the district: init --name “Landkreis …” (or init --demo)."))
+        district = create_district(uow.session, name=args.name, slug=args.slug, now=ctx.now())
+        uow.commit()
+        ctx.say("Created the district “{name}” (--district {slug}).", name=district.name, slug=district.slug)
+    return 0
+
+
+ROLE_LABELS = {
+    Role.SCHOOL: N_("School"),
+    Role.INTERPRETER: N_("Interpreter"),
+    Role.COORDINATOR: N_("Coordinator"),
+}
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    """Run the bot. The chat transports are not built yet; this prepares the demo data and says so."""
+    if os.environ.get("TELEGRAM_TOKEN"):
+        ctx.say(
+            "The Telegram transport is not built yet (issue 3); unset TELEGRAM_TOKEN to use the demo data."
+        )
+        return 2
+    with ctx.uow() as uow:
+        if find_demo(uow.session) is None:
+            demo = create_demo(uow.session, now=ctx.now(), actor=ctx.actor())
+            uow.commit()
+            ctx.say(
+                "Created the demo district “{name}” (--district {slug}).",
+                name=demo.district.name,
+                slug=demo.district.slug,
+            )
+            for invite in demo.invites:
+                _invite_line(
+                    ctx, f"{ctx.translator.gettext(ROLE_LABELS[invite.role])} – {invite.label}", invite.code
+                )
+    ctx.say("The terminal chat is not built yet (issue 3). Try: python -m bot budget show.")
+    return 0
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8-sig")
+
+
+def pool_import(ctx: Context, args: argparse.Namespace) -> int:
+    """Import interpreters from CSV, all rows or none."""
+    text = _read(args.file)
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        count = import_pool(
+            uow.session, district_id=district.id, text=text, file=args.file, actor=ctx.actor(), now=ctx.now()
+        )
+        uow.commit()
+    ctx.say("Imported {count} interpreters.", count=count)
+    return 0
+
+
+def pool_list(ctx: Context, args: argparse.Namespace) -> int:
+    """List the pool: id, name, town, languages, modes."""
+    t = ctx.translator
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        for i in list_pool(uow.session, district.id):
+            assert i.id is not None
+            languages = ", ".join(t.language(tag) for tag in languages_of(uow.session, i.id))
+            modes = ", ".join(t.render("{mode}", {"mode": m}) for m in sorted(parse_modes(i.modes)))
+            status = "" if i.active else t.gettext("inactive")
+            print(f"{i.id:>4}  {i.name}  ({i.municipality})  {languages}  [{modes}] {status}".rstrip())
+    return 0
+
+
+def schools_import(ctx: Context, args: argparse.Namespace) -> int:
+    """Import schools from CSV, all rows or none."""
+    text = _read(args.file)
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        count = import_schools(
+            uow.session, district_id=district.id, text=text, file=args.file, actor=ctx.actor(), now=ctx.now()
+        )
+        uow.commit()
+    ctx.say("Imported {count} schools.", count=count)
+    return 0
+
+
+def schools_list(ctx: Context, args: argparse.Namespace) -> int:
+    """List the schools: id, name, address."""
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        for s in list_schools(uow.session, district.id):
+            print(f"{s.id:>4}  {s.name}  ({s.address})")
+    return 0
+
+
+def budget_set(ctx: Context, args: argparse.Namespace) -> int:
+    """Create or change a year's budget."""
+    cents = parse_money(args.amount)
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        ledger.set_total(
+            uow.session,
+            district_id=district.id,
+            year=args.year,
+            total_cents=cents,
+            actor=ctx.actor(),
+            now=ctx.now(),
+        )
+        uow.commit()
+    ctx.say("The budget for {year} is now {total_cents}.", year=args.year, total_cents=cents)
+    return 0
+
+
+def budget_show(ctx: Context, args: argparse.Namespace) -> int:
+    """Show total, reserved, charged and available money, as text or JSON in cents."""
+    year = args.year or ledger.fiscal_year(ctx.now())
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        balance = ledger.balance_of(ledger.get_budget(uow.session, district.id, year))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "district": district.slug,
+                    "year": balance.year,
+                    "total_cents": balance.total_cents,
+                    "reserved_cents": balance.reserved_cents,
+                    "charged_cents": balance.charged_cents,
+                    "available_cents": balance.available_cents,
+                }
+            )
+        )
+        return 0
+    ctx.say("Budget {year} – {district}", year=year, district=district.name)
+    ctx.say("Total:     {total_cents}", total_cents=balance.total_cents)
+    ctx.say("Reserved:  {reserved_cents}", reserved_cents=balance.reserved_cents)
+    ctx.say("Charged:   {charged_cents}", charged_cents=balance.charged_cents)
+    ctx.say("Available: {available_cents}", available_cents=balance.available_cents)
+    ctx.say("Used:      {percent} %", percent=ctx.translator.number(round(balance.used_percent, 1)))
+    return 0
+
+
+def policy_show(ctx: Context, args: argparse.Namespace) -> int:
+    """Every rule with its value and what it means."""
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        values = stored_values(uow.session, district.id)
+    for rule in RULES:
+        print(
+            f"{rule.key:<28} {values.get(rule.key, rule.default):<10} "
+            f"{ctx.translator.gettext(rule.description)}"
+        )
+    return 0
+
+
+def policy_set(ctx: Context, args: argparse.Namespace) -> int:
+    """Change one rule."""
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        old, new = set_rule(uow.session, district.id, args.key, args.value, actor=ctx.actor(), now=ctx.now())
+        uow.commit()
+    ctx.say("{key}: {old} → {new}", key=args.key, old=old, new=new)
+    return 0
+
+
+def invite_create(ctx: Context, args: argparse.Namespace) -> int:
+    """Create a one-time invite code and print it with its Telegram link."""
+    role = Role(args.role)
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        invite, code = create_invite(
+            uow.session,
+            district_id=district.id,
+            role=role,
+            for_id=args.for_id,
+            actor=ctx.actor(),
+            now=ctx.now(),
+            name=args.name,
+        )
+        uow.commit()
+    _invite_line(ctx, ctx.translator.gettext(ROLE_LABELS[role]), code)
+    ctx.say("Valid until {expires_at}; it works once.", expires_at=invite.expires_at)
+    if not os.environ.get("TELEGRAM_BOT_USERNAME"):
+        ctx.say("Set TELEGRAM_BOT_USERNAME to also get the Telegram link.")
+    return 0

@@ -1,0 +1,126 @@
+"""The admin command line: `python -m bot COMMAND ...` (also installed as `dolmetscherpool`).
+
+Output and errors are in the locale of `BOT_LOCALE` (German by default); errors go to stderr
+with exit status 2, and nothing is changed when a command fails.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.cli import commands
+from bot.cli.context import Context
+from bot.i18n import Translator, env_locale
+from services.errors import DomainError
+from services.vocabulary import Role
+
+Handler = Callable[[Context, argparse.Namespace], int]
+
+
+def build_parser(t: Translator) -> argparse.ArgumentParser:
+    _ = t.gettext
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description=_("Dolmetscherpool: book community interpreters for schools.")
+    )
+    parser.add_argument(
+        "--district", metavar="SLUG", help=_("the district to act on (default: the only one)")
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str,
+        help_text: str,
+        handler: Handler,
+        parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+    ) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    init = command("init", _("create or update the database and create a district"), commands.init)
+    init.add_argument("--name", help=_("the district's name, e.g. “Landkreis Heidekreis”"))
+    init.add_argument("--slug", help=_("a short name for --district (default: made from the name)"))
+    init.add_argument(
+        "--demo", action="store_true", help=_("create the demo district with pool, schools and budget")
+    )
+
+    command(
+        "run",
+        _("run the bot (Telegram if TELEGRAM_TOKEN is set, else the terminal chat on demo data)"),
+        commands.run,
+    )
+
+    pool = sub.add_parser("pool", help=_("the interpreter pool")).add_subparsers(
+        dest="pool_command", required=True
+    )
+    pool_import = command("import", _("import interpreters from a CSV file"), commands.pool_import, pool)
+    pool_import.add_argument("file", help="name,languages,municipality,latitude,longitude,modes,phone,email")
+    command("list", _("list the interpreters"), commands.pool_list, pool)
+
+    schools = sub.add_parser("schools", help=_("the schools")).add_subparsers(
+        dest="schools_command", required=True
+    )
+    schools_import = command("import", _("import schools from a CSV file"), commands.schools_import, schools)
+    schools_import.add_argument("file", help="name,address,municipality,latitude,longitude")
+    command("list", _("list the schools"), commands.schools_list, schools)
+
+    budget = sub.add_parser("budget", help=_("the budget")).add_subparsers(
+        dest="budget_command", required=True
+    )
+    budget_set = command("set", _("set a year's budget"), commands.budget_set, budget)
+    budget_set.add_argument("--year", type=int, required=True, help=_("the fiscal year"))
+    budget_set.add_argument("--amount", required=True, help=_("the amount in euros, e.g. 5000.00"))
+    budget_show = command("show", _("show a year's budget"), commands.budget_show, budget)
+    budget_show.add_argument("--year", type=int, help=_("the fiscal year (default: this year)"))
+    budget_show.add_argument("--json", action="store_true", help=_("print JSON with amounts in cents"))
+
+    policy = sub.add_parser("policy", help=_("the district's rules")).add_subparsers(
+        dest="policy_command", required=True
+    )
+    command("show", _("show every rule and its value"), commands.policy_show, policy)
+    policy_set = command(
+        "set", _("change a rule, e.g. “policy set offer_timeout 2h”"), commands.policy_set, policy
+    )
+    policy_set.add_argument("key", help=_("the rule"))
+    policy_set.add_argument("value", help=_("durations like 90s, 15m, 4h, 2d; money like 24.00"))
+
+    invite = sub.add_parser("invite", help=_("invite codes")).add_subparsers(
+        dest="invite_command", required=True
+    )
+    invite_create = command("create", _("create a one-time invite code"), commands.invite_create, invite)
+    invite_create.add_argument(
+        "--role", required=True, choices=[r.value for r in Role], help=_("the invitee's role")
+    )
+    invite_create.add_argument(
+        "--for",
+        dest="for_id",
+        type=int,
+        required=True,
+        help=_("the school's or interpreter's id; for a coordinator the district's id"),
+    )
+    invite_create.add_argument("--name", default="", help=_("the invitee's name (optional)"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    t = Translator(env_locale())
+    args = build_parser(t).parse_args(argv)
+    context = Context(translator=t, district_slug=args.district)
+    try:
+        handler: Handler = args.handler
+        return handler(context, args)
+    except DomainError as exc:
+        print(t.error(exc), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            t.render("Cannot read “{file}”: {reason}", {"file": exc.filename, "reason": exc.strerror}),
+            file=sys.stderr,
+        )
+        return 2
+    finally:
+        context.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

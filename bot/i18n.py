@@ -1,0 +1,110 @@
+"""Translation and locale formatting at the edge: catalogs from `locales/`, money, dates, language names.
+
+Message parameters are formatted by name (see `services.errors`): `*_cents` as money, `*_at`
+as a Berlin date and time, `language` as its name, `mode`, `topic`, `state`, `target` as labels.
+"""
+
+import gettext
+import io
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+
+from services.errors import DomainError, ImportRowError
+from services.languages import language_name
+from services.vocabulary import MODE_LABELS, STATE_LABELS, TOPIC_LABELS, Mode, RequestState, Topic
+
+LOCALES = ("de", "en")
+DEFAULT_LOCALE = "de"
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def catalog_path(locale: str) -> Path:
+    return LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po"
+
+
+@cache
+def _translations(locale: str) -> gettext.GNUTranslations:
+    # Compiled in memory from the .po file: no build step, and never a stale .mo.
+    with catalog_path(locale).open("rb") as po:
+        catalog = read_po(po, locale=locale)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+def pick_locale(wanted: str | None) -> str:
+    """A supported locale for a wish like `en_US.UTF-8`; German when nothing fits."""
+    primary = (wanted or "").split(".")[0].split("_")[0].split("-")[0].lower()
+    return primary if primary in LOCALES else DEFAULT_LOCALE
+
+
+def env_locale() -> str:
+    """The command line's locale: `BOT_LOCALE`, else German."""
+    return pick_locale(os.environ.get("BOT_LOCALE"))
+
+
+class Translator:
+    """Everything a user reads, in one locale."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = pick_locale(locale)
+        self._catalog = _translations(self.locale)
+
+    def gettext(self, message: str) -> str:
+        return self._catalog.gettext(message)
+
+    def money(self, cents: int) -> str:
+        return str(format_currency(Decimal(cents) / 100, "EUR", locale=self.locale))
+
+    def number(self, value: float) -> str:
+        return str(format_decimal(value, locale=self.locale))
+
+    def when(self, moment: datetime | str) -> str:
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
+        return str(format_datetime(moment.astimezone(BERLIN), "short", tzinfo=BERLIN, locale=self.locale))
+
+    def language(self, tag: str) -> str:
+        return language_name(tag, self.locale, self.gettext)
+
+    def _param(self, name: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if name.endswith("_cents"):
+            return self.money(int(value))
+        if name.endswith("_at"):
+            return self.when(value)
+        if name == "language":
+            return self.language(str(value))
+        if name == "mode":
+            return self.gettext(MODE_LABELS[Mode(value)])
+        if name == "topic":
+            return self.gettext(TOPIC_LABELS[Topic(value)])
+        if name in ("state", "target"):
+            return self.gettext(STATE_LABELS[RequestState(value)])
+        return str(value)
+
+    def render(self, message: str, params: Mapping[str, Any] | None = None) -> str:
+        """Translate `message` and fill in its parameters, each formatted for the locale."""
+        values = {name: self._param(name, value) for name, value in (params or {}).items()}
+        return self.gettext(message).format(**values)
+
+    def error(self, exc: DomainError) -> str:
+        """The sentence a user sees for a domain error."""
+        params = dict(exc.params)
+        if isinstance(exc, ImportRowError):
+            params["reason"] = self.error(exc.cause)
+        return self.render(exc.message, params)

@@ -1,0 +1,276 @@
+"""The tables. Every row that belongs to a district carries its `district_id`, directly or via its parent.
+
+Enumerated values (modes, states, roles) are stored as short strings; their vocabulary is the
+domain's and lives in `services.vocabulary`.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from db.types import UTCDateTime
+
+
+def _utc(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class District(SQLModel, table=True):
+    """A county (Landkreis): the tenant that owns pool, schools, budget and policy."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class PolicySetting(SQLModel, table=True):
+    """One rule of a district's policy, stored as its canonical text (`4h`, `24.00`, `3`)."""
+
+    __tablename__ = "policy_setting"
+    __table_args__ = (UniqueConstraint("district_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    key: str = Field(max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class School(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("district_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    name: str = Field(max_length=200)
+    address: str = Field(max_length=300)
+    municipality: str = Field(max_length=100)
+    latitude: float
+    longitude: float
+    active: bool = True
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Interpreter(SQLModel, table=True):
+    """A pool member. `modes` is a comma-separated subset of the four modes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    name: str = Field(max_length=200)
+    municipality: str = Field(max_length=100)
+    latitude: float
+    longitude: float
+    modes: str = Field(max_length=64)
+    phone: str = Field(default="", max_length=40)
+    email: str = Field(default="", max_length=200)
+    gender: str | None = Field(default=None, max_length=10)
+    active: bool = True
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class InterpreterLanguage(SQLModel, table=True):
+    __tablename__ = "interpreter_language"
+    __table_args__ = (UniqueConstraint("interpreter_id", "language"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    interpreter_id: int = Field(foreign_key="interpreter.id", index=True)
+    language: str = Field(max_length=20, index=True)
+
+
+class Absence(SQLModel, table=True):
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="absence_ends_after_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    interpreter_id: int = Field(foreign_key="interpreter.id", index=True)
+    starts_at: datetime = Field(sa_column=_utc())
+    ends_at: datetime = Field(sa_column=_utc())
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Member(SQLModel, table=True):
+    """A person who acts in chat: a school contact, an interpreter or a coordinator."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    role: str = Field(max_length=20)
+    name: str = Field(default="", max_length=200)
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    interpreter_id: int | None = Field(default=None, foreign_key="interpreter.id")
+    locale: str | None = Field(default=None, max_length=10)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Invite(SQLModel, table=True):
+    """A one-time code; only its SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    role: str = Field(max_length=20)
+    name: str = Field(default="", max_length=200)
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    interpreter_id: int | None = Field(default=None, foreign_key="interpreter.id")
+    code_hash: str = Field(max_length=64, unique=True)
+    expires_at: datetime = Field(sa_column=_utc())
+    used_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Budget(SQLModel, table=True):
+    """A district's money for one fiscal year.
+
+    `reserved_cents` and `charged_cents` are running totals of the ledger, kept in the same
+    transaction as each entry; the CHECK constraints make the database refuse any write that
+    would take the budget below zero, whatever the code above it does.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("district_id", "fiscal_year"),
+        CheckConstraint("total_cents >= 0", name="budget_total_not_negative"),
+        CheckConstraint("reserved_cents >= 0", name="budget_reserved_not_negative"),
+        CheckConstraint(
+            "total_cents - reserved_cents - charged_cents >= 0", name="budget_available_not_negative"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    fiscal_year: int
+    total_cents: int
+    reserved_cents: int = 0
+    charged_cents: int = 0
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class Request(SQLModel, table=True):
+    """A school's request for an interpreter, and (once booked) the booking itself."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    created_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+    language: str = Field(max_length=20, index=True)
+    mode: str = Field(max_length=20)
+    topic: str = Field(max_length=20)
+    starts_at: datetime = Field(sa_column=_utc(index=True))
+    duration_minutes: int
+    place: str = Field(max_length=300)
+    place_latitude: float
+    place_longitude: float
+    gender_preference: str | None = Field(default=None, max_length=10)
+    note: str = Field(default="", max_length=200)
+    state: str = Field(max_length=20, index=True)
+    state_reason: str | None = Field(default=None, max_length=40)
+    estimate_cents: int = 0
+    wave: int = 0
+    interpreter_id: int | None = Field(default=None, foreign_key="interpreter.id", index=True)
+    booked_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    created_at: datetime = Field(sa_column=_utc())
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class LedgerEntry(SQLModel, table=True):
+    """Append-only: reserve, release, charge, adjust. Amounts are positive except for `adjust`."""
+
+    __tablename__ = "ledger_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    budget_id: int = Field(foreign_key="budget.id", index=True)
+    request_id: int | None = Field(default=None, foreign_key="request.id", index=True)
+    kind: str = Field(max_length=10)
+    amount_cents: int
+    reason: str | None = Field(default=None, max_length=300)
+    actor: str = Field(max_length=100)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Offer(SQLModel, table=True):
+    """A request put to one interpreter. At most one offer per request is ever accepted."""
+
+    __table_args__ = (
+        UniqueConstraint("request_id", "interpreter_id"),
+        Index(
+            "offer_one_accepted_per_request",
+            "request_id",
+            unique=True,
+            sqlite_where=text("state = 'accepted'"),
+            postgresql_where=text("state = 'accepted'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="request.id", index=True)
+    interpreter_id: int = Field(foreign_key="interpreter.id", index=True)
+    wave: int
+    rank: int
+    state: str = Field(max_length=20)
+    pay_cents: int
+    distance_m: int
+    created_at: datetime = Field(sa_column=_utc())
+    expires_at: datetime = Field(sa_column=_utc(index=True))
+    responded_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class UnmetDemand(SQLModel, table=True):
+    """A request the pool did not serve: no member speaks the language, or nobody accepted."""
+
+    __tablename__ = "unmet_demand"
+    __table_args__ = (UniqueConstraint("request_id", "reason"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    request_id: int = Field(foreign_key="request.id")
+    language: str = Field(max_length=20, index=True)
+    mode: str = Field(max_length=20)
+    reason: str = Field(max_length=20)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Closeout(SQLModel, table=True):
+    """What the interpreter reports after a session, and what the school (or a coordinator) made of it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="request.id", unique=True)
+    actual_minutes: int
+    km: int = 0
+    expenses_cents: int = 0
+    state: str = Field(max_length=20)
+    reported_by: str = Field(max_length=100)
+    reported_at: datetime = Field(sa_column=_utc())
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    dispute_reason: str | None = Field(default=None, max_length=300)
+    correction_reason: str | None = Field(default=None, max_length=300)
+    amount_cents: int | None = None
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A notification written by a state change, delivered later by the bot."""
+
+    __tablename__ = "outbox_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    recipient_type: str = Field(max_length=20)
+    recipient_id: int
+    template: str = Field(max_length=64)
+    params: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_utc())
+    sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    attempts: int = 0
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who changed what, when."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=64)
+    entity: str = Field(max_length=32)
+    entity_id: int
+    detail: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_utc())

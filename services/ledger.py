@@ -1,0 +1,268 @@
+"""The budget ledger: append-only entries per budget, and the balance they add up to.
+
+Entries: `reserve` (the estimate, while a request is offered or booked), `release` (giving a
+reservation back, on cancel, settle or a cheaper interpreter), `charge` (the actual cost, on
+settle, or a cancellation fee), `adjust` (a coordinator's signed correction of the charges,
+with a reason). available = total - open reservations - charges.
+
+The budget row carries running totals that change in the same transaction as each entry. Every
+posting first locks that row (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite transactions here
+begin IMMEDIATE and so already hold the write lock), so two requests can never both spend the
+last euro; CHECK constraints on the row are the database's own last word.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from db.models import Budget, LedgerEntry
+from services.audit import record
+from services.errors import BudgetExceeded, InvalidInput, NotFound
+from services.text import N_
+from services.vocabulary import LedgerKind
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@dataclass(frozen=True)
+class Balance:
+    year: int
+    total_cents: int
+    reserved_cents: int
+    charged_cents: int
+
+    @property
+    def available_cents(self) -> int:
+        return self.total_cents - self.reserved_cents - self.charged_cents
+
+    @property
+    def used_percent(self) -> float:
+        """Share of the total that is charged or reserved."""
+        if self.total_cents == 0:
+            return 100.0
+        return 100 * (self.reserved_cents + self.charged_cents) / self.total_cents
+
+
+def fiscal_year(moment: datetime) -> int:
+    """The fiscal (calendar) year a moment falls in, in Berlin."""
+    return moment.astimezone(BERLIN).year
+
+
+def balance_of(budget: Budget) -> Balance:
+    return Balance(budget.fiscal_year, budget.total_cents, budget.reserved_cents, budget.charged_cents)
+
+
+def find_budget(session: Session, district_id: int, year: int, *, lock: bool = False) -> Budget | None:
+    query = select(Budget).where(Budget.district_id == district_id, Budget.fiscal_year == year)
+    if lock:
+        query = query.with_for_update()
+    return session.exec(query).first()
+
+
+def get_budget(session: Session, district_id: int, year: int, *, lock: bool = False) -> Budget:
+    budget = find_budget(session, district_id, year, lock=lock)
+    if budget is None:
+        raise NotFound(N_("There is no budget for {year} yet."), year=year)
+    return budget
+
+
+def set_total(
+    session: Session, *, district_id: int, year: int, total_cents: int, actor: str, now: datetime
+) -> Budget:
+    """Create or change a year's budget; it may not drop below what is already reserved or charged."""
+    if not 2000 <= year <= 2100:
+        raise InvalidInput(N_("“{value}” is not a year."), value=year)
+    budget = find_budget(session, district_id, year, lock=True)
+    if budget is None:
+        budget = Budget(district_id=district_id, fiscal_year=year, total_cents=total_cents, updated_at=now)
+    else:
+        committed = budget.reserved_cents + budget.charged_cents
+        if total_cents < committed:
+            raise BudgetExceeded(
+                N_("The budget cannot be less than what is already reserved or charged ({committed_cents})."),
+                committed_cents=committed,
+            )
+        budget.total_cents = total_cents
+        budget.updated_at = now
+    session.add(budget)
+    session.flush()
+    assert budget.id is not None
+    record(
+        session,
+        district_id=district_id,
+        actor=actor,
+        action="budget.set",
+        entity="budget",
+        entity_id=budget.id,
+        now=now,
+        total_cents=total_cents,
+    )
+    return budget
+
+
+def open_reservation(session: Session, request_id: int) -> int:
+    """What is still reserved for a request: its reserves minus its releases."""
+    sums = dict(
+        session.exec(
+            select(LedgerEntry.kind, func.sum(LedgerEntry.amount_cents))
+            .where(LedgerEntry.request_id == request_id)
+            .where(col(LedgerEntry.kind).in_([LedgerKind.RESERVE, LedgerKind.RELEASE]))
+            .group_by(col(LedgerEntry.kind))
+        ).all()
+    )
+    return int(sums.get(LedgerKind.RESERVE, 0) or 0) - int(sums.get(LedgerKind.RELEASE, 0) or 0)
+
+
+def _post(
+    session: Session,
+    budget: Budget,
+    *,
+    kind: LedgerKind,
+    amount_cents: int,
+    request_id: int | None,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    assert budget.id is not None
+    if kind is LedgerKind.RESERVE:
+        budget.reserved_cents += amount_cents
+    elif kind is LedgerKind.RELEASE:
+        budget.reserved_cents -= amount_cents
+    else:
+        budget.charged_cents += amount_cents
+    budget.updated_at = now
+    session.add(budget)
+    session.add(
+        LedgerEntry(
+            budget_id=budget.id,
+            request_id=request_id,
+            kind=kind.value,
+            amount_cents=amount_cents,
+            reason=reason,
+            actor=actor,
+            created_at=now,
+        )
+    )
+
+
+def _require_available(budget: Budget, needed_cents: int) -> None:
+    available = balance_of(budget).available_cents
+    if needed_cents > available:
+        raise BudgetExceeded(
+            N_("Not enough budget: {needed_cents} needed, {available_cents} available."),
+            needed_cents=needed_cents,
+            available_cents=available,
+        )
+
+
+def set_reservation(
+    session: Session, budget: Budget, *, request_id: int, amount_cents: int, actor: str, now: datetime
+) -> None:
+    """Make the request's open reservation exactly `amount_cents`; raises BudgetExceeded if it cannot grow."""
+    current = open_reservation(session, request_id)
+    delta = amount_cents - current
+    if delta > 0:
+        _require_available(budget, delta)
+        _post(
+            session,
+            budget,
+            kind=LedgerKind.RESERVE,
+            amount_cents=delta,
+            request_id=request_id,
+            actor=actor,
+            now=now,
+        )
+    elif delta < 0:
+        _post(
+            session,
+            budget,
+            kind=LedgerKind.RELEASE,
+            amount_cents=-delta,
+            request_id=request_id,
+            actor=actor,
+            now=now,
+        )
+
+
+def settle(
+    session: Session, budget: Budget, *, request_id: int, charge_cents: int, actor: str, now: datetime
+) -> None:
+    """Release what is reserved for the request and charge what it cost, as one step.
+
+    Raises BudgetExceeded when the actual cost exceeds the reservation by more than is available.
+    """
+    reserved = open_reservation(session, request_id)
+    _require_available(budget, charge_cents - reserved)
+    if reserved:
+        _post(
+            session,
+            budget,
+            kind=LedgerKind.RELEASE,
+            amount_cents=reserved,
+            request_id=request_id,
+            actor=actor,
+            now=now,
+        )
+    if charge_cents:
+        _post(
+            session,
+            budget,
+            kind=LedgerKind.CHARGE,
+            amount_cents=charge_cents,
+            request_id=request_id,
+            actor=actor,
+            now=now,
+        )
+
+
+def adjust(
+    session: Session,
+    budget: Budget,
+    *,
+    amount_cents: int,
+    reason: str,
+    request_id: int | None,
+    actor: str,
+    now: datetime,
+) -> None:
+    """A coordinator's signed correction of the charges (positive costs more), always with a reason."""
+    if not reason.strip():
+        raise InvalidInput(N_("A correction needs a reason."))
+    if amount_cents > 0:
+        _require_available(budget, amount_cents)
+    if -amount_cents > budget.charged_cents:
+        raise InvalidInput(N_("A correction cannot refund more than was charged."))
+    _post(
+        session,
+        budget,
+        kind=LedgerKind.ADJUST,
+        amount_cents=amount_cents,
+        request_id=request_id,
+        actor=actor,
+        now=now,
+        reason=reason.strip(),
+    )
+
+
+def ledger_sums(session: Session, budget_id: int) -> Balance:
+    """The balance recomputed from the entries alone (the running totals must always equal it)."""
+    budget = session.get(Budget, budget_id)
+    assert budget is not None
+    sums = dict(
+        session.exec(
+            select(LedgerEntry.kind, func.sum(LedgerEntry.amount_cents))
+            .where(LedgerEntry.budget_id == budget_id)
+            .group_by(col(LedgerEntry.kind))
+        ).all()
+    )
+
+    def total(kind: LedgerKind) -> int:
+        return int(sums.get(kind, 0) or 0)
+
+    reserved = total(LedgerKind.RESERVE) - total(LedgerKind.RELEASE)
+    charged = total(LedgerKind.CHARGE) + total(LedgerKind.ADJUST)
+    return Balance(budget.fiscal_year, budget.total_cents, reserved, charged)

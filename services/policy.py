@@ -1,0 +1,261 @@
+"""A district's policy: every rule of the pool, stored per district and changed by a coordinator.
+
+The defaults below follow common practice of German community-interpreter pools; a new district
+gets them written into its rows, and from then on only the rows count.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Session, select
+
+from db.models import PolicySetting
+from services.audit import record
+from services.errors import InvalidInput
+from services.text import N_
+from services.units import (
+    format_duration,
+    format_money_plain,
+    parse_decimal,
+    parse_duration,
+    parse_money,
+    parse_percent,
+)
+from services.vocabulary import Mode
+
+DEFAULT_REFERRAL_TEXT = (
+    "Für Sprachen, die unser Pool nicht abdeckt, vermittelt der Gemeindedolmetscherdienst des "
+    "Ethno-Medizinischen Zentrums e.V. (EMZ) in Hannover Gemeindedolmetscherinnen und "
+    "Gemeindedolmetscher: www.ethno-medizinisches-zentrum.de"
+)
+
+
+class Kind(StrEnum):
+    DURATION = "duration"
+    MONEY = "money"
+    COUNT = "count"
+    PERCENT = "percent"
+    DECIMAL = "decimal"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    kind: Kind
+    default: str
+    description: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("hourly_rate", Kind.MONEY, "24.00", N_("Pay per hour, in euros")),
+    Rule("in_person_minimum", Kind.DURATION, "60m", N_("In person: minimum billed time")),
+    Rule("in_person_increment", Kind.DURATION, "30m", N_("In person: billed per started …")),
+    Rule("remote_minimum", Kind.DURATION, "30m", N_("Phone and video: minimum billed time")),
+    Rule("remote_increment", Kind.DURATION, "15m", N_("Phone and video: billed per started …")),
+    Rule("written_minimum", Kind.DURATION, "30m", N_("Written: minimum billed time")),
+    Rule("written_increment", Kind.DURATION, "30m", N_("Written: billed per started …")),
+    Rule("km_rate", Kind.MONEY, "0.30", N_("Travel: euros per km driven (round trip, in person only)")),
+    Rule("road_factor", Kind.DECIMAL, "1.3", N_("Estimate: road distance per straight-line km")),
+    Rule("lead_time_in_person", Kind.DURATION, "24h", N_("In person: requests at least this far ahead")),
+    Rule("lead_time_remote", Kind.DURATION, "2h", N_("Phone and video: requests at least this far ahead")),
+    Rule("lead_time_written", Kind.DURATION, "24h", N_("Written: requests at least this far ahead")),
+    Rule("offer_wave_size", Kind.COUNT, "3", N_("Offers sent at once")),
+    Rule("offer_timeout", Kind.DURATION, "4h", N_("An offer expires after")),
+    Rule("offer_timeout_share", Kind.PERCENT, "50%", N_("…but at most this share of the time left")),
+    Rule("free_cancellation_until", Kind.DURATION, "24h", N_("Schools cancel free of charge until")),
+    Rule("reminder_first", Kind.DURATION, "24h", N_("First reminder before the start")),
+    Rule("reminder_second", Kind.DURATION, "2h", N_("Second reminder before the start")),
+    Rule("closeout_reminder_after", Kind.DURATION, "1d", N_("Remind the interpreter to report after")),
+    Rule("closeout_auto_confirm_after", Kind.DURATION, "3d", N_("A report counts as confirmed after")),
+    Rule("budget_alert_first", Kind.PERCENT, "80%", N_("First budget alert at this share used")),
+    Rule("budget_alert_second", Kind.PERCENT, "95%", N_("Second budget alert at this share used")),
+    Rule("travel_buffer", Kind.DURATION, "30m", N_("In person: time kept free between two jobs")),
+    Rule("invite_validity", Kind.DURATION, "14d", N_("Invite codes are valid for")),
+    Rule("volunteer_allowance", Kind.MONEY, "840.00", N_("Tax-free volunteer allowance per year")),
+    Rule("referral_text", Kind.TEXT, DEFAULT_REFERRAL_TEXT, N_("Where to turn when the pool cannot help")),
+)
+RULES_BY_KEY = {rule.key: rule for rule in RULES}
+
+# Bounds that keep a coordinator's typo from breaking the pool (a zero increment, 500 offers at once).
+_COUNT_RANGE = (1, 20)
+_TEXT_MAX = 1000
+_MONEY_MAX_CENTS = 100_000_00
+
+
+@dataclass(frozen=True)
+class Policy:
+    hourly_rate: int  # cents
+    in_person_minimum: timedelta
+    in_person_increment: timedelta
+    remote_minimum: timedelta
+    remote_increment: timedelta
+    written_minimum: timedelta
+    written_increment: timedelta
+    km_rate: int  # cents
+    road_factor: Decimal
+    lead_time_in_person: timedelta
+    lead_time_remote: timedelta
+    lead_time_written: timedelta
+    offer_wave_size: int
+    offer_timeout: timedelta
+    offer_timeout_share: int  # percent
+    free_cancellation_until: timedelta
+    reminder_first: timedelta
+    reminder_second: timedelta
+    closeout_reminder_after: timedelta
+    closeout_auto_confirm_after: timedelta
+    budget_alert_first: int  # percent
+    budget_alert_second: int  # percent
+    travel_buffer: timedelta
+    invite_validity: timedelta
+    volunteer_allowance: int  # cents
+    referral_text: str
+
+    def billing_steps(self, mode: Mode) -> tuple[int, int]:
+        """(minimum, increment) in whole minutes for a mode."""
+        pairs = {
+            Mode.IN_PERSON: (self.in_person_minimum, self.in_person_increment),
+            Mode.PHONE: (self.remote_minimum, self.remote_increment),
+            Mode.VIDEO: (self.remote_minimum, self.remote_increment),
+            Mode.WRITTEN: (self.written_minimum, self.written_increment),
+        }
+        minimum, increment = pairs[mode]
+        return int(minimum.total_seconds()) // 60, int(increment.total_seconds()) // 60
+
+    def lead_time(self, mode: Mode) -> timedelta:
+        if mode is Mode.IN_PERSON:
+            return self.lead_time_in_person
+        if mode is Mode.WRITTEN:
+            return self.lead_time_written
+        return self.lead_time_remote
+
+
+def _parse_count(text: str) -> int:
+    raw = text.strip()
+    low, high = _COUNT_RANGE
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidInput(
+            N_("“{value}” is not a whole number from {low} to {high}."), value=text, low=low, high=high
+        )
+    return int(raw)
+
+
+def _parse_text(text: str) -> str:
+    cleaned = text.strip()
+    if not cleaned or len(cleaned) > _TEXT_MAX:
+        raise InvalidInput(N_("The text must have 1 to {max} characters."), max=_TEXT_MAX)
+    return cleaned
+
+
+def _parse_policy_money(text: str) -> int:
+    cents = parse_money(text)
+    if cents > _MONEY_MAX_CENTS:
+        raise InvalidInput(N_("“{value}” is not an amount; write e.g. 24.00."), value=text)
+    return cents
+
+
+def _parse_policy_duration(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value <= timedelta(0):
+        raise InvalidInput(N_("“{value}” is not a duration; write e.g. 90s, 15m, 4h or 2d."), value=text)
+    return value
+
+
+_PARSERS: dict[Kind, Callable[[str], Any]] = {
+    Kind.DURATION: _parse_policy_duration,
+    Kind.MONEY: _parse_policy_money,
+    Kind.COUNT: _parse_count,
+    Kind.PERCENT: parse_percent,
+    Kind.DECIMAL: parse_decimal,
+    Kind.TEXT: _parse_text,
+}
+
+
+def _canonical(kind: Kind, value: Any) -> str:
+    if kind is Kind.DURATION:
+        return format_duration(value)
+    if kind is Kind.MONEY:
+        return format_money_plain(value)
+    if kind is Kind.PERCENT:
+        return f"{value}%"
+    return str(value)
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Parse `text` for the rule `key`; raises InvalidInput for an unknown key or a bad value."""
+    rule = RULES_BY_KEY.get(key)
+    if rule is None:
+        raise InvalidInput(
+            N_("“{key}” is not a policy rule. Known rules: {keys}."), key=key, keys=", ".join(RULES_BY_KEY)
+        )
+    value = _PARSERS[rule.kind](text)
+    minutes_only = rule.kind is Kind.DURATION and rule.key.endswith(("_minimum", "_increment"))
+    if minutes_only and value.total_seconds() % 60:
+        raise InvalidInput(N_("Billing steps are whole minutes, e.g. 15m."))
+    return value
+
+
+def _build(values: dict[str, str]) -> Policy:
+    parsed = {rule.key: parse_value(rule.key, values.get(rule.key, rule.default)) for rule in RULES}
+    return Policy(**parsed)
+
+
+DEFAULT_POLICY = _build({})
+assert {f.name for f in fields(Policy)} == set(RULES_BY_KEY), "every rule needs a Policy field"
+
+
+def write_defaults(session: Session, district_id: int) -> None:
+    """Store every rule's default for a new district."""
+    for rule in RULES:
+        session.add(PolicySetting(district_id=district_id, key=rule.key, value=rule.default))
+
+
+def stored_values(session: Session, district_id: int) -> dict[str, str]:
+    rows = session.exec(select(PolicySetting).where(PolicySetting.district_id == district_id))
+    return {row.key: row.value for row in rows}
+
+
+def load_policy(session: Session, district_id: int) -> Policy:
+    """The district's policy; a rule added after the district was made falls back to its default."""
+    return _build(stored_values(session, district_id))
+
+
+def set_rule(
+    session: Session, district_id: int, key: str, text: str, *, actor: str, now: datetime
+) -> tuple[str, str]:
+    """Change one rule; returns (old, new) canonical texts. Cross-rule checks run on the result."""
+    rule_value = parse_value(key, text)
+    canonical = _canonical(RULES_BY_KEY[key].kind, rule_value)
+    current = stored_values(session, district_id)
+    candidate = _build({**current, key: canonical})
+    if candidate.budget_alert_first >= candidate.budget_alert_second:
+        raise InvalidInput(N_("The first budget alert must come before the second."))
+    if candidate.reminder_second >= candidate.reminder_first:
+        raise InvalidInput(N_("The second reminder must come later (closer to the start) than the first."))
+    row = session.exec(
+        select(PolicySetting).where(PolicySetting.district_id == district_id, PolicySetting.key == key)
+    ).first()
+    old = row.value if row else RULES_BY_KEY[key].default
+    if row is None:
+        session.add(PolicySetting(district_id=district_id, key=key, value=canonical))
+    else:
+        row.value = canonical
+        session.add(row)
+    record(
+        session,
+        district_id=district_id,
+        actor=actor,
+        action="policy.changed",
+        entity="district",
+        entity_id=district_id,
+        now=now,
+        key=key,
+        old=old,
+        new=canonical,
+    )
+    return old, canonical

@@ -1,0 +1,310 @@
+"""A school's request, from the draft to offers, approval, referral or cancellation.
+
+Order of decisions on submit: the draft must be valid; a language no active pool member speaks is
+referred at once (kept as unmet demand, the school gets the district's referral text); otherwise
+the best interpreters get offers, unless the estimate does not fit the budget, in which case a
+coordinator decides.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from db.models import Request, School
+from services import ledger
+from services.billing import Cost, cancellation_fee, estimate
+from services.errors import IllegalTransition, InvalidInput, NotFound
+from services.languages import normalize_tag
+from services.matching import candidates, speakers
+from services.offers import (
+    fill_offers,
+    record_not_covered,
+    release_reservation,
+    withdraw_open_offers,
+)
+from services.outbox import notify
+from services.policy import Policy, load_policy
+from services.text import N_
+from services.transition import move
+from services.vocabulary import Gender, Mode, Recipient, RequestState, Topic, UnmetReason
+
+MIN_DURATION = 15
+MAX_DURATION = 8 * 60
+NOTE_MAX = 200
+
+
+@dataclass(frozen=True)
+class RequestDraft:
+    """What a school asks for. `place` empty means the school's own address."""
+
+    school_id: int
+    language: str
+    mode: Mode
+    starts_at: datetime
+    duration_minutes: int
+    topic: Topic
+    place: str = ""
+    gender_preference: Gender | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What the school sees before confirming: the estimate and its effect on the budget."""
+
+    covered: bool
+    eligible: int
+    estimate_cents: int
+    available_cents: int | None  # None: no budget for that year
+
+    @property
+    def fits_budget(self) -> bool:
+        return self.available_cents is not None and self.estimate_cents <= self.available_cents
+
+
+def validate_draft(
+    draft: RequestDraft, policy: Policy, now: datetime, *, override_lead_time: bool = False
+) -> str:
+    """Check a draft against the rules; returns the normalized language tag or raises InvalidInput."""
+    language = normalize_tag(draft.language)
+    if draft.starts_at.tzinfo is None:
+        raise InvalidInput(N_("The start needs a time zone."))
+    if draft.starts_at <= now:
+        raise InvalidInput(N_("The start lies in the past."))
+    lead = policy.lead_time(draft.mode)
+    if not override_lead_time and draft.starts_at - now < lead:
+        raise InvalidInput(
+            N_("Requests {mode} need more notice; the earliest possible start is {earliest_at}."),
+            mode=draft.mode.value,
+            earliest_at=now + lead,
+        )
+    if not MIN_DURATION <= draft.duration_minutes <= MAX_DURATION:
+        raise InvalidInput(N_("The duration must be between 15 minutes and 8 hours."))
+    if draft.topic is Topic.PARENT_LETTER and draft.mode is not Mode.WRITTEN:
+        raise InvalidInput(N_("A parent letter is translated in writing; choose the mode “written”."))
+    if draft.mode is Mode.WRITTEN and draft.topic not in (Topic.PARENT_LETTER, Topic.OTHER):
+        raise InvalidInput(
+            N_("Written translation is for letters and other texts, not for talks or evenings.")
+        )
+    if len(draft.note) > NOTE_MAX:
+        raise InvalidInput(N_("The note may have at most {max} characters."), max=NOTE_MAX)
+    return language
+
+
+def _school_in(session: Session, district_id: int, school_id: int) -> School:
+    school = session.get(School, school_id)
+    if school is None or school.district_id != district_id or not school.active:
+        raise InvalidInput(N_("This school does not belong to the district."))
+    return school
+
+
+def _new_request(
+    school: School, draft: RequestDraft, language: str, member_id: int | None, now: datetime
+) -> Request:
+    assert school.id is not None
+    return Request(
+        district_id=school.district_id,
+        school_id=school.id,
+        created_by_member_id=member_id,
+        language=language,
+        mode=draft.mode.value,
+        topic=draft.topic.value,
+        starts_at=draft.starts_at,
+        duration_minutes=draft.duration_minutes,
+        place=draft.place.strip() or school.address,
+        # A place typed by the school has no coordinates; the school's own stand in for the estimate.
+        place_latitude=school.latitude,
+        place_longitude=school.longitude,
+        gender_preference=draft.gender_preference.value if draft.gender_preference else None,
+        note=draft.note.strip(),
+        state=RequestState.REQUESTED.value,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def quote(session: Session, *, district_id: int, draft: RequestDraft, now: datetime) -> Quote:
+    """The estimate for a draft, without saving anything (the summary before the school confirms)."""
+    policy = load_policy(session, district_id)
+    school = _school_in(session, district_id, draft.school_id)
+    language = validate_draft(draft, policy, now)
+    probe = _new_request(school, draft, language, None, now)
+    found = candidates(session, probe, policy)[: policy.offer_wave_size]
+    if found:
+        amount = max(c.pay_cents for c in found)
+    else:
+        amount = estimate(draft.mode, draft.duration_minutes, 0, policy).total_cents
+    budget = ledger.find_budget(session, district_id, ledger.fiscal_year(draft.starts_at))
+    available = ledger.balance_of(budget).available_cents if budget else None
+    covered = bool(speakers(session, district_id, language))
+    return Quote(covered, len(found), amount, available)
+
+
+def submit_request(
+    session: Session,
+    *,
+    district_id: int,
+    draft: RequestDraft,
+    actor: str,
+    now: datetime,
+    member_id: int | None = None,
+    override_lead_time: bool = False,
+) -> Request:
+    """Save a request and set it on its way (offered, referred, unfilled or awaiting approval)."""
+    policy = load_policy(session, district_id)
+    school = _school_in(session, district_id, draft.school_id)
+    language = validate_draft(draft, policy, now, override_lead_time=override_lead_time)
+    request = _new_request(school, draft, language, member_id, now)
+    session.add(request)
+    session.flush()
+    assert request.id is not None
+    notify(
+        session,
+        district_id=district_id,
+        recipient=Recipient.SCHOOL,
+        recipient_id=school.id or 0,
+        template="request.received",
+        now=now,
+        request_id=request.id,
+    )
+    if not speakers(session, district_id, language):
+        refer(session, request, reason=UnmetReason.NOT_COVERED, actor=actor, now=now)
+        return request
+    fill_offers(session, request, actor=actor, now=now)
+    return request
+
+
+def refer(session: Session, request: Request, *, reason: UnmetReason, actor: str, now: datetime) -> None:
+    """Send the school to the external service (the district's referral text), keeping the unmet demand."""
+    policy = load_policy(session, request.district_id)
+    move(session, request, RequestState.REFERRED, actor=actor, now=now, reason=reason.value)
+    if reason is UnmetReason.NOT_COVERED:
+        record_not_covered(session, request, now)
+    notify(
+        session,
+        district_id=request.district_id,
+        recipient=Recipient.SCHOOL,
+        recipient_id=request.school_id,
+        template="request.referred",
+        now=now,
+        request_id=request.id,
+        language=request.language,
+        reason=reason.value,
+        referral_text=policy.referral_text,
+    )
+
+
+def get_request(session: Session, district_id: int, request_id: int) -> Request:
+    request = session.get(Request, request_id)
+    if request is None or request.district_id != district_id:
+        raise NotFound(N_("Request {request_id} does not exist."), request_id=request_id)
+    return request
+
+
+def refer_unfilled(
+    session: Session, *, district_id: int, request_id: int, actor: str, now: datetime
+) -> Request:
+    """An unfilled request goes to the external service."""
+    request = get_request(session, district_id, request_id)
+    refer(session, request, reason=UnmetReason.NOT_FILLED, actor=actor, now=now)
+    return request
+
+
+def approve(session: Session, *, district_id: int, request_id: int, actor: str, now: datetime) -> Request:
+    """A coordinator lets a held or unfilled request try again.
+
+    The money must be there: a request that still does not fit raises BudgetExceeded (raise the
+    budget first); an unfilled one with still nobody available raises NotFound.
+    """
+    request = get_request(session, district_id, request_id)
+    if request.state not in (RequestState.AWAITING_APPROVAL, RequestState.UNFILLED):
+        raise IllegalTransition(
+            N_("This request is {state} and cannot become {target}."),
+            state=request.state,
+            target=RequestState.OFFERED.value,
+        )
+    fill_offers(session, request, actor=actor, now=now)
+    return request
+
+
+def reject(
+    session: Session, *, district_id: int, request_id: int, actor: str, now: datetime, reason: str = ""
+) -> Request:
+    """A coordinator turns a held request down; the school is told."""
+    request = get_request(session, district_id, request_id)
+    move(session, request, RequestState.REJECTED, actor=actor, now=now, reason=reason.strip()[:40] or None)
+    notify(
+        session,
+        district_id=district_id,
+        recipient=Recipient.SCHOOL,
+        recipient_id=request.school_id,
+        template="request.rejected",
+        now=now,
+        request_id=request_id,
+        reason=reason.strip(),
+    )
+    return request
+
+
+def cancellation_cost(request: Request, policy: Policy, now: datetime) -> Cost:
+    """What cancelling now would cost: a fee only for a booked session inside the window."""
+    if request.state != RequestState.BOOKED:
+        return Cost(0, 0, 0, 0)
+    return cancellation_fee(Mode(request.mode), request.starts_at, now, policy)
+
+
+def cancel(
+    session: Session,
+    *,
+    district_id: int,
+    request_id: int,
+    actor: str,
+    now: datetime,
+    school_id: int | None = None,
+) -> Cost:
+    """Cancel for the school (`school_id` given: only its own requests) or by a coordinator.
+
+    Releases the reservation and charges the policy's fee when a booked session is cancelled
+    inside the window; open offers are withdrawn and a booked interpreter is told.
+    """
+    request = get_request(session, district_id, request_id)
+    if school_id is not None and request.school_id != school_id:
+        raise NotFound(N_("Request {request_id} does not exist."), request_id=request_id)
+    if request.state == RequestState.BOOKED and request.starts_at <= now:
+        raise IllegalTransition(N_("The session has already begun; it can no longer be cancelled."))
+    policy = load_policy(session, district_id)
+    fee = cancellation_cost(request, policy, now)
+    interpreter_id = request.interpreter_id if request.state == RequestState.BOOKED else None
+    move(session, request, RequestState.CANCELLED, actor=actor, now=now)
+    assert request.id is not None
+    if fee.total_cents:
+        budget = ledger.get_budget(session, district_id, ledger.fiscal_year(request.starts_at), lock=True)
+        ledger.settle(
+            session, budget, request_id=request.id, charge_cents=fee.total_cents, actor=actor, now=now
+        )
+    else:
+        release_reservation(session, request, actor=actor, now=now)
+    withdraw_open_offers(session, request, now=now)
+    if interpreter_id is not None:
+        notify(
+            session,
+            district_id=district_id,
+            recipient=Recipient.INTERPRETER,
+            recipient_id=interpreter_id,
+            template="booking.cancelled",
+            now=now,
+            request_id=request.id,
+            fee_cents=fee.total_cents,
+        )
+    notify(
+        session,
+        district_id=district_id,
+        recipient=Recipient.SCHOOL,
+        recipient_id=request.school_id,
+        template="request.cancelled",
+        now=now,
+        request_id=request.id,
+        fee_cents=fee.total_cents,
+    )
+    return fee
