@@ -25,7 +25,8 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.session.rollback()
+        # close() rolls back whatever was not committed; unlike rollback() it keeps the attributes
+        # of committed objects loaded, so callers may read what a service returned.
         self.session.close()
 
     def commit(self) -> None:

@@ -1,0 +1,97 @@
+"""A small world to test in: one district with schools, interpreters and a budget, built through the services."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from math import pi
+from zoneinfo import ZoneInfo
+
+from db.uow import UnitOfWork
+from services.districts import create_district
+from services.geo import EARTH_RADIUS_M
+from services.ledger import set_total
+from services.pool import InterpreterData, save_interpreter
+from services.requests import RequestDraft
+from services.schools import SchoolData, save_school
+from services.vocabulary import Gender, Mode, Topic
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # Monday 09:00 in Berlin
+SOON = datetime(2026, 3, 10, 10, 0, tzinfo=BERLIN).astimezone(UTC)  # a week ahead, Tuesday 10:00
+ACTOR = "test"
+SOLTAU = (52.9868, 9.8433)
+ALL_MODES = frozenset(Mode)
+
+
+@dataclass
+class World:
+    make_uow: Callable[[], UnitOfWork]
+    district_id: int = 0
+    school_id: int = 0
+    interpreters: dict[str, int] = field(default_factory=dict)
+
+    def interpreter(
+        self,
+        name: str,
+        languages: Iterable[str] = ("ar",),
+        *,
+        km_north: float = 0.0,
+        modes: frozenset[Mode] = ALL_MODES,
+        gender: Gender | None = None,
+    ) -> int:
+        """Add an interpreter living exactly `km_north` kilometres (straight line) north of the school."""
+        lat, lon = SOLTAU
+        lat += km_north * 1000 / (EARTH_RADIUS_M * pi / 180)
+        data = InterpreterData(
+            name, tuple(languages), "Soltau", lat, lon, modes, "+49 5191 1", f"{name}@x.de", gender
+        )
+        with self.make_uow() as uow:
+            interpreter = save_interpreter(uow.session, district_id=self.district_id, data=data, actor=ACTOR, now=NOW)
+            uow.commit()
+            assert interpreter.id is not None
+            self.interpreters[name] = interpreter.id
+            return interpreter.id
+
+
+def build_world(make_uow: Callable[[], UnitOfWork], *, budget_cents: int = 5000_00, slug: str = "testkreis") -> World:
+    world = World(make_uow)
+    with make_uow() as uow:
+        district = create_district(uow.session, name=f"Landkreis {slug}", slug=slug, now=NOW)
+        assert district.id is not None
+        school = save_school(
+            uow.session,
+            district_id=district.id,
+            data=SchoolData("Grundschule Soltau", "Schulstraße 4, 29614 Soltau", "Soltau", *SOLTAU),
+            actor=ACTOR,
+            now=NOW,
+        )
+        set_total(uow.session, district_id=district.id, year=2026, total_cents=budget_cents, actor=ACTOR, now=NOW)
+        uow.commit()
+        assert school.id is not None
+        world.district_id, world.school_id = district.id, school.id
+    return world
+
+
+def draft(
+    school_id: int,
+    *,
+    language: str = "ar",
+    mode: Mode = Mode.IN_PERSON,
+    starts_at: datetime = SOON,
+    minutes: int = 60,
+    topic: Topic = Topic.PARENT_TALK,
+    gender: Gender | None = None,
+) -> RequestDraft:
+    return RequestDraft(
+        school_id=school_id,
+        language=language,
+        mode=mode,
+        starts_at=starts_at,
+        duration_minutes=minutes,
+        topic=topic,
+        gender_preference=gender,
+    )
+
+
+def later(**kwargs: float) -> datetime:
+    return NOW + timedelta(**kwargs)
