@@ -1,4 +1,4 @@
-"""A small world to test in: one district with schools, interpreters and a budget, built through the services."""
+"""A small world to test in: a district with a school, interpreters and a budget, made by the services."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,14 +46,18 @@ class World:
             name, tuple(languages), "Soltau", lat, lon, modes, "+49 5191 1", f"{name}@x.de", gender
         )
         with self.make_uow() as uow:
-            interpreter = save_interpreter(uow.session, district_id=self.district_id, data=data, actor=ACTOR, now=NOW)
+            interpreter = save_interpreter(
+                uow.session, district_id=self.district_id, data=data, actor=ACTOR, now=NOW
+            )
             uow.commit()
             assert interpreter.id is not None
             self.interpreters[name] = interpreter.id
             return interpreter.id
 
 
-def build_world(make_uow: Callable[[], UnitOfWork], *, budget_cents: int = 5000_00, slug: str = "testkreis") -> World:
+def build_world(
+    make_uow: Callable[[], UnitOfWork], *, budget_cents: int = 5000_00, slug: str = "testkreis"
+) -> World:
     world = World(make_uow)
     with make_uow() as uow:
         district = create_district(uow.session, name=f"Landkreis {slug}", slug=slug, now=NOW)
@@ -65,7 +69,9 @@ def build_world(make_uow: Callable[[], UnitOfWork], *, budget_cents: int = 5000_
             actor=ACTOR,
             now=NOW,
         )
-        set_total(uow.session, district_id=district.id, year=2026, total_cents=budget_cents, actor=ACTOR, now=NOW)
+        set_total(
+            uow.session, district_id=district.id, year=2026, total_cents=budget_cents, actor=ACTOR, now=NOW
+        )
         uow.commit()
         assert school.id is not None
         world.district_id, world.school_id = district.id, school.id

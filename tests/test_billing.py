@@ -61,7 +61,9 @@ def test_travel_is_refused_for_remote_and_written_work() -> None:
             validate_report(mode, 30, 0, 100)
 
 
-@pytest.mark.parametrize(("minutes", "km", "expenses"), [(-1, 0, 0), (16 * 60 + 1, 0, 0), (60, -1, 0), (60, 0, -5)])
+@pytest.mark.parametrize(
+    ("minutes", "km", "expenses"), [(-1, 0, 0), (16 * 60 + 1, 0, 0), (60, -1, 0), (60, 0, -5)]
+)
 def test_impossible_reports_are_refused(minutes: int, km: int, expenses: int) -> None:
     with pytest.raises(InvalidInput):
         validate_report(Mode.IN_PERSON, minutes, km, expenses)

@@ -3,6 +3,7 @@
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
@@ -24,10 +25,14 @@ def world(uow: MakeUow) -> World:
     return build_world(uow)
 
 
-def submit(world: World, **kwargs: object) -> Request:
+def submit(world: World, **kwargs: Any) -> Request:
     with world.make_uow() as u:
         request = submit_request(
-            u.session, district_id=world.district_id, draft=draft(world.school_id, **kwargs), actor=ACTOR, now=NOW  # type: ignore[arg-type]
+            u.session,
+            district_id=world.district_id,
+            draft=draft(world.school_id, **kwargs),
+            actor=ACTOR,
+            now=NOW,
         )
         u.commit()
         return request
@@ -78,7 +83,9 @@ def state_of(world: World, request_id: int) -> str:
         ({"mode": Mode.WRITTEN, "topic": Topic.PARENT_EVENING}, "Written"),
     ],
 )
-def test_invalid_drafts_are_refused_and_change_nothing(world: World, kwargs: dict[str, object], fragment: str) -> None:
+def test_invalid_drafts_are_refused_and_change_nothing(
+    world: World, kwargs: dict[str, object], fragment: str
+) -> None:
     world.interpreter("Amira")
     with pytest.raises(InvalidInput) as caught:
         submit(world, **kwargs)
@@ -97,7 +104,9 @@ def test_a_school_of_another_district_is_refused(world: World, uow: MakeUow) -> 
     other = build_world(uow, slug="anderer-kreis")
     world.interpreter("Amira")
     with world.make_uow() as u, pytest.raises(InvalidInput, match="school"):
-        submit_request(u.session, district_id=world.district_id, draft=draft(other.school_id), actor=ACTOR, now=NOW)
+        submit_request(
+            u.session, district_id=world.district_id, draft=draft(other.school_id), actor=ACTOR, now=NOW
+        )
 
 
 def test_uncovered_language_is_referred_and_kept_as_unmet_demand(world: World) -> None:
@@ -137,7 +146,13 @@ def test_gender_preference_and_absence_and_overlap_limit_the_candidates(world: W
     request = submit(world, gender=Gender.FEMALE)
     assert set(open_offers(world, request.id or 0)) == {woman}
     with world.make_uow() as u:
-        accept_offer(u.session, offer_id=open_offers(world, request.id or 0)[woman].id or 0, interpreter_id=woman, actor=ACTOR, now=NOW)
+        accept_offer(
+            u.session,
+            offer_id=open_offers(world, request.id or 0)[woman].id or 0,
+            interpreter_id=woman,
+            actor=ACTOR,
+            now=NOW,
+        )
         u.commit()
     # Amira is booked 10:00-11:00; a talk at 11:15 in person falls inside her 30-minute travel buffer.
     second = submit(world, starts_at=SOON + timedelta(minutes=75))
@@ -150,12 +165,17 @@ def test_over_budget_waits_for_approval_then_goes_ahead_once_the_budget_is_raise
     request = submit(world)
     assert request.state == "awaiting_approval"
     assert open_offers(world, request.id or 0) == {}
-    assert [rid for _, rid, _ in outbox(world, "request.awaiting_approval")] == [world.district_id, world.school_id]
+    assert [rid for _, rid, _ in outbox(world, "request.awaiting_approval")] == [
+        world.district_id,
+        world.school_id,
+    ]
     with world.make_uow() as u, pytest.raises(BudgetExceeded):
         approve(u.session, district_id=world.district_id, request_id=request.id or 0, actor=ACTOR, now=NOW)
     assert state_of(world, request.id or 0) == "awaiting_approval"
     with world.make_uow() as u:
-        ledger.set_total(u.session, district_id=world.district_id, year=2026, total_cents=5000, actor=ACTOR, now=NOW)
+        ledger.set_total(
+            u.session, district_id=world.district_id, year=2026, total_cents=5000, actor=ACTOR, now=NOW
+        )
         approve(u.session, district_id=world.district_id, request_id=request.id or 0, actor=ACTOR, now=NOW)
         u.commit()
     assert state_of(world, request.id or 0) == "offered"
@@ -184,12 +204,24 @@ def test_decline_moves_on_and_when_everyone_declines_the_request_is_unfilled(wor
     request = submit(world)
     assert set(open_offers(world, request.id or 0)) == set(ids[:3])
     with world.make_uow() as u:
-        decline_offer(u.session, offer_id=open_offers(world, request.id or 0)[ids[0]].id or 0, interpreter_id=ids[0], actor=ACTOR, now=NOW)
+        decline_offer(
+            u.session,
+            offer_id=open_offers(world, request.id or 0)[ids[0]].id or 0,
+            interpreter_id=ids[0],
+            actor=ACTOR,
+            now=NOW,
+        )
         u.commit()
     assert set(open_offers(world, request.id or 0)) == set(ids[1:4])
     for iid in ids[1:4]:
         with world.make_uow() as u:
-            decline_offer(u.session, offer_id=open_offers(world, request.id or 0)[iid].id or 0, interpreter_id=iid, actor=ACTOR, now=NOW)
+            decline_offer(
+                u.session,
+                offer_id=open_offers(world, request.id or 0)[iid].id or 0,
+                interpreter_id=iid,
+                actor=ACTOR,
+                now=NOW,
+            )
             u.commit()
     assert state_of(world, request.id or 0) == "unfilled"
     assert balance(world).reserved_cents == 0
@@ -216,7 +248,13 @@ def test_interpreter_giving_back_sends_the_request_to_the_next_candidate(world: 
         u.commit()
     request = submit(world)
     with world.make_uow() as u:
-        accept_offer(u.session, offer_id=open_offers(world, request.id or 0)[a].id or 0, interpreter_id=a, actor=ACTOR, now=NOW)
+        accept_offer(
+            u.session,
+            offer_id=open_offers(world, request.id or 0)[a].id or 0,
+            interpreter_id=a,
+            actor=ACTOR,
+            now=NOW,
+        )
         u.commit()
     with world.make_uow() as u:
         give_back(u.session, request_id=request.id or 0, interpreter_id=a, actor=ACTOR, now=NOW)
@@ -226,15 +264,32 @@ def test_interpreter_giving_back_sends_the_request_to_the_next_candidate(world: 
     assert [rid for _, rid, _ in outbox(world, "request.interpreter_cancelled")] == [world.school_id]
 
 
-@pytest.mark.parametrize(("before", "fee"), [(timedelta(hours=24, minutes=1), 0), (timedelta(hours=23, minutes=59), 2400)])
-def test_cancellation_just_outside_and_just_inside_the_window(world: World, before: timedelta, fee: int) -> None:
+@pytest.mark.parametrize(
+    ("before", "fee"), [(timedelta(hours=24, minutes=1), 0), (timedelta(hours=23, minutes=59), 2400)]
+)
+def test_cancellation_just_outside_and_just_inside_the_window(
+    world: World, before: timedelta, fee: int
+) -> None:
     a = world.interpreter("A")
     request = submit(world)
     with world.make_uow() as u:
-        accept_offer(u.session, offer_id=open_offers(world, request.id or 0)[a].id or 0, interpreter_id=a, actor=ACTOR, now=NOW)
+        accept_offer(
+            u.session,
+            offer_id=open_offers(world, request.id or 0)[a].id or 0,
+            interpreter_id=a,
+            actor=ACTOR,
+            now=NOW,
+        )
         u.commit()
     with world.make_uow() as u:
-        cost = cancel(u.session, district_id=world.district_id, request_id=request.id or 0, actor=ACTOR, now=SOON - before, school_id=world.school_id)
+        cost = cancel(
+            u.session,
+            district_id=world.district_id,
+            request_id=request.id or 0,
+            actor=ACTOR,
+            now=SOON - before,
+            school_id=world.school_id,
+        )
         u.commit()
     assert cost.total_cents == fee
     assert state_of(world, request.id or 0) == "cancelled"
@@ -247,7 +302,13 @@ def test_quote_shows_the_estimate_and_the_budget_without_saving(world: World) ->
     world.interpreter("A", km_north=10)
     with world.make_uow() as u:
         q = quote(u.session, district_id=world.district_id, draft=draft(world.school_id, minutes=75), now=NOW)
-    assert (q.covered, q.eligible, q.estimate_cents, q.available_cents, q.fits_budget) == (True, 1, 3600 + 780, 500000, True)
+    assert (q.covered, q.eligible, q.estimate_cents, q.available_cents, q.fits_budget) == (
+        True,
+        1,
+        3600 + 780,
+        500000,
+        True,
+    )
     with world.make_uow() as u:
         assert u.session.exec(select(Request)).all() == []
         assert u.session.exec(select(LedgerEntry)).all() == []

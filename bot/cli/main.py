@@ -4,6 +4,8 @@ Output and errors are in the locale of `BOT_LOCALE` (German by default); errors 
 with exit status 2, and nothing is changed when a command fails.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
 from collections.abc import Callable, Sequence

@@ -10,7 +10,6 @@ from sqlmodel.sql.sqltypes import AutoString
 import db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 
-
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render SQLModel's AutoString as a plain sa.String, so migrations need no sqlmodel import."""
     if type_ == "type" and isinstance(obj, AutoString):
