@@ -199,10 +199,12 @@ def fill_offers(session: Session, request: Request, *, actor: str, now: datetime
         )
 
 
-def _closed_offer(session: Session, offer: Offer, request: Request, now: datetime) -> None:
+def _closed_offer(offer: Offer, request: Request) -> None:
     """Raise the right error for an offer that can no longer be answered."""
-    if request.interpreter_id not in (None, offer.interpreter_id) or offer.state == OfferState.WITHDRAWN:
+    if request.interpreter_id not in (None, offer.interpreter_id):
         raise AlreadyTaken(N_("Someone else has already taken this job."))
+    if offer.state == OfferState.WITHDRAWN or request.state == RequestState.CANCELLED:
+        raise OfferClosed(N_("This offer has been withdrawn."))
     if offer.state == OfferState.ACCEPTED:
         raise OfferClosed(N_("You have already accepted this job."))
     if offer.state == OfferState.DECLINED:
@@ -217,7 +219,7 @@ def _answerable(session: Session, offer_id: int, interpreter_id: int, now: datet
     request = session.get(Request, offer.request_id)
     assert request is not None
     if offer.state != OfferState.OPEN or offer.expires_at <= now or request.state != RequestState.OFFERED:
-        _closed_offer(session, offer, request, now)
+        _closed_offer(offer, request)
     return offer, request
 
 
@@ -232,7 +234,6 @@ def accept_offer(
         .values(state=RequestState.BOOKED.value, interpreter_id=interpreter_id, booked_at=now, updated_at=now)
     )
     if booked.rowcount != 1:
-        session.rollback()
         raise AlreadyTaken(N_("Someone else has already taken this job."))
     session.exec(
         update(Offer)
@@ -297,7 +298,6 @@ def decline_offer(session: Session, *, offer_id: int, interpreter_id: int, actor
         .values(state=OfferState.DECLINED.value, responded_at=now)
     )
     if declined.rowcount != 1:
-        session.rollback()
         raise OfferClosed(N_("This offer has expired."))
     session.refresh(offer)
     assert request.id is not None

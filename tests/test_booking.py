@@ -321,3 +321,14 @@ def test_districts_never_see_each_others_pool(world: World, uow: MakeUow) -> Non
     assert request.state == "referred"  # the neighbour's Arabic interpreter does not count here
     with world.make_uow() as u:
         assert ledger.balance_of(ledger.get_budget(u.session, other.district_id, 2026)).reserved_cents == 0
+
+
+def test_an_offer_withdrawn_by_a_cancellation_says_withdrawn_not_taken(world: World) -> None:
+    a = world.interpreter("A")
+    request = submit(world)
+    offer = open_offers(world, request.id or 0)[a]
+    with world.make_uow() as u:
+        cancel(u.session, district_id=world.district_id, request_id=request.id or 0, actor=ACTOR, now=NOW)
+        u.commit()
+    with world.make_uow() as u, pytest.raises(OfferClosed, match="withdrawn"):
+        accept_offer(u.session, offer_id=offer.id or 0, interpreter_id=a, actor=ACTOR, now=NOW)
