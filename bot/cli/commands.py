@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from bot.cli.context import Context
+from db.uow import UnitOfWork
 from services import ledger
 from services.demo import create_demo, find_demo
 from services.districts import all_districts, create_district
@@ -26,6 +27,27 @@ def _invite_line(ctx: Context, label: str, code: str) -> None:
         ctx.say("  {link}", link=deep_link(username, code))
 
 
+ROLE_LABELS = {
+    Role.SCHOOL: N_("School"),
+    Role.INTERPRETER: N_("Interpreter"),
+    Role.COORDINATOR: N_("Coordinator"),
+}
+
+
+def _create_demo(ctx: Context, uow: UnitOfWork) -> None:
+    """Create and commit the demo district, then print its invite codes."""
+    demo = create_demo(uow.session, now=ctx.now(), actor=ctx.actor())
+    uow.commit()
+    ctx.say(
+        "Created the demo district “{name}” (--district {slug}).",
+        name=demo.district.name,
+        slug=demo.district.slug,
+    )
+    ctx.say("Invite codes (each works once; in chat: /start CODE):")
+    for invite in demo.invites:
+        _invite_line(ctx, f"{ctx.translator.gettext(ROLE_LABELS[invite.role])} – {invite.label}", invite.code)
+
+
 def init(ctx: Context, args: argparse.Namespace) -> int:
     """Migrate; create the named district, or the demo district with --demo."""
     with ctx.uow() as uow:
@@ -34,18 +56,7 @@ def init(ctx: Context, args: argparse.Namespace) -> int:
             if existing is not None:
                 ctx.say("The demo district “{name}” exists already; nothing changed.", name=existing.name)
                 return 0
-            demo = create_demo(uow.session, now=ctx.now(), actor=ctx.actor())
-            uow.commit()
-            ctx.say(
-                "Created the demo district “{name}” (--district {slug}).",
-                name=demo.district.name,
-                slug=demo.district.slug,
-            )
-            ctx.say("Invite codes (each works once; in chat: /start CODE):")
-            for invite in demo.invites:
-                _invite_line(
-                    ctx, f"{ctx.translator.gettext(ROLE_LABELS[invite.role])} – {invite.label}", invite.code
-                )
+            _create_demo(ctx, uow)
             return 0
         if not args.name:
             if all_districts(uow.session):
@@ -58,13 +69,6 @@ def init(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-ROLE_LABELS = {
-    Role.SCHOOL: N_("School"),
-    Role.INTERPRETER: N_("Interpreter"),
-    Role.COORDINATOR: N_("Coordinator"),
-}
-
-
 def run(ctx: Context, args: argparse.Namespace) -> int:
     """Run the bot. The chat transports are not built yet; this prepares the demo data and says so."""
     if os.environ.get("TELEGRAM_TOKEN"):
@@ -74,17 +78,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         return 2
     with ctx.uow() as uow:
         if find_demo(uow.session) is None:
-            demo = create_demo(uow.session, now=ctx.now(), actor=ctx.actor())
-            uow.commit()
-            ctx.say(
-                "Created the demo district “{name}” (--district {slug}).",
-                name=demo.district.name,
-                slug=demo.district.slug,
-            )
-            for invite in demo.invites:
-                _invite_line(
-                    ctx, f"{ctx.translator.gettext(ROLE_LABELS[invite.role])} – {invite.label}", invite.code
-                )
+            _create_demo(ctx, uow)
     ctx.say("The terminal chat is not built yet (issue 3). Try: python -m bot budget show.")
     return 0
 
