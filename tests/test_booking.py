@@ -45,6 +45,22 @@ def open_offers(world: World, request_id: int) -> dict[int, Offer]:
         return {o.interpreter_id: o for o in offers}
 
 
+def accept(world: World, request_id: int, interpreter_id: int) -> None:
+    """The interpreter presses Accept on their open offer, committed."""
+    with world.make_uow() as u:
+        offer_id = open_offers(world, request_id)[interpreter_id].id or 0
+        accept_offer(u.session, offer_id=offer_id, interpreter_id=interpreter_id, actor=ACTOR, now=NOW)
+        u.commit()
+
+
+def decline(world: World, request_id: int, interpreter_id: int) -> None:
+    """The interpreter presses Decline on their open offer, committed."""
+    with world.make_uow() as u:
+        offer_id = open_offers(world, request_id)[interpreter_id].id or 0
+        decline_offer(u.session, offer_id=offer_id, interpreter_id=interpreter_id, actor=ACTOR, now=NOW)
+        u.commit()
+
+
 def outbox(world: World, template: str) -> list[tuple[str, int, dict[str, object]]]:
     with world.make_uow() as u:
         rows = u.session.exec(
@@ -145,15 +161,7 @@ def test_gender_preference_and_absence_and_overlap_limit_the_candidates(world: W
     man = world.interpreter("Samir", gender=Gender.MALE)
     request = submit(world, gender=Gender.FEMALE)
     assert set(open_offers(world, request.id or 0)) == {woman}
-    with world.make_uow() as u:
-        accept_offer(
-            u.session,
-            offer_id=open_offers(world, request.id or 0)[woman].id or 0,
-            interpreter_id=woman,
-            actor=ACTOR,
-            now=NOW,
-        )
-        u.commit()
+    accept(world, request.id or 0, woman)
     # Amira is booked 10:00-11:00; a talk at 11:15 in person falls inside her 30-minute travel buffer.
     second = submit(world, starts_at=SOON + timedelta(minutes=75))
     assert set(open_offers(world, second.id or 0)) == {man}
@@ -186,9 +194,7 @@ def test_accept_books_withdraws_the_others_and_a_late_accept_is_told_it_is_taken
     a, b, c = (world.interpreter(n, km_north=k) for n, k in (("A", 1), ("B", 5), ("C", 20)))
     request = submit(world)
     offers = open_offers(world, request.id or 0)
-    with world.make_uow() as u:
-        accept_offer(u.session, offer_id=offers[b].id or 0, interpreter_id=b, actor=ACTOR, now=NOW)
-        u.commit()
+    accept(world, request.id or 0, b)
     with world.make_uow() as u, pytest.raises(AlreadyTaken):
         accept_offer(u.session, offer_id=offers[a].id or 0, interpreter_id=a, actor=ACTOR, now=NOW)
     assert state_of(world, request.id or 0) == "booked"
@@ -203,26 +209,10 @@ def test_decline_moves_on_and_when_everyone_declines_the_request_is_unfilled(wor
     ids = [world.interpreter(f"I{k}", km_north=k) for k in range(1, 5)]
     request = submit(world)
     assert set(open_offers(world, request.id or 0)) == set(ids[:3])
-    with world.make_uow() as u:
-        decline_offer(
-            u.session,
-            offer_id=open_offers(world, request.id or 0)[ids[0]].id or 0,
-            interpreter_id=ids[0],
-            actor=ACTOR,
-            now=NOW,
-        )
-        u.commit()
+    decline(world, request.id or 0, ids[0])
     assert set(open_offers(world, request.id or 0)) == set(ids[1:4])
     for iid in ids[1:4]:
-        with world.make_uow() as u:
-            decline_offer(
-                u.session,
-                offer_id=open_offers(world, request.id or 0)[iid].id or 0,
-                interpreter_id=iid,
-                actor=ACTOR,
-                now=NOW,
-            )
-            u.commit()
+        decline(world, request.id or 0, iid)
     assert state_of(world, request.id or 0) == "unfilled"
     assert balance(world).reserved_cents == 0
     assert [rid for _, rid, _ in outbox(world, "request.unfilled")] == [world.school_id]
@@ -247,15 +237,7 @@ def test_interpreter_giving_back_sends_the_request_to_the_next_candidate(world: 
         set_rule(u.session, world.district_id, "offer_wave_size", "1", actor=ACTOR, now=NOW)
         u.commit()
     request = submit(world)
-    with world.make_uow() as u:
-        accept_offer(
-            u.session,
-            offer_id=open_offers(world, request.id or 0)[a].id or 0,
-            interpreter_id=a,
-            actor=ACTOR,
-            now=NOW,
-        )
-        u.commit()
+    accept(world, request.id or 0, a)
     with world.make_uow() as u:
         give_back(u.session, request_id=request.id or 0, interpreter_id=a, actor=ACTOR, now=NOW)
         u.commit()
@@ -272,15 +254,7 @@ def test_cancellation_just_outside_and_just_inside_the_window(
 ) -> None:
     a = world.interpreter("A")
     request = submit(world)
-    with world.make_uow() as u:
-        accept_offer(
-            u.session,
-            offer_id=open_offers(world, request.id or 0)[a].id or 0,
-            interpreter_id=a,
-            actor=ACTOR,
-            now=NOW,
-        )
-        u.commit()
+    accept(world, request.id or 0, a)
     with world.make_uow() as u:
         cost = cancel(
             u.session,

@@ -20,7 +20,9 @@ def cli(tmp_path: Path, *args: str, locale: str = "en") -> subprocess.CompletedP
 def test_init_demo_then_budget_show_json(tmp_path: Path) -> None:
     made = cli(tmp_path, "init", "--demo")
     assert made.returncode == 0, made.stderr
-    assert made.stdout.count(": ") >= 5  # five invite codes
+    invites = [line.split(": ") for line in made.stdout.splitlines() if " – " in line]
+    assert [label.split(" – ")[0] for label, _ in invites] == ["School", *["Interpreter"] * 3, "Coordinator"]
+    assert all(len(code) == 32 for _, code in invites)
     shown = cli(tmp_path, "budget", "show", "--json")
     assert shown.returncode == 0, shown.stderr
     budget = json.loads(shown.stdout)
