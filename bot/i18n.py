@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 
 from services.errors import DomainError, ImportRowError
 from services.languages import language_name
@@ -72,6 +73,12 @@ class Translator:
     def number(self, value: float) -> str:
         return str(format_decimal(value, locale=self.locale))
 
+    def percent(self, share: float) -> str:
+        """`82.5` -> `82,5 %` (de) or `82.5%` (en)."""
+        # The locale's own pattern (`#,##0 %` in de), with one optional decimal place.
+        pattern = Locale.parse(self.locale).percent_formats[None].pattern.replace("0", "0.#", 1)
+        return str(format_percent(share / 100, pattern, locale=self.locale))
+
     def when(self, moment: datetime | str) -> str:
         if isinstance(moment, str):
             moment = datetime.fromisoformat(moment)
@@ -85,6 +92,8 @@ class Translator:
             return ""
         if name.endswith("_cents"):
             return self.money(int(value))
+        if name.endswith("_percent"):
+            return self.percent(float(value))
         if name.endswith("_at"):
             return self.when(value)
         if name == "language":

@@ -259,6 +259,8 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc())
     sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
     attempts: int = 0
+    # Set when the message was turned into one delivery per chat of each person it is for.
+    expanded_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
 
 
 class AuditEvent(SQLModel, table=True):
@@ -274,3 +276,67 @@ class AuditEvent(SQLModel, table=True):
     entity_id: int
     detail: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=_utc())
+
+
+class ChatIdentity(SQLModel, table=True):
+    """A member's account on one chat platform (Telegram user, Matrix user, terminal user)."""
+
+    __tablename__ = "chat_identity"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=255)
+    chat_id: str = Field(max_length=255)
+    created_at: datetime = Field(sa_column=_utc())
+    last_seen_at: datetime = Field(sa_column=_utc())
+
+
+class DialogState(SQLModel, table=True):
+    """A member's unfinished dialog: which flow and step, the draft so far, the choices last shown.
+
+    Keyed by member, not by chat, so a restart or a switch of platform continues where they were.
+    """
+
+    __tablename__ = "dialog_state"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", unique=True)
+    flow: str = Field(max_length=32)
+    step: str = Field(max_length=32)
+    draft: str = Field(sa_column=Column(Text, nullable=False))
+    choices: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(sa_column=_utc())
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """An incoming update or event already handled; a second copy of it has no effect."""
+
+    __tablename__ = "processed_event"
+    __table_args__ = (UniqueConstraint("platform", "event_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    event_key: str = Field(max_length=255)
+    created_at: datetime = Field(sa_column=_utc(index=True))
+
+
+class Delivery(SQLModel, table=True):
+    """One notification to one chat. Sent once it succeeded; retried with a due time otherwise.
+
+    `ref` groups the messages about one thing (`offer:12`) so a later one may edit the first.
+    """
+
+    __table_args__ = (UniqueConstraint("outbox_id", "identity_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox_message.id", index=True)
+    identity_id: int = Field(foreign_key="chat_identity.id", index=True)
+    ref: str | None = Field(default=None, max_length=40, index=True)
+    due_at: datetime = Field(sa_column=_utc(index=True))
+    attempts: int = 0
+    sent_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    failed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    last_error: str | None = Field(default=None, max_length=200)
+    platform_message_id: str | None = Field(default=None, max_length=255)

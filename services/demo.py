@@ -9,8 +9,8 @@ from db.models import District
 from services.districts import create_district
 from services.invites import create_invite
 from services.ledger import fiscal_year, set_total
-from services.pool import InterpreterData, save_interpreter
-from services.schools import SchoolData, save_school
+from services.pool import InterpreterData, list_pool, save_interpreter
+from services.schools import SchoolData, list_schools, save_school
 from services.vocabulary import Gender, Mode, Role
 
 DEMO_SLUG = "heidekreis"
@@ -38,9 +38,9 @@ _F, _M = Gender.FEMALE, Gender.MALE
 # (name, languages, town, modes, gender): 15 people, 20 languages; Arabic four times, as in real pools.
 INTERPRETERS: tuple[tuple[str, tuple[str, ...], str, frozenset[Mode], Gender], ...] = (
     ("Amira Haddad", ("ar", "fr"), "Soltau", _ALL, _F),
-    ("Samir Khalil", ("ar",), "Walsrode", _TALK, _M),
+    ("Samir Khalil", ("ar",), "Wietzendorf", _TALK, _M),
     ("Rojin Ahmed", ("ckb", "ar"), "Bad Fallingbostel", _ALL, _F),
-    ("Hodan Farah", ("so", "ar"), "Munster", _TALK, _F),
+    ("Hodan Farah", ("so", "ar"), "Walsrode", _TALK, _F),
     ("Leyla Rahimi", ("fa", "prs"), "Soltau", _ALL, _F),
     ("Ahmad Noori", ("prs", "ps", "fa"), "Schneverdingen", _TALK, _M),
     ("Dilan Aydın", ("kmr", "tr"), "Walsrode", _ALL, _F),
@@ -89,18 +89,14 @@ def create_demo(session: Session, *, now: datetime, actor: str) -> Demo:
     """The demo district with its pool, schools, this year's budget and five invite codes."""
     district = create_district(session, name=DEMO_NAME, slug=DEMO_SLUG, now=now)
     assert district.id is not None
-    interpreters = []
     for name, languages, town, modes, gender in INTERPRETERS:
         _, lat, lon = TOWNS[town]
         data = InterpreterData(name, languages, town, lat, lon, modes, "+49 5191 0000", "", gender)
-        interpreters.append(
-            save_interpreter(session, district_id=district.id, data=data, actor=actor, now=now)
-        )
-    schools = []
+        save_interpreter(session, district_id=district.id, data=data, actor=actor, now=now)
     for name, street, town in SCHOOLS:
         postcode, lat, lon = TOWNS[town]
         data_s = SchoolData(name, f"{street}, {postcode} {town}", town, lat, lon)
-        schools.append(save_school(session, district_id=district.id, data=data_s, actor=actor, now=now))
+        save_school(session, district_id=district.id, data=data_s, actor=actor, now=now)
     set_total(
         session,
         district_id=district.id,
@@ -109,14 +105,37 @@ def create_demo(session: Session, *, now: datetime, actor: str) -> Demo:
         actor=actor,
         now=now,
     )
-    wanted = [(Role.SCHOOL, schools[0].id, schools[0].name, "")]
-    wanted += [(Role.INTERPRETER, i.id, i.name, "") for i in interpreters[:3]]
-    wanted += [(Role.COORDINATOR, district.id, "Koordinierungsstelle", "Koordinierungsstelle")]
     invites = []
-    for role, for_id, label, name in wanted:
-        assert for_id is not None
+    for person in demo_people(session, district):
         _, code = create_invite(
-            session, district_id=district.id, role=role, for_id=for_id, actor=actor, now=now, name=name
+            session,
+            district_id=district.id,
+            role=person.role,
+            for_id=person.for_id,
+            actor=actor,
+            now=now,
+            name=person.name,
         )
-        invites.append(DemoInvite(role, label, code))
+        invites.append(DemoInvite(person.role, person.label, code))
     return Demo(district, tuple(invites))
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    role: Role
+    for_id: int
+    label: str
+    name: str
+
+
+def demo_people(session: Session, district: District) -> list[DemoPerson]:
+    """Who the demo invites: the first school, the first three interpreters (all speak Arabic), the office."""
+    assert district.id is not None
+    school = list_schools(session, district.id)[0]
+    assert school.id is not None
+    people = [DemoPerson(Role.SCHOOL, school.id, school.name, "")]
+    for interpreter in list_pool(session, district.id)[:3]:
+        assert interpreter.id is not None
+        people.append(DemoPerson(Role.INTERPRETER, interpreter.id, interpreter.name, ""))
+    people.append(DemoPerson(Role.COORDINATOR, district.id, "Koordinierungsstelle", "Koordinierungsstelle"))
+    return people

@@ -1,0 +1,1 @@
+"""The platform-neutral conversation: events in, replies out; dialogs stored in the database."""

@@ -1,0 +1,130 @@
+"""Typed answers as people write them in chat: dates like `12.3. 14:30`, durations like `1,5 h`."""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.conversation.messages import Choice
+from services.errors import InvalidInput
+from services.text import N_
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+_DATE_TIME = re.compile(
+    r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?\s*(?:,|um)?\s*(\d{1,2})(?:[:.](\d{2}))?\s*(?:uhr|h)?$"
+)
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ t](\d{1,2}):(\d{2})$")
+_DATE = re.compile(r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?$")
+_MINUTES = re.compile(r"^(\d{1,3})\s*(?:min|minuten|minutes|m)?\.?$")
+_HOURS = re.compile(r"^(\d{1,2})(?:[.,](\d{1,2}))?\s*(?:h|std|stunden?|hours?)\.?$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})\s*(?:h|std)?$")
+_WHOLE = re.compile(r"^\d{1,6}$")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the user gave at a step: the key of a choice (button, number or label) and/or free text."""
+
+    key: str | None
+    text: str
+
+
+def resolve(text: str, choice: str | None, offered: list[str], labels: dict[str, str]) -> Answer:
+    """Match a button, a typed number (`2`) or a typed label (`Telefon`) to one of the offered choices."""
+    if choice is not None:
+        return Answer(choice if choice in offered or ":" in choice else None, text)
+    cleaned = text.strip()
+    if cleaned.isdigit() and 1 <= int(cleaned) <= len(offered):
+        return Answer(offered[int(cleaned) - 1], cleaned)
+    folded = cleaned.casefold()
+    for key in offered:
+        if folded and folded in (labels.get(key, "").casefold(), key.casefold()):
+            return Answer(key, cleaned)
+    return Answer(None, cleaned)
+
+
+def labels_of(choices: tuple[Choice, ...]) -> dict[str, str]:
+    return {c.key: c.label for c in choices}
+
+
+def _year_for(day: int, month: int, year: str | None, today: date) -> int:
+    if year is None:
+        # No year written: the next such day from today on.
+        return today.year if (month, day) >= (today.month, today.day) else today.year + 1
+    return int(year) + 2000 if len(year) == 2 else int(year)
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """`12.3. 14:30`, `12.03.2026 14:30`, `Do 12.3. 9 Uhr` or `2026-03-12 14:30`, Berlin time, to UTC."""
+    cleaned = " ".join(text.strip().lower().split())
+    today = now.astimezone(BERLIN).date()
+    match = _DATE_TIME.match(cleaned)
+    iso = _ISO.match(cleaned)
+    try:
+        if match:
+            day, month, year, hour, minute = match.groups()
+            moment = datetime(
+                _year_for(int(day), int(month), year, today),
+                int(month),
+                int(day),
+                int(hour),
+                int(minute or 0),
+                tzinfo=BERLIN,
+            )
+        elif iso:
+            y, mo, d, h, mi = (int(g) for g in iso.groups())
+            moment = datetime(y, mo, d, h, mi, tzinfo=BERLIN)
+        else:
+            raise ValueError(cleaned)
+    except ValueError:
+        raise InvalidInput(
+            N_("“{value}” is not a date with a time; write e.g. 12.3. 14:30."), value=text
+        ) from None
+    return moment.astimezone(UTC)
+
+
+def parse_day(text: str, now: datetime) -> date:
+    """`12.3.` or `12.03.2026` as a calendar day (the next such day when the year is left out)."""
+    cleaned = text.strip().lower()
+    match = _DATE.match(cleaned)
+    try:
+        if not match:
+            raise ValueError(cleaned)
+        day, month, year = match.groups()
+        today = now.astimezone(BERLIN).date()
+        return date(_year_for(int(day), int(month), year, today), int(month), int(day))
+    except ValueError:
+        raise InvalidInput(
+            N_("“{value}” is not a date; write e.g. 12.3. or 12.03.2027."), value=text
+        ) from None
+
+
+def start_of_day(day: date) -> datetime:
+    """Midnight in Berlin at the start of `day`, in UTC."""
+    return datetime.combine(day, time(0, 0), tzinfo=BERLIN).astimezone(UTC)
+
+
+def end_of_day(day: date) -> datetime:
+    return start_of_day(day + timedelta(days=1))
+
+
+def parse_minutes(text: str) -> int:
+    """`90`, `90 min`, `1:30`, `1,5 h` or `2 Std.` as whole minutes."""
+    cleaned = text.strip().lower()
+    if match := _MINUTES.match(cleaned):
+        return int(match.group(1))
+    if match := _CLOCK.match(cleaned):
+        return int(match.group(1)) * 60 + int(match.group(2))
+    if match := _HOURS.match(cleaned):
+        whole, fraction = int(match.group(1)), str(match.group(2) or "0")
+        return whole * 60 + int(fraction) * 60 // int(10 ** len(fraction))
+    raise InvalidInput(N_("“{value}” is not a duration; write the minutes, e.g. 75, or 1:15."), value=text)
+
+
+def parse_count(text: str, *, most: int) -> int:
+    """A whole number from 0 to `most` (kilometres and the like)."""
+    cleaned = text.strip().lower().removesuffix("km").strip()
+    if not _WHOLE.match(cleaned) or int(cleaned) > most:
+        raise InvalidInput(N_("“{value}” is not a whole number from 0 to {most}."), value=text, most=most)
+    return int(cleaned)

@@ -1,0 +1,193 @@
+"""The coordinator's side: the budget at a glance, requests that need a decision, the pool, corrections."""
+
+from bot.conversation.answers import Answer, parse_count, parse_minutes
+from bot.conversation.turn import Feature, Flow, Step, Turn
+from bot.conversation.views import listing, request_line, status_line
+from services import closeout, ledger, requests
+from services.errors import InvalidInput
+from services.overview import disputed, in_progress, pool_languages, uncovered_demand, waiting_for_coordinator
+from services.text import N_
+from services.units import parse_money
+from services.vocabulary import RequestState, Role
+
+REASONS = {
+    "over_budget": N_("over budget"),
+    "no_budget": N_("no budget for the year"),
+    "not_filled": N_("nobody accepted or was available"),
+}
+
+
+def show_budget(turn: Turn, _arg: str) -> None:
+    """Show this year's budget: total, reserved, charged, available and the share used."""
+    year = ledger.fiscal_year(turn.now)
+    budget = ledger.find_budget(turn.session, turn.district_id, year)
+    if budget is None:
+        turn.say("There is no budget for {year} yet.", year=year)
+        return
+    balance = ledger.balance_of(budget)
+    turn.say(
+        "Budget {year}\nTotal: {total_cents}\nReserved: {reserved_cents}\nCharged: {charged_cents}\n"
+        "Available: {available_cents}\nUsed: {used_percent}",
+        year=year,
+        total_cents=balance.total_cents,
+        reserved_cents=balance.reserved_cents,
+        charged_cents=balance.charged_cents,
+        available_cents=balance.available_cents,
+        used_percent=balance.used_percent,
+    )
+
+
+def show_requests(turn: Turn, _arg: str) -> None:
+    """List requests that wait for a decision (with the reason) and those still looking for someone."""
+    waiting = waiting_for_coordinator(turn.session, turn.district_id)
+    lines, choices = [], []
+    for request in waiting:
+        reason = turn.t.gettext(REASONS.get(request.state_reason or "", REASONS["not_filled"]))
+        lines.append(f"{status_line(turn, request)}: {reason}")
+        choices.append(turn.choice(f"rq:ap:{request.id}", "Approve #{request_id}", request_id=request.id))
+        if request.state == RequestState.UNFILLED.value:
+            choices.append(turn.choice(f"rq:rf:{request.id}", "Refer #{request_id}", request_id=request.id))
+        else:
+            choices.append(turn.choice(f"rq:rj:{request.id}", "Reject #{request_id}", request_id=request.id))
+    text = listing(turn, N_("Waiting for your decision:"), lines, N_("No request waits for a decision."))
+    running = [status_line(turn, r) for r in in_progress(turn.session, turn.district_id, turn.now)]
+    if running:
+        text += "\n\n" + listing(turn, N_("Looking for an interpreter:"), running, N_("Nothing here yet."))
+    turn.say_text(text, choices)
+
+
+def approve(turn: Turn, request_id: int) -> None:
+    """Let a held or unfilled request go out to interpreters."""
+    request = requests.approve(
+        turn.session, district_id=turn.district_id, request_id=request_id, actor=turn.actor, now=turn.now
+    )
+    turn.say("#{request_id} is now {state}.", request_id=request_id, state=request.state)
+
+
+def reject(turn: Turn, request_id: int) -> None:
+    """Turn a held request down; the school is told."""
+    requests.reject(
+        turn.session, district_id=turn.district_id, request_id=request_id, actor=turn.actor, now=turn.now
+    )
+    turn.say("#{request_id} is rejected; the school is told.", request_id=request_id)
+
+
+def refer(turn: Turn, request_id: int) -> None:
+    """Send an unfilled request to the external service; the school gets its contact."""
+    requests.refer_unfilled(
+        turn.session, district_id=turn.district_id, request_id=request_id, actor=turn.actor, now=turn.now
+    )
+    turn.say("#{request_id} is referred; the school is told.", request_id=request_id)
+
+
+def show_pool(turn: Turn, _arg: str) -> None:
+    """Show the languages the pool covers, by whom, and the languages asked for that nobody speaks."""
+    covered = pool_languages(turn.session, turn.district_id)
+    lines = [
+        f"{turn.t.language(tag)}: {', '.join(i.name for i in people)}" for tag, people in covered.items()
+    ]
+    text = listing(turn, N_("Languages in the pool:"), lines, N_("The pool is empty."))
+    missing = uncovered_demand(turn.session, turn.district_id)
+    if missing:
+        asked = [turn._("{language}: asked {count} times", language=tag, count=n) for tag, n in missing]
+        text += "\n\n" + listing(
+            turn, N_("Asked for, but nobody in the pool speaks it:"), asked, N_("Nothing here yet.")
+        )
+    turn.say_text(text)
+
+
+def show_closeouts(turn: Turn, _arg: str) -> None:
+    """List the disputed reports, each with a button to correct it."""
+    found = disputed(turn.session, turn.district_id)
+    lines = [
+        turn._(
+            "{line}: {minutes} min, {km} km — “{reason}”",
+            line=request_line(turn.t, r),
+            minutes=c.actual_minutes,
+            km=c.km,
+            reason=c.dispute_reason or "",
+        )
+        for r, c in found
+    ]
+    choices = [turn.choice(f"co:fx:{r.id}", "Correct #{request_id}", request_id=r.id) for r, _ in found]
+    turn.say_text(listing(turn, N_("Disputed reports:"), lines, N_("No report is disputed.")), choices)
+
+
+def start_correction(turn: Turn, request_id: int) -> None:
+    """Begin correcting a report."""
+    requests.get_request(turn.session, turn.district_id, request_id)
+    turn.start("correct", "minutes", request_id=request_id)
+    ask_minutes(turn)
+
+
+def ask_minutes(turn: Turn) -> None:
+    turn.ask(N_("The correct minutes for #{request_id}?"), request_id=turn.draft["request_id"])
+
+
+def take_minutes(turn: Turn, answer: Answer) -> str:
+    turn.draft["minutes"] = parse_minutes(answer.text)
+    return "km"
+
+
+def ask_km(turn: Turn) -> None:
+    turn.ask(N_("The correct kilometres (there and back)?"), [turn.choice("0", "0 km")])
+
+
+def take_km(turn: Turn, answer: Answer) -> str:
+    turn.draft["km"] = int(answer.key) if answer.key else parse_count(answer.text, most=1000)
+    return "expenses"
+
+
+def ask_expenses(turn: Turn) -> None:
+    turn.ask(N_("Tickets or other costs in euros (e.g. 12.90)?"), [turn.choice("0", "None")])
+
+
+def take_expenses(turn: Turn, answer: Answer) -> str:
+    turn.draft["expenses"] = 0 if answer.key == "0" else parse_money(answer.text)
+    return "reason"
+
+
+def ask_reason(turn: Turn) -> None:
+    turn.ask(N_("The reason for the correction (it is kept with the ledger entry)?"))
+
+
+def take_reason(turn: Turn, answer: Answer) -> None:
+    reason = answer.text.strip()
+    if not 3 <= len(reason) <= 300:
+        raise InvalidInput(N_("Please give the reason in 3 to 300 characters."))
+    change = closeout.correct(
+        turn.session,
+        district_id=turn.district_id,
+        request_id=int(turn.draft["request_id"]),
+        minutes=int(turn.draft["minutes"]),
+        km=int(turn.draft["km"]),
+        expenses_cents=int(turn.draft["expenses"]),
+        reason=reason,
+        actor=turn.actor,
+        now=turn.now,
+    )
+    turn.finish()
+    turn.say("Corrected; the charge changes by {change_cents}.", change_cents=change)
+
+
+COORDINATOR = Feature(
+    role=Role.COORDINATOR,
+    commands={
+        "budget": (show_budget, N_("the budget at a glance")),
+        "requests": (show_requests, N_("requests that need a decision")),
+        "pool": (show_pool, N_("languages and who covers them")),
+        "closeouts": (show_closeouts, N_("disputed reports to correct")),
+    },
+    actions={"rq:ap": approve, "rq:rj": reject, "rq:rf": refer, "co:fx": start_correction},
+    flows={
+        "correct": Flow(
+            Role.COORDINATOR,
+            {
+                "minutes": Step(ask_minutes, take_minutes),
+                "km": Step(ask_km, take_km),
+                "expenses": Step(ask_expenses, take_expenses),
+                "reason": Step(ask_reason, take_reason),
+            },
+        )
+    },
+)

@@ -1,0 +1,264 @@
+"""The interpreter's side: answering offers, the jobs ahead, the report after a job, absences."""
+
+from datetime import date
+
+from bot.conversation.answers import Answer, end_of_day, parse_count, parse_day, parse_minutes, start_of_day
+from bot.conversation.messages import Choice
+from bot.conversation.turn import Feature, Flow, Step, Turn
+from bot.conversation.views import listing, request_line
+from db.models import Request
+from services import billing, closeout, offers
+from services.errors import InvalidInput, NotFound
+from services.overview import interpreter_jobs, reportable
+from services.policy import load_policy
+from services.pool import add_absence
+from services.text import N_
+from services.units import parse_money
+from services.vocabulary import Mode, RequestState, Role
+
+MAX_KM = 1000
+MAX_MINUTES = 12 * 60
+
+
+def _interpreter_id(turn: Turn) -> int:
+    assert turn.member.interpreter_id is not None
+    return turn.member.interpreter_id
+
+
+def accept(turn: Turn, offer_id: int) -> None:
+    """Take the job; the offer message is updated by the notification that follows."""
+    offers.accept_offer(
+        turn.session, offer_id=offer_id, interpreter_id=_interpreter_id(turn), actor=turn.actor, now=turn.now
+    )
+
+
+def decline(turn: Turn, offer_id: int) -> None:
+    """Decline the job; the next interpreter gets it."""
+    offers.decline_offer(
+        turn.session, offer_id=offer_id, interpreter_id=_interpreter_id(turn), actor=turn.actor, now=turn.now
+    )
+    turn.say("Declined. Thank you for answering quickly.")
+
+
+def give_back(turn: Turn, request_id: int) -> None:
+    """Hand a booked job back; it goes to the next interpreter and the school is told."""
+    offers.give_back(
+        turn.session,
+        request_id=request_id,
+        interpreter_id=_interpreter_id(turn),
+        actor=turn.actor,
+        now=turn.now,
+    )
+    turn.say("You have handed back #{request_id}. The school is told.", request_id=request_id)
+
+
+def show_jobs(turn: Turn, _arg: str) -> None:
+    """List the jobs ahead and those waiting for a report."""
+    jobs = interpreter_jobs(turn.session, _interpreter_id(turn))
+    lines, choices = [], []
+    for job in jobs:
+        line = request_line(turn.t, job)
+        if job.mode != Mode.WRITTEN.value:
+            line += "\n   " + job.place
+        lines.append(line)
+        if job.state == RequestState.BOOKED.value and job.starts_at > turn.now:
+            choices.append(turn.choice(f"bk:gb:{job.id}", "Hand back #{request_id}", request_id=job.id))
+        elif job.starts_at <= turn.now:
+            choices.append(turn.choice(f"rp:go:{job.id}", "Report #{request_id}", request_id=job.id))
+    text = listing(turn, N_("Your jobs:"), lines, N_("No jobs at the moment."))
+    turn.say_text(text, choices)
+
+
+# --- the report after a job ---------------------------------------------------------------------
+
+
+def _job(turn: Turn) -> Request:
+    request = turn.session.get(Request, int(turn.draft["request_id"]))
+    if request is None or request.interpreter_id != _interpreter_id(turn):
+        raise NotFound(N_("This booking does not exist."))
+    return request
+
+
+def start_report(turn: Turn, _arg: str) -> None:
+    """Begin the report for a finished job (asking which one if there are several)."""
+    jobs = reportable(turn.session, _interpreter_id(turn), turn.now)
+    if not jobs:
+        turn.say("There is no job to report yet; a job can be reported once it has begun.")
+        return
+    if len(jobs) == 1:
+        report_job(turn, jobs[0].id or 0)
+        return
+    turn.start("report", "job")
+    ask_job(turn)
+
+
+def report_job(turn: Turn, request_id: int) -> None:
+    """Report the given job."""
+    turn.start("report", "minutes", request_id=request_id)
+    _job(turn)
+    ask_minutes(turn)
+
+
+def ask_job(turn: Turn) -> None:
+    jobs = reportable(turn.session, _interpreter_id(turn), turn.now)
+    turn.ask(N_("Which job do you report?"), [Choice(str(j.id), request_line(turn.t, j)) for j in jobs])
+
+
+def take_job(turn: Turn, answer: Answer) -> str:
+    if answer.key is None or not answer.key.isdigit():
+        raise InvalidInput(N_("Please choose one of the options."))
+    turn.draft["request_id"] = int(answer.key)
+    _job(turn)
+    return "minutes"
+
+
+def ask_minutes(turn: Turn) -> None:
+    job = _job(turn)
+    planned = turn.choice(str(job.duration_minutes), "{minutes} min as planned", minutes=job.duration_minutes)
+    if job.mode == Mode.WRITTEN.value:
+        turn.ask(N_("How many minutes did the translation take?"), [planned])
+    else:
+        turn.ask(N_("How many minutes did {line} actually take?"), [planned], line=request_line(turn.t, job))
+
+
+def take_minutes(turn: Turn, answer: Answer) -> str:
+    minutes = int(answer.key) if answer.key and answer.key.isdigit() else parse_minutes(answer.text)
+    if not 1 <= minutes <= MAX_MINUTES:
+        raise InvalidInput(N_("The minutes must be between 1 and {most}."), most=MAX_MINUTES)
+    turn.draft["minutes"] = minutes
+    if _job(turn).mode != Mode.IN_PERSON.value:
+        turn.draft["km"], turn.draft["expenses"] = 0, 0
+        return "check"
+    return "km"
+
+
+def ask_km(turn: Turn) -> None:
+    turn.ask(
+        N_("How many kilometres did you drive, there and back? (0 if you took public transport)"),
+        [turn.choice("0", "0 km")],
+    )
+
+
+def take_km(turn: Turn, answer: Answer) -> str:
+    turn.draft["km"] = int(answer.key) if answer.key else parse_count(answer.text, most=MAX_KM)
+    return "expenses"
+
+
+def ask_expenses(turn: Turn) -> None:
+    turn.ask(N_("Tickets or other costs in euros (e.g. 12.90)?"), [turn.choice("0", "None")])
+
+
+def take_expenses(turn: Turn, answer: Answer) -> str:
+    turn.draft["expenses"] = 0 if answer.key == "0" else parse_money(answer.text)
+    return "check"
+
+
+def ask_check(turn: Turn) -> None:
+    job = _job(turn)
+    minutes, km, expenses = (int(turn.draft[k]) for k in ("minutes", "km", "expenses"))
+    billing.validate_report(Mode(job.mode), minutes, km, expenses)
+    cost = billing.actual(Mode(job.mode), minutes, km, expenses, load_policy(turn.session, turn.district_id))
+    text = turn._(
+        "{line}\n{minutes} min, {km} km, other costs {expenses_cents}: "
+        "you will be paid {amount_cents}. Send?",
+        line=request_line(turn.t, job),
+        minutes=minutes,
+        km=km,
+        expenses_cents=expenses,
+        amount_cents=cost.total_cents,
+    )
+    turn.say_text(text, [turn.choice("send", "Send"), turn.choice("again", "Start again")])
+
+
+def take_check(turn: Turn, answer: Answer) -> str | None:
+    if answer.key == "again":
+        turn.dialog.draft = {"request_id": turn.draft["request_id"]}
+        return "minutes"
+    if answer.key != "send":
+        raise InvalidInput(N_("Please choose one of the options."))
+    done = closeout.report(
+        turn.session,
+        request_id=int(turn.draft["request_id"]),
+        interpreter_id=_interpreter_id(turn),
+        minutes=int(turn.draft["minutes"]),
+        km=int(turn.draft["km"]),
+        expenses_cents=int(turn.draft["expenses"]),
+        actor=turn.actor,
+        now=turn.now,
+    )
+    turn.finish()
+    turn.say(
+        "Report sent: {amount_cents}. The school confirms it; then it is paid.",
+        amount_cents=done.amount_cents,
+    )
+    return None
+
+
+# --- absences -----------------------------------------------------------------------------------
+
+
+def start_away(turn: Turn, _arg: str) -> None:
+    """Begin entering an absence."""
+    turn.start("away", "from")
+    ask_from(turn)
+
+
+def ask_from(turn: Turn) -> None:
+    turn.ask(N_("From which day are you away? (e.g. 12.3.)"))
+
+
+def take_from(turn: Turn, answer: Answer) -> str:
+    turn.draft["from"] = parse_day(answer.text, turn.now).isoformat()
+    return "until"
+
+
+def ask_until(turn: Turn) -> None:
+    turn.ask(N_("Until which day, inclusive?"))
+
+
+def take_until(turn: Turn, answer: Answer) -> None:
+    first = date.fromisoformat(turn.draft["from"])
+    last = parse_day(answer.text, turn.now)
+    if last < first:
+        raise InvalidInput(N_("An absence must end after it starts."))
+    add_absence(
+        turn.session,
+        district_id=turn.district_id,
+        interpreter_id=_interpreter_id(turn),
+        starts_at=start_of_day(first),
+        ends_at=end_of_day(last),
+        actor=turn.actor,
+        now=turn.now,
+    )
+    turn.finish()
+    turn.say(
+        "Noted: no offers from {from_at} until {until_at}.",
+        from_at=start_of_day(first),
+        until_at=end_of_day(last),
+    )
+
+
+INTERPRETER = Feature(
+    role=Role.INTERPRETER,
+    commands={
+        "jobs": (show_jobs, N_("your jobs ahead")),
+        "report": (start_report, N_("report a finished job")),
+        "away": (start_away, N_("tell us when you are away")),
+    },
+    actions={"of:a": accept, "of:d": decline, "bk:gb": give_back, "rp:go": report_job},
+    flows={
+        "report": Flow(
+            Role.INTERPRETER,
+            {
+                "job": Step(ask_job, take_job),
+                "minutes": Step(ask_minutes, take_minutes),
+                "km": Step(ask_km, take_km),
+                "expenses": Step(ask_expenses, take_expenses),
+                "check": Step(ask_check, take_check),
+            },
+        ),
+        "away": Flow(
+            Role.INTERPRETER, {"from": Step(ask_from, take_from), "until": Step(ask_until, take_until)}
+        ),
+    },
+)

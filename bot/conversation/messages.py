@@ -1,0 +1,60 @@
+"""What flows between a transport and the conversation: neutral events in, neutral replies out."""
+
+from dataclasses import dataclass, field
+
+MAX_CHOICE_KEY = 64  # Telegram's limit for callback data, in bytes
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A text or a chosen option from one user in one chat; `event_key` makes a redelivery harmless."""
+
+    platform: str
+    user_id: str
+    chat_id: str
+    text: str = ""
+    choice: str | None = None
+    event_key: str | None = None
+    language_hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An option: `key` is short and opaque (it goes into callback data), `label` is what the user reads."""
+
+    key: str
+    label: str
+
+    def __post_init__(self) -> None:
+        if len(self.key.encode()) > MAX_CHOICE_KEY:
+            raise ValueError(f"choice key over {MAX_CHOICE_KEY} bytes: {self.key[:20]}…")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to send; its choices become buttons, and the text already lists them by number."""
+
+    text: str
+    choices: tuple[Choice, ...] = field(default_factory=tuple)
+
+
+def numbered(text: str, choices: tuple[Choice, ...]) -> str:
+    """The text followed by its choices as a numbered list, so a typed number works everywhere."""
+    if not choices:
+        return text
+    lines = [f"{number}. {choice.label}" for number, choice in enumerate(choices, start=1)]
+    return text + "\n\n" + "\n".join(lines)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut a long text into parts of at most `limit` characters, at line breaks where possible."""
+    parts: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = rest.rfind("\n", 0, limit)
+        if cut <= 0:
+            cut = limit
+        parts.append(rest[:cut])
+        rest = rest[cut:].lstrip("\n")
+    parts.append(rest)
+    return parts

@@ -1,0 +1,291 @@
+"""The conversation's entry point: one incoming event, handled in one transaction, gives the replies.
+
+The member and their role are read from the database on every event; a button only names what
+was chosen, never who may choose it. Commands start with `/` (Telegram, terminal) or `!` (Matrix).
+A domain error rolls the whole event back and is answered with its sentence, and the step is
+asked again, so bad input never changes anything.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bot.conversation.answers import labels_of, resolve
+from bot.conversation.coordinator import COORDINATOR
+from bot.conversation.interpreter import INTERPRETER
+from bot.conversation.messages import Choice, Incoming, Reply
+from bot.conversation.school import SCHOOL
+from bot.conversation.turn import STAY, Feature, Flow, Step, Turn
+from bot.i18n import LOCALES, Translator, pick_locale
+from db.models import Member
+from db.uow import UnitOfWork
+from services import identities
+from services.dialogs import Dialog, first_time, load_dialog, save_dialog
+from services.errors import DomainError
+from services.text import N_
+from services.vocabulary import Role
+
+log = logging.getLogger(__name__)
+
+FEATURES: dict[Role, Feature] = {
+    Role.SCHOOL: SCHOOL,
+    Role.INTERPRETER: INTERPRETER,
+    Role.COORDINATOR: COORDINATOR,
+}
+COMMON_HELP = {
+    "help": N_("what you can do here"),
+    "language": N_("Sprache / language"),
+    "cancel": N_("leave the current dialog"),
+}
+# German words people type instead of the commands.
+ALIASES = {
+    "hilfe": "help",
+    "sprache": "language",
+    "abbrechen": "cancel",
+    "anfrage": "request",
+    "buchungen": "bookings",
+    "einsaetze": "jobs",
+    "einsätze": "jobs",
+    "bericht": "report",
+    "abwesend": "away",
+    "haushalt": "budget",
+    "anfragen": "requests",
+}
+CANCEL_WORDS = {"abbrechen", "cancel", "stop"}
+LANGUAGE_NAMES = {"de": "Deutsch", "en": "English"}
+ROLE_NAMES = {
+    Role.SCHOOL: N_("school"),
+    Role.INTERPRETER: N_("interpreter"),
+    Role.COORDINATOR: N_("coordinator"),
+}
+
+
+def split_command(text: str) -> tuple[str, str] | None:
+    """`/start CODE` or `!start CODE` -> (`start`, `CODE`); `/request@bot` -> (`request`, ``)."""
+    stripped = text.strip()
+    if len(stripped) < 2 or stripped[0] not in "/!" or not stripped[1].isalpha():
+        return None
+    head, _, arg = stripped[1:].partition(" ")
+    name = head.split("@")[0].lower()
+    return ALIASES.get(name, name), arg.strip()
+
+
+def command_list(role: Role | None) -> list[tuple[str, str]]:
+    """(command, help message id) for a role, as the help text and the platform's command menu show them."""
+    listed = list(FEATURES[role].commands.items()) if role else []
+    own = [(name, text) for name, (_, text) in listed]
+    return own + list(COMMON_HELP.items())
+
+
+class Conversation:
+    """Turns incoming events into replies; every platform talks to this one object."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def handle(self, event: Incoming) -> list[Reply]:
+        """Handle one event; returns the replies for the same chat (notifications go through the outbox)."""
+        now = self.clock()
+        try:
+            return self._handle(event, now)
+        except DomainError as exc:
+            return self._handle_error(event, exc, now)
+        except IntegrityError:
+            # The same event arrived twice at the same moment: the other copy wins.
+            log.info("duplicate event %s on %s ignored", event.event_key, event.platform)
+            return []
+
+    def _handle(self, event: Incoming, now: datetime) -> list[Reply]:
+        with UnitOfWork(self.engine) as uow:
+            session = uow.session
+            if event.event_key and not first_time(
+                session, platform=event.platform, event_key=event.event_key, now=now
+            ):
+                return []
+            identity = identities.find_identity(session, event.platform, event.user_id)
+            if identity is None:
+                replies = self._stranger(uow, event, now)
+                uow.commit()
+                return replies
+            identities.touch(session, identity, chat_id=event.chat_id, now=now)
+            member = session.get(Member, identity.member_id)
+            assert member is not None
+            turn = Turn(
+                session,
+                member,
+                Translator(member.locale or "de"),
+                now,
+                load_dialog(session, identity.member_id),
+            )
+            self._dispatch(turn, event)
+            save_dialog(session, turn.member_id, turn.dialog, now=now)
+            uow.commit()
+            return turn.replies
+
+    def _handle_error(self, event: Incoming, exc: DomainError, now: datetime) -> list[Reply]:
+        """Answer a domain error with its sentence; nothing of the failed event was kept."""
+        with UnitOfWork(self.engine) as uow:
+            session = uow.session
+            if event.event_key:
+                first_time(session, platform=event.platform, event_key=event.event_key, now=now)
+            member = identities.member_of(session, event.platform, event.user_id)
+            if member is None:
+                translator = Translator(pick_locale(event.language_hint))
+                uow.commit()
+                return [Reply(translator.error(exc))]
+            assert member.id is not None
+            turn = Turn(
+                session, member, Translator(member.locale or "de"), now, load_dialog(session, member.id)
+            )
+            turn.say_text(turn.t.error(exc))
+            flow = self._flow(turn)
+            if flow is not None and turn.dialog.step in flow.steps:
+                try:
+                    flow.steps[turn.dialog.step].ask(turn)
+                except DomainError:
+                    turn.finish()  # the dialog's subject is gone (cancelled, taken): start afresh
+            save_dialog(session, member.id, turn.dialog, now=now)
+            uow.commit()
+            return turn.replies
+
+    # --- strangers ------------------------------------------------------------------------------
+
+    def _stranger(self, uow: UnitOfWork, event: Incoming, now: datetime) -> list[Reply]:
+        """Onboarding only: a valid code links the chat; anything else gets the explanation."""
+        t = Translator(pick_locale(event.language_hint))
+        command = split_command(event.text)
+        if command is None or command[0] != "start" or not command[1]:
+            return [
+                Reply(
+                    t.gettext(
+                        "Welcome to Dolmetscherpool. This bot is for the schools, interpreters and "
+                        "coordination office of a county's interpreter pool. To take part you need an "
+                        "invite code from your "
+                        "coordination office; then send: /start CODE"
+                    )
+                )
+            ]
+        member = identities.link(
+            uow.session,
+            platform=event.platform,
+            user_id=event.user_id,
+            chat_id=event.chat_id,
+            code=command[1],
+            now=now,
+            locale=t.locale,
+        )
+        turn = Turn(uow.session, member, t, now, Dialog())
+        turn.say("Welcome! You are registered as {role}.", role=t.gettext(ROLE_NAMES[turn.role]))
+        self._help(turn)
+        return turn.replies
+
+    # --- members --------------------------------------------------------------------------------
+
+    def _flow(self, turn: Turn) -> Flow | None:
+        return FEATURES[turn.role].flows.get(turn.dialog.flow)
+
+    def _dispatch(self, turn: Turn, event: Incoming) -> None:
+        feature = FEATURES[turn.role]
+        command = split_command(event.text) if event.choice is None else None
+        if command is not None:
+            self._command(turn, feature, *command)
+            return
+        if event.choice is None and event.text.strip().casefold() in CANCEL_WORDS:
+            self._cancel(turn)
+            return
+        flow = self._flow(turn)
+        step = flow.steps.get(turn.dialog.step) if flow else None
+        offered = turn.dialog.choices
+        answer = resolve(event.text, event.choice, offered, {})
+        if answer.key is not None and ":" in answer.key:
+            self._action(turn, feature, answer.key)
+            return
+        if event.choice is not None and answer.key is None:
+            turn.say("This button belongs to an earlier question. Please use the latest one.")
+            return
+        if step is None:
+            if not self._language_choice(turn, answer.key):
+                self._not_understood(turn)
+            return
+        if event.choice is None and answer.key is None:
+            answer = resolve(event.text, None, offered, self._labels(turn, step))
+        following = step.take(turn, answer)
+        if following is None or following == STAY:
+            return
+        turn.dialog.step = following
+        turn.dialog.choices = []
+        flow_now = self._flow(turn)
+        assert flow_now is not None
+        flow_now.steps[following].ask(turn)
+
+    @staticmethod
+    def _labels(turn: Turn, step: Step) -> dict[str, str]:
+        """The labels of the choices last offered, recomputed so a typed label (`Telefon`) matches."""
+        probe = Turn(
+            turn.session,
+            turn.member,
+            turn.t,
+            turn.now,
+            Dialog(turn.dialog.flow, turn.dialog.step, dict(turn.draft)),
+        )
+        try:
+            step.ask(probe)
+        except DomainError:
+            return {}
+        return {k: v for reply in probe.replies for k, v in labels_of(reply.choices).items()}
+
+    def _command(self, turn: Turn, feature: Feature, name: str, arg: str) -> None:
+        if name == "cancel":
+            self._cancel(turn)
+        elif name == "help":
+            turn.finish()
+            self._help(turn)
+        elif name == "language":
+            turn.finish()
+            choices = [Choice(f"lang-{code}", LANGUAGE_NAMES[code]) for code in LOCALES]
+            turn.ask(N_("Which language should I use?"), choices)
+        elif name == "start":
+            turn.say("You are already registered as {role}.", role=turn.t.gettext(ROLE_NAMES[turn.role]))
+        elif name in feature.commands:
+            turn.finish()
+            feature.commands[name][0](turn, arg)
+        else:
+            turn.say("I do not know the command /{name}. /help lists what you can do.", name=name)
+
+    def _action(self, turn: Turn, feature: Feature, key: str) -> None:
+        prefix, _, raw_id = key.rpartition(":")
+        action = feature.actions.get(prefix)
+        if action is None or not raw_id.isdigit():
+            turn.say("This button is not meant for you.")
+            return
+        turn.finish()
+        action(turn, int(raw_id))
+
+    def _cancel(self, turn: Turn) -> None:
+        was_active = turn.dialog.active
+        turn.finish()
+        turn.say("Cancelled. Nothing was saved." if was_active else "There was nothing to cancel.")
+
+    def _help(self, turn: Turn) -> None:
+        lines = [turn._("What you can do as {role}:", role=turn.t.gettext(ROLE_NAMES[turn.role]))]
+        lines += [f"/{name} – {turn.t.gettext(text)}" for name, text in command_list(turn.role)]
+        turn.say_text("\n".join(lines))
+
+    def _language_choice(self, turn: Turn, key: str | None) -> bool:
+        if key is None or not key.startswith("lang-") or key[5:] not in LOCALES:
+            return False
+        turn.member.locale = key[5:]
+        turn.session.add(turn.member)
+        turn.t = Translator(key[5:])
+        turn.dialog.choices = []
+        turn.say(
+            "From now on I write in English." if key == "lang-en" else "Ab jetzt schreibe ich auf Deutsch."
+        )
+        return True
+
+    def _not_understood(self, turn: Turn) -> None:
+        turn.say("I did not understand that. /help lists what you can do.")

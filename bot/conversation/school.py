@@ -1,0 +1,507 @@
+"""The school's dialogs: a new request step by step, its bookings, cancelling, and the closeout decision."""
+
+from datetime import datetime, timedelta
+
+from bot.conversation.answers import BERLIN, Answer, parse_minutes, parse_when
+from bot.conversation.messages import Choice
+from bot.conversation.turn import STAY, Feature, Flow, Step, Turn
+from bot.conversation.views import listing, request_line, status_line
+from db.models import School
+from services import closeout, requests
+from services.errors import InvalidInput
+from services.languages import search_languages
+from services.overview import most_requested, pool_languages, school_requests
+from services.policy import load_policy
+from services.requests import MAX_DURATION, MIN_DURATION, NOTE_MAX, RequestDraft
+from services.text import N_
+from services.vocabulary import (
+    MODE_LABELS,
+    TOPIC_LABELS,
+    CloseoutState,
+    Gender,
+    Mode,
+    RequestState,
+    Role,
+    Topic,
+)
+
+LANGUAGE_CHOICES = 8
+ORDER = ("language", "mode", "when", "duration", "place", "topic", "gender", "note", "summary")
+CANCELLABLE = (
+    RequestState.REQUESTED,
+    RequestState.AWAITING_APPROVAL,
+    RequestState.OFFERED,
+    RequestState.BOOKED,
+    RequestState.UNFILLED,
+)
+
+
+def _school(turn: Turn) -> School:
+    school = turn.session.get(School, turn.member.school_id)
+    assert school is not None
+    return school
+
+
+_FIELD_OF_STEP = {"when": "starts_at", "duration": "duration"}
+
+
+def _needed(turn: Turn, step: str) -> bool:
+    if step == "place" and turn.draft.get("mode") == Mode.WRITTEN.value:
+        return False
+    return _FIELD_OF_STEP.get(step, step) not in turn.draft
+
+
+def _next(turn: Turn, current: str) -> str:
+    """The next step still unanswered; once a single field was changed, straight back to the summary."""
+    following = ORDER[ORDER.index(current) + 1 :] if not turn.draft.get("editing") else ORDER
+    for step in following:
+        if step == "summary" or _needed(turn, step):
+            return step
+    return "summary"
+
+
+# --- language ---------------------------------------------------------------------------------
+
+
+def ask_language(turn: Turn) -> None:
+    school_id = turn.member.school_id or 0
+    tags = most_requested(turn.session, school_id, LANGUAGE_CHOICES)
+    for tag in pool_languages(turn.session, turn.district_id):
+        if len(tags) >= LANGUAGE_CHOICES:
+            break
+        if tag not in tags:
+            tags.append(tag)
+    choices = [Choice(tag, turn.t.language(tag)) for tag in tags]
+    turn.ask(N_("Which language? Choose one or type its name (e.g. Arabisch, Tigrinya)."), choices)
+
+
+def take_language(turn: Turn, answer: Answer) -> str:
+    if answer.key is not None:
+        turn.draft["language"] = answer.key
+        return _next(turn, "language")
+    found = search_languages(answer.text, turn.t.locale, turn.t.gettext)
+    if not found:
+        raise InvalidInput(
+            N_("I know no language “{value}”. Try its name or code (e.g. ar, ti)."), value=answer.text
+        )
+    exact = [tag for tag in found if answer.text.strip().casefold() in (tag, turn.t.language(tag).casefold())]
+    if len(exact) == 1 or len(found) == 1:
+        turn.draft["language"] = (exact or found)[0]
+        return _next(turn, "language")
+    choices = [Choice(tag, turn.t.language(tag)) for tag in found[:LANGUAGE_CHOICES]]
+    turn.ask(N_("Which of these do you mean?"), choices)
+    return STAY
+
+
+# --- mode, time, duration ---------------------------------------------------------------------
+
+
+def ask_mode(turn: Turn) -> None:
+    choices = [Choice(mode.value, turn.t.gettext(MODE_LABELS[mode])) for mode in Mode]
+    turn.ask(N_("How should the interpreting happen?"), choices)
+
+
+def take_mode(turn: Turn, answer: Answer) -> str:
+    if answer.key not in {m.value for m in Mode}:
+        raise InvalidInput(N_("Please choose one of the options."))
+    if turn.draft.get("mode") not in (None, answer.key):
+        # Another mode needs its own place and may not allow the topic chosen before.
+        turn.draft.pop("place", None)
+        if turn.draft.get("topic") not in {t.value for t in _topics(answer.key)}:
+            turn.draft.pop("topic", None)
+    turn.draft["mode"] = answer.key
+    return _next(turn, "mode")
+
+
+def _example(turn: Turn) -> str:
+    soon = (turn.now + timedelta(days=3)).astimezone(BERLIN)
+    return f"{soon.day}.{soon.month}. 10:00"
+
+
+def ask_when(turn: Turn) -> None:
+    turn.ask(N_("When does it start? Write the date and time, e.g. {example}."), example=_example(turn))
+
+
+def take_when(turn: Turn, answer: Answer) -> str:
+    starts_at = parse_when(answer.text, turn.now)
+    if starts_at <= turn.now:
+        raise InvalidInput(N_("The start lies in the past."))
+    mode = Mode(turn.draft["mode"])
+    lead = load_policy(turn.session, turn.district_id).lead_time(mode)
+    if starts_at - turn.now < lead:
+        raise InvalidInput(
+            N_("Requests {mode} need more notice; the earliest possible start is {earliest_at}."),
+            mode=mode.value,
+            earliest_at=turn.now + lead,
+        )
+    turn.draft["starts_at"] = starts_at.isoformat()
+    return _next(turn, "when")
+
+
+def ask_duration(turn: Turn) -> None:
+    minutes = (30, 45, 60, 90, 120)
+    choices = [Choice(str(m), turn._("{minutes} min", minutes=m)) for m in minutes]
+    turn.ask(N_("How long will it take? Choose or type the minutes (e.g. 75 or 1:15)."), choices)
+
+
+def take_duration(turn: Turn, answer: Answer) -> str:
+    minutes = int(answer.key) if answer.key else parse_minutes(answer.text)
+    if not MIN_DURATION <= minutes <= MAX_DURATION:
+        raise InvalidInput(N_("The duration must be between 15 minutes and 8 hours."))
+    turn.draft["duration"] = minutes
+    return _next(turn, "duration")
+
+
+# --- place, topic, gender, note ---------------------------------------------------------------
+
+
+def ask_place(turn: Turn) -> None:
+    if turn.draft.get("mode") == Mode.IN_PERSON.value:
+        choice = turn.choice("school", "At the school: {address}", address=_school(turn).address)
+        turn.ask(N_("Where? Choose the school's address or type another one."), [choice])
+    else:
+        later = turn.choice("later", "I will send it later")
+        turn.ask(N_("The phone number or video link for the interpreter?"), [later])
+
+
+def take_place(turn: Turn, answer: Answer) -> str:
+    if answer.key in ("school", "later"):
+        turn.draft["place"] = ""
+    else:
+        place = answer.text.strip()
+        if not 3 <= len(place) <= 300:
+            raise InvalidInput(N_("Please write the address (or number, or link) in 3 to 300 characters."))
+        turn.draft["place"] = place
+    return _next(turn, "place")
+
+
+def _topics(mode: str) -> list[Topic]:
+    if mode == Mode.WRITTEN.value:
+        return [Topic.PARENT_LETTER, Topic.OTHER]
+    return [Topic.PARENT_TALK, Topic.PARENT_EVENING, Topic.OTHER]
+
+
+def ask_topic(turn: Turn) -> None:
+    topics = _topics(turn.draft["mode"])
+    turn.ask(N_("What is it about?"), [Choice(t.value, turn.t.gettext(TOPIC_LABELS[t])) for t in topics])
+
+
+def take_topic(turn: Turn, answer: Answer) -> str:
+    if answer.key not in {t.value for t in _topics(turn.draft["mode"])}:
+        raise InvalidInput(N_("Please choose one of the options."))
+    turn.draft["topic"] = answer.key
+    return _next(turn, "topic")
+
+
+GENDER_LABELS = {
+    "any": N_("no preference"),
+    Gender.FEMALE.value: N_("a woman"),
+    Gender.MALE.value: N_("a man"),
+}
+
+
+def ask_gender(turn: Turn) -> None:
+    choices = [Choice(key, turn.t.gettext(label)) for key, label in GENDER_LABELS.items()]
+    turn.ask(N_("Should the interpreter be a woman or a man?"), choices)
+
+
+def take_gender(turn: Turn, answer: Answer) -> str:
+    if answer.key not in GENDER_LABELS:
+        raise InvalidInput(N_("Please choose one of the options."))
+    turn.draft["gender"] = None if answer.key == "any" else answer.key
+    return _next(turn, "gender")
+
+
+def ask_note(turn: Turn) -> None:
+    turn.ask(
+        N_(
+            "A short note for the interpreter (at most {max} characters)? "
+            "Please no names of pupils or parents."
+        ),
+        [turn.choice("none", "No note")],
+        max=NOTE_MAX,
+    )
+
+
+def take_note(turn: Turn, answer: Answer) -> str:
+    note = "" if answer.key == "none" else answer.text.strip()
+    if len(note) > NOTE_MAX:
+        raise InvalidInput(N_("The note may have at most {max} characters."), max=NOTE_MAX)
+    turn.draft["note"] = note
+    return _next(turn, "note")
+
+
+# --- summary ------------------------------------------------------------------------------------
+
+
+def _draft(turn: Turn) -> RequestDraft:
+    d = turn.draft
+    return RequestDraft(
+        school_id=turn.member.school_id or 0,
+        language=d["language"],
+        mode=Mode(d["mode"]),
+        starts_at=datetime.fromisoformat(d["starts_at"]),
+        duration_minutes=int(d["duration"]),
+        topic=Topic(d["topic"]),
+        place=d.get("place", ""),
+        gender_preference=Gender(d["gender"]) if d.get("gender") else None,
+        note=d.get("note", ""),
+    )
+
+
+def ask_summary(turn: Turn) -> None:
+    draft = _draft(turn)
+    try:
+        quote = requests.quote(turn.session, district_id=turn.district_id, draft=draft, now=turn.now)
+    except InvalidInput as exc:
+        # Time has passed or the mode changed since the start was given: ask for it again.
+        turn.say_text(turn.t.error(exc))
+        turn.draft.pop("starts_at", None)
+        turn.dialog.step = "when"
+        ask_when(turn)
+        return
+    lines = [
+        turn._("Your request:"),
+        turn._("Language: {language}", language=draft.language),
+        turn._("Mode: {mode}", mode=draft.mode.value),
+        turn._("Start: {starts_at}", starts_at=draft.starts_at),
+        turn._("Duration: {minutes} min", minutes=draft.duration_minutes),
+    ]
+    if draft.mode is not Mode.WRITTEN:
+        lines.append(turn._("Place: {place}", place=draft.place or _school(turn).address))
+    lines.append(turn._("Topic: {topic}", topic=draft.topic.value))
+    lines.append(
+        turn._(
+            "Interpreter: {gender}", gender=turn.t.gettext(GENDER_LABELS[turn.draft.get("gender") or "any"])
+        )
+    )
+    if draft.note:
+        lines.append(turn._("Note: {note}", note=draft.note))
+    if not quote.covered:
+        lines.append(
+            turn._(
+                "Nobody in the pool speaks {language}. "
+                "If you send it, you get the contact of an external service.",
+                language=draft.language,
+            )
+        )
+    else:
+        lines.append(turn._("Estimated cost: {estimate_cents}", estimate_cents=quote.estimate_cents))
+        if quote.available_cents is None:
+            lines.append(turn._("There is no budget for that year yet; the coordination office decides."))
+        elif quote.fits_budget:
+            lines.append(
+                turn._(
+                    "Budget left: {available_cents}, afterwards {after_cents}.",
+                    available_cents=quote.available_cents,
+                    after_cents=quote.available_cents - quote.estimate_cents,
+                )
+            )
+        else:
+            lines.append(
+                turn._(
+                    "That is more than the {available_cents} left in the budget; "
+                    "the coordination office decides.",
+                    available_cents=quote.available_cents,
+                )
+            )
+    choices = [
+        turn.choice("send", "Send"),
+        turn.choice("change", "Change something"),
+        turn.choice("drop", "Discard"),
+    ]
+    turn.say_text("\n".join(lines), choices)
+
+
+def take_summary(turn: Turn, answer: Answer) -> str | None:
+    if answer.key == "send":
+        requests.submit_request(
+            turn.session,
+            district_id=turn.district_id,
+            draft=_draft(turn),
+            actor=turn.actor,
+            now=turn.now,
+            member_id=turn.member_id,
+        )
+        turn.finish()
+        return None
+    if answer.key == "change":
+        return "field"
+    if answer.key == "drop":
+        turn.finish()
+        turn.say("The request was discarded.")
+        return None
+    raise InvalidInput(N_("Please choose one of the options."))
+
+
+FIELD_LABELS = {
+    "language": N_("Language"),
+    "mode": N_("Mode"),
+    "when": N_("Start"),
+    "duration": N_("Duration"),
+    "place": N_("Place"),
+    "topic": N_("Topic"),
+    "gender": N_("Interpreter"),
+    "note": N_("Note"),
+}
+
+
+def ask_field(turn: Turn) -> None:
+    fields = [f for f in FIELD_LABELS if not (f == "place" and turn.draft.get("mode") == Mode.WRITTEN.value)]
+    turn.ask(
+        N_("What would you like to change?"), [Choice(f, turn.t.gettext(FIELD_LABELS[f])) for f in fields]
+    )
+
+
+def take_field(turn: Turn, answer: Answer) -> str:
+    if answer.key not in FIELD_LABELS:
+        raise InvalidInput(N_("Please choose one of the options."))
+    turn.draft["editing"] = True
+    return answer.key
+
+
+def start_request(turn: Turn, _arg: str) -> None:
+    """Begin a new request."""
+    turn.start("request", "language")
+    ask_language(turn)
+
+
+REQUEST = Flow(
+    role=Role.SCHOOL,
+    steps={
+        "language": Step(ask_language, take_language),
+        "mode": Step(ask_mode, take_mode),
+        "when": Step(ask_when, take_when),
+        "duration": Step(ask_duration, take_duration),
+        "place": Step(ask_place, take_place),
+        "topic": Step(ask_topic, take_topic),
+        "gender": Step(ask_gender, take_gender),
+        "note": Step(ask_note, take_note),
+        "summary": Step(ask_summary, take_summary),
+        "field": Step(ask_field, take_field),
+    },
+)
+
+
+# --- bookings, cancelling, closeout -------------------------------------------------------------
+
+
+def show_bookings(turn: Turn, _arg: str) -> None:
+    """List the school's upcoming and past requests, with what can be done about them."""
+    found = school_requests(turn.session, turn.member.school_id or 0, now=turn.now)
+    choices: list[Choice] = []
+    for request in found:
+        state = RequestState(request.state)
+        if state in CANCELLABLE and request.starts_at > turn.now:
+            choices.append(turn.choice(f"rq:cx:{request.id}", "Cancel #{request_id}", request_id=request.id))
+        if state is RequestState.COMPLETED:
+            outcome = closeout.closeout_of(turn.session, request.id or 0)
+            if outcome is not None and outcome.state == CloseoutState.REPORTED.value:
+                choices.append(
+                    turn.choice(f"co:ok:{request.id}", "Confirm #{request_id}", request_id=request.id)
+                )
+                choices.append(
+                    turn.choice(f"co:no:{request.id}", "Dispute #{request_id}", request_id=request.id)
+                )
+    lines = [status_line(turn, r) for r in found]
+    turn.say_text(
+        listing(turn, N_("Your requests:"), lines, N_("You have no requests yet. /request makes one.")),
+        choices,
+    )
+
+
+def cancel_booking(turn: Turn, request_id: int) -> None:
+    """Show what cancelling would cost and ask to confirm."""
+    request = requests.get_request(turn.session, turn.district_id, request_id)
+    if request.school_id != turn.member.school_id:
+        raise InvalidInput(N_("Request {request_id} does not exist."), request_id=request_id)
+    if RequestState(request.state) not in CANCELLABLE:
+        raise InvalidInput(N_("Request #{request_id} can no longer be cancelled."), request_id=request_id)
+    turn.start("cancel", "confirm", request_id=request_id)
+    ask_cancel(turn)
+
+
+def ask_cancel(turn: Turn) -> None:
+    request = requests.get_request(turn.session, turn.district_id, int(turn.draft["request_id"]))
+    fee = requests.cancellation_cost(request, load_policy(turn.session, turn.district_id), turn.now)
+    if fee.total_cents:
+        text = turn._(
+            "Cancel {line}? This late, the policy charges {fee_cents}.",
+            line=request_line(turn.t, request),
+            fee_cents=fee.total_cents,
+        )
+    else:
+        text = turn._("Cancel {line}? This is free of charge.", line=request_line(turn.t, request))
+    turn.say_text(text, [turn.choice("yes", "Yes, cancel"), turn.choice("no", "No, keep it")])
+
+
+def take_cancel(turn: Turn, answer: Answer) -> None:
+    if answer.key == "yes":
+        requests.cancel(
+            turn.session,
+            district_id=turn.district_id,
+            request_id=int(turn.draft["request_id"]),
+            actor=turn.actor,
+            now=turn.now,
+            school_id=turn.member.school_id,
+        )
+    elif answer.key == "no":
+        turn.say("Nothing was changed.")
+    else:
+        raise InvalidInput(N_("Please choose one of the options."))
+    turn.finish()
+
+
+def confirm_closeout(turn: Turn, request_id: int) -> None:
+    """Confirm the interpreter's report; the amount is charged to the budget."""
+    closeout.confirm(
+        turn.session,
+        district_id=turn.district_id,
+        request_id=request_id,
+        actor=turn.actor,
+        now=turn.now,
+        school_id=turn.member.school_id,
+    )
+    turn.say("Thank you, the report for #{request_id} is confirmed.", request_id=request_id)
+
+
+def dispute_closeout(turn: Turn, request_id: int) -> None:
+    """Ask why the report is wrong."""
+    turn.start("dispute", "reason", request_id=request_id)
+    ask_dispute(turn)
+
+
+def ask_dispute(turn: Turn) -> None:
+    turn.ask(N_("What is wrong with the report? One sentence for the coordination office, please."))
+
+
+def take_dispute(turn: Turn, answer: Answer) -> None:
+    reason = answer.text.strip()
+    if not 3 <= len(reason) <= 300:
+        raise InvalidInput(N_("Please give the reason in 3 to 300 characters."))
+    closeout.dispute(
+        turn.session,
+        district_id=turn.district_id,
+        request_id=int(turn.draft["request_id"]),
+        reason=reason,
+        actor=turn.actor,
+        now=turn.now,
+        school_id=turn.member.school_id,
+    )
+    turn.finish()
+    turn.say("The coordination office will look at it.")
+
+
+SCHOOL = Feature(
+    role=Role.SCHOOL,
+    commands={
+        "request": (start_request, N_("ask for an interpreter")),
+        "bookings": (show_bookings, N_("your requests and bookings")),
+    },
+    actions={"rq:cx": cancel_booking, "co:ok": confirm_closeout, "co:no": dispute_closeout},
+    flows={
+        "request": REQUEST,
+        "cancel": Flow(Role.SCHOOL, {"confirm": Step(ask_cancel, take_cancel)}),
+        "dispute": Flow(Role.SCHOOL, {"reason": Step(ask_dispute, take_dispute)}),
+    },
+)

@@ -1,0 +1,105 @@
+"""One handled event: the member (role read from the database), their dialog, and the replies so far."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.conversation.answers import Answer
+from bot.conversation.messages import Choice, Reply, numbered
+from bot.i18n import Translator
+from db.models import Member
+from services.dialogs import Dialog
+from services.vocabulary import Role
+
+STAY = "."  # an answer that replied itself and keeps the dialog at its step
+
+
+@dataclass
+class Turn:
+    session: Session
+    member: Member
+    t: Translator
+    now: datetime
+    dialog: Dialog
+    replies: list[Reply] = field(default_factory=list)
+
+    @property
+    def role(self) -> Role:
+        return Role(self.member.role)
+
+    @property
+    def district_id(self) -> int:
+        return self.member.district_id
+
+    @property
+    def member_id(self) -> int:
+        assert self.member.id is not None
+        return self.member.id
+
+    @property
+    def actor(self) -> str:
+        return f"member:{self.member.id}"
+
+    @property
+    def draft(self) -> dict[str, Any]:
+        return self.dialog.draft
+
+    def _(self, message: str, **params: Any) -> str:
+        return self.t.render(message, params)
+
+    def say(self, message: str, **params: Any) -> None:
+        self.replies.append(Reply(self.t.render(message, params)))
+
+    def say_text(self, text: str, choices: Sequence[Choice] = ()) -> None:
+        """A reply already rendered; its choices are listed and become the ones a number picks."""
+        offered = tuple(choices)
+        self.replies.append(Reply(numbered(text, offered), offered))
+        if offered:
+            self.dialog.choices = [c.key for c in offered]
+
+    def ask(self, message: str, choices: Sequence[Choice] = (), **params: Any) -> None:
+        self.say_text(self.t.render(message, params), choices)
+
+    def choice(self, key: str, message: str, **params: Any) -> Choice:
+        return Choice(key, self.t.render(message, params))
+
+    def start(self, flow: str, step: str, **draft: Any) -> None:
+        self.dialog.flow, self.dialog.step = flow, step
+        self.dialog.draft = dict(draft)
+        self.dialog.choices = []
+
+    def finish(self) -> None:
+        self.dialog.flow, self.dialog.step = "", ""
+        self.dialog.draft = {}
+        self.dialog.choices = []
+
+
+@dataclass(frozen=True)
+class Step:
+    """A question (`ask`) and what to do with its answer (`take` returns the next step, STAY, or None)."""
+
+    ask: Callable[[Turn], None]
+    take: Callable[[Turn, Answer], str | None]
+
+
+@dataclass(frozen=True)
+class Flow:
+    role: Role | None
+    steps: dict[str, Step]
+
+
+Command = Callable[[Turn, str], None]
+Action = Callable[[Turn, int], None]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """What one role can do: commands (with help text), button actions by prefix, and dialogs."""
+
+    role: Role | None
+    commands: dict[str, tuple[Command, str]] = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)
+    flows: dict[str, Flow] = field(default_factory=dict)

@@ -1,0 +1,122 @@
+"""What each outbox template says, in the recipient's language, with its buttons.
+
+Details (language, time, place) are read from the database when the message is sent, so a
+notification always shows the request as it is now; the outbox keeps only ids and figures.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session
+
+from bot.conversation.messages import Choice, Reply, numbered
+from bot.conversation.views import request_line
+from bot.i18n import Translator
+from db.models import Offer, Request, School
+from services.text import N_
+from services.vocabulary import Mode
+
+
+@dataclass(frozen=True)
+class Template:
+    message: str
+    buttons: tuple[tuple[str, str], ...] = ()  # (key prefix, label); the key ends in `:<id>`
+    button_id: str = "request_id"
+    details: bool = True  # start with the request's line
+
+
+TEMPLATES: dict[str, Template] = {
+    "request.received": Template(N_("Request received. We are looking for an interpreter.")),
+    "request.referred": Template(
+        N_("Nobody in our pool can take this. Please turn to this service:\n{referral_text}"),
+    ),
+    "request.awaiting_approval": Template(
+        N_("The estimate of {estimate_cents} does not fit the budget; the coordination office decides."),
+        buttons=(("rq:ap", N_("Approve")), ("rq:rj", N_("Reject"))),
+    ),
+    "request.unfilled": Template(
+        N_(
+            "Nobody from the pool is available. The coordination office is told. "
+            "Other services:\n{referral_text}"
+        )
+    ),
+    "request.unfilled_coordinator": Template(
+        N_("Nobody accepted or is available for this request."),
+        buttons=(("rq:ap", N_("Try again")), ("rq:rf", N_("Refer"))),
+    ),
+    "request.booked": Template(N_("Booked: {interpreter_name} will come.{contact}")),
+    "request.interpreter_cancelled": Template(
+        N_("The interpreter had to hand this job back. We are looking for someone else.")
+    ),
+    "request.rejected": Template(N_("The coordination office could not approve this request. {reason}")),
+    "request.cancelled": Template(N_("Cancelled. Charged to the budget: {fee_cents}.")),
+    "offer.new": Template(
+        N_("New job: {place}{distance}\nPay about {pay_cents}. Please answer by {expires_at}.{note}"),
+        buttons=(("of:a", N_("Accept")), ("of:d", N_("Decline"))),
+        button_id="offer_id",
+    ),
+    "offer.taken": Template(N_("Someone else has already taken this job. Thank you!")),
+    "offer.withdrawn": Template(N_("This offer has been withdrawn.")),
+    "offer.confirmed": Template(N_("You have the job: {place}. /jobs shows all your jobs.")),
+    "booking.cancelled": Template(N_("The school has cancelled this job. Compensation: {fee_cents}.")),
+    "closeout.reported": Template(
+        N_("The interpreter reports {minutes} min, {km} km, other costs {expenses_cents}: {amount_cents}."),
+        buttons=(("co:ok", N_("Confirm")), ("co:no", N_("Dispute"))),
+    ),
+    "closeout.disputed": Template(
+        N_("The school disputes the report: “{reason}”"), buttons=(("co:fx", N_("Correct")),)
+    ),
+    "closeout.settled": Template(N_("Settled: {amount_cents} will be paid to you.")),
+    "settlement.blocked": Template(
+        N_("This session cannot be charged: the budget is short. Raise the budget, then confirm again.")
+    ),
+}
+
+
+def _contact(t: Translator, params: dict[str, Any]) -> str:
+    parts = [p for p in (params.get("interpreter_phone"), params.get("interpreter_email")) if p]
+    return "\n" + t.render("Contact: {contact}", {"contact": ", ".join(parts)}) if parts else ""
+
+
+def _offer_details(session: Session, t: Translator, params: dict[str, Any]) -> dict[str, Any]:
+    offer = session.get(Offer, params.get("offer_id"))
+    request = session.get(Request, offer.request_id) if offer else None
+    if offer is None or request is None:
+        return {}
+    school = session.get(School, request.school_id)
+    remote = request.mode != Mode.IN_PERSON.value
+    town = school.municipality if school else ""
+    distance = "" if remote else " " + t.render("({km} km away)", {"km": round(offer.distance_m / 1000)})
+    note = "\n" + t.render("Note: {note}", {"note": request.note}) if request.note else ""
+    return {"place": town, "distance": distance, "pay_cents": offer.pay_cents, "note": note}
+
+
+EXTRA: dict[str, Callable[[Session, Translator, dict[str, Any]], dict[str, Any]]] = {
+    "request.booked": lambda _s, t, p: {"contact": _contact(t, p)},
+    "offer.new": _offer_details,
+    "offer.confirmed": lambda s, t, p: {"place": _place(s, p)},
+}
+
+
+def _place(session: Session, params: dict[str, Any]) -> str:
+    request = session.get(Request, params.get("request_id"))
+    return request.place if request else ""
+
+
+def render(session: Session, t: Translator, template: str, params: dict[str, Any]) -> Reply:
+    """The message for one outbox entry in one locale."""
+    spec = TEMPLATES.get(template)
+    if spec is None:
+        raise KeyError(f"no text for notification template {template!r}")
+    values = {"reason": "", **params}
+    extra = EXTRA.get(template)
+    if extra is not None:
+        values.update(extra(session, t, params))
+    text = t.render(spec.message, values)
+    request = session.get(Request, params.get("request_id")) if "request_id" in params else None
+    if spec.details and request is not None:
+        text = request_line(t, request) + "\n" + text
+    target = params.get(spec.button_id)
+    choices = tuple(Choice(f"{prefix}:{target}", t.gettext(label)) for prefix, label in spec.buttons)
+    return Reply(numbered(text, choices), choices)

@@ -1,0 +1,83 @@
+"""Chat identities: which member a platform account belongs to, and where to reach a recipient."""
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from db.models import ChatIdentity, Member
+from services.audit import record
+from services.invites import redeem_invite
+from services.vocabulary import Recipient, Role
+
+
+def find_identity(session: Session, platform: str, user_id: str) -> ChatIdentity | None:
+    query = select(ChatIdentity).where(ChatIdentity.platform == platform, ChatIdentity.user_id == user_id)
+    return session.exec(query).first()
+
+
+def member_of(session: Session, platform: str, user_id: str) -> Member | None:
+    """The member behind a platform account, or None for a stranger."""
+    identity = find_identity(session, platform, user_id)
+    return session.get(Member, identity.member_id) if identity else None
+
+
+def touch(session: Session, identity: ChatIdentity, *, chat_id: str, now: datetime) -> None:
+    """Remember the chat the member last wrote from (notifications go there)."""
+    identity.chat_id = chat_id
+    identity.last_seen_at = now
+    session.add(identity)
+
+
+def link(
+    session: Session, *, platform: str, user_id: str, chat_id: str, code: str, now: datetime, locale: str
+) -> Member:
+    """Redeem an invite code and bind the platform account to the new member.
+
+    An account already bound keeps its member: a second code would make one chat act for two
+    people, so it is refused by the caller before this is reached.
+    """
+    member = redeem_invite(session, code=code, now=now, locale=locale)
+    assert member.id is not None
+    identity = ChatIdentity(
+        member_id=member.id,
+        platform=platform,
+        user_id=user_id,
+        chat_id=chat_id,
+        created_at=now,
+        last_seen_at=now,
+    )
+    session.add(identity)
+    session.flush()
+    record(
+        session,
+        district_id=member.district_id,
+        actor=f"member:{member.id}",
+        action="identity.linked",
+        entity="member",
+        entity_id=member.id,
+        now=now,
+        platform=platform,
+    )
+    return member
+
+
+def members_for(session: Session, recipient: Recipient, recipient_id: int, district_id: int) -> list[Member]:
+    """The members a notification is for: a school's contacts, an interpreter, or all coordinators."""
+    query = select(Member).where(Member.district_id == district_id)
+    if recipient is Recipient.SCHOOL:
+        query = query.where(Member.role == Role.SCHOOL.value, Member.school_id == recipient_id)
+    elif recipient is Recipient.INTERPRETER:
+        query = query.where(Member.role == Role.INTERPRETER.value, Member.interpreter_id == recipient_id)
+    else:
+        query = query.where(Member.role == Role.COORDINATOR.value)
+    return list(session.exec(query.order_by(col(Member.id))))
+
+
+def identities_of(session: Session, member_id: int) -> list[ChatIdentity]:
+    """Where a member can be reached; the most recently used account first."""
+    query = (
+        select(ChatIdentity)
+        .where(ChatIdentity.member_id == member_id)
+        .order_by(col(ChatIdentity.last_seen_at).desc(), col(ChatIdentity.id))
+    )
+    return list(session.exec(query))
