@@ -83,6 +83,7 @@ _STRING_PARAMS = frozenset(
 )
 _COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 _TAG = re.compile(r"<[^>]*>")
+_TRANSCRIPT_WIDTH = 300
 
 
 @dataclass
@@ -760,6 +761,8 @@ class FakeBotApi:
         return signal
 
     def _log(self, chat_id: int, line: str) -> None:
+        if len(line) > _TRANSCRIPT_WIDTH:
+            line = f"{line[: _TRANSCRIPT_WIDTH - 20]}… ({len(line)} chars)"
         self._transcripts.setdefault(chat_id, []).append(line)
 
     def _target_chat(self, params: JSONDict) -> int:
@@ -803,7 +806,8 @@ class FakeBotApi:
         )
         self._sent.setdefault(chat_id, []).append(sent)
         self._by_id[(chat_id, sent.message_id)] = sent
-        self._log(chat_id, f"bot #{sent.message_id}: {text}{self._keyboard_note(sent)}")
+        kind = "" if method == "sendMessage" else f" ({method})"
+        self._log(chat_id, f"bot #{sent.message_id}{kind}: {text}{self._keyboard_note(sent)}")
         self._chat_signal(chat_id).fire()
         return sent
 

@@ -1,8 +1,12 @@
 """The admin commands. Each opens one unit of work and commits only when everything succeeded."""
 
 import argparse
+import asyncio
 import json
+import logging
 import os
+import signal
+import sys
 from pathlib import Path
 
 from bot.cli.context import Context
@@ -70,17 +74,40 @@ def init(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    """Run the bot. The chat transports are not built yet; this prepares the demo data and says so."""
-    if os.environ.get("TELEGRAM_TOKEN"):
-        ctx.say(
-            "The Telegram transport is not built yet (issue 3); unset TELEGRAM_TOKEN to use the demo data."
-        )
-        return 2
-    with ctx.uow() as uow:
-        if find_demo(uow.session) is None:
-            _create_demo(ctx, uow)
-    ctx.say("The terminal chat is not built yet (issue 3). Try: python -m bot budget show.")
+    """Run the bot: Telegram when TELEGRAM_TOKEN is set, else the terminal chat on the demo data."""
+    token = os.environ.get("TELEGRAM_TOKEN", "").strip()
+    if not token:
+        return chat(ctx, args)
+    from bot.telegram.app import OFFICIAL_API, TelegramBot
+
+    quiet_http_logs()
+    base_url = os.environ.get("TELEGRAM_BASE_URL", "").strip().rstrip("/") or OFFICIAL_API
+    bot = TelegramBot(token=token, engine=ctx.engine, base_url=base_url)
+    ctx.say("The bot is running (Telegram, long polling). Stop it with Ctrl+C.")
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await bot.serve(stop)
+
+    asyncio.run(serve())
     return 0
+
+
+def quiet_http_logs() -> None:
+    """Log at INFO, but keep the HTTP client quiet: its request lines contain the bot token."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def chat(ctx: Context, args: argparse.Namespace) -> int:
+    """The terminal chat on the demo data (created on first use)."""
+    from bot.terminal import TerminalChat
+
+    return TerminalChat(ctx.engine, out=sys.stdout, locale=ctx.translator.locale).run()
 
 
 def _read(path: str) -> str:

@@ -51,6 +51,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         _("run the bot (Telegram if TELEGRAM_TOKEN is set, else the terminal chat on demo data)"),
         commands.run,
     )
+    command("chat", _("the terminal chat on the demo data (/as NAME switches person)"), commands.chat)
 
     pool = sub.add_parser("pool", help=_("the interpreter pool")).add_subparsers(
         dest="pool_command", required=True

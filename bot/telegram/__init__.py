@@ -1,0 +1,1 @@
+"""The Telegram transport: python-telegram-bot, long polling, on the neutral conversation layer."""

@@ -1,0 +1,71 @@
+"""Putting replies into Telegram chats: inline buttons, long texts split, errors sorted for retrying."""
+
+import warnings
+from datetime import timedelta
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
+
+from bot.conversation.messages import Reply, split_text
+from bot.delivery import RetryLater, Undeliverable
+
+MAX_TEXT = 4096
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """One button per row, so long labels stay readable on a phone."""
+    if not reply.choices:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(c.label, callback_data=c.key)] for c in reply.choices])
+
+
+def _seconds(exc: RetryAfter) -> float:
+    # PTB 22 warns that `retry_after` turns from int into timedelta; either is fine here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value: int | timedelta = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TelegramSender:
+    """The delivery's sender for Telegram; also used for direct replies."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, chat_id: str, reply: Reply) -> str:
+        """Send `reply` (split at 4096 characters; the buttons go with the last part)."""
+        parts = split_text(reply.text, MAX_TEXT)
+        message_id = ""
+        try:
+            for index, part in enumerate(parts):
+                markup = keyboard(reply) if index == len(parts) - 1 else None
+                sent = await self.bot.send_message(chat_id=int(chat_id), text=part, reply_markup=markup)
+                message_id = str(sent.message_id)
+        except RetryAfter as exc:
+            raise RetryLater(_seconds(exc)) from exc
+        except (Forbidden, ChatMigrated) as exc:
+            raise Undeliverable(type(exc).__name__) from exc
+        except BadRequest as exc:
+            if "chat not found" in exc.message.lower():
+                raise Undeliverable("chat not found") from exc
+            raise
+        return message_id
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        """Replace an earlier message's text and buttons (an offer that someone else took)."""
+        try:
+            await self.bot.edit_message_text(
+                chat_id=int(chat_id),
+                message_id=int(message_id),
+                text=reply.text[:MAX_TEXT],
+                reply_markup=keyboard(reply),
+            )
+        except RetryAfter as exc:
+            raise RetryLater(_seconds(exc)) from exc
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return
+            raise Undeliverable("edit refused") from exc
+        except Forbidden as exc:
+            raise Undeliverable(type(exc).__name__) from exc
