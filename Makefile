@@ -16,8 +16,8 @@ run: $(STAMP)
 	$(BIN)/python -m bot run
 
 test: $(STAMP)
-	$(BIN)/ruff check bot services db tests
-	$(BIN)/ruff format --check bot services db tests
+	$(BIN)/ruff check bot services db tests bench
+	$(BIN)/ruff format --check bot services db tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

@@ -72,6 +72,7 @@ class Deliverer:
         self.limiter = limiter or RateLimiter()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.wake = asyncio.Event()
+        self.stopping = False
 
     def _prepare(self) -> list[Outgoing]:
         now = self.clock()
@@ -169,8 +170,8 @@ class Deliverer:
         return sent
 
     async def run_forever(self) -> None:
-        """Deliver whenever woken (after each handled message) or every few seconds, until cancelled."""
-        while True:
+        """Deliver whenever woken (after each handled message) or every few seconds, until `stop`."""
+        while not self.stopping:
             try:
                 await self.run_once()
             except Exception:
@@ -179,6 +180,11 @@ class Deliverer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=timeout)
             self.wake.clear()
+
+    def stop(self) -> None:
+        """Let `run_forever` end after the round in progress (a round is never cut off mid-send)."""
+        self.stopping = True
+        self.wake.set()
 
     def _idle_timeout(self) -> float:
         with UnitOfWork(self.engine) as uow:

@@ -25,7 +25,8 @@ class RateLimiter:
         self._refill(now)
         chat_wait = self._last_in_chat.get(chat, float("-inf")) + self.per_chat_gap - now
         overall_wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.per_second
-        return max(0.0, chat_wait, overall_wait)
+        needed = max(chat_wait, overall_wait)
+        return needed if needed > 1e-6 else 0.0  # float dust is not worth a sleep
 
     def sent(self, chat: str, now: float) -> None:
         """Count a message that went out."""

@@ -117,9 +117,11 @@ class TerminalChat:
         return next((u.label for u in self.users if u.user_id == user_id), user_id)
 
     def show(self, chat_id: str, text: str, *, edited: bool) -> None:
-        heading = self.t.render(
-            "→ to {name} (changed message):" if edited else "→ to {name}:", {"name": self._label(chat_id)}
-        )
+        name = {"name": self._label(chat_id)}
+        if edited:
+            heading = self.t.render("→ to {name} (changed message):", name)
+        else:
+            heading = self.t.render("→ to {name}:", name)
         self.out.write(f"\n{heading}\n{text}\n")
 
     def intro(self) -> None:

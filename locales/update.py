@@ -11,7 +11,7 @@ from pathlib import Path
 from babel.messages.pofile import read_po, write_po
 
 HERE = Path(__file__).resolve().parent
-KEYWORDS = ["-k", "N_", "-k", "render", "-k", "say"]
+KEYWORDS = ["-k", "N_", "-k", "render", "-k", "say", "-k", "ask", "-k", "choice:2"]
 
 
 def main() -> None:

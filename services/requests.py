@@ -159,19 +159,21 @@ def submit_request(
     session.add(request)
     session.flush()
     assert request.id is not None
-    notify(
-        session,
-        district_id=district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=school.id or 0,
-        template="request.received",
-        now=now,
-        request_id=request.id,
-    )
     if not speakers(session, district_id, language):
         refer(session, request, reason=UnmetReason.NOT_COVERED, actor=actor, now=now)
         return request
     fill_offers(session, request, actor=actor, now=now)
+    if request.state == RequestState.OFFERED:
+        # Referred, held and unfilled requests get their own message; this one says the search is on.
+        notify(
+            session,
+            district_id=district_id,
+            recipient=Recipient.SCHOOL,
+            recipient_id=request.school_id,
+            template="request.received",
+            now=now,
+            request_id=request.id,
+        )
     return request
 
 

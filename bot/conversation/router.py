@@ -179,8 +179,8 @@ class Conversation:
             locale=t.locale,
         )
         turn = Turn(uow.session, member, t, now, Dialog())
-        turn.say("Welcome! You are registered as {role}.", role=t.gettext(ROLE_NAMES[turn.role]))
-        self._help(turn)
+        welcome = turn._("Welcome! You are registered as {role}.", role=t.gettext(ROLE_NAMES[turn.role]))
+        turn.say_text(welcome + "\n\n" + self._help_text(turn))
         return turn.replies
 
     # --- members --------------------------------------------------------------------------------
@@ -268,12 +268,19 @@ class Conversation:
     def _cancel(self, turn: Turn) -> None:
         was_active = turn.dialog.active
         turn.finish()
-        turn.say("Cancelled. Nothing was saved." if was_active else "There was nothing to cancel.")
+        if was_active:
+            turn.say("Cancelled. Nothing was saved.")
+        else:
+            turn.say("There was nothing to cancel.")
 
     def _help(self, turn: Turn) -> None:
+        turn.say_text(self._help_text(turn))
+
+    @staticmethod
+    def _help_text(turn: Turn) -> str:
         lines = [turn._("What you can do as {role}:", role=turn.t.gettext(ROLE_NAMES[turn.role]))]
         lines += [f"/{name} – {turn.t.gettext(text)}" for name, text in command_list(turn.role)]
-        turn.say_text("\n".join(lines))
+        return "\n".join(lines)
 
     def _language_choice(self, turn: Turn, key: str | None) -> bool:
         if key is None or not key.startswith("lang-") or key[5:] not in LOCALES:
@@ -282,9 +289,7 @@ class Conversation:
         turn.session.add(turn.member)
         turn.t = Translator(key[5:])
         turn.dialog.choices = []
-        turn.say(
-            "From now on I write in English." if key == "lang-en" else "Ab jetzt schreibe ich auf Deutsch."
-        )
+        turn.say("From now on I write in English.")  # each catalog names its own language
         return True
 
     def _not_understood(self, turn: Turn) -> None:

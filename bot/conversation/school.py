@@ -193,8 +193,9 @@ def take_topic(turn: Turn, answer: Answer) -> str:
     return _next(turn, "topic")
 
 
+ANY_GENDER = "any"
 GENDER_LABELS = {
-    "any": N_("no preference"),
+    ANY_GENDER: N_("no preference"),
     Gender.FEMALE.value: N_("a woman"),
     Gender.MALE.value: N_("a man"),
 }
@@ -208,7 +209,7 @@ def ask_gender(turn: Turn) -> None:
 def take_gender(turn: Turn, answer: Answer) -> str:
     if answer.key not in GENDER_LABELS:
         raise InvalidInput(N_("Please choose one of the options."))
-    turn.draft["gender"] = None if answer.key == "any" else answer.key
+    turn.draft["gender"] = None if answer.key == ANY_GENDER else answer.key
     return _next(turn, "gender")
 
 
@@ -270,11 +271,8 @@ def ask_summary(turn: Turn) -> None:
     if draft.mode is not Mode.WRITTEN:
         lines.append(turn._("Place: {place}", place=draft.place or _school(turn).address))
     lines.append(turn._("Topic: {topic}", topic=draft.topic.value))
-    lines.append(
-        turn._(
-            "Interpreter: {gender}", gender=turn.t.gettext(GENDER_LABELS[turn.draft.get("gender") or "any"])
-        )
-    )
+    wish = turn.draft.get("gender") or ANY_GENDER
+    lines.append(turn._("Interpreter: {gender}", gender=turn.t.gettext(GENDER_LABELS[wish])))
     if draft.note:
         lines.append(turn._("Note: {note}", note=draft.note))
     if not quote.covered:

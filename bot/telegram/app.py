@@ -71,8 +71,11 @@ class TelegramBot:
 
     async def stop(self) -> None:
         if self._delivery is not None:
-            self._delivery.cancel()
-            await asyncio.gather(self._delivery, return_exceptions=True)
+            self.deliverer.stop()
+            try:
+                await asyncio.wait_for(self._delivery, timeout=30)
+            except TimeoutError:
+                log.warning("delivery did not finish in time; stopped anyway")
         assert self.app.updater is not None
         if self.app.updater.running:
             await self.app.updater.stop()

@@ -1,0 +1,157 @@
+"""Button press to answer, through the real PTB stack against the fake Bot API server, vs. a bare bot.
+
+Measures, in one process and one run:
+- baseline: a bare PTB bot that answers a button press by sending a message (and one that edits);
+- a step of the request dialog (summary -> change -> duration -> summary, every press timed);
+- Accept on a fresh offer, until the offer message is edited to say the job is yours.
+Prints the median and p95 in milliseconds and the ratio to the baseline.
+
+Run: `.venv/bin/python -m bench.chat_latency [--rounds N]`
+"""
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
+
+from bot.rate_limit import RateLimiter
+from bot.telegram.app import TelegramBot
+from db.engine import make_engine
+from db.migrate import upgrade
+from db.uow import UnitOfWork
+from services.offers import offers_of
+from services.requests import RequestDraft, submit_request
+from services.vocabulary import Mode, Topic
+from tests.chat_world import NOW, Clock, make_demo
+from tests.fake_bot_api import FakeBotApi, SentMessage
+
+SCHOOL, AMIRA = 1001, 2001
+
+
+def summary(label: str, samples: list[float], baseline: list[float] | None) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    median, p95 = statistics.median(ms), ms[max(0, round(0.95 * len(ms)) - 1)]
+    line = f"{label:<34} n={len(ms):<4} median {median:7.2f} ms   p95 {p95:7.2f} ms"
+    if baseline:
+        base = statistics.median(baseline) * 1000
+        line += f"   ratio {median / base:5.2f}x"
+    return line
+
+
+async def timed(action: Callable[[], Awaitable[SentMessage]]) -> float:
+    start = time.perf_counter()
+    await action()
+    return time.perf_counter() - start
+
+
+async def baseline(api: FakeBotApi, rounds: int) -> tuple[list[float], list[float]]:
+    """A bare PTB bot: one handler that sends a message (or edits) when a button is pressed."""
+
+    async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None
+        assert query.message is not None
+        await query.answer()
+        if query.data == "edit":
+            await query.edit_message_text(f"edited {time.perf_counter()}")
+        else:
+            await context.bot.send_message(query.message.chat.id, f"echo {query.data}")
+
+    app = Application.builder().token(api.token).base_url(api.base_url).concurrent_updates(True).build()
+    app.add_handler(CallbackQueryHandler(on_button))
+    await app.initialize()
+    await app.start()
+    assert app.updater is not None
+    await app.updater.start_polling(poll_interval=0, timeout=1)
+    first = await app.bot.send_message(42, "press", reply_markup=None)
+    sends, edits = [], []
+    for _ in range(rounds):
+        sends.append(await timed(lambda: press_and_wait(api, 42, first.message_id, "send")))
+        edits.append(await timed(lambda: press_and_edit(api, 42, first.message_id, "edit")))
+    await app.updater.stop()
+    await app.stop()
+    await app.shutdown()
+    return sends, edits
+
+
+async def press_and_wait(api: FakeBotApi, chat: int, message_id: int, data: str) -> SentMessage:
+    since = len(api.sent(chat))
+    api.press(chat, message_id, data, strict=False)
+    return await api.wait_for_message(chat, since=since)
+
+
+async def press_and_edit(api: FakeBotApi, chat: int, message_id: int, data: str) -> SentMessage:
+    api.press(chat, message_id, data, strict=False)
+    return await api.wait_for_edit(chat, message_id)
+
+
+async def dialog_and_accept(api: FakeBotApi, rounds: int, folder: Path) -> tuple[list[float], list[float]]:
+    engine = make_engine(f"sqlite:///{folder / 'bench.sqlite3'}")
+    upgrade(engine)
+    codes = make_demo(engine, NOW)
+    clock = Clock(NOW)
+    bot = TelegramBot(
+        token=api.token, engine=engine, base_url=api.base_url, clock=clock,
+        limiter=RateLimiter(per_chat_gap=0), poll_timeout=1,
+    )  # fmt: skip
+    await bot.start()
+    for user, code in ((SCHOOL, codes.school), (AMIRA, codes.amira)):
+        api.push_text(user, f"/start {code}")
+        await api.wait_for_message(user)
+    current = None
+    for text in ("/request", "ar", "1", "10.3. 10:00", "3", "1", "1", "1", "1"):
+        since = len(api.sent(SCHOOL))
+        api.push_text(SCHOOL, text)
+        current = await api.wait_for_message(SCHOOL, since=since)
+    assert current is not None
+    steps: list[float] = []
+    for _ in range(rounds):
+        for key in ("change", "duration", "60"):
+            start = time.perf_counter()
+            current = await press_and_wait(api, SCHOOL, current.message_id, key)
+            steps.append(time.perf_counter() - start)
+
+    accepts: list[float] = []
+    for n in range(rounds):
+        with UnitOfWork(engine) as uow:
+            draft = RequestDraft(
+                school_id=1, language="fr", mode=Mode.PHONE, starts_at=NOW + timedelta(days=2, hours=n),
+                duration_minutes=30, topic=Topic.PARENT_TALK,
+            )  # fmt: skip
+            request = submit_request(uow.session, district_id=1, draft=draft, actor="bench", now=clock())
+            uow.commit()
+            offer_ids = {o.interpreter_id: o.id for o in offers_of(uow.session, request.id or 0)}
+        bot.deliverer.wake.set()
+        offer = await api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
+        start = time.perf_counter()
+        api.press(AMIRA, offer.message_id, f"of:a:{offer_ids[1]}")
+        await api.wait_for_edit(AMIRA, offer.message_id, lambda m: "/jobs" in m.text)
+        accepts.append(time.perf_counter() - start)
+    await bot.stop()
+    engine.dispose()
+    return steps, accepts
+
+
+async def main(rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        async with FakeBotApi() as api:
+            sends, edits = await baseline(api, rounds)
+        async with FakeBotApi() as api:
+            steps, accepts = await dialog_and_accept(api, rounds, Path(folder))
+    print(summary("baseline: bare PTB, press -> send", sends, None))
+    print(summary("baseline: bare PTB, press -> edit", edits, None))
+    print(summary("request dialog step (press -> next)", steps, sends))
+    print(summary("Accept (press -> offer edited)", accepts, edits))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    asyncio.run(main(parser.parse_args().rounds))

@@ -1,0 +1,50 @@
+"""The demo district for chat tests, a clock the test moves, and who is who among the invitees."""
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+
+from db.uow import UnitOfWork
+from services.demo import create_demo
+
+NOW = datetime.fromisoformat("2026-03-02T08:00:00+00:00")  # Monday 09:00 in Berlin
+START_TEXT = "10.3. 10:00"  # Tuesday next week, Berlin time
+START = datetime.fromisoformat("2026-03-10T09:00:00+00:00")
+
+
+class Clock:
+    """Now, as the test sets it, running on in real time from there (so retry pauses pass)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    @property
+    def now(self) -> datetime:
+        return self._base + timedelta(seconds=time.monotonic() - self._set_at)
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self._base, self._set_at = value, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass(frozen=True)
+class DemoCodes:
+    school: str
+    amira: str
+    samir: str
+    rojin: str
+    coordinator: str
+
+
+def make_demo(engine: Engine, now: datetime) -> DemoCodes:
+    """The demo district (pool of 15, 5,000 EUR) and its five invite codes."""
+    with UnitOfWork(engine) as uow:
+        demo = create_demo(uow.session, now=now, actor="test")
+        uow.commit()
+    codes = [invite.code for invite in demo.invites]
+    return DemoCodes(*codes)

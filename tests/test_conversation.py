@@ -1,0 +1,298 @@
+"""The conversation layer on its own: typed answers, choices, commands, language, and the outbox texts."""
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bot.conversation.answers import parse_day, parse_minutes, parse_when, resolve
+from bot.conversation.messages import Choice, Incoming, Reply, split_text
+from bot.conversation.router import Conversation, split_command
+from bot.delivery import Deliverer, RetryLater, Undeliverable
+from bot.i18n import LOCALES, Translator
+from bot.notifications import TEMPLATES, render
+from bot.rate_limit import RateLimiter
+from db.models import Delivery, DialogState, Member, Offer
+from db.uow import UnitOfWork
+from services.errors import InvalidInput
+from services.outbox import notify
+from services.vocabulary import Recipient
+from tests.chat_world import NOW, Clock, make_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+DE, EN = Translator("de"), Translator("en")
+
+
+@pytest.mark.parametrize(
+    ("typed", "berlin"),
+    [
+        ("12.3. 14:30", "2026-03-12 14:30"),
+        ("12.03.2026 14:30", "2026-03-12 14:30"),
+        ("Do 12.3. 9 Uhr", "2026-03-12 09:00"),
+        ("12.3.26, 9.15", "2026-03-12 09:15"),
+        ("2026-03-12 14:30", "2026-03-12 14:30"),
+        ("1.3. 10:00", "2027-03-01 10:00"),  # already past this year: next year's
+        ("29.3. 10:00", "2026-03-29 10:00"),  # the day summer time starts
+    ],
+)
+def test_dates_are_read_as_people_type_them(typed: str, berlin: str) -> None:
+    moment = parse_when(typed, NOW)
+    assert moment.tzinfo is UTC
+    assert (
+        Translator("de").when(moment).startswith(datetime.fromisoformat(berlin).strftime("%d.%m.%y, %H:%M"))
+    )
+
+
+@pytest.mark.parametrize("typed", ["31.2. 10:00", "12.3.", "morgen", "25:00", "12.13. 10:00", ""])
+def test_impossible_dates_are_refused(typed: str) -> None:
+    with pytest.raises(InvalidInput):
+        parse_when(typed, NOW)
+
+
+@pytest.mark.parametrize(
+    ("typed", "minutes"),
+    [
+        ("75", 75),
+        ("90 min", 90),
+        ("1:15", 75),
+        ("1,5 h", 90),
+        ("1.25h", 75),
+        ("2 Std.", 120),
+        ("2 Stunden", 120),
+    ],
+)
+def test_durations_are_read_as_people_type_them(typed: str, minutes: int) -> None:
+    assert parse_minutes(typed) == minutes
+
+
+@given(st.integers(min_value=0, max_value=23), st.integers(min_value=0, max_value=59))
+def test_any_clock_time_reads_back_as_minutes(hours: int, minutes: int) -> None:
+    assert parse_minutes(f"{hours}:{minutes:02d}") == hours * 60 + minutes
+
+
+def test_a_day_without_year_is_the_next_such_day() -> None:
+    assert parse_day("2.3.", NOW).isoformat() == "2026-03-02"
+    assert parse_day("1.3.", NOW).isoformat() == "2027-03-01"
+
+
+def test_a_choice_is_found_by_button_number_or_label() -> None:
+    offered, labels = ["in_person", "phone"], {"in_person": "vor Ort", "phone": "telefonisch"}
+    assert resolve("", "phone", offered, labels).key == "phone"
+    assert resolve("2", None, offered, labels).key == "phone"
+    assert resolve(" Telefonisch ", None, offered, labels).key == "phone"
+    assert resolve("3", None, offered, labels).key is None
+    assert resolve("", "stale", offered, labels).key is None  # a button from an earlier question
+
+
+def test_commands_with_slash_bang_bot_name_and_german_words() -> None:
+    assert split_command("/start ABC") == ("start", "ABC")
+    assert split_command("!request") == ("request", "")
+    assert split_command("/request@dolmetscherpool_bot") == ("request", "")
+    assert split_command("/anfrage") == ("request", "")
+    assert split_command("12.3. 10:00") is None
+    assert split_command("/ 12") is None
+
+
+def test_choice_keys_never_exceed_telegram_callback_limit() -> None:
+    Choice("x" * 64, "ok")
+    with pytest.raises(ValueError, match="64"):
+        Choice("ä" * 33, "too long in bytes")
+
+
+def test_long_texts_are_split_at_line_breaks() -> None:
+    text = "\n".join(f"line {n:04d}" + "x" * 90 for n in range(100))
+    parts = split_text(text, 4096)
+    assert [len(p) <= 4096 for p in parts] == [True, True, True]
+    assert "\n".join(parts) == text
+    assert split_text("y" * 5000, 4096) == ["y" * 4096, "y" * 904]
+
+
+def test_the_rate_limiter_paces_each_chat_and_the_whole() -> None:
+    limiter = RateLimiter(per_second=25, per_chat_gap=1.0)
+    assert limiter.wait("a", 100.0) == 0
+    limiter.sent("a", 100.0)
+    assert limiter.wait("a", 100.25) == pytest.approx(0.75)  # one per second in a chat
+    assert limiter.wait("b", 100.25) == 0
+    overall = RateLimiter(per_second=25, per_chat_gap=1.0)
+    for n in range(25):
+        assert overall.wait(f"c{n}", 50.0) == 0
+        overall.sent(f"c{n}", 50.0)  # 25 chats in the same instant empty the bucket
+    assert overall.wait("d", 50.0) == pytest.approx(0.04)  # the next token comes after 1/25 s
+    assert overall.wait("d", 50.02) == pytest.approx(0.02)
+    assert overall.wait("d", 50.04) == 0
+    limiter.pause_chat("b", 101.0, 5.0)  # Telegram said: retry after 5 s
+    assert limiter.wait("b", 101.0) == pytest.approx(5.0)
+    assert limiter.wait("b", 106.0) == 0
+
+
+def test_every_notification_template_the_services_write_has_a_text() -> None:
+    written = set()
+    for path in (ROOT / "services").glob("*.py"):
+        written |= set(re.findall(r'template="([a-z_.]+)"', path.read_text()))
+        written |= set(re.findall(r'template: str = "([a-z_.]+)"', path.read_text()))
+    written |= {"offer.taken"}  # passed as an argument to withdraw_open_offers
+    assert written - set(TEMPLATES) == set()
+
+
+class Phone:
+    """A fake chat platform: records what each chat got; chats listed in `broken` fail."""
+
+    def __init__(self, *, broken: dict[str, Exception] | None = None) -> None:
+        self.inbox: dict[str, list[str]] = {}
+        self.broken = broken or {}
+
+    async def send(self, chat_id: str, reply: Reply) -> str:
+        if chat_id in self.broken:
+            raise self.broken[chat_id]
+        self.inbox.setdefault(chat_id, []).append(reply.text)
+        return str(len(self.inbox[chat_id]))
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+        self.inbox[chat_id][int(message_id) - 1] = reply.text
+
+
+def _join(engine: Engine, clock: Clock) -> Conversation:
+    codes = make_demo(engine, NOW)
+    talk = Conversation(engine, clock)
+    for user, code in (
+        ("school", codes.school),
+        ("amira", codes.amira),
+        ("samir", codes.samir),
+        ("rojin", codes.rojin),
+    ):
+        talk.handle(Incoming("test", user, user, text=f"/start {code}"))
+    return talk
+
+
+def _say(talk: Conversation, user: str, text: str = "", choice: str | None = None) -> str:
+    return "\n".join(r.text for r in talk.handle(Incoming("test", user, user, text=text, choice=choice)))
+
+
+def _request(talk: Conversation) -> None:
+    for line in ("/request", "ar", "vor Ort", "10.3. 10:00", "60", "1", "1", "1", "1", "1"):
+        _say(talk, "school", line)
+
+
+def test_one_broken_chat_does_not_hold_up_the_others(engine: Engine) -> None:
+    clock = Clock(NOW)
+    talk = _join(engine, clock)
+    _request(talk)
+    phone = Phone(broken={"amira": Undeliverable("blocked"), "samir": RuntimeError("network down")})
+    deliverer = Deliverer(engine, {"test": phone}, limiter=RateLimiter(per_chat_gap=0), clock=clock)
+    assert asyncio.run(deliverer.run_once()) == 2  # Rojin's offer and the school's message
+    assert sorted(phone.inbox) == ["rojin", "school"]
+    with UnitOfWork(engine) as uow:
+        rows = {d.identity_id: d for d in uow.session.exec(select(Delivery)).all()}
+    states = sorted(
+        (d.sent_at is not None, d.failed_at is not None, d.attempts, d.last_error) for d in rows.values()
+    )
+    assert states == [
+        (False, False, 1, "RuntimeError"),  # retried later
+        (False, True, 1, "Undeliverable"),  # given up: the bot was blocked
+        (True, False, 1, None),
+        (True, False, 1, None),
+    ]
+    # The network is back; once the pause has passed Samir gets his offer, nobody gets anything twice.
+    phone.broken = {}
+    clock.now = NOW + timedelta(seconds=3)
+    assert asyncio.run(deliverer.run_once()) == 1
+    assert [len(phone.inbox[c]) for c in ("rojin", "samir", "school")] == [1, 1, 1]
+
+
+def test_a_429_keeps_the_chat_in_order(engine: Engine) -> None:
+    clock = Clock(NOW)
+    _join(engine, clock)
+    with UnitOfWork(engine) as uow:
+        member = uow.session.exec(select(Member).where(Member.role == "school")).one()
+        for n in (1, 2, 3):
+            notify(
+                uow.session,
+                district_id=member.district_id,
+                recipient=Recipient.SCHOOL,
+                recipient_id=member.school_id or 0,
+                template="request.cancelled",
+                now=NOW,
+                request_id=n,
+                fee_cents=n,
+            )
+        uow.commit()
+    phone = Phone(broken={"school": RetryLater(2)})
+    deliverer = Deliverer(engine, {"test": phone}, limiter=RateLimiter(per_chat_gap=0), clock=clock)
+    assert asyncio.run(deliverer.run_once()) == 0
+    phone.broken = {}
+    clock.now = NOW + timedelta(seconds=1)
+    assert asyncio.run(deliverer.run_once()) == 0  # all three wait for the retry-after
+    clock.now = NOW + timedelta(seconds=2.5)
+    assert asyncio.run(deliverer.run_once()) == 3
+    assert [re.search(r"€\s?0,0(\d)|0,0(\d)", t) is not None for t in phone.inbox["school"]] == [True] * 3
+    assert [t.count(DE.money(n)) for n, t in zip((1, 2, 3), phone.inbox["school"], strict=True)] == [1, 1, 1]
+
+
+def test_typing_a_label_a_number_or_cancel(engine: Engine) -> None:
+    talk = _join(engine, Clock(NOW))
+    _say(talk, "school", "/request")
+    _say(talk, "school", "Arabisch")
+    assert _say(talk, "school", "telefonisch").startswith(
+        DE.render("When does it start? Write the date and time, e.g. {example}.", {"example": "5.3. 10:00"})
+    )
+    assert _say(talk, "school", "abbrechen") == DE.gettext("Cancelled. Nothing was saved.")
+    with UnitOfWork(engine) as uow:
+        assert uow.session.exec(select(DialogState)).all() == []
+    assert _say(talk, "school", "/cancel") == DE.gettext("There was nothing to cancel.")
+
+
+def test_language_switch_applies_to_replies_and_money(engine: Engine) -> None:
+    talk = _join(engine, Clock(NOW))
+    assert _say(talk, "school", "/language").startswith(DE.gettext("Which language should I use?"))
+    assert _say(talk, "school", "2") == "From now on I write in English."
+    _request(talk)
+    with UnitOfWork(engine) as uow:
+        member = uow.session.exec(select(Member).where(Member.role == "school")).one()
+    assert member.locale == "en"
+    assert "ask for an interpreter" in _say(talk, "school", "/help")
+
+
+def test_the_role_comes_from_the_database_not_the_button(engine: Engine) -> None:
+    talk = _join(engine, Clock(NOW))
+    _request(talk)
+    # The school presses a forged 'accept offer' button: nothing happens but a sentence.
+    assert _say(talk, "school", choice="of:a:1") == DE.gettext("This button is not meant for you.")
+    # Samir presses accept on Amira's offer (id 1): he may not take it.
+    assert _say(talk, "samir", choice="of:a:1") == DE.gettext("This offer does not exist.")
+    with UnitOfWork(engine) as uow:
+        assert all(o.state == "open" for o in uow.session.exec(select(Offer)).all())
+
+
+def test_every_template_renders_in_both_languages(engine: Engine) -> None:
+    talk = _join(engine, Clock(NOW))
+    _request(talk)
+    params = {
+        "request_id": 1,
+        "offer_id": 1,
+        "expires_at": NOW.isoformat(),
+        "estimate_cents": 100,
+        "fee_cents": 0,
+        "referral_text": "EMZ",
+        "interpreter_name": "Amira",
+        "interpreter_phone": "1",
+        "interpreter_email": "",
+        "minutes": 75,
+        "km": 18,
+        "expenses_cents": 0,
+        "amount_cents": 4140,
+        "reason": "x",
+        "language": "ar",
+        "mode": "in_person",
+    }
+    with UnitOfWork(engine) as uow:
+        for locale in LOCALES:
+            for template in TEMPLATES:
+                reply = render(uow.session, Translator(locale), template, params)
+                assert "{" not in reply.text
+                assert reply.text.startswith("#1 · ")

@@ -1,0 +1,396 @@
+"""End to end over Telegram: the real PTB Application long-polls a fake Bot API server over HTTP.
+
+Nothing of PTB is mocked; the fake server stands in for Telegram's servers only. Every test runs
+on SQLite and on PostgreSQL. Expected texts are taken from the catalogs, so a test checks that
+the right message arrived in the user's language, and figures are checked exactly.
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bot.i18n import Translator
+from bot.rate_limit import RateLimiter
+from bot.telegram.app import TelegramBot
+from db.models import ChatIdentity, Delivery, DialogState, Member, Offer, Request, UnmetDemand
+from db.uow import UnitOfWork
+from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, make_demo
+from tests.fake_bot_api import FakeBotApi, SentMessage
+
+ROOT = Path(__file__).resolve().parent.parent
+DE, EN = Translator("de"), Translator("en")
+SCHOOL, AMIRA, SAMIR, ROJIN, OFFICE, STRANGER = 1001, 2001, 2002, 2003, 3001, 9999
+
+
+@dataclass
+class Telegram:
+    api: FakeBotApi
+    bot: TelegramBot
+    codes: DemoCodes
+    clock: Clock
+    engine: Engine
+
+    async def say(self, user: int, text: str, *, language: str = "de") -> SentMessage:
+        """Send a text as `user` and return the bot's next message to them."""
+        since = len(self.api.sent(user))
+        self.api.push_text(user, text, language_code=language)
+        return await self.api.wait_for_message(user, since=since)
+
+    async def press(self, user: int, message: SentMessage, key: str) -> None:
+        callback = self.api.press(user, message.message_id, key)
+        await self.api.wait_for_callback_answer(callback)
+
+    async def choose(self, user: int, message: SentMessage, key: str) -> SentMessage:
+        """Press a button and return the bot's next message."""
+        since = len(self.api.sent(user))
+        await self.press(user, message, key)
+        return await self.api.wait_for_message(user, since=since)
+
+    async def join(self, user: int, code: str, *, language: str = "de") -> SentMessage:
+        return await self.say(user, f"/start {code}", language=language)
+
+
+@pytest.fixture
+async def telegram(engine: Engine) -> AsyncIterator[Telegram]:
+    clock = Clock(NOW)
+    codes = make_demo(engine, NOW)
+    api = FakeBotApi()
+    await api.start()
+    bot = TelegramBot(
+        token=api.token,
+        engine=engine,
+        base_url=api.base_url,
+        clock=clock,
+        limiter=RateLimiter(per_chat_gap=0.02),
+        poll_timeout=1,
+    )
+    await bot.start()
+    try:
+        yield Telegram(api, bot, codes, clock, engine)
+    finally:
+        await bot.stop()
+        await api.stop()
+    assert api.server_errors == []
+
+
+def _key_of(message: SentMessage, prefix: str) -> str:
+    keys = [data for _, data in message.buttons if data.startswith(prefix)]
+    assert len(keys) == 1, (prefix, message.buttons)
+    return keys[0]
+
+
+async def _request_arabic(tg: Telegram, language: str = "arabisch") -> SentMessage:
+    """Walk the school through the request dialog (buttons and typed answers) to the summary."""
+    asked = await tg.say(SCHOOL, "/request")
+    assert ("ar", DE.language("ar")) in [(k, label) for label, k in asked.buttons]
+    assert (
+        asked.text.splitlines()[-len(asked.buttons) :][0] == f"1. {asked.buttons[0][0]}"
+    )  # listed by number too
+    mode = await tg.say(SCHOOL, language)
+    await tg.choose(SCHOOL, mode, "in_person")
+    duration = await tg.say(SCHOOL, START_TEXT)
+    place = await tg.choose(SCHOOL, duration, "60")
+    await tg.choose(SCHOOL, place, "school")
+    gender = await tg.say(SCHOOL, "1")  # a typed number picks the first option: parent talk
+    note = await tg.choose(SCHOOL, gender, "any")
+    return await tg.choose(SCHOOL, note, "none")
+
+
+async def test_school_books_in_person_arabic_and_the_money_comes_out_exact(telegram: Telegram) -> None:
+    tg = telegram
+    welcome = await tg.join(SCHOOL, tg.codes.school)
+    assert welcome.text.startswith(
+        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("school")})
+    )
+    assert "/request" in welcome.text  # with what the role can do
+    for user, code in ((AMIRA, tg.codes.amira), (SAMIR, tg.codes.samir), (ROJIN, tg.codes.rojin)):
+        await tg.join(user, code, language="en" if user == ROJIN else "de")
+
+    summary = await _request_arabic(tg)
+    # The estimate is the dearest of the three offers: Rojin, 17 km away: 60 min 24.00 + 2 x 17 x 1.3 x 0.30.
+    assert DE.render("Estimated cost: {estimate_cents}", {"estimate_cents": 3688}) in summary.text
+    assert (
+        DE.render(
+            "Budget left: {available_cents}, afterwards {after_cents}.",
+            {"available_cents": 500000, "after_cents": 496312},
+        )
+        in summary.text
+    )
+    await tg.press(SCHOOL, summary, "send")
+
+    offers = {
+        user: await tg.api.wait_for_message(user, lambda m: bool(m.buttons)) for user in (AMIRA, SAMIR, ROJIN)
+    }
+    assert "Soltau" in offers[AMIRA].text
+    assert "10.03.26, 10:00" in offers[AMIRA].text
+    assert DE.money(2400) in offers[AMIRA].text  # Amira lives in Soltau: no travel
+    assert "€36.88" in offers[ROJIN].text
+    assert "(17 km away)" in offers[ROJIN].text
+    assert [label for label, _ in offers[ROJIN].buttons] == ["Accept", "Decline"]
+
+    # Samir and Rojin press Accept at the same moment.
+    samir_key, rojin_key = _key_of(offers[SAMIR], "of:a:"), _key_of(offers[ROJIN], "of:a:")
+    first = tg.api.press(SAMIR, offers[SAMIR].message_id, samir_key, language_code="de")
+    second = tg.api.press(ROJIN, offers[ROJIN].message_id, rojin_key, language_code="en")
+    await asyncio.gather(tg.api.wait_for_callback_answer(first), tg.api.wait_for_callback_answer(second))
+
+    taken = {
+        AMIRA: DE.gettext("Someone else has already taken this job. Thank you!"),
+        SAMIR: DE.gettext("Someone else has already taken this job. Thank you!"),
+        ROJIN: EN.gettext("Someone else has already taken this job. Thank you!"),
+    }
+    booked = await tg.api.wait_for_message(SCHOOL, lambda m: "Samir" in m.text or "Rojin" in m.text)
+    winner, loser = (SAMIR, ROJIN) if "Samir" in booked.text else (ROJIN, SAMIR)
+    await tg.api.wait_for_edit(loser, offers[loser].message_id, lambda m: taken[loser] in m.text)
+    await tg.api.wait_for_edit(AMIRA, offers[AMIRA].message_id, lambda m: taken[AMIRA] in m.text)
+    won = await tg.api.wait_for_edit(winner, offers[winner].message_id, lambda m: "/jobs" in m.text)
+    assert won.buttons == []
+    assert tg.api.message(loser, offers[loser].message_id).buttons == []
+    assert "+49 5191 0000" in booked.text  # how to reach the interpreter
+    with UnitOfWork(tg.engine) as uow:
+        request = uow.session.exec(select(Request)).one()
+        accepted = uow.session.exec(select(Offer).where(Offer.state == "accepted")).all()
+    assert request.state == "booked"
+    assert len(accepted) == 1
+
+    # After the session: 75 minutes and 18 km, confirmed by the school.
+    tg.clock.now = START + timedelta(minutes=80)
+    language = "en" if winner == ROJIN else "de"
+    t = EN if winner == ROJIN else DE
+    asked = await tg.say(winner, "/report", language=language)
+    assert t.render("{minutes} min as planned", {"minutes": 60}) in asked.text
+    await tg.say(winner, "75", language=language)
+    await tg.say(winner, "18", language=language)
+    check = await tg.say(winner, "0", language=language)
+    assert t.money(4140) in check.text
+    sent = await tg.choose(winner, check, "send")
+    assert t.money(4140) in sent.text
+    reported = await tg.api.wait_for_message(
+        SCHOOL, lambda m: any(k.startswith("co:ok:") for _, k in m.buttons)
+    )
+    assert DE.money(4140) in reported.text
+    confirmed = await tg.choose(SCHOOL, reported, _key_of(reported, "co:ok:"))
+    assert confirmed.text == DE.render(
+        "Thank you, the report for #{request_id} is confirmed.", {"request_id": request.id}
+    )
+    await tg.api.wait_for_message(winner, lambda m: t.money(4140) in m.text)  # settled: what they are paid
+
+    shown = _budget_json(tg.engine)
+    assert shown == {**shown, "total_cents": 500000, "reserved_cents": 0, "charged_cents": 4140}
+    assert shown["available_cents"] == 495860
+
+
+def _budget_json(engine: Engine) -> dict[str, int]:
+    """`budget show --json` in a separate process on the same database, as a coordinator runs it."""
+    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "BOT_LOCALE": "en"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "budget", "show", "--json", "--year", "2026"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    parsed = json.loads(done.stdout)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+async def test_cancelling_two_hours_before_the_start_charges_the_in_person_minimum(
+    telegram: Telegram,
+) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+    await tg.join(AMIRA, tg.codes.amira)
+    summary = await _request_arabic(tg)
+    await tg.press(SCHOOL, summary, "send")
+    offer = await tg.api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
+    await tg.press(AMIRA, offer, _key_of(offer, "of:a:"))
+    await tg.api.wait_for_message(SCHOOL, lambda m: "Amira" in m.text)
+
+    tg.clock.now = START - timedelta(hours=2)
+    listed = await tg.say(SCHOOL, "/bookings")
+    asked = await tg.choose(SCHOOL, listed, _key_of(listed, "rq:cx:"))
+    assert DE.money(2400) in asked.text  # 60 minutes at 24.00, no travel
+    since = len(tg.api.sent(AMIRA))
+    await tg.press(SCHOOL, asked, "yes")
+    cancelled = await tg.api.wait_for_message(SCHOOL, lambda m: DE.money(2400) in m.text)
+    assert "#1" in cancelled.text
+    await tg.api.wait_for_message(AMIRA, lambda m: DE.money(2400) in m.text, since=since)
+    assert _budget_json(tg.engine)["charged_cents"] == 2400
+    assert _budget_json(tg.engine)["reserved_cents"] == 0
+
+
+async def test_a_language_nobody_speaks_gets_the_referral(telegram: Telegram) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+    summary = await _request_arabic(tg, language="Georgisch")
+    assert (
+        DE.render(
+            "Nobody in the pool speaks {language}. "
+            "If you send it, you get the contact of an external service.",
+            {"language": "ka"},
+        )
+        in summary.text
+    )
+    await tg.press(SCHOOL, summary, "send")
+    referral = await tg.api.wait_for_message(SCHOOL, lambda m: "(EMZ)" in m.text)
+    assert DE.language("ka") in referral.text
+    with UnitOfWork(tg.engine) as uow:
+        unmet = uow.session.exec(select(UnmetDemand)).all()
+        request = uow.session.exec(select(Request)).one()
+    assert [(u.language, u.reason) for u in unmet] == [("ka", "not_covered")]
+    assert request.state == "referred"
+
+
+async def test_a_stranger_gets_onboarding_only(telegram: Telegram) -> None:
+    tg = telegram
+    onboarding = DE.gettext(
+        "Welcome to Dolmetscherpool. This bot is for the schools, interpreters and "
+        "coordination office of a county's interpreter pool. To take part you need an "
+        "invite code from your coordination office; then send: /start CODE"
+    )
+    for text in ("/request", "/budget", "hallo", "/start"):
+        assert (await tg.say(STRANGER, text)).text == onboarding
+    wrong = await tg.say(STRANGER, "/start 0000")
+    assert wrong.text == DE.gettext(
+        "This invite code is not valid. Please check it or ask your coordinator for a new one."
+    )
+    await tg.join(SCHOOL, tg.codes.school)
+    used = await tg.say(STRANGER, f"/start {tg.codes.school}", language="en")
+    assert used.text == EN.gettext(
+        "This invite code has already been used. Please ask your coordinator for a new one."
+    )
+    with UnitOfWork(tg.engine) as uow:
+        assert len(uow.session.exec(select(Member)).all()) == 1
+        assert uow.session.exec(select(DialogState)).all() == []
+
+
+async def test_bad_input_gets_a_sentence_and_the_step_is_asked_again(telegram: Telegram) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+    await tg.say(SCHOOL, "/request")
+    await tg.say(SCHOOL, "ar")
+    asked = await tg.say(SCHOOL, "1")  # in person
+    before = _dialog(tg.engine)
+    error = await tg.say(SCHOOL, "31.2. 10:00")
+    assert error.text == DE.render(
+        "“{value}” is not a date with a time; write e.g. 12.3. 14:30.", {"value": "31.2. 10:00"}
+    )
+    again = await tg.api.wait_for_message(SCHOOL)
+    assert again.text == asked.text
+    assert _dialog(tg.engine) == before
+    too_soon = await tg.say(SCHOOL, "2.3. 12:00")  # three hours ahead; in person needs 24 hours
+    assert too_soon.text.startswith(
+        DE.render(
+            "Requests {mode} need more notice; the earliest possible start is {earliest_at}.",
+            {"mode": "in_person", "earliest_at": NOW + timedelta(hours=24)},
+        )[:20]
+    )
+    assert _dialog(tg.engine) == before
+
+
+def _dialog(engine: Engine) -> tuple[str, str, str]:
+    with UnitOfWork(engine) as uow:
+        row = uow.session.exec(select(DialogState)).one()
+        return row.flow, row.step, row.draft
+
+
+async def test_an_update_seen_twice_has_no_second_effect(telegram: Telegram) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+    update_id = tg.api.push_text(SCHOOL, "/request")
+    first = await tg.api.wait_for_message(SCHOOL)
+    tg.api.push_text(SCHOOL, "/request", update_id=update_id)  # Telegram sends it again
+    tg.api.push_text(SCHOOL, "/help")
+    after = await tg.api.wait_for_message(SCHOOL)
+    assert after.text.startswith(DE.render("What you can do as {role}:", {"role": DE.gettext("school")}))
+    assert [m.text for m in tg.api.sent(SCHOOL)].count(first.text) == 1
+
+
+async def test_a_restart_continues_the_dialog(telegram: Telegram) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+    await tg.say(SCHOOL, "/request")
+    await tg.say(SCHOOL, "arabisch")
+    await tg.bot.stop()
+    tg.bot = TelegramBot(
+        token=tg.api.token, engine=tg.engine, base_url=tg.api.base_url, clock=tg.clock, poll_timeout=1
+    )
+    await tg.bot.start()
+    when = await tg.say(SCHOOL, "2")  # by phone
+    assert when.text == DE.render(
+        "When does it start? Write the date and time, e.g. {example}.", {"example": "5.3. 10:00"}
+    )
+
+
+async def test_commands_menu_is_registered_per_language(telegram: Telegram) -> None:
+    tg = telegram
+    german = {c["command"]: c["description"] for c in tg.api.commands("de")}
+    english = {c["command"]: c["description"] for c in tg.api.commands("en")}
+    assert german["request"] == DE.gettext("ask for an interpreter") != english["request"]
+    assert english["request"] == "ask for an interpreter"
+    assert (
+        set(german) == set(english) >= {"request", "bookings", "jobs", "report", "away", "budget", "requests"}
+    )
+    assert {c["command"] for c in tg.api.commands(None)} == set(german)
+
+
+async def test_a_429_is_retried_after_retry_after_and_others_are_not_held_up(telegram: Telegram) -> None:
+    tg = telegram
+    for user, code in ((SCHOOL, tg.codes.school), (AMIRA, tg.codes.amira), (SAMIR, tg.codes.samir)):
+        await tg.join(user, code)
+    summary = await _request_arabic(tg)
+    tg.api.fail_next(
+        "sendMessage", retry_after=1
+    )  # the first notification, Amira's offer, hits flood control
+    await tg.press(SCHOOL, summary, "send")
+    await tg.api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
+    await tg.api.wait_for_message(SAMIR, lambda m: bool(m.buttons))
+    received = await tg.api.wait_for_message(SCHOOL, lambda m: "#1" in m.text, timeout=5)
+    assert DE.gettext("Request received. We are looking for an interpreter.") in received.text
+    attempts = await _attempts_once_all_sent(tg.engine)
+    assert attempts == {"of:a:1@2001": 2, "of:a:2@2002": 1, "#1@1001": 1}  # only Amira's needed a second try
+
+
+async def _attempts_once_all_sent(engine: Engine) -> dict[str, int]:
+    """Attempts per delivery, once the bot has recorded every one as sent."""
+    for _ in range(100):
+        with UnitOfWork(engine) as uow:
+            rows = uow.session.exec(select(Delivery, ChatIdentity).join(ChatIdentity)).all()
+        if rows and all(d.sent_at is not None for d, _ in rows):
+            return {f"{_label(d)}@{i.user_id}": d.attempts for d, i in rows}
+        await asyncio.sleep(0.05)
+    raise AssertionError("deliveries not all sent")
+
+
+def _label(delivery: Delivery) -> str:
+    return f"of:a:{delivery.ref.split(':')[1]}" if delivery.ref else "#1"
+
+
+async def test_an_unexpected_failure_is_logged_without_text_and_answered_neutrally(
+    telegram: Telegram, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+
+    def broken(event: object) -> list[object]:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(tg.bot.conversation, "handle", broken)
+    reply = await tg.say(SCHOOL, "geheime Notiz über Familie Müller")
+    assert reply.text == DE.gettext("Sorry, something went wrong on our side. Please try again in a moment.")
+    assert "database on fire" in caplog.text  # the traceback is logged
+    assert "Müller" not in caplog.text
+    assert tg.api.token not in caplog.text
