@@ -24,6 +24,7 @@ from bot.rate_limit import RateLimiter
 from db.uow import UnitOfWork
 from services import deliveries
 from services.dialogs import offer_choices
+from services.vocabulary import Role
 
 log = logging.getLogger(__name__)
 IDLE_POLL = 5.0  # seconds between looks at the outbox when nothing woke the loop
@@ -82,7 +83,8 @@ class Deliverer:
             ready = []
             for due in deliveries.due(uow.session, platforms=list(self.senders), now=now):
                 try:
-                    reply = render(uow.session, Translator(due.locale or "de"), due.template, due.params)
+                    t = Translator(due.locale or "de")
+                    reply = render(uow.session, t, due.template, due.params, Role(due.role))
                 except Exception:
                     log.exception(
                         "notification %s (delivery %s) cannot be rendered", due.template, due.delivery_id

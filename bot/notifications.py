@@ -15,7 +15,7 @@ from bot.conversation.views import request_line
 from bot.i18n import Translator
 from db.models import Offer, Request, School
 from services.text import N_
-from services.vocabulary import Mode
+from services.vocabulary import Mode, Role
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Template:
     message: str
     buttons: tuple[tuple[str, str], ...] = ()  # (key prefix, label); the key ends in `:<id>`
     button_id: str = "request_id"
-    details: bool = True  # start with the request's line
+    buttons_for: Role | None = None  # only this role gets the buttons (None: everyone the message is for)
 
 
 TEMPLATES: dict[str, Template] = {
@@ -34,6 +34,7 @@ TEMPLATES: dict[str, Template] = {
     "request.awaiting_approval": Template(
         N_("The estimate of {estimate_cents} does not fit the budget; the coordination office decides."),
         buttons=(("rq:ap", N_("Approve")), ("rq:rj", N_("Reject"))),
+        buttons_for=Role.COORDINATOR,
     ),
     "request.unfilled": Template(
         N_(
@@ -65,7 +66,9 @@ TEMPLATES: dict[str, Template] = {
         buttons=(("co:ok", N_("Confirm")), ("co:no", N_("Dispute"))),
     ),
     "closeout.disputed": Template(
-        N_("The school disputes the report: “{reason}”"), buttons=(("co:fx", N_("Correct")),)
+        N_("The school disputes the report: “{reason}”"),
+        buttons=(("co:fx", N_("Correct")),),
+        buttons_for=Role.COORDINATOR,
     ),
     "closeout.settled": Template(N_("Settled: {amount_cents} will be paid to you.")),
     "settlement.blocked": Template(
@@ -104,8 +107,8 @@ def _place(session: Session, params: dict[str, Any]) -> str:
     return request.place if request else ""
 
 
-def render(session: Session, t: Translator, template: str, params: dict[str, Any]) -> Reply:
-    """The message for one outbox entry in one locale."""
+def render(session: Session, t: Translator, template: str, params: dict[str, Any], role: Role) -> Reply:
+    """The message for one outbox entry, in one locale, for a member of one role."""
     spec = TEMPLATES.get(template)
     if spec is None:
         raise KeyError(f"no text for notification template {template!r}")
@@ -115,8 +118,9 @@ def render(session: Session, t: Translator, template: str, params: dict[str, Any
         values.update(extra(session, t, params))
     text = t.render(spec.message, values)
     request = session.get(Request, params.get("request_id")) if "request_id" in params else None
-    if spec.details and request is not None:
+    if request is not None:
         text = request_line(t, request) + "\n" + text
     target = params.get(spec.button_id)
-    choices = tuple(Choice(f"{prefix}:{target}", t.gettext(label)) for prefix, label in spec.buttons)
+    buttons = spec.buttons if spec.buttons_for in (None, role) else ()
+    choices = tuple(Choice(f"{prefix}:{target}", t.gettext(label)) for prefix, label in buttons)
     return Reply(numbered(text, choices), choices)

@@ -27,6 +27,7 @@ class Due:
 
     delivery_id: int
     member_id: int
+    role: str
     template: str
     params: dict[str, Any]
     platform: str
@@ -100,6 +101,7 @@ def due(session: Session, *, platforms: list[str], now: datetime, limit: int = B
         Due(
             delivery_id=delivery.id or 0,
             member_id=member.id or 0,
+            role=member.role,
             template=message.template,
             params=json.loads(message.params),
             platform=identity.platform,

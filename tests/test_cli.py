@@ -77,3 +77,24 @@ def test_invite_create_prints_a_code(tmp_path: Path) -> None:
     assert len(code) == 32
     assert cli(tmp_path, "invite", "create", "--role", "school", "--for", "999").returncode == 2
     assert cli(tmp_path, "--help").returncode == 0
+
+
+def test_chat_runs_the_terminal_chat_on_demo_data(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.sqlite3'}", "BOT_LOCALE": "en"}
+    env.pop("TELEGRAM_TOKEN", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "chat"],
+        cwd=ROOT,
+        env=env,
+        input="/as amira\n/jobs\n/as koord\n/budget\n/quit\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "You are now Amira Haddad." in done.stdout
+    assert (
+        "No jobs at the moment." in done.stdout
+    )  # Amira, created as German-speaking by the demo, reads German
+    assert "5.000,00" in done.stdout or "€5,000.00" in done.stdout

@@ -22,7 +22,7 @@ from db.models import Delivery, DialogState, Member, Offer
 from db.uow import UnitOfWork
 from services.errors import InvalidInput
 from services.outbox import notify
-from services.vocabulary import Recipient
+from services.vocabulary import Recipient, Role
 from tests.chat_world import NOW, Clock, make_demo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,6 +293,12 @@ def test_every_template_renders_in_both_languages(engine: Engine) -> None:
     with UnitOfWork(engine) as uow:
         for locale in LOCALES:
             for template in TEMPLATES:
-                reply = render(uow.session, Translator(locale), template, params)
+                reply = render(uow.session, Translator(locale), template, params, Role.COORDINATOR)
                 assert "{" not in reply.text
                 assert reply.text.startswith("#1 · ")
+        # The school is told its request waits for approval, without the coordinator's buttons.
+        for_school = render(uow.session, DE, "request.awaiting_approval", params, Role.SCHOOL)
+        for_office = render(uow.session, DE, "request.awaiting_approval", params, Role.COORDINATOR)
+    assert for_school.choices == ()
+    assert [c.key for c in for_office.choices] == ["rq:ap:1", "rq:rj:1"]
+    assert for_office.text.startswith(for_school.text)

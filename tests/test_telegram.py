@@ -19,11 +19,14 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from bot.conversation.messages import Choice, Reply
 from bot.i18n import Translator
 from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot
 from db.models import ChatIdentity, Delivery, DialogState, Member, Offer, Request, UnmetDemand
 from db.uow import UnitOfWork
+from services.outbox import notify
+from services.vocabulary import Recipient
 from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
 
@@ -325,10 +328,24 @@ async def test_a_restart_continues_the_dialog(telegram: Telegram) -> None:
     await tg.say(SCHOOL, "/request")
     await tg.say(SCHOOL, "arabisch")
     await tg.bot.stop()
+    with UnitOfWork(tg.engine) as uow:  # a notification written while the bot is down
+        school = uow.session.exec(select(Member).where(Member.role == "school")).one()
+        notify(
+            uow.session,
+            district_id=school.district_id,
+            recipient=Recipient.SCHOOL,
+            recipient_id=school.school_id or 0,
+            template="request.rejected",
+            now=NOW,
+            request_id=7,
+            reason="",
+        )
+        uow.commit()
     tg.bot = TelegramBot(
         token=tg.api.token, engine=tg.engine, base_url=tg.api.base_url, clock=tg.clock, poll_timeout=1
     )
     await tg.bot.start()
+    await tg.api.wait_for_message(SCHOOL, lambda m: "#7" in m.text or "nicht freigeben" in m.text)
     when = await tg.say(SCHOOL, "2")  # by phone
     assert when.text == DE.render(
         "When does it start? Write the date and time, e.g. {example}.", {"example": "5.3. 10:00"}
@@ -394,3 +411,12 @@ async def test_an_unexpected_failure_is_logged_without_text_and_answered_neutral
     assert "database on fire" in caplog.text  # the traceback is logged
     assert "Müller" not in caplog.text
     assert tg.api.token not in caplog.text
+
+
+async def test_long_texts_are_split_and_the_buttons_go_with_the_last_part(telegram: Telegram) -> None:
+    tg = telegram
+    reply = Reply("a" * 4000 + "\n" + "b" * 3000, (Choice("x:1", "X"),))
+    await tg.bot.sender.send(str(SCHOOL), reply)
+    sent = tg.api.sent(SCHOOL)
+    assert [m.text for m in sent] == ["a" * 4000, "b" * 3000]
+    assert [m.buttons for m in sent] == [[], [("X", "x:1")]]
