@@ -18,12 +18,12 @@ from bot.delivery import Deliverer, RetryLater, Undeliverable
 from bot.i18n import LOCALES, Translator
 from bot.notifications import TEMPLATES, render
 from bot.rate_limit import RateLimiter
-from db.models import Delivery, DialogState, Member, Offer
+from db.models import Budget, Delivery, DialogState, Member, Offer
 from db.uow import UnitOfWork
 from services.errors import InvalidInput
 from services.outbox import notify
 from services.vocabulary import Recipient, Role
-from tests.chat_world import NOW, Clock, make_demo
+from tests.chat_world import NOW, START, Clock, make_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 DE, EN = Translator("de"), Translator("en")
@@ -165,6 +165,7 @@ def _join(engine: Engine, clock: Clock) -> Conversation:
         ("amira", codes.amira),
         ("samir", codes.samir),
         ("rojin", codes.rojin),
+        ("office", codes.coordinator),
     ):
         talk.handle(Incoming("test", user, user, text=f"/start {code}"))
     return talk
@@ -302,3 +303,48 @@ def test_every_template_renders_in_both_languages(engine: Engine) -> None:
     assert for_school.choices == ()
     assert [c.key for c in for_office.choices] == ["rq:ap:1", "rq:rj:1"]
     assert for_office.text.startswith(for_school.text)
+
+
+def test_a_disputed_report_is_corrected_by_the_coordinator_with_a_reason(engine: Engine) -> None:
+    clock = Clock(NOW)
+    talk = _join(engine, clock)
+    _request(talk)
+    _say(talk, "amira", choice="of:a:1")
+    clock.now = START + timedelta(minutes=70)
+    for line in ("/report", "75", "18", "0", "1"):
+        _say(talk, "amira", line)
+    assert _say(talk, "school", choice="co:no:1").startswith(
+        DE.gettext("What is wrong with the report? One sentence for the coordination office, please.")
+    )
+    _say(talk, "school", "Sie war nur 60 Minuten da.")
+    listed = _say(talk, "office", "/closeouts")
+    assert "60 min: 75 min, 18 km – „Sie war nur 60 Minuten da.“" in listed
+    for line in ("1", "60", "18", "0"):  # the Correct button, then the figures
+        _say(talk, "office", line)
+    done = _say(talk, "office", "Schule und Dolmetscherin einig: 60 Minuten")
+    assert done == DE.render("Corrected; the charge changes by {change_cents}.", {"change_cents": -1200})
+    with UnitOfWork(engine) as uow:
+        budget = uow.session.exec(select(Budget)).one()
+    assert budget.charged_cents == 2940  # 60 min 24.00 + 18 km x 0.30 = 5.40
+    assert budget.reserved_cents == 0
+
+
+def test_away_and_the_coordinators_view_of_what_waits(engine: Engine) -> None:
+    clock = Clock(NOW)
+    talk = _join(engine, clock)
+    _say(talk, "amira", "/away")
+    _say(talk, "amira", "9.3.")
+    assert _say(talk, "amira", "11.3.") == DE.render(
+        "Noted: no offers from {from_at} until {until_at}.",
+        {
+            "from_at": datetime.fromisoformat("2026-03-08T23:00:00+00:00"),
+            "until_at": datetime.fromisoformat("2026-03-11T23:00:00+00:00"),
+        },
+    )
+    _request(talk)
+    with UnitOfWork(engine) as uow:
+        offered = sorted(o.interpreter_id for o in uow.session.exec(select(Offer)).all())
+    assert offered == [2, 3, 4]  # Samir, Rojin, Hodan: Amira is away that day
+    shown = _say(talk, "office", "/requests")
+    assert DE.gettext("No request waits for a decision.") in shown
+    assert "#1 · Arabisch" in shown

@@ -1,13 +1,13 @@
 """The coordinator's side: the budget at a glance, requests that need a decision, the pool, corrections."""
 
-from bot.conversation.answers import Answer, parse_count, parse_minutes
+from bot.conversation.answers import Answer, parse_minutes
+from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import listing, request_line, status_line
 from services import closeout, ledger, requests
 from services.errors import InvalidInput
 from services.overview import disputed, in_progress, pool_languages, uncovered_demand, waiting_for_coordinator
 from services.text import N_
-from services.units import parse_money
 from services.vocabulary import RequestState, Role
 
 REASONS = {
@@ -129,24 +129,6 @@ def take_minutes(turn: Turn, answer: Answer) -> str:
     return "km"
 
 
-def ask_km(turn: Turn) -> None:
-    turn.ask(N_("The correct kilometres (there and back)?"), [turn.choice("0", "0 km")])
-
-
-def take_km(turn: Turn, answer: Answer) -> str:
-    turn.draft["km"] = int(answer.key) if answer.key else parse_count(answer.text, most=1000)
-    return "expenses"
-
-
-def ask_expenses(turn: Turn) -> None:
-    turn.ask(N_("Tickets or other costs in euros (e.g. 12.90)?"), [turn.choice("0", "None")])
-
-
-def take_expenses(turn: Turn, answer: Answer) -> str:
-    turn.draft["expenses"] = 0 if answer.key == "0" else parse_money(answer.text)
-    return "reason"
-
-
 def ask_reason(turn: Turn) -> None:
     turn.ask(N_("The reason for the correction (it is kept with the ledger entry)?"))
 
@@ -184,8 +166,8 @@ COORDINATOR = Feature(
             Role.COORDINATOR,
             {
                 "minutes": Step(ask_minutes, take_minutes),
-                "km": Step(ask_km, take_km),
-                "expenses": Step(ask_expenses, take_expenses),
+                "km": km_step(N_("The correct kilometres (there and back)?"), then="expenses"),
+                "expenses": expenses_step(then="reason"),
                 "reason": Step(ask_reason, take_reason),
             },
         )

@@ -2,7 +2,8 @@
 
 from datetime import date
 
-from bot.conversation.answers import Answer, end_of_day, parse_count, parse_day, parse_minutes, start_of_day
+from bot.conversation.answers import Answer, end_of_day, parse_day, parse_minutes, start_of_day
+from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.messages import Choice
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import listing, request_line
@@ -13,10 +14,8 @@ from services.overview import interpreter_jobs, reportable
 from services.policy import load_policy
 from services.pool import add_absence
 from services.text import N_
-from services.units import parse_money
 from services.vocabulary import Mode, RequestState, Role
 
-MAX_KM = 1000
 MAX_MINUTES = 12 * 60
 
 
@@ -132,27 +131,6 @@ def take_minutes(turn: Turn, answer: Answer) -> str:
     return "km"
 
 
-def ask_km(turn: Turn) -> None:
-    turn.ask(
-        N_("How many kilometres did you drive, there and back? (0 if you took public transport)"),
-        [turn.choice("0", "0 km")],
-    )
-
-
-def take_km(turn: Turn, answer: Answer) -> str:
-    turn.draft["km"] = int(answer.key) if answer.key else parse_count(answer.text, most=MAX_KM)
-    return "expenses"
-
-
-def ask_expenses(turn: Turn) -> None:
-    turn.ask(N_("Tickets or other costs in euros (e.g. 12.90)?"), [turn.choice("0", "None")])
-
-
-def take_expenses(turn: Turn, answer: Answer) -> str:
-    turn.draft["expenses"] = 0 if answer.key == "0" else parse_money(answer.text)
-    return "check"
-
-
 def ask_check(turn: Turn) -> None:
     job = _job(turn)
     minutes, km, expenses = (int(turn.draft[k]) for k in ("minutes", "km", "expenses"))
@@ -252,8 +230,11 @@ INTERPRETER = Feature(
             {
                 "job": Step(ask_job, take_job),
                 "minutes": Step(ask_minutes, take_minutes),
-                "km": Step(ask_km, take_km),
-                "expenses": Step(ask_expenses, take_expenses),
+                "km": km_step(
+                    N_("How many kilometres did you drive, there and back? (0 if you took public transport)"),
+                    then="expenses",
+                ),
+                "expenses": expenses_step(then="check"),
                 "check": Step(ask_check, take_check),
             },
         ),
