@@ -111,7 +111,7 @@ class Deliverer:
                 deliveries.mark_sent(uow.session, due.delivery_id, message_id=message_id, now=now)
                 if outgoing.reply.choices:
                     offer_choices(
-                        uow.session, due.member_id, [c.key for c in outgoing.reply.choices], now=now
+                        uow.session, due.member_id, {c.key: c.label for c in outgoing.reply.choices}, now=now
                     )
             elif isinstance(error, RetryLater):
                 pause = timedelta(seconds=error.seconds)

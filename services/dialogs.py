@@ -12,12 +12,12 @@ from db.models import DialogState, ProcessedEvent
 
 @dataclass
 class Dialog:
-    """Which flow and step a member is in, the draft so far, and the choice keys last offered."""
+    """Which flow and step a member is in, the draft so far, and the choices last offered (key -> label)."""
 
     flow: str = ""
     step: str = ""
     draft: dict[str, Any] = field(default_factory=dict)
-    choices: list[str] = field(default_factory=list)
+    choices: dict[str, str] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -28,7 +28,7 @@ def load_dialog(session: Session, member_id: int) -> Dialog:
     row = session.exec(select(DialogState).where(DialogState.member_id == member_id)).first()
     if row is None:
         return Dialog()
-    return Dialog(row.flow, row.step, json.loads(row.draft), json.loads(row.choices))
+    return Dialog(row.flow, row.step, json.loads(row.draft), dict(json.loads(row.choices)))
 
 
 def save_dialog(session: Session, member_id: int, dialog: Dialog, *, now: datetime) -> None:
@@ -42,7 +42,7 @@ def save_dialog(session: Session, member_id: int, dialog: Dialog, *, now: dateti
         row = DialogState(member_id=member_id, flow="", step="", draft="{}", choices="[]", updated_at=now)
     row.flow, row.step = dialog.flow, dialog.step
     row.draft = json.dumps(dialog.draft, sort_keys=True)
-    row.choices = json.dumps(dialog.choices)
+    row.choices = json.dumps(list(dialog.choices.items()))  # pairs: the order is the numbering
     row.updated_at = now
     session.add(row)
 
@@ -61,10 +61,10 @@ def first_time(session: Session, *, platform: str, event_key: str, now: datetime
     return True
 
 
-def offer_choices(session: Session, member_id: int, keys: list[str], *, now: datetime) -> None:
+def offer_choices(session: Session, member_id: int, choices: dict[str, str], *, now: datetime) -> None:
     """A notification's buttons become what a typed number picks, unless a dialog is under way."""
     dialog = load_dialog(session, member_id)
     if dialog.active:
         return
-    dialog.choices = keys
+    dialog.choices = dict(choices)
     save_dialog(session, member_id, dialog, now=now)

@@ -82,12 +82,13 @@ def test_a_day_without_year_is_the_next_such_day() -> None:
 
 
 def test_a_choice_is_found_by_button_number_or_label() -> None:
-    offered, labels = ["in_person", "phone"], {"in_person": "vor Ort", "phone": "telefonisch"}
-    assert resolve("", "phone", offered, labels).key == "phone"
-    assert resolve("2", None, offered, labels).key == "phone"
-    assert resolve(" Telefonisch ", None, offered, labels).key == "phone"
-    assert resolve("3", None, offered, labels).key is None
-    assert resolve("", "stale", offered, labels).key is None  # a button from an earlier question
+    offered = {"in_person": "vor Ort", "phone": "telefonisch"}
+    assert resolve("", "phone", offered).key == "phone"
+    assert resolve("2", None, offered).key == "phone"
+    assert resolve(" Telefonisch ", None, offered).key == "phone"
+    assert resolve("in_person", None, offered).key == "in_person"
+    assert resolve("3", None, offered).key is None
+    assert resolve("", "stale", offered).key is None  # a button from an earlier question
 
 
 def test_commands_with_slash_bang_bot_name_and_german_words() -> None:
@@ -231,7 +232,6 @@ def test_a_429_keeps_the_chat_in_order(engine: Engine) -> None:
     assert asyncio.run(deliverer.run_once()) == 0  # all three wait for the retry-after
     clock.now = NOW + timedelta(seconds=2.5)
     assert asyncio.run(deliverer.run_once()) == 3
-    assert [re.search(r"€\s?0,0(\d)|0,0(\d)", t) is not None for t in phone.inbox["school"]] == [True] * 3
     assert [t.count(DE.money(n)) for n, t in zip((1, 2, 3), phone.inbox["school"], strict=True)] == [1, 1, 1]
 
 
@@ -252,6 +252,10 @@ def test_language_switch_applies_to_replies_and_money(engine: Engine) -> None:
     talk = _join(engine, Clock(NOW))
     assert _say(talk, "school", "/language").startswith(DE.gettext("Which language should I use?"))
     assert _say(talk, "school", "2") == "From now on I write in English."
+    _say(talk, "school", "/language")
+    assert _say(talk, "school", "deutsch") == "Ab jetzt schreibe ich auf Deutsch."  # the label, typed
+    _say(talk, "school", "/language")
+    assert _say(talk, "school", "English") == "From now on I write in English."
     _request(talk)
     with UnitOfWork(engine) as uow:
         member = uow.session.exec(select(Member).where(Member.role == "school")).one()

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.conversation.messages import Choice
 from services.errors import InvalidInput
 from services.text import N_
 
@@ -30,22 +29,22 @@ class Answer:
     text: str
 
 
-def resolve(text: str, choice: str | None, offered: list[str], labels: dict[str, str]) -> Answer:
-    """Match a button, a typed number (`2`) or a typed label (`Telefon`) to one of the offered choices."""
+def resolve(text: str, choice: str | None, offered: dict[str, str]) -> Answer:
+    """Match a button, a typed number (`2`) or a typed label (`Telefon`) to one of the offered choices.
+
+    `offered` maps each key to its label, in the order they were numbered.
+    """
     if choice is not None:
         return Answer(choice if choice in offered or ":" in choice else None, text)
     cleaned = text.strip()
-    if cleaned.isdigit() and 1 <= int(cleaned) <= len(offered):
-        return Answer(offered[int(cleaned) - 1], cleaned)
+    keys = list(offered)
+    if cleaned.isdigit() and 1 <= int(cleaned) <= len(keys):
+        return Answer(keys[int(cleaned) - 1], cleaned)
     folded = cleaned.casefold()
-    for key in offered:
-        if folded and folded in (labels.get(key, "").casefold(), key.casefold()):
+    for key, label in offered.items():
+        if folded and folded in (label.casefold(), key.casefold()):
             return Answer(key, cleaned)
     return Answer(None, cleaned)
-
-
-def labels_of(choices: tuple[Choice, ...]) -> dict[str, str]:
-    return {c.key: c.label for c in choices}
 
 
 def _year_for(day: int, month: int, year: str | None, today: date) -> int:

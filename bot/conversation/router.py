@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
-from bot.conversation.answers import labels_of, resolve
+from bot.conversation.answers import resolve
 from bot.conversation.coordinator import COORDINATOR
 from bot.conversation.interpreter import INTERPRETER
 from bot.conversation.messages import Choice, Incoming, Reply
 from bot.conversation.school import SCHOOL
-from bot.conversation.turn import STAY, Feature, Flow, Step, Turn
+from bot.conversation.turn import STAY, Feature, Flow, Turn
 from bot.i18n import LOCALES, Translator, pick_locale
 from db.models import Member
 from db.uow import UnitOfWork
@@ -80,6 +81,12 @@ def command_list(role: Role | None) -> list[tuple[str, str]]:
     return own + list(COMMON_HELP.items())
 
 
+def _turn_of(session: Session, member: Member, now: datetime) -> Turn:
+    """A turn for a known member: their language and their stored dialog."""
+    assert member.id is not None
+    return Turn(session, member, Translator(pick_locale(member.locale)), now, load_dialog(session, member.id))
+
+
 class Conversation:
     """Turns incoming events into replies; every platform talks to this one object."""
 
@@ -114,13 +121,7 @@ class Conversation:
             identities.touch(session, identity, chat_id=event.chat_id, now=now)
             member = session.get(Member, identity.member_id)
             assert member is not None
-            turn = Turn(
-                session,
-                member,
-                Translator(member.locale or "de"),
-                now,
-                load_dialog(session, identity.member_id),
-            )
+            turn = _turn_of(session, member, now)
             self._dispatch(turn, event)
             save_dialog(session, turn.member_id, turn.dialog, now=now)
             uow.commit()
@@ -137,10 +138,7 @@ class Conversation:
                 translator = Translator(pick_locale(event.language_hint))
                 uow.commit()
                 return [Reply(translator.error(exc))]
-            assert member.id is not None
-            turn = Turn(
-                session, member, Translator(member.locale or "de"), now, load_dialog(session, member.id)
-            )
+            turn = _turn_of(session, member, now)
             turn.say_text(turn.t.error(exc))
             flow = self._flow(turn)
             if flow is not None and turn.dialog.step in flow.steps:
@@ -148,7 +146,7 @@ class Conversation:
                     flow.steps[turn.dialog.step].ask(turn)
                 except DomainError:
                     turn.finish()  # the dialog's subject is gone (cancelled, taken): start afresh
-            save_dialog(session, member.id, turn.dialog, now=now)
+            save_dialog(session, turn.member_id, turn.dialog, now=now)
             uow.commit()
             return turn.replies
 
@@ -199,8 +197,7 @@ class Conversation:
             return
         flow = self._flow(turn)
         step = flow.steps.get(turn.dialog.step) if flow else None
-        offered = turn.dialog.choices
-        answer = resolve(event.text, event.choice, offered, {})
+        answer = resolve(event.text, event.choice, turn.dialog.choices)
         if answer.key is not None and ":" in answer.key:
             self._action(turn, feature, answer.key)
             return
@@ -211,32 +208,14 @@ class Conversation:
             if not self._language_choice(turn, answer.key):
                 self._not_understood(turn)
             return
-        if event.choice is None and answer.key is None:
-            answer = resolve(event.text, None, offered, self._labels(turn, step))
         following = step.take(turn, answer)
         if following is None or following == STAY:
             return
         turn.dialog.step = following
-        turn.dialog.choices = []
+        turn.dialog.choices = {}
         flow_now = self._flow(turn)
         assert flow_now is not None
         flow_now.steps[following].ask(turn)
-
-    @staticmethod
-    def _labels(turn: Turn, step: Step) -> dict[str, str]:
-        """The labels of the choices last offered, recomputed so a typed label (`Telefon`) matches."""
-        probe = Turn(
-            turn.session,
-            turn.member,
-            turn.t,
-            turn.now,
-            Dialog(turn.dialog.flow, turn.dialog.step, dict(turn.draft)),
-        )
-        try:
-            step.ask(probe)
-        except DomainError:
-            return {}
-        return {k: v for reply in probe.replies for k, v in labels_of(reply.choices).items()}
 
     def _command(self, turn: Turn, feature: Feature, name: str, arg: str) -> None:
         if name == "cancel":
@@ -288,7 +267,7 @@ class Conversation:
         turn.member.locale = key[5:]
         turn.session.add(turn.member)
         turn.t = Translator(key[5:])
-        turn.dialog.choices = []
+        turn.dialog.choices = {}
         turn.say("From now on I write in English.")  # each catalog names its own language
         return True
 

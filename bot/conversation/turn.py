@@ -58,7 +58,7 @@ class Turn:
         offered = tuple(choices)
         self.replies.append(Reply(numbered(text, offered), offered))
         if offered:
-            self.dialog.choices = [c.key for c in offered]
+            self.dialog.choices = {c.key: c.label for c in offered}
 
     def ask(self, message: str, choices: Sequence[Choice] = (), **params: Any) -> None:
         self.say_text(self.t.render(message, params), choices)
@@ -69,12 +69,12 @@ class Turn:
     def start(self, flow: str, step: str, **draft: Any) -> None:
         self.dialog.flow, self.dialog.step = flow, step
         self.dialog.draft = dict(draft)
-        self.dialog.choices = []
+        self.dialog.choices = {}
 
     def finish(self) -> None:
         self.dialog.flow, self.dialog.step = "", ""
         self.dialog.draft = {}
-        self.dialog.choices = []
+        self.dialog.choices = {}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from bot.conversation.turn import Turn
 from bot.i18n import Translator
 from db.models import Interpreter, Request
-from services.text import N_
 from services.vocabulary import STATE_LABELS, RequestState
 
 
@@ -35,6 +34,3 @@ def listing(turn: Turn, title: str, lines: list[str], empty: str) -> str:
     if not lines:
         return turn._(empty)
     return "\n".join([turn._(title), *lines])
-
-
-NOTHING = N_("Nothing here yet.")
