@@ -21,6 +21,7 @@ from pathlib import Path
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
+from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot
 from db.engine import make_engine
@@ -97,10 +98,8 @@ async def dialog_and_accept(api: FakeBotApi, rounds: int, folder: Path) -> tuple
     upgrade(engine)
     codes = make_demo(engine, NOW)
     clock = Clock(NOW)
-    bot = TelegramBot(
-        token=api.token, engine=engine, base_url=api.base_url, clock=clock,
-        limiter=RateLimiter(per_chat_gap=0), poll_timeout=1,
-    )  # fmt: skip
+    telegram = TelegramBot(token=api.token, engine=engine, base_url=api.base_url, clock=clock, poll_timeout=1)
+    bot = BotProcess(engine, [telegram], limiter=RateLimiter(per_chat_gap=0), clock=clock)
     await bot.start()
     for user, code in ((SCHOOL, codes.school), (AMIRA, codes.amira)):
         api.push_text(user, f"/start {code}")

@@ -43,11 +43,15 @@ class Undeliverable(Exception):
 
 
 class Sender(Protocol):
-    """One platform's way to put a message into a chat, or to change one sent before."""
+    """One platform's way to put a message into a chat, or to change one sent before.
 
-    async def send(self, chat_id: str, reply: Reply) -> str: ...
+    `key` names the message for its whole life, across retries and restarts: a platform that
+    de-duplicates sends (Matrix transaction ids) uses it so a retried send cannot arrive twice.
+    """
 
-    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None: ...
+    async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str: ...
+
+    async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -125,13 +129,14 @@ class Deliverer:
 
     async def _send(self, outgoing: Outgoing) -> str:
         sender = self.senders[outgoing.due.platform]
+        key = f"delivery-{outgoing.due.delivery_id}"
         if outgoing.edit_id is not None:
             try:
-                await sender.edit(outgoing.due.chat_id, outgoing.edit_id, outgoing.reply)
+                await sender.edit(outgoing.due.chat_id, outgoing.edit_id, outgoing.reply, key=key)
                 return outgoing.edit_id
             except Undeliverable:
                 pass  # the first message is gone: send a new one
-        return await sender.send(outgoing.due.chat_id, outgoing.reply)
+        return await sender.send(outgoing.due.chat_id, outgoing.reply, key=key)
 
     async def run_once(self) -> int:
         """Send everything due now, pacing per chat and overall; returns how many went out.

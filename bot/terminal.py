@@ -82,12 +82,12 @@ class TerminalSender:
         self.chat = chat
         self._count = 0
 
-    async def send(self, chat_id: str, reply: Reply) -> str:
+    async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str:
         self._count += 1
         self.chat.show(chat_id, reply.text, edited=False)
         return str(self._count)
 
-    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+    async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
         self.chat.show(chat_id, reply.text, edited=True)
 
 

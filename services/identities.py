@@ -81,3 +81,15 @@ def identities_of(session: Session, member_id: int) -> list[ChatIdentity]:
         .order_by(col(ChatIdentity.last_seen_at).desc(), col(ChatIdentity.id))
     )
     return list(session.exec(query))
+
+
+def identity_in_chat(session: Session, platform: str, chat_id: str) -> ChatIdentity | None:
+    """The identity whose notifications go to this chat (a direct chat has one)."""
+    query = select(ChatIdentity).where(ChatIdentity.platform == platform, ChatIdentity.chat_id == chat_id)
+    return session.exec(query.order_by(col(ChatIdentity.last_seen_at).desc())).first()
+
+
+def move_chat(session: Session, identity: ChatIdentity, chat_id: str) -> None:
+    """Send to a new chat from now on (the old direct room is gone), without counting as activity."""
+    identity.chat_id = chat_id
+    session.add(identity)

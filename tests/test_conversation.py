@@ -148,13 +148,13 @@ class Phone:
         self.inbox: dict[str, list[str]] = {}
         self.broken = broken or {}
 
-    async def send(self, chat_id: str, reply: Reply) -> str:
+    async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str:
         if chat_id in self.broken:
             raise self.broken[chat_id]
         self.inbox.setdefault(chat_id, []).append(reply.text)
         return str(len(self.inbox[chat_id]))
 
-    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+    async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
         self.inbox[chat_id][int(message_id) - 1] = reply.text
 
 

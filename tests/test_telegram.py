@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from bot.conversation.messages import Choice, Reply
 from bot.i18n import Translator
+from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot
 from db.models import ChatIdentity, Delivery, DialogState, Member, Offer, Request, UnmetDemand
@@ -38,7 +39,7 @@ SCHOOL, AMIRA, SAMIR, ROJIN, OFFICE, STRANGER = 1001, 2001, 2002, 2003, 3001, 99
 @dataclass
 class Telegram:
     api: FakeBotApi
-    bot: TelegramBot
+    bot: BotProcess
     codes: DemoCodes
     clock: Clock
     engine: Engine
@@ -69,14 +70,7 @@ async def telegram(engine: Engine) -> AsyncIterator[Telegram]:
     codes = make_demo(engine, NOW)
     api = FakeBotApi()
     await api.start()
-    bot = TelegramBot(
-        token=api.token,
-        engine=engine,
-        base_url=api.base_url,
-        clock=clock,
-        limiter=RateLimiter(per_chat_gap=0.02),
-        poll_timeout=1,
-    )
+    bot = _process(api, engine, clock, RateLimiter(per_chat_gap=0.02))
     await bot.start()
     try:
         yield Telegram(api, bot, codes, clock, engine)
@@ -84,6 +78,17 @@ async def telegram(engine: Engine) -> AsyncIterator[Telegram]:
         await bot.stop()
         await api.stop()
     assert api.server_errors == []
+
+
+def _process(api: FakeBotApi, engine: Engine, clock: Clock, limiter: RateLimiter | None = None) -> BotProcess:
+    telegram = TelegramBot(token=api.token, engine=engine, base_url=api.base_url, clock=clock, poll_timeout=1)
+    return BotProcess(engine, [telegram], limiter=limiter, clock=clock)
+
+
+def _telegram(process: BotProcess) -> TelegramBot:
+    transport = process.transports[0]
+    assert isinstance(transport, TelegramBot)
+    return transport
 
 
 def _key_of(message: SentMessage, prefix: str) -> str:
@@ -341,9 +346,7 @@ async def test_a_restart_continues_the_dialog(telegram: Telegram) -> None:
             reason="",
         )
         uow.commit()
-    tg.bot = TelegramBot(
-        token=tg.api.token, engine=tg.engine, base_url=tg.api.base_url, clock=tg.clock, poll_timeout=1
-    )
+    tg.bot = _process(tg.api, tg.engine, tg.clock)
     await tg.bot.start()
     await tg.api.wait_for_message(SCHOOL, lambda m: "#7" in m.text or "nicht freigeben" in m.text)
     when = await tg.say(SCHOOL, "2")  # by phone
@@ -405,7 +408,7 @@ async def test_an_unexpected_failure_is_logged_without_text_and_answered_neutral
     def broken(event: object) -> list[object]:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(tg.bot.conversation, "handle", broken)
+    monkeypatch.setattr(_telegram(tg.bot).conversation, "handle", broken)
     reply = await tg.say(SCHOOL, "geheime Notiz über Familie Müller")
     assert reply.text == DE.gettext("Sorry, something went wrong on our side. Please try again in a moment.")
     assert "database on fire" in caplog.text  # the traceback is logged
@@ -416,7 +419,7 @@ async def test_an_unexpected_failure_is_logged_without_text_and_answered_neutral
 async def test_long_texts_are_split_and_the_buttons_go_with_the_last_part(telegram: Telegram) -> None:
     tg = telegram
     reply = Reply("a" * 4000 + "\n" + "b" * 3000, (Choice("x:1", "X"),))
-    await tg.bot.sender.send(str(SCHOOL), reply)
+    await _telegram(tg.bot).sender.send(str(SCHOOL), reply)
     sent = tg.api.sent(SCHOOL)
     assert [m.text for m in sent] == ["a" * 4000, "b" * 3000]
     assert [m.buttons for m in sent] == [[], [("X", "x:1")]]

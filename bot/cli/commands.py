@@ -74,16 +74,18 @@ def init(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    """Run the bot: Telegram when TELEGRAM_TOKEN is set, else the terminal chat on the demo data."""
-    token = os.environ.get("TELEGRAM_TOKEN", "").strip()
-    if not token:
+    """Run the bot on every configured platform (Telegram, Matrix); with none, the terminal chat."""
+    from bot.transports import configured_transports
+
+    transports = configured_transports(ctx.engine, os.environ)
+    if not transports:
         return chat(ctx, args)
-    from bot.telegram.app import OFFICIAL_API, TelegramBot
+    from bot.process import BotProcess
 
     quiet_http_logs()
-    base_url = os.environ.get("TELEGRAM_BASE_URL", "").strip().rstrip("/") or OFFICIAL_API
-    bot = TelegramBot(token=token, engine=ctx.engine, base_url=base_url)
-    ctx.say("The bot is running (Telegram, long polling). Stop it with Ctrl+C.")
+    bot = BotProcess(ctx.engine, transports)
+    names = ", ".join(t.platform for t in transports)
+    ctx.say("The bot is running ({platforms}). Stop it with Ctrl+C.", platforms=names)
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -12,9 +12,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 
 from bot.conversation.messages import Incoming
 from bot.conversation.router import FEATURES, Conversation, command_list
-from bot.delivery import Deliverer
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator, pick_locale
-from bot.rate_limit import RateLimiter
 from bot.telegram.sender import TelegramSender
 from db.uow import UnitOfWork
 from services import identities
@@ -35,7 +33,9 @@ def all_commands(locale: str) -> list[BotCommand]:
 
 
 class TelegramBot:
-    """Receives updates by long polling, answers through the conversation, delivers the outbox."""
+    """The Telegram transport: receives updates by long polling and answers through the conversation."""
+
+    platform = PLATFORM
 
     def __init__(
         self,
@@ -44,7 +44,6 @@ class TelegramBot:
         engine: Engine,
         base_url: str = OFFICIAL_API,
         clock: Callable[[], datetime] | None = None,
-        limiter: RateLimiter | None = None,
         poll_timeout: float = 30,
     ) -> None:
         self.engine = engine
@@ -52,44 +51,29 @@ class TelegramBot:
         builder = Application.builder().token(token).base_url(base_url).concurrent_updates(True)
         self.app = builder.base_file_url(base_url.replace("/bot", "/file/bot")).build()
         self.sender = TelegramSender(self.app.bot)
-        self.deliverer = Deliverer(engine, {PLATFORM: self.sender}, limiter=limiter, clock=clock)
         self.poll_timeout = poll_timeout
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._delivery: asyncio.Task[None] | None = None
+        self._wake: Callable[[], None] = lambda: None
         private = filters.ChatType.PRIVATE
         self.app.add_handler(MessageHandler(private & filters.TEXT, self.on_text))
         self.app.add_handler(CallbackQueryHandler(self.on_button))
         self.app.add_error_handler(self.on_error)
 
-    async def start(self) -> None:
+    async def start(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
         await self.app.initialize()
         await self.register_commands()
         await self.app.start()
         assert self.app.updater is not None
         await self.app.updater.start_polling(poll_interval=0, timeout=int(self.poll_timeout))
-        self._delivery = asyncio.create_task(self.deliverer.run_forever())
 
     async def stop(self) -> None:
-        if self._delivery is not None:
-            self.deliverer.stop()
-            try:
-                await asyncio.wait_for(self._delivery, timeout=30)
-            except TimeoutError:
-                log.warning("delivery did not finish in time; stopped anyway")
         assert self.app.updater is not None
         if self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
-
-    async def serve(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set."""
-        await self.start()
-        try:
-            await stop.wait()
-        finally:
-            await self.stop()
 
     async def register_commands(self) -> None:
         """The command menu in each language; German for everyone else."""
@@ -102,7 +86,7 @@ class TelegramBot:
             replies = await asyncio.to_thread(self.conversation.handle, incoming)
             for reply in replies:
                 await self.sender.send(incoming.chat_id, reply)
-        self.deliverer.wake.set()
+        self._wake()
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Pass a text message on to the conversation."""

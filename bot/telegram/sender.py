@@ -33,7 +33,7 @@ class TelegramSender:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
-    async def send(self, chat_id: str, reply: Reply) -> str:
+    async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str:
         """Send `reply` (split at 4096 characters; the buttons go with the last part)."""
         parts = split_text(reply.text, MAX_TEXT)
         message_id = ""
@@ -52,7 +52,7 @@ class TelegramSender:
             raise
         return message_id
 
-    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> None:
+    async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
         """Replace an earlier message's text and buttons (an offer that someone else took)."""
         try:
             await self.bot.edit_message_text(

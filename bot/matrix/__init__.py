@@ -1,0 +1,1 @@
+"""The Matrix transport (matrix-nio with end-to-end encryption)."""

@@ -1,0 +1,306 @@
+"""The Matrix bot: one device, a sync loop, direct rooms; handlers only translate to and from neutral events.
+
+Each sync is handled in full, in order, before its token is saved, so after a crash or restart
+the homeserver repeats only what was not finished, and the event ids (kept in `processed_event`
+by the conversation) make a repeated event harmless. The very first sync only sets the bot up:
+nothing sent before the bot first started is answered.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from nio import (
+    AsyncClient,
+    MegolmEvent,
+    RoomCreateResponse,
+    RoomMemberEvent,
+    RoomMessageText,
+    RoomPreset,
+    SyncError,
+    SyncResponse,
+)
+from sqlalchemy.engine import Engine
+
+from bot.conversation.messages import Incoming, Reply
+from bot.conversation.router import Conversation
+from bot.i18n import DEFAULT_LOCALE, Translator, pick_locale
+from bot.matrix.sender import MatrixSender
+from bot.matrix.session import BotState, MatrixSettings, log_in, make_client, save_state
+from db.uow import UnitOfWork
+from services import identities
+from services.dialogs import first_time
+
+PLATFORM = "matrix"
+log = logging.getLogger(__name__)
+ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+SYNC_FILTER: dict[str, Any] = {
+    "room": {"timeline": {"limit": 50}, "state": {"lazy_load_members": False}},
+    "presence": {"types": []},
+}
+ROOM_WAIT = 30.0  # seconds to wait for a room the bot created to show up in its sync
+
+
+def strip_reply_fallback(body: str) -> str:
+    """A Matrix reply starts with the quoted message (`> ...` lines); only the answer counts."""
+    if not body.startswith("> "):
+        return body
+    lines = body.split("\n")
+    while lines and lines[0].startswith(">"):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
+class MatrixBot:
+    """The Matrix transport: syncs, answers in direct rooms, joins when invited, opens rooms to notify."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        settings: MatrixSettings,
+        *,
+        engine: Engine,
+        clock: Callable[[], datetime] | None = None,
+        poll_timeout: float = 30,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.conversation = Conversation(engine, clock)
+        self.client: AsyncClient = make_client(settings)
+        self.sender = MatrixSender(self.client, self._reopen)
+        self.poll_timeout = poll_timeout
+        self.state = BotState()
+        self._wake: Callable[[], None] = lambda: None
+        self._stopping = False
+        self._poll: asyncio.Future[SyncResponse | SyncError] | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._synced = asyncio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self._stopping = False
+        self.state = await log_in(self.client, self.settings)
+        if self.client.should_upload_keys:
+            await self.client.keys_upload()
+        # The first sync after a start asks for the full state: nio keeps rooms and members in memory only.
+        await self._sync(timeout_ms=0, full_state=True)
+        self._loop = asyncio.create_task(self._run())
+        log.info("Matrix: signed in as %s (device %s)", self.client.user_id, self.client.device_id)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._poll is not None:
+            self._poll.cancel()  # only the waiting long poll; a sync being handled is finished first
+        if self._loop is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        await self.client.close()
+
+    async def _run(self) -> None:
+        pause = 1.0
+        while not self._stopping:
+            try:
+                await self._sync(timeout_ms=int(self.poll_timeout * 1000), full_state=False)
+                pause = 1.0
+            except asyncio.CancelledError:
+                if self._stopping:
+                    return
+                raise
+            except Exception:
+                log.exception("Matrix sync failed; trying again in %.0fs", pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 60)
+
+    # --- one sync -------------------------------------------------------------------------------
+
+    async def _sync(self, *, timeout_ms: int, full_state: bool) -> None:
+        self._poll = asyncio.ensure_future(
+            self.client.sync(
+                timeout=timeout_ms,
+                sync_filter=SYNC_FILTER,
+                since=self.state.sync_token or None,
+                full_state=full_state,
+            )
+        )
+        try:
+            response = await self._poll
+        finally:
+            self._poll = None
+        if isinstance(response, SyncError):
+            raise RuntimeError(f"sync refused: {response.status_code}")
+        answer = bool(self.state.sync_token)  # the very first sync only joins and records
+        for room_id in response.rooms.invite:
+            await self._join(room_id)
+        for room_id, info in response.rooms.join.items():
+            for event in info.timeline.events:
+                await self._on_event(room_id, event, answer=answer)
+        self.state.sync_token = response.next_batch
+        save_state(self.settings.store_path, self.state)
+        await self._exchange_keys()
+        self._synced.set()
+        self._synced.clear()
+
+    async def _exchange_keys(self) -> None:
+        """What nio's own sync loop does after each sync: keep the device's keys and sessions current."""
+        client = self.client
+        try:
+            await client.send_to_device_messages()
+            if client.should_upload_keys:
+                await client.keys_upload()
+            if client.should_query_keys:
+                await client.keys_query()
+            if client.should_claim_keys:
+                await client.keys_claim(client.get_users_for_key_claiming())
+        except Exception:
+            log.exception("Matrix key exchange failed; retried after the next sync")
+
+    async def _join(self, room_id: str) -> None:
+        """Anyone may invite the bot; onboarding decides who gets further."""
+        response = await self.client.join(room_id)
+        if hasattr(response, "status_code"):
+            log.warning("Matrix: could not join room (%s)", response.status_code)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    async def _on_event(self, room_id: str, event: object, *, answer: bool) -> None:
+        sender = getattr(event, "sender", None)
+        if sender is None or sender == self.client.user_id:
+            return
+        if isinstance(event, RoomMemberEvent):
+            if event.membership in ("leave", "ban") and not self.sender.usable(room_id):
+                await self._leave(room_id)  # the person left: a room of one is no use
+            return
+        if not answer or getattr(event, "server_timestamp", 0) < self.state.first_start_ms:
+            return
+        try:
+            if isinstance(event, RoomMessageText):
+                await self._on_text(room_id, event)
+            elif isinstance(event, MegolmEvent):
+                await self._on_unreadable(room_id, event)
+        except Exception:
+            log.exception("Matrix event %s failed", getattr(event, "event_id", "?"))
+            await self._apologise(room_id, sender)
+
+    async def _on_text(self, room_id: str, event: RoomMessageText) -> None:
+        """Pass a text message from a direct room on to the conversation."""
+        if self._is_group(room_id):
+            await self._refuse_group(room_id, event.event_id)
+            return
+        incoming = Incoming(
+            PLATFORM,
+            event.sender,
+            room_id,
+            text=strip_reply_fallback(event.body),
+            event_key=f"event:{event.event_id}",
+        )
+        replies = await asyncio.to_thread(self.conversation.handle, incoming)
+        for index, reply in enumerate(replies):
+            await self.sender.send(room_id, reply, key=f"reply:{event.event_id}:{index}", wait_on_limit=True)
+        self._wake()
+
+    async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:
+        """An encrypted message without its key (sent before the bot could read along): ask to resend."""
+        locale = await asyncio.to_thread(self._first_time_locale, event.event_id, event.sender)
+        if locale is None:
+            return
+        with contextlib.suppress(Exception):
+            await self.client.request_room_key(event)
+        text = Translator(locale).gettext(
+            "I could not read your last message: it was encrypted before I could read along. "
+            "Please send it again."
+        )
+        await self.sender.send(room_id, Reply(text), key=f"unreadable:{event.event_id}", wait_on_limit=True)
+
+    def _first_time_locale(self, event_id: str, user_id: str) -> str | None:
+        """The person's language if this event is new (and now recorded), else None."""
+        with UnitOfWork(self.engine) as uow:
+            now = self.conversation.clock()
+            if not first_time(uow.session, platform=PLATFORM, event_key=f"event:{event_id}", now=now):
+                return None
+            member = identities.member_of(uow.session, PLATFORM, user_id)
+            uow.commit()
+        return pick_locale(member.locale if member else None)
+
+    def _is_group(self, room_id: str) -> bool:
+        room = self.client.rooms.get(room_id)
+        return room is not None and len([u for u in room.users if u != self.client.user_id]) > 1
+
+    async def _refuse_group(self, room_id: str, event_id: str) -> None:
+        """Personal data stays out of shared rooms: say so once, then leave."""
+        if await asyncio.to_thread(self._first_time_locale, event_id, "") is None:
+            return
+        text = Translator(DEFAULT_LOCALE).gettext(
+            "I only talk in direct chats, so that nobody else reads along. "
+            "Please start a direct chat with me."
+        )
+        await self.sender.send(room_id, Reply(text), key=f"group:{event_id}", wait_on_limit=True)
+        await self._leave(room_id)
+
+    async def _apologise(self, room_id: str, user_id: str) -> None:
+        try:
+            locale = await asyncio.to_thread(self._locale_of, user_id)
+            text = Translator(locale).gettext(
+                "Sorry, something went wrong on our side. Please try again in a moment."
+            )
+            await self.sender.send(room_id, Reply(text))
+        except Exception:
+            log.warning("could not tell the room about a failed event")
+
+    def _locale_of(self, user_id: str) -> str:
+        with UnitOfWork(self.engine) as uow:
+            member = identities.member_of(uow.session, PLATFORM, user_id)
+        return pick_locale(member.locale if member else None)
+
+    async def _leave(self, room_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.room_leave(room_id)
+            await self.client.room_forget(room_id)
+
+    # --- rooms the bot opens --------------------------------------------------------------------
+
+    async def _reopen(self, room_id: str) -> str | None:
+        """Open a new encrypted direct room to the person whose room this was; notifications go there now."""
+        user_id = await asyncio.to_thread(self._user_in_chat, room_id)
+        if user_id is None:
+            return None
+        response = await self.client.room_create(
+            is_direct=True,
+            preset=RoomPreset.trusted_private_chat,
+            invite=[user_id],
+            initial_state=[ENCRYPTION],
+        )
+        if not isinstance(response, RoomCreateResponse):
+            log.warning("Matrix: could not open a direct room (%s)", getattr(response, "status_code", "?"))
+            return None
+        await self._wait_for_room(response.room_id, user_id)
+        await asyncio.to_thread(self._move_chat, room_id, response.room_id)
+        return str(response.room_id)
+
+    async def _wait_for_room(self, room_id: str, user_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ROOM_WAIT
+        while not self.sender.usable(room_id) or user_id not in self.client.rooms[room_id].users:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError("the new room did not arrive in the sync")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._synced.wait(), timeout=left)
+
+    def _user_in_chat(self, room_id: str) -> str | None:
+        with UnitOfWork(self.engine) as uow:
+            identity = identities.identity_in_chat(uow.session, PLATFORM, room_id)
+        return identity.user_id if identity else None
+
+    def _move_chat(self, old: str, new: str) -> None:
+        with UnitOfWork(self.engine) as uow:
+            identity = identities.identity_in_chat(uow.session, PLATFORM, old)
+            if identity is not None:
+                identities.move_chat(uow.session, identity, new)
+                uow.commit()

@@ -1,0 +1,123 @@
+"""The Matrix bot's login and what it keeps between runs, under MATRIX_STORE_PATH.
+
+nio's own store (SQLite) there holds the device's keys and end-to-end sessions. Beside it,
+`bot-state.json` holds the device id and access token of the bot's one device (so a restart
+is the same device, and encrypted rooms keep working), the sync token of the last fully
+handled sync, and the moment of the bot's first start (older events are never answered).
+The file is written atomically and readable only by its owner; it is never logged.
+"""
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
+
+STATE_FILE = "bot-state.json"
+DEVICE_NAME = "Dolmetscherpool"
+
+
+class MatrixLoginFailed(Exception):
+    """The homeserver refused the configured credentials."""
+
+
+@dataclass(frozen=True)
+class MatrixSettings:
+    homeserver: str
+    user_id: str
+    store_path: Path
+    password: str | None = None
+    access_token: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "MatrixSettings | None":
+        """The settings from MATRIX_* variables, or None when Matrix is not configured."""
+        homeserver = env.get("MATRIX_HOMESERVER", "").strip().rstrip("/")
+        user_id = env.get("MATRIX_USER_ID", "").strip()
+        if not homeserver or not user_id:
+            return None
+        password = env.get("MATRIX_PASSWORD") or None
+        token = env.get("MATRIX_ACCESS_TOKEN") or None
+        if password is None and token is None:
+            raise ValueError("MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN must be set with MATRIX_USER_ID")
+        store = Path(env.get("MATRIX_STORE_PATH", "").strip() or "matrix-store").resolve()
+        return cls(homeserver, user_id, store, password, token)
+
+    def __repr__(self) -> str:  # never print the secrets
+        return f"MatrixSettings({self.homeserver!r}, {self.user_id!r}, {str(self.store_path)!r})"
+
+
+@dataclass
+class BotState:
+    device_id: str = ""
+    access_token: str = ""
+    sync_token: str = ""
+    first_start_ms: int = 0
+
+
+def load_state(store: Path) -> BotState:
+    path = store / STATE_FILE
+    if not path.exists():
+        return BotState()
+    data = json.loads(path.read_text())
+    return BotState(**{k: v for k, v in data.items() if k in BotState.__dataclass_fields__})
+
+
+def save_state(store: Path, state: BotState) -> None:
+    """Write the state file atomically (a crash leaves the old or the new file, never half of one)."""
+    path = store / STATE_FILE
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(asdict(state), handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def client_config() -> AsyncClientConfig:
+    # A 429 comes back to the caller at once (max_limit_exceeded=0): delivery holds just that
+    # chat for retry_after_ms instead of nio sleeping inside the send and blocking every chat.
+    return AsyncClientConfig(
+        encryption_enabled=True,
+        store_sync_tokens=False,
+        max_limit_exceeded=0,
+        max_timeouts=2,
+    )
+
+
+def make_client(settings: MatrixSettings) -> AsyncClient:
+    """The client object (no network yet); `log_in` makes it the bot's device."""
+    settings.store_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return AsyncClient(
+        settings.homeserver, settings.user_id, store_path=str(settings.store_path), config=client_config()
+    )
+
+
+async def log_in(client: AsyncClient, settings: MatrixSettings) -> BotState:
+    """Log in as the bot's one device (the same one across restarts) and load its key store."""
+    state = load_state(settings.store_path)
+    if not state.first_start_ms:
+        state.first_start_ms = int(time.time() * 1000)
+    token = settings.access_token or state.access_token
+    if token:
+        client.access_token = token
+        who = await client.whoami()
+        if isinstance(who, WhoamiResponse) and who.device_id:
+            client.restore_login(settings.user_id, who.device_id, token)
+            state.device_id = who.device_id
+            state.access_token = "" if settings.access_token else token
+            save_state(settings.store_path, state)
+            return state
+        if settings.password is None:
+            raise MatrixLoginFailed("the access token was refused")
+    client.device_id = state.device_id or ""
+    login = await client.login(settings.password, device_name=DEVICE_NAME)
+    if not isinstance(login, LoginResponse):
+        raise MatrixLoginFailed(str(getattr(login, "status_code", "login refused")))
+    state.device_id, state.access_token = login.device_id, login.access_token
+    save_state(settings.store_path, state)
+    return state
