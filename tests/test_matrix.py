@@ -4,6 +4,7 @@ Synapse is started once for the suite (SQLite, 127.0.0.1, rate limits lifted); e
 own bot account, store and people, so tests do not see each other's rooms.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,15 +14,16 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from bot.conversation.messages import Reply
 from bot.i18n import Translator
 from bot.matrix.app import MatrixBot
-from bot.matrix.session import MatrixSettings
+from bot.matrix.session import MatrixSettings, load_state
 from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
-from db.models import Closeout, Offer, Request
+from db.models import ChatIdentity, Closeout, Delivery, Offer, ProcessedEvent, Request
 from db.uow import UnitOfWork
 from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, make_demo
-from tests.matrix_people import PASSWORD, MatrixPerson, Received, unique
+from tests.matrix_people import PASSWORD, MatrixPerson, Received, unique, until
 from tests.synapse_server import SynapseServer
 
 DE, EN = Translator("de"), Translator("en")
@@ -184,3 +186,163 @@ async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact
     assert closeout.amount_cents == 4140
     budget = await office.say("!budget")
     assert DE.money(495860) in budget.text
+
+
+def _handled_events(engine: Engine) -> int:
+    with UnitOfWork(engine) as uow:
+        return len(uow.session.exec(select(ProcessedEvent).where(ProcessedEvent.platform == "matrix")).all())
+
+
+async def test_a_restart_mid_dialog_continues_and_answers_nothing_twice(matrix: Matrix) -> None:
+    mx = matrix
+    school = await mx.person("school", mx.codes.school, encrypted=True)
+    language_question = await school.say("!request")
+    await school.say("arabisch")
+    device = load_state(mx.settings.store_path).device_id
+    replay_from = load_state(mx.settings.store_path).sync_token
+    when_question = await school.say("vor Ort")
+
+    await mx.process.stop()
+    # The bot is down; the school answers anyway. Then the bot's last saved sync token is set back,
+    # as if it had crashed after answering but before saving: the homeserver sends those events again.
+    await school.send(START_TEXT)
+    state_file = mx.settings.store_path / "bot-state.json"
+    state = load_state(mx.settings.store_path)
+    assert state.sync_token
+    assert state.sync_token != replay_from
+    state_file.write_text(state_file.read_text().replace(state.sync_token, replay_from))
+    since = len(school.inbox)
+    await mx.start_bot().start()
+
+    duration_question = await school.next_message(since=since)
+    assert duration_question.text.startswith(
+        DE.gettext("How long will it take? Choose or type the minutes (e.g. 75 or 1:15).")
+    )
+    assert duration_question.encrypted  # the same device: the encrypted room works on
+    assert load_state(mx.settings.store_path).device_id == device
+    await asyncio.sleep(1.5)  # a full poll: a second answer to anything would have arrived by now
+    texts = [m.text for m in school.inbox]
+    assert texts.count(language_question.text) == 1
+    assert texts.count(when_question.text) == 1
+    assert len(school.inbox) == len(school.sent_event_ids)  # one answer per message, none twice
+    assert _handled_events(mx.engine) == len(school.sent_event_ids)
+
+
+async def test_events_from_before_the_first_start_are_ignored(
+    engine: Engine, synapse: SynapseServer, tmp_path: Path
+) -> None:
+    codes = make_demo(engine, NOW)
+    bot_id = synapse.register(unique("newbot"), PASSWORD)
+    settings = MatrixSettings(synapse.url, bot_id, tmp_path / "bot-store", password=PASSWORD)
+    school = MatrixPerson(synapse, "school", tmp_path / "school")
+    await school.start()
+    try:
+        # Invited and written to before the bot ever ran: it joins later, but answers only what is new.
+        created = await school.client.room_create(is_direct=True, invite=[bot_id])
+        school.room_id = created.room_id
+        await school.send(f"!start {codes.school}")
+        clock = Clock(NOW)
+        process = BotProcess(engine, [MatrixBot(settings, engine=engine, clock=clock, poll_timeout=1)])
+        await process.start()
+        try:
+            onboarding = await school.say("hallo")
+            assert onboarding.text == DE.gettext(
+                "Welcome to Dolmetscherpool. This bot is for the schools, interpreters and "
+                "coordination office of a county's interpreter pool. To take part you need an "
+                "invite code from your coordination office; then send: /start CODE"
+            ).replace("/start", "!start")
+            await asyncio.sleep(1.5)
+            assert len(school.inbox) == 1  # the old "!start" was not answered
+            with UnitOfWork(engine) as uow:
+                assert uow.session.exec(select(ChatIdentity)).all() == []
+        finally:
+            await process.stop()
+    finally:
+        await school.stop()
+
+
+async def _send_arabic_request(school: MatrixPerson) -> None:
+    await _request_arabic(school)
+    await school.send("1")
+
+
+async def test_the_homeserver_rate_limit_is_waited_out_and_nothing_arrives_twice(matrix: Matrix) -> None:
+    mx = matrix
+    school = await mx.person("school", mx.codes.school)
+    amira = await mx.person("amira", mx.codes.amira)
+    samir = await mx.person("samir", mx.codes.samir)
+    await _request_arabic(school)
+    mx.server.limit_messages(mx.bot_id, per_second=1, burst_count=1)
+    try:
+        since = len(school.inbox)
+        await school.send("1")  # send: a direct reply and three notifications, at most one a second
+        await school.next_message(lambda m: "#1" in m.text, since=since)
+        offers = [await p.next_message(lambda m: m.text.startswith("#1 · ")) for p in (amira, samir)]
+        assert all(o.text.endswith("\n\n1. Annehmen\n2. Ablehnen") for o in offers)
+    finally:
+        mx.server.unlimit_messages(mx.bot_id)
+    await asyncio.sleep(1.5)
+    assert [m.text.startswith("#1 · ") for m in amira.inbox].count(True) == 1
+    assert [m.text.startswith("#1 · ") for m in samir.inbox].count(True) == 1
+    with UnitOfWork(mx.engine) as uow:
+        rows = uow.session.exec(select(Delivery)).all()
+    assert all(d.sent_at is not None for d in rows)
+    assert any(d.attempts > 1 and d.last_error == "429" for d in rows)  # held back, then sent
+
+
+async def test_a_retried_send_with_the_same_key_posts_once(matrix: Matrix) -> None:
+    mx = matrix
+    school = await mx.person("school", mx.codes.school, encrypted=True)
+    first = await mx.transport.sender.send(school.room_id, Reply("Erinnerung"), key="delivery-77")
+    again = await mx.transport.sender.send(school.room_id, Reply("Erinnerung"), key="delivery-77")
+    other = await mx.transport.sender.send(school.room_id, Reply("Erinnerung"), key="delivery-78")
+    assert first == again != other
+    await school.next_message(lambda m: m.event_id == other)
+    assert [m.text for m in school.inbox].count("Erinnerung") == 2
+
+
+async def test_a_person_who_left_the_room_is_reached_in_a_new_one(matrix: Matrix) -> None:
+    mx = matrix
+    school = await mx.person("school", mx.codes.school)
+    amira = await mx.person("amira", mx.codes.amira)
+    old_room = amira.room_id
+    await amira.client.room_leave(old_room)
+    await until_left(mx, old_room)
+
+    await _send_arabic_request(school)
+    offer = await amira.next_message(lambda m: m.text.startswith("#1 · "))
+    assert offer.room_id != old_room
+    assert offer.encrypted  # a room the bot opens is encrypted
+    with UnitOfWork(mx.engine) as uow:
+        identity = uow.session.exec(select(ChatIdentity).where(ChatIdentity.user_id == amira.user_id)).one()
+    assert identity.chat_id == offer.room_id
+    since = len(school.inbox)
+    await amira.send("1", room_id=offer.room_id)  # Accept, typed in the new room
+    await school.next_message(lambda m: "Amira" in m.text, since=since)
+
+
+async def until_left(mx: Matrix, room_id: str) -> None:
+    """Wait until the bot has left a room its person left."""
+    await until(lambda: not mx.transport.sender.usable(room_id), what="the bot to leave")
+
+
+async def test_a_group_room_is_refused_and_left(matrix: Matrix) -> None:
+    mx = matrix
+    school = await mx.person("school", mx.codes.school)
+    colleague = MatrixPerson(mx.server, "colleague", mx.folder / "colleague")
+    mx.people.append(colleague)
+    await colleague.start()
+    created = await school.client.room_create(name="Kollegium", invite=[mx.bot_id, colleague.user_id])
+    group = created.room_id
+    await until_joined(mx, group)
+    since = len(school.inbox)
+    await school.send("!budget", room_id=group)
+    refusal = await school.next_message(lambda m: m.room_id == group, since=since)
+    assert refusal.text == DE.gettext(
+        "I only talk in direct chats, so that nobody else reads along. Please start a direct chat with me."
+    )
+    await until_left(mx, group)
+
+
+async def until_joined(mx: Matrix, room_id: str) -> None:
+    await until(lambda: mx.transport.sender.usable(room_id), what="the bot to join")
