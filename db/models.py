@@ -6,7 +6,7 @@ domain's and lives in `services.vocabulary`.
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from db.types import UTCDateTime
@@ -97,11 +97,17 @@ class Member(SQLModel, table=True):
     school_id: int | None = Field(default=None, foreign_key="school.id")
     interpreter_id: int | None = Field(default=None, foreign_key="interpreter.id")
     locale: str | None = Field(default=None, max_length=10)
+    # False: notifications go to the chat last written from; True: to every linked chat.
+    notify_everywhere: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(sa_column=_utc())
 
 
 class Invite(SQLModel, table=True):
-    """A one-time code; only its SHA-256 is stored."""
+    """A one-time code; only its SHA-256 is stored.
+
+    `member_id` is the member the code became, or, when set before it is used, the existing
+    member it adds another chat to (a link code from /connect).
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     district_id: int = Field(foreign_key="district.id", index=True)

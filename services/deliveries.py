@@ -45,7 +45,11 @@ def ref_of(template: str, params: dict[str, Any]) -> str | None:
 
 
 def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
-    """Turn new outbox messages into deliveries to the chat each member last used; returns how many."""
+    """Turn new outbox messages into deliveries; returns how many.
+
+    Each member gets it in the chat they last wrote from, or in every linked chat when they
+    chose so (/notify).
+    """
     query = (
         select(OutboxMessage)
         .where(col(OutboxMessage.expanded_at).is_(None))
@@ -62,19 +66,17 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
         for member in members:
             assert member.id is not None
             reachable = identities_of(session, member.id)
-            if not reachable:
-                continue
-            identity = reachable[0]
-            assert identity.id is not None
-            session.add(
-                Delivery(
-                    outbox_id=message.id,
-                    identity_id=identity.id,
-                    ref=ref_of(message.template, params),
-                    due_at=now,
+            for identity in reachable if member.notify_everywhere else reachable[:1]:
+                assert identity.id is not None
+                session.add(
+                    Delivery(
+                        outbox_id=message.id,
+                        identity_id=identity.id,
+                        ref=ref_of(message.template, params),
+                        due_at=now,
+                    )
                 )
-            )
-            created += 1
+                created += 1
         message.expanded_at = now
         session.add(message)
     session.flush()

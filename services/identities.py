@@ -61,6 +61,22 @@ def link(
     return member
 
 
+def set_notify_everywhere(session: Session, member: Member, everywhere: bool, *, now: datetime) -> None:
+    """Notifications to every linked chat (True) or only to the one last written from (False)."""
+    member.notify_everywhere = everywhere
+    session.add(member)
+    assert member.id is not None
+    record(
+        session,
+        district_id=member.district_id,
+        actor=f"member:{member.id}",
+        action="member.notify_everywhere" if everywhere else "member.notify_last_chat",
+        entity="member",
+        entity_id=member.id,
+        now=now,
+    )
+
+
 def members_for(session: Session, recipient: Recipient, recipient_id: int, district_id: int) -> list[Member]:
     """The members a notification is for: a school's contacts, an interpreter, or all coordinators."""
     query = select(Member).where(Member.district_id == district_id)

@@ -6,7 +6,7 @@ SHA-256 is stored, so a copy of the database gives nobody a way in.
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -16,6 +16,8 @@ from services.errors import InvalidInput, InvalidInvite
 from services.policy import load_policy
 from services.text import N_
 from services.vocabulary import Role
+
+LINK_CODE_VALIDITY = timedelta(hours=1)  # shown in a chat, so short-lived
 
 
 def hash_code(code: str) -> str:
@@ -74,8 +76,45 @@ def create_invite(
     return invite, code
 
 
+def create_link_code(session: Session, *, member: Member, now: datetime) -> tuple[Invite, str]:
+    """A one-time code, valid for an hour, that adds another chat (Telegram or Matrix) to `member`.
+
+    Redeemed like an invite, it makes no new member: the new chat acts for the same person,
+    with the same role, dialogs and jobs.
+    """
+    assert member.id is not None
+    code = secrets.token_urlsafe(12)
+    invite = Invite(
+        district_id=member.district_id,
+        role=member.role,
+        name=member.name,
+        school_id=member.school_id,
+        interpreter_id=member.interpreter_id,
+        member_id=member.id,
+        code_hash=hash_code(code),
+        expires_at=now + LINK_CODE_VALIDITY,
+        created_by=f"member:{member.id}",
+        created_at=now,
+    )
+    session.add(invite)
+    session.flush()
+    record(
+        session,
+        district_id=member.district_id,
+        actor=f"member:{member.id}",
+        action="link_code.created",
+        entity="invite",
+        entity_id=invite.id or 0,
+        now=now,
+    )
+    return invite, code
+
+
 def redeem_invite(session: Session, *, code: str, now: datetime, locale: str | None = None) -> Member:
-    """Turn a code into a member, once; a wrong, used or expired code raises InvalidInvite."""
+    """Turn a code into a member, once; a wrong, used or expired code raises InvalidInvite.
+
+    A link code gives back the member it was made for.
+    """
     invite = session.exec(select(Invite).where(Invite.code_hash == hash_code(code)).with_for_update()).first()
     if invite is None:
         raise InvalidInvite(
@@ -87,6 +126,12 @@ def redeem_invite(session: Session, *, code: str, now: datetime, locale: str | N
         )
     if invite.expires_at <= now:
         raise InvalidInvite(N_("This invite code has expired. Please ask your coordinator for a new one."))
+    if invite.member_id is not None:
+        existing = session.get(Member, invite.member_id)
+        assert existing is not None
+        invite.used_at = now
+        session.add(invite)
+        return existing
     member = Member(
         district_id=invite.district_id,
         role=invite.role,

@@ -20,13 +20,16 @@ from bot.matrix.app import MatrixBot
 from bot.matrix.session import MatrixSettings, load_state
 from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
+from bot.telegram.app import TelegramBot
 from db.models import ChatIdentity, Closeout, Delivery, Offer, ProcessedEvent, Request
 from db.uow import UnitOfWork
 from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, make_demo
+from tests.fake_bot_api import FakeBotApi, SentMessage
 from tests.matrix_people import PASSWORD, MatrixPerson, Received, unique, until
 from tests.synapse_server import SynapseServer
 
 DE, EN = Translator("de"), Translator("en")
+SCHOOL_TG, AMIRA_TG = 1001, 2001  # Telegram user ids
 
 
 @pytest.fixture(scope="session")
@@ -346,3 +349,79 @@ async def test_a_group_room_is_refused_and_left(matrix: Matrix) -> None:
 
 async def until_joined(mx: Matrix, room_id: str) -> None:
     await until(lambda: mx.transport.sender.usable(room_id), what="the bot to join")
+
+
+async def _telegram_say(api: FakeBotApi, user: int, text: str) -> SentMessage:
+    since = len(api.sent(user))
+    api.push_text(user, text)
+    return await api.wait_for_message(user, since=since)
+
+
+async def _telegram_request(api: FakeBotApi, start_text: str) -> None:
+    for line in ("/request", "ar", "vor Ort", start_text, "60", "1", "1", "1", "1"):
+        await _telegram_say(api, SCHOOL_TG, line)
+    api.push_text(SCHOOL_TG, "1")  # send
+
+
+async def test_one_process_serves_both_platforms_and_a_person_linked_on_both(
+    engine: Engine, synapse: SynapseServer, tmp_path: Path
+) -> None:
+    clock, codes = Clock(NOW), make_demo(engine, NOW)
+    api = FakeBotApi()
+    await api.start()
+    bot_id = synapse.register(unique("bothbot"), PASSWORD)
+    settings = MatrixSettings(synapse.url, bot_id, tmp_path / "bot-store", password=PASSWORD)
+    telegram = TelegramBot(token=api.token, engine=engine, base_url=api.base_url, clock=clock, poll_timeout=1)
+    matrix_bot = MatrixBot(settings, engine=engine, clock=clock, poll_timeout=1)
+    process = BotProcess(engine, [telegram, matrix_bot], limiter=RateLimiter(per_chat_gap=0.02), clock=clock)
+    await process.start()
+    amira = MatrixPerson(synapse, "amira", tmp_path / "amira")
+    try:
+        await _telegram_say(api, SCHOOL_TG, f"/start {codes.school}")
+        await _telegram_say(api, AMIRA_TG, f"/start {codes.amira}")
+        connect = await _telegram_say(api, AMIRA_TG, "/connect")
+        code = connect.text.split("/start ")[1].split()[0]
+        await amira.start()
+        await amira.open_room(bot_id, encrypted=True)
+        linked = await amira.say(f"!start {code}")
+        assert linked.text.startswith(
+            DE.render(
+                "This chat is linked now: here too you act as {role}.", {"role": DE.gettext("interpreter")}
+            )
+        )
+        reused = await amira.say(f"!start {code}")
+        assert reused.text == DE.render(
+            "You are already registered as {role}.", {"role": DE.gettext("interpreter")}
+        )
+
+        # She wrote on Matrix last: the offer goes there, not to Telegram.
+        telegram_before = len(api.sent(AMIRA_TG))
+        await _telegram_request(api, START_TEXT)
+        await amira.next_message(lambda m: m.text.startswith("#1 · "))
+        await asyncio.sleep(1)
+        assert len(api.sent(AMIRA_TG)) == telegram_before
+
+        # On Telegram she chooses every linked chat: the next offer arrives in both.
+        asked = await _telegram_say(api, AMIRA_TG, "/notify")
+        assert asked.text.startswith(
+            DE.render(
+                "Where should notifications reach you? Linked: {platforms}.",
+                {"platforms": "Matrix, Telegram"},
+            )
+        )
+        api.press(AMIRA_TG, asked.message_id, "notify-all")
+        await api.wait_for_message(
+            AMIRA_TG,
+            lambda m: m.text == DE.gettext("Done: notifications now reach you in every linked chat."),
+        )
+        await _telegram_request(api, "11.3. 10:00")
+        on_matrix = await amira.next_message(lambda m: m.text.startswith("#2 · "))
+        on_telegram = await api.wait_for_message(AMIRA_TG, lambda m: m.text.startswith("#2 · "))
+        accept = next(key for _, key in on_telegram.buttons if key.startswith("of:a:"))
+        api.press(AMIRA_TG, on_telegram.message_id, accept)  # accepted on Telegram: both messages change
+        await api.wait_for_edit(AMIRA_TG, on_telegram.message_id, lambda m: "/jobs" in m.text)
+        assert "!jobs" in await amira.edited(on_matrix, lambda text: "!jobs" in text)
+    finally:
+        await process.stop()
+        await amira.stop()
+        await api.stop()

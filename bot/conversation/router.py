@@ -24,8 +24,9 @@ from bot.i18n import LOCALES, Translator, pick_locale
 from db.models import Member
 from db.uow import UnitOfWork
 from services import identities
-from services.dialogs import Dialog, first_time, load_dialog, save_dialog
+from services.dialogs import first_time, load_dialog, save_dialog
 from services.errors import DomainError
+from services.invites import create_link_code
 from services.text import N_
 from services.vocabulary import Role
 
@@ -39,12 +40,16 @@ FEATURES: dict[Role, Feature] = {
 COMMON_HELP = {
     "help": N_("what you can do here"),
     "language": N_("Sprache / language"),
+    "connect": N_("use this bot on another messenger too"),
+    "notify": N_("where notifications reach you"),
     "cancel": N_("leave the current dialog"),
 }
 # German words people type instead of the commands.
 ALIASES = {
     "hilfe": "help",
     "sprache": "language",
+    "verbinden": "connect",
+    "benachrichtigungen": "notify",
     "abbrechen": "cancel",
     "anfrage": "request",
     "buchungen": "bookings",
@@ -57,6 +62,7 @@ ALIASES = {
 }
 CANCEL_WORDS = {"abbrechen", "cancel", "stop"}
 LANGUAGE_NAMES = {"de": "Deutsch", "en": "English"}
+PLATFORM_NAMES = {"telegram": "Telegram", "matrix": "Matrix"}
 ROLE_NAMES = {
     Role.SCHOOL: N_("school"),
     Role.INTERPRETER: N_("interpreter"),
@@ -176,8 +182,12 @@ class Conversation:
             now=now,
             locale=t.locale,
         )
-        turn = Turn(uow.session, member, t, now, Dialog())
-        welcome = turn._("Welcome! You are registered as {role}.", role=t.gettext(ROLE_NAMES[turn.role]))
+        turn = _turn_of(uow.session, member, now)  # a linked chat keeps the person's language and dialog
+        role = turn.t.gettext(ROLE_NAMES[turn.role])
+        if len(identities.identities_of(uow.session, turn.member_id)) > 1:
+            welcome = turn._("This chat is linked now: here too you act as {role}.", role=role)
+        else:
+            welcome = turn._("Welcome! You are registered as {role}.", role=role)
         turn.say_text(welcome + "\n\n" + self._help_text(turn))
         return turn.replies
 
@@ -205,7 +215,7 @@ class Conversation:
             turn.say("This button belongs to an earlier question. Please use the latest one.")
             return
         if step is None:
-            if not self._language_choice(turn, answer.key):
+            if not (self._language_choice(turn, answer.key) or self._notify_choice(turn, answer.key)):
                 self._not_understood(turn)
             return
         following = step.take(turn, answer)
@@ -227,6 +237,12 @@ class Conversation:
             turn.finish()
             choices = [Choice(f"lang-{code}", LANGUAGE_NAMES[code]) for code in LOCALES]
             turn.ask(N_("Which language should I use?"), choices)
+        elif name == "connect":
+            turn.finish()
+            self._connect(turn)
+        elif name == "notify":
+            turn.finish()
+            self._ask_notify(turn)
         elif name == "start":
             turn.say("You are already registered as {role}.", role=turn.t.gettext(ROLE_NAMES[turn.role]))
         elif name in feature.commands:
@@ -269,6 +285,43 @@ class Conversation:
         turn.t = Translator(key[5:])
         turn.dialog.choices = {}
         turn.say("From now on I write in English.")  # each catalog names its own language
+        return True
+
+    @staticmethod
+    def _connect(turn: Turn) -> None:
+        _, code = create_link_code(turn.session, member=turn.member, now=turn.now)
+        turn.say(
+            "To use this bot on another messenger too (Telegram or Matrix), send it this message "
+            "there within an hour:\n\n/start {code}\n\nThe code works once. Notifications reach you "
+            "in the chat you last wrote from; /notify changes that.",
+            code=code,
+        )
+
+    @staticmethod
+    def _ask_notify(turn: Turn) -> None:
+        linked = identities.identities_of(turn.session, turn.member_id)
+        names = sorted({PLATFORM_NAMES.get(i.platform, i.platform) for i in linked})
+        choices = [
+            turn.choice("notify-last", N_("Only in the chat I last wrote from")),
+            turn.choice("notify-all", N_("In every linked chat")),
+        ]
+        turn.ask(
+            N_("Where should notifications reach you? Linked: {platforms}."),
+            choices,
+            platforms=", ".join(names),
+        )
+
+    @staticmethod
+    def _notify_choice(turn: Turn, key: str | None) -> bool:
+        if key not in ("notify-last", "notify-all"):
+            return False
+        everywhere = key == "notify-all"
+        identities.set_notify_everywhere(turn.session, turn.member, everywhere, now=turn.now)
+        turn.dialog.choices = {}
+        if everywhere:
+            turn.say("Done: notifications now reach you in every linked chat.")
+        else:
+            turn.say("Done: notifications now reach you in the chat you last wrote from.")
         return True
 
     def _not_understood(self, turn: Turn) -> None:
