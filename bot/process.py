@@ -49,8 +49,16 @@ class BotProcess:
         self._delivery: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        for transport in self.transports:
-            await transport.start(self.deliverer.wake.set)
+        """Start every transport, then delivery; if one cannot start, those already running are stopped."""
+        started: list[Transport] = []
+        try:
+            for transport in self.transports:
+                await transport.start(self.deliverer.wake.set)
+                started.append(transport)
+        except BaseException:
+            for transport in reversed(started):
+                await transport.stop()
+            raise
         self.deliverer.stopping = False
         self._delivery = asyncio.create_task(self.deliverer.run_forever())
 

@@ -127,6 +127,8 @@ class MatrixPerson:
             return room is not None and bot_user_id in room.users and not room.users[bot_user_id].invited
 
         await until(bot_joined, what="the bot to join")
+        if encrypted:  # until the client knows, it would send in the clear
+            await until(lambda: bool(self.client.rooms[self.room_id].encrypted), what="encryption")
 
     async def send(self, text: str, room_id: str | None = None) -> str:
         response = await self.client.room_send(

@@ -5,6 +5,11 @@ own bot account, store and people, so tests do not see each other's rooms.
 """
 
 import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,6 +19,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from bot.cli.commands import quiet_libraries
 from bot.conversation.messages import Reply
 from bot.i18n import Translator
 from bot.matrix.app import MatrixBot
@@ -25,9 +31,10 @@ from db.models import ChatIdentity, Closeout, Delivery, Offer, ProcessedEvent, R
 from db.uow import UnitOfWork
 from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
-from tests.matrix_people import PASSWORD, MatrixPerson, Received, unique, until
+from tests.matrix_people import ENCRYPTION, PASSWORD, MatrixPerson, Received, unique, until
 from tests.synapse_server import SynapseServer
 
+ROOT = Path(__file__).resolve().parent.parent
 DE, EN = Translator("de"), Translator("en")
 SCHOOL_TG, AMIRA_TG = 1001, 2001  # Telegram user ids
 
@@ -111,8 +118,12 @@ async def _request_arabic(school: MatrixPerson) -> Received:
     return await school.say("1")
 
 
-async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact(matrix: Matrix) -> None:
+async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact(
+    matrix: Matrix, caplog: pytest.LogCaptureFixture
+) -> None:
     mx = matrix
+    caplog.set_level(logging.INFO)
+    quiet_libraries()  # the levels `python -m bot run` uses
     school = await mx.person("school", mx.codes.school, encrypted=True)
     welcome = school.inbox[0]
     assert welcome.encrypted  # the bot answered in the encrypted room, encrypted
@@ -189,6 +200,17 @@ async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact
     assert closeout.amount_cents == 4140
     budget = await office.say("!budget")
     assert DE.money(495860) in budget.text
+    # The log tells what happened, never what was written, nor a code or a token.
+    assert caplog.text.count("joined room") == 5  # the log was captured: one join per person
+    secrets = [
+        mx.codes.school,
+        mx.codes.rojin,
+        "arabisch",
+        "vor Ort",
+        PASSWORD,
+        mx.transport.client.access_token,
+    ]
+    assert [s for s in secrets if s in caplog.text] == []
 
 
 def _handled_events(engine: Engine) -> int:
@@ -269,8 +291,11 @@ async def _send_arabic_request(school: MatrixPerson) -> None:
     await school.send("1")
 
 
-async def test_the_homeserver_rate_limit_is_waited_out_and_nothing_arrives_twice(matrix: Matrix) -> None:
+async def test_the_homeserver_rate_limit_is_waited_out_and_nothing_arrives_twice(
+    matrix: Matrix, caplog: pytest.LogCaptureFixture
+) -> None:
     mx = matrix
+    caplog.set_level(logging.INFO, logger="bot")
     school = await mx.person("school", mx.codes.school)
     amira = await mx.person("amira", mx.codes.amira)
     samir = await mx.person("samir", mx.codes.samir)
@@ -282,6 +307,18 @@ async def test_the_homeserver_rate_limit_is_waited_out_and_nothing_arrives_twice
         await school.next_message(lambda m: "#1" in m.text, since=since)
         offers = [await p.next_message(lambda m: m.text.startswith("#1 · ")) for p in (amira, samir)]
         assert all(o.text.endswith("\n\n1. Annehmen\n2. Ablehnen") for o in offers)
+        # Two commands at once: the second answer meets the limit and waits for retry_after_ms.
+        since = len(school.inbox)
+        await school.send("!help")
+        await school.send("!bookings")
+        listed = await school.next_message(
+            lambda m: m.text.startswith(DE.gettext("Your requests:")), since=since
+        )
+        helped = await school.next_message(
+            lambda m: m.text.startswith(DE.gettext("What you can do as {role}:")[:8]), since=since
+        )
+        assert school.inbox.index(helped) < school.inbox.index(listed)  # answered in order
+        assert "Matrix rate limit: waiting" in caplog.text
     finally:
         mx.server.unlimit_messages(mx.bot_id)
     await asyncio.sleep(1.5)
@@ -425,3 +462,102 @@ async def test_one_process_serves_both_platforms_and_a_person_linked_on_both(
         await process.stop()
         await amira.stop()
         await api.stop()
+
+
+async def test_a_message_encrypted_before_the_bot_joined_gets_a_request_to_send_it_again(
+    matrix: Matrix,
+) -> None:
+    mx = matrix
+    school = MatrixPerson(mx.server, "school", mx.folder / "early")
+    mx.people.append(school)
+    await school.start()
+    # An encrypted room where the school writes before inviting the bot: the bot never got that key.
+    created = await school.client.room_create(is_direct=True, initial_state=[ENCRYPTION])
+    school.room_id = created.room_id
+    await until(lambda: _encrypted(school, school.room_id), what="the room's encryption")
+    await school.send(f"!start {mx.codes.school}")
+    await school.client.room_invite(school.room_id, mx.bot_id)
+    asked = await school.next_message()
+    assert asked.text == DE.gettext(
+        "I could not read your last message: it was encrypted before I could read along. "
+        "Please send it again."
+    )
+    assert asked.encrypted
+    welcome = await school.say(f"!start {mx.codes.school}")  # sent again, now readable
+    assert welcome.text.startswith(
+        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("school")})
+    )
+
+
+def _encrypted(person: MatrixPerson, room_id: str) -> bool:
+    room = person.client.rooms.get(room_id)
+    return room is not None and bool(room.encrypted)
+
+
+async def test_python_m_bot_run_serves_matrix_and_refuses_a_bad_configuration(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    bot_id = synapse.register(unique("clibot"), PASSWORD)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
+        "BOT_LOCALE": "en",
+        "MATRIX_HOMESERVER": synapse.url,
+        "MATRIX_USER_ID": bot_id,
+        "MATRIX_PASSWORD": PASSWORD,
+        "MATRIX_STORE_PATH": str(tmp_path / "store"),
+    }
+    env.pop("TELEGRAM_TOKEN", None)
+    env.pop("MATRIX_ACCESS_TOKEN", None)
+    made = subprocess.run(
+        [sys.executable, "-m", "bot", "init", "--demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    school_code = made.stdout.split("School – ")[1].split(": ")[1].split()[0]
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    school = MatrixPerson(synapse, "school", tmp_path / "school")
+    try:
+        await school.start()
+        await school.open_room(bot_id, encrypted=True)
+        welcome = await school.say(f"!start {school_code}")
+        assert welcome.text.startswith("Willkommen!")
+    finally:
+        await school.stop()
+        bot.send_signal(signal.SIGTERM)
+        out, err = await bot.communicate()
+    assert bot.returncode == 0, err
+    assert out.decode() == "The bot is running (matrix). Stop it with Ctrl+C.\n"
+    assert school_code not in err.decode()
+    assert PASSWORD not in err.decode()
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=ROOT,
+        env={**env, "MATRIX_PASSWORD": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (missing.returncode, missing.stderr) == (
+        2,
+        "Set MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN together with MATRIX_USER_ID.\n",
+    )
+    wrong = {**env, "MATRIX_PASSWORD": "wrong", "MATRIX_STORE_PATH": str(tmp_path / "other-store")}
+    refused = subprocess.run(
+        [sys.executable, "-m", "bot", "run"], cwd=ROOT, env=wrong, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.endswith("The Matrix homeserver refused the bot's login (M_FORBIDDEN).\n")

@@ -85,23 +85,39 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     quiet_http_logs()
     bot = BotProcess(ctx.engine, transports)
     names = ", ".join(t.platform for t in transports)
-    ctx.say("The bot is running ({platforms}). Stop it with Ctrl+C.", platforms=names)
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await bot.serve(stop)
+        await bot.start()
+        ctx.say("The bot is running ({platforms}). Stop it with Ctrl+C.", platforms=names)
+        try:
+            await stop.wait()
+        finally:
+            await bot.stop()
 
-    asyncio.run(serve())
+    import aiohttp
+
+    try:
+        asyncio.run(serve())
+    except (aiohttp.ClientError, ConnectionError) as exc:
+        raise InvalidInput(
+            N_("Cannot connect to the chat platform: {reason}"), reason=type(exc).__name__
+        ) from exc
     return 0
 
 
 def quiet_http_logs() -> None:
-    """Log at INFO, but keep the HTTP client quiet: its request lines contain the bot token."""
+    """Log at INFO, but keep the libraries quiet: HTTP request lines hold the Telegram token, and
+    nio and its store log message contents and keys when verbose."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore"):
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    for noisy in ("httpx", "httpcore", "nio", "peewee", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -85,11 +85,15 @@ class MatrixBot:
     async def start(self, wake: Callable[[], None]) -> None:
         self._wake = wake
         self._stopping = False
-        self.state = await log_in(self.client, self.settings)
-        if self.client.should_upload_keys:
-            await self.client.keys_upload()
-        # The first sync after a start asks for the full state: nio keeps rooms and members in memory only.
-        await self._sync(timeout_ms=0, full_state=True)
+        try:
+            self.state = await log_in(self.client, self.settings)
+            if self.client.should_upload_keys:
+                await self.client.keys_upload()
+            # The first sync after a start asks for the full state: nio keeps rooms and members in memory.
+            await self._sync(timeout_ms=0, full_state=True)
+        except BaseException:
+            await self.client.close()
+            raise
         self._loop = asyncio.create_task(self._run())
         log.info("Matrix: signed in as %s (device %s)", self.client.user_id, self.client.device_id)
 
@@ -165,7 +169,9 @@ class MatrixBot:
         """Anyone may invite the bot; onboarding decides who gets further."""
         response = await self.client.join(room_id)
         if hasattr(response, "status_code"):
-            log.warning("Matrix: could not join room (%s)", response.status_code)
+            log.warning("Matrix: could not join room %s (%s)", room_id, response.status_code)
+        else:
+            log.info("Matrix: joined room %s on invitation", room_id)
 
     # --- events ---------------------------------------------------------------------------------
 

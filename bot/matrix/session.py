@@ -16,12 +16,18 @@ from pathlib import Path
 
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 
+from services.errors import InvalidInput
+from services.text import N_
+
 STATE_FILE = "bot-state.json"
 DEVICE_NAME = "Dolmetscherpool"
 
 
-class MatrixLoginFailed(Exception):
-    """The homeserver refused the configured credentials."""
+class MatrixLoginFailed(InvalidInput):
+    """The homeserver refused the configured credentials (told to whoever started the bot)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(N_("The Matrix homeserver refused the bot's login ({reason})."), reason=reason)
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class MatrixSettings:
         password = env.get("MATRIX_PASSWORD") or None
         token = env.get("MATRIX_ACCESS_TOKEN") or None
         if password is None and token is None:
-            raise ValueError("MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN must be set with MATRIX_USER_ID")
+            raise InvalidInput(N_("Set MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN together with MATRIX_USER_ID."))
         store = Path(env.get("MATRIX_STORE_PATH", "").strip() or "matrix-store").resolve()
         return cls(homeserver, user_id, store, password, token)
 
@@ -113,7 +119,7 @@ async def log_in(client: AsyncClient, settings: MatrixSettings) -> BotState:
             save_state(settings.store_path, state)
             return state
         if settings.password is None:
-            raise MatrixLoginFailed("the access token was refused")
+            raise MatrixLoginFailed(str(getattr(who, "status_code", None) or "M_UNKNOWN_TOKEN"))
     client.device_id = state.device_id or ""
     login = await client.login(settings.password, device_name=DEVICE_NAME)
     if not isinstance(login, LoginResponse):
