@@ -48,7 +48,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
 
     command(
         "run",
-        _("run the bot (Telegram if TELEGRAM_TOKEN is set, else the terminal chat on demo data)"),
+        _("run the bot (Telegram and/or Matrix as configured, else the terminal chat on demo data)"),
         commands.run,
     )
     command("chat", _("the terminal chat on the demo data (/as NAME switches person)"), commands.chat)
