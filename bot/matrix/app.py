@@ -44,9 +44,9 @@ SYNC_FILTER: dict[str, Any] = {
 ROOM_WAIT = 30.0  # seconds to wait for a room the bot created to show up in its sync
 
 
-def strip_reply_fallback(body: str) -> str:
+def strip_reply_fallback(body: str, content: dict[str, Any]) -> str:
     """A Matrix reply starts with the quoted message (`> ...` lines); only the answer counts."""
-    if not body.startswith("> "):
+    if "m.in_reply_to" not in content.get("m.relates_to", {}) or not body.startswith("> "):
         return body
     lines = body.split("\n")
     while lines and lines[0].startswith(">"):
@@ -203,7 +203,7 @@ class MatrixBot:
             PLATFORM,
             event.sender,
             room_id,
-            text=strip_reply_fallback(event.body),
+            text=strip_reply_fallback(event.body, event.source.get("content", {})),
             event_key=f"event:{event.event_id}",
         )
         replies = await asyncio.to_thread(self.conversation.handle, incoming)
