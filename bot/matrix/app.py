@@ -79,6 +79,7 @@ class MatrixBot:
         self._poll: asyncio.Future[SyncResponse | SyncError] | None = None
         self._loop: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
+        self._upkeep: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -105,6 +106,8 @@ class MatrixBot:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
             self._loop = None
+        if self._upkeep is not None:
+            await self._upkeep
         await self.client.close()
 
     async def _run(self) -> None:
@@ -147,7 +150,9 @@ class MatrixBot:
                 await self._on_event(room_id, event, answer=answer)
         self.state.sync_token = response.next_batch
         save_state(self.settings.store_path, self.state)
-        await self._exchange_keys()
+        if self._upkeep is None or self._upkeep.done():
+            # Beside the next long poll, as nio's own loop does, so the next message is not held up.
+            self._upkeep = asyncio.create_task(self._exchange_keys())
         self._synced.set()
         self._synced.clear()
 
