@@ -23,9 +23,12 @@ def make_engine(url: str | None = None) -> Engine:
     instead of failing.
     """
     url = url or database_url()
+    # hide_parameters: an error's log line must not carry the values (message text, names) it was writing.
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -119,6 +119,9 @@ def quiet_http_logs() -> None:
 def quiet_libraries() -> None:
     for noisy in ("httpx", "httpcore", "nio", "peewee", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # nio's validation warnings quote the event they reject, which may hold a message's text.
+    for quoting in ("nio.events", "nio.responses"):
+        logging.getLogger(quoting).setLevel(logging.ERROR)
 
 
 def chat(ctx: Context, args: argparse.Namespace) -> int:

@@ -42,6 +42,8 @@ SYNC_FILTER: dict[str, Any] = {
     "presence": {"types": []},
 }
 ROOM_WAIT = 30.0  # seconds to wait for a room the bot created to show up in its sync
+SYNC_GRACE = 60.0  # seconds a sync may take beyond its long-poll timeout before it counts as hung
+JOIN_TIMEOUT = 30.0
 
 
 def strip_reply_fallback(body: str, content: dict[str, Any]) -> str:
@@ -80,6 +82,8 @@ class MatrixBot:
         self._loop: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
         self._upkeep: asyncio.Task[None] | None = None
+        self._upkeep_again = False
+        self._pending_joins: set[str] = set()  # invitations whose join failed; tried again each sync
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -107,7 +111,8 @@ class MatrixBot:
                 await self._loop
             self._loop = None
         if self._upkeep is not None:
-            await self._upkeep
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._upkeep, timeout=10)
         await self.client.close()
 
     async def _run(self) -> None:
@@ -128,12 +133,18 @@ class MatrixBot:
     # --- one sync -------------------------------------------------------------------------------
 
     async def _sync(self, *, timeout_ms: int, full_state: bool) -> None:
+        # nio skips a response whose token it has seen; a sync retried after a failure must be
+        # handled (and decrypted) again, so nio is told where the last finished sync ended.
+        self.client.next_batch = self.state.sync_token or None
         self._poll = asyncio.ensure_future(
-            self.client.sync(
-                timeout=timeout_ms,
-                sync_filter=SYNC_FILTER,
-                since=self.state.sync_token or None,
-                full_state=full_state,
+            asyncio.wait_for(
+                self.client.sync(
+                    timeout=timeout_ms,
+                    sync_filter=SYNC_FILTER,
+                    since=self.state.sync_token or None,
+                    full_state=full_state,
+                ),
+                timeout=timeout_ms / 1000 + SYNC_GRACE,
             )
         )
         try:
@@ -143,40 +154,60 @@ class MatrixBot:
         if isinstance(response, SyncError):
             raise RuntimeError(f"sync refused: {response.status_code}")
         answer = bool(self.state.sync_token)  # the very first sync only joins and records
-        for room_id in response.rooms.invite:
+        for room_id in set(response.rooms.invite) | self._pending_joins:
             await self._join(room_id)
         for room_id, info in response.rooms.join.items():
+            if info.timeline.limited and answer:
+                log.warning(
+                    "Matrix: room %s had more new events than one sync holds; older ones skipped", room_id
+                )
             for event in info.timeline.events:
                 await self._on_event(room_id, event, answer=answer)
         self.state.sync_token = response.next_batch
         save_state(self.settings.store_path, self.state)
         if self._upkeep is None or self._upkeep.done():
-            # Beside the next long poll, as nio's own loop does, so the next message is not held up.
+            # Beside the next long poll, so the next message is not held up by the key upkeep.
             self._upkeep = asyncio.create_task(self._exchange_keys())
+        else:
+            self._upkeep_again = True
         self._synced.set()
         self._synced.clear()
 
     async def _exchange_keys(self) -> None:
-        """What nio's own sync loop does after each sync: keep the device's keys and sessions current."""
+        """Keep the device's keys and sessions current, as nio's own sync loop does after each sync."""
         client = self.client
-        try:
-            await client.send_to_device_messages()
-            if client.should_upload_keys:
-                await client.keys_upload()
-            if client.should_query_keys:
-                await client.keys_query()
-            if client.should_claim_keys:
-                await client.keys_claim(client.get_users_for_key_claiming())
-        except Exception:
-            log.exception("Matrix key exchange failed; retried after the next sync")
+        again = True
+        while again:
+            self._upkeep_again = False
+            try:
+                await client.send_to_device_messages()
+                if client.should_upload_keys:
+                    await client.keys_upload()
+                if client.should_query_keys:
+                    await client.keys_query()
+                if client.should_claim_keys:
+                    await client.keys_claim(client.get_users_for_key_claiming())
+            except Exception:
+                log.exception("Matrix key exchange failed; retried after the next sync")
+            again = self._upkeep_again  # a sync finished meanwhile: its keys need the same care
 
     async def _join(self, room_id: str) -> None:
-        """Anyone may invite the bot; onboarding decides who gets further."""
-        response = await self.client.join(room_id)
+        """Anyone may invite the bot; onboarding decides who gets further. A failed join is tried again."""
+        try:
+            response = await asyncio.wait_for(self.client.join(room_id), timeout=JOIN_TIMEOUT)
+        except Exception as exc:
+            log.warning("Matrix: could not join room %s (%s); trying again", room_id, type(exc).__name__)
+            self._pending_joins.add(room_id)
+            return
         if hasattr(response, "status_code"):
             log.warning("Matrix: could not join room %s (%s)", room_id, response.status_code)
-        else:
-            log.info("Matrix: joined room %s on invitation", room_id)
+            if response.status_code == "M_LIMIT_EXCEEDED" or not str(response.status_code).startswith("M_"):
+                self._pending_joins.add(room_id)
+            else:
+                self._pending_joins.discard(room_id)  # refused for good (the invitation was withdrawn)
+            return
+        self._pending_joins.discard(room_id)
+        log.info("Matrix: joined room %s on invitation", room_id)
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -185,8 +216,10 @@ class MatrixBot:
         if sender is None or sender == self.client.user_id:
             return
         if isinstance(event, RoomMemberEvent):
-            if event.membership in ("leave", "ban") and not self.sender.usable(room_id):
+            if event.membership in ("leave", "ban") and not self._others(room_id):
                 await self._leave(room_id)  # the person left: a room of one is no use
+            elif event.membership in ("invite", "join") and self._is_group(room_id) and answer:
+                await self._refuse_group(room_id, event.event_id)  # someone else came in: leave
             return
         if not answer or getattr(event, "server_timestamp", 0) < self.state.first_start_ms:
             return
@@ -212,9 +245,13 @@ class MatrixBot:
             event_key=f"event:{event.event_id}",
         )
         replies = await asyncio.to_thread(self.conversation.handle, incoming)
-        for index, reply in enumerate(replies):
-            await self.sender.send(room_id, reply, key=f"reply:{event.event_id}:{index}", wait_on_limit=True)
         self._wake()
+        try:
+            for index, reply in enumerate(replies):
+                await self.sender.send(room_id, reply, key=f"reply:{event.event_id}:{index}", direct=True)
+        except Exception:
+            # What the person asked for is saved; an apology would invite them to do it twice.
+            log.exception("Matrix: the answer to event %s could not be sent", event.event_id)
 
     async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:
         """An encrypted message without its key (sent before the bot could read along): ask to resend."""
@@ -227,7 +264,7 @@ class MatrixBot:
             "I could not read your last message: it was encrypted before I could read along. "
             "Please send it again."
         )
-        await self.sender.send(room_id, Reply(text), key=f"unreadable:{event.event_id}", wait_on_limit=True)
+        await self.sender.send(room_id, Reply(text), key=f"unreadable:{event.event_id}", direct=True)
 
     def _first_time_locale(self, event_id: str, user_id: str) -> str | None:
         """The person's language if this event is new (and now recorded), else None."""
@@ -239,9 +276,13 @@ class MatrixBot:
             uow.commit()
         return pick_locale(member.locale if member else None)
 
-    def _is_group(self, room_id: str) -> bool:
+    def _others(self, room_id: str) -> list[str]:
+        """The people in a room besides the bot, joined or invited."""
         room = self.client.rooms.get(room_id)
-        return room is not None and len([u for u in room.users if u != self.client.user_id]) > 1
+        return [] if room is None else [u for u in room.users if u != self.client.user_id]
+
+    def _is_group(self, room_id: str) -> bool:
+        return len(self._others(room_id)) > 1
 
     async def _refuse_group(self, room_id: str, event_id: str) -> None:
         """Personal data stays out of shared rooms: say so once, then leave."""
@@ -251,7 +292,7 @@ class MatrixBot:
             "I only talk in direct chats, so that nobody else reads along. "
             "Please start a direct chat with me."
         )
-        await self.sender.send(room_id, Reply(text), key=f"group:{event_id}", wait_on_limit=True)
+        await self.sender.send(room_id, Reply(text), key=f"group:{event_id}", direct=True)
         await self._leave(room_id)
 
     async def _apologise(self, room_id: str, user_id: str) -> None:
@@ -290,8 +331,9 @@ class MatrixBot:
         if not isinstance(response, RoomCreateResponse):
             log.warning("Matrix: could not open a direct room (%s)", getattr(response, "status_code", "?"))
             return None
-        await self._wait_for_room(response.room_id, user_id)
+        # Moved before waiting: if the wait times out, a retry sends to this room, not yet another one.
         await asyncio.to_thread(self._move_chat, room_id, response.room_id)
+        await self._wait_for_room(response.room_id, user_id)
         return str(response.room_id)
 
     async def _wait_for_room(self, room_id: str, user_id: str) -> None:

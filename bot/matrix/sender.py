@@ -11,7 +11,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nio import AsyncClient, ErrorResponse, LocalProtocolError, RoomSendResponse
+from nio import (
+    AsyncClient,
+    ErrorResponse,
+    LocalProtocolError,
+    MembersSyncError,
+    RoomSendResponse,
+    SendRetryError,
+)
 
 from bot.conversation.messages import Reply, split_text
 from bot.delivery import RetryLater, Undeliverable
@@ -19,7 +26,7 @@ from bot.matrix.formatting import edit_content, message_content
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 16000  # well below the 64 KiB event limit, HTML body included
-GONE = {"M_FORBIDDEN", "M_NOT_FOUND", "M_UNKNOWN_TOKEN"}
+GONE = {"M_FORBIDDEN", "M_NOT_FOUND"}  # the bot is not (or no longer) in the room
 WAIT_FOR_LIMIT_TIMES = 5  # direct replies wait out this many 429s before giving up
 
 
@@ -31,46 +38,51 @@ def transaction_id(key: str) -> str:
 class MatrixSender:
     """The delivery's sender for Matrix; also used for the transport's direct replies.
 
-    `reopen(room_id)` is asked for a new direct room when the person's room is gone; it returns
-    the new room's id or None when there is nobody to reach.
+    `reopen(room_id)` is asked for a new direct room when the person's room is gone (or has
+    become a group); it returns the new room's id or None when there is nobody to reach. A
+    message id is `ROOM_ID|EVENT_ID`, because an edit is only valid in the message's own room.
     """
 
     def __init__(self, client: AsyncClient, reopen: Callable[[str], Awaitable[str | None]]) -> None:
         self.client = client
         self.reopen = reopen
+        self.moved: dict[str, str] = {}  # old room -> the room opened instead (for this run's queue)
 
     def usable(self, room_id: str) -> bool:
-        """The bot is in the room and someone else is in it or invited to it."""
+        """The bot is in the room with exactly one other person (joined or invited): a direct room."""
         room = self.client.rooms.get(room_id)
         if room is None or self.client.user_id not in room.users:
             return False
-        return any(user != self.client.user_id for user in room.users)
+        return len([user for user in room.users if user != self.client.user_id]) == 1
 
-    async def send(
-        self, chat_id: str, reply: Reply, *, key: str | None = None, wait_on_limit: bool = False
-    ) -> str:
-        """Send `reply` (split when very long); returns the last event id."""
-        room_id = chat_id
-        if not self.usable(room_id):
+    async def send(self, chat_id: str, reply: Reply, *, key: str | None = None, direct: bool = False) -> str:
+        """Send `reply` (split when very long); returns the last message's id.
+
+        `direct` is for answers to an event: they go to that event's room as it is, wait out a
+        rate limit, and never open a room (which would wait for the sync that is answering).
+        """
+        room_id = self.moved.get(chat_id, chat_id)
+        if not direct and not self.usable(room_id):
             reopened = await self.reopen(room_id)
             if reopened is None:
                 raise Undeliverable("no room")
-            room_id = reopened
+            self.moved[chat_id] = room_id = reopened
         parts = split_text(reply.text, MAX_TEXT)
         event_id = ""
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             content = message_content(Reply(part, reply.choices if last else ()))
             part_key = f"{key}/{index}" if key is not None else None
-            event_id = await self._put(room_id, content, part_key, wait_on_limit=wait_on_limit)
-        return event_id
+            event_id = await self._put(room_id, content, part_key, wait_on_limit=direct)
+        return f"{room_id}|{event_id}"
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
-        """Replace an earlier message (an offer that someone else took)."""
-        if not self.usable(chat_id):
-            raise Undeliverable("no room")
+        """Replace an earlier message (an offer that someone else took); elsewhere a new message goes out."""
+        room_id, _, event_id = message_id.rpartition("|")
+        if room_id != self.moved.get(chat_id, chat_id) or not self.usable(room_id):
+            raise Undeliverable("the message is in another room")
         edit_key = f"{key}/edit" if key is not None else None
-        await self._put(chat_id, edit_content(message_id, reply), edit_key, wait_on_limit=False)
+        await self._put(room_id, edit_content(event_id, reply), edit_key, wait_on_limit=False)
 
     async def _put(
         self, room_id: str, content: dict[str, Any], key: str | None, *, wait_on_limit: bool
@@ -81,6 +93,8 @@ class MatrixSender:
                 response = await self.client.room_send(
                     room_id, "m.room.message", content, tx_id=tx_id, ignore_unverified_devices=True
                 )
+            except (MembersSyncError, SendRetryError):
+                raise  # the room's members or keys could not be fetched just now: retried later
             except LocalProtocolError as exc:
                 raise Undeliverable("room unknown") from exc
             if isinstance(response, RoomSendResponse):
@@ -93,7 +107,9 @@ class MatrixSender:
                 log.info("Matrix rate limit: waiting %.1fs before the same send", seconds)
                 await asyncio.sleep(seconds)
                 continue
-            if response.status_code in GONE:
+            if response.status_code == "M_UNKNOWN_TOKEN":
+                log.error("Matrix: the homeserver no longer accepts the bot's access token; log in again")
+            elif response.status_code in GONE:
                 raise Undeliverable(str(response.status_code))
             raise RuntimeError(f"Matrix send failed: {response.status_code}")
         raise RetryLater(5)

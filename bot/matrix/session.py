@@ -112,6 +112,10 @@ async def log_in(client: AsyncClient, settings: MatrixSettings) -> BotState:
     if token:
         client.access_token = token
         who = await client.whoami()
+        if isinstance(who, WhoamiResponse) and who.user_id != settings.user_id:
+            raise MatrixLoginFailed(f"{who.user_id} ≠ MATRIX_USER_ID")
+        if not isinstance(who, WhoamiResponse) and who.status_code != "M_UNKNOWN_TOKEN":
+            raise MatrixLoginFailed(str(who.status_code))  # the homeserver is unwell: try again later
         if isinstance(who, WhoamiResponse) and who.device_id:
             client.restore_login(settings.user_id, who.device_id, token)
             state.device_id = who.device_id
