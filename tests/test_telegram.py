@@ -416,6 +416,24 @@ async def test_an_unexpected_failure_is_logged_without_text_and_answered_neutral
     assert tg.api.token not in caplog.text
 
 
+async def test_an_answer_that_cannot_be_sent_brings_no_apology_once_the_action_is_saved(
+    telegram: Telegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+    asked = await tg.say(SCHOOL, "/language")
+    tg.api.fail_next("sendMessage", status=500, description="Internal Server Error")
+    await tg.press(SCHOOL, asked, "lang-en")  # saved; the confirmation is lost on the way
+    await asyncio.sleep(0.5)
+    with UnitOfWork(tg.engine) as uow:
+        assert uow.session.exec(select(Member)).one().locale == "en"
+    sorry = "Sorry, something went wrong on our side. Please try again in a moment."
+    texts = [m.text for m in tg.api.sent(SCHOOL)]
+    assert sorry not in texts  # nobody is asked to do it again
+    assert DE.gettext(sorry) not in texts
+    assert "could not be sent" in caplog.text
+
+
 async def test_long_texts_are_split_and_the_buttons_go_with_the_last_part(telegram: Telegram) -> None:
     tg = telegram
     reply = Reply("a" * 4000 + "\n" + "b" * 3000, (Choice("x:1", "X"),))

@@ -137,18 +137,15 @@ class MatrixBot:
         # handled (and decrypted) again, so nio is told where the last finished sync ended.
         self.client.next_batch = self.state.sync_token or None
         self._poll = asyncio.ensure_future(
-            asyncio.wait_for(
-                self.client.sync(
-                    timeout=timeout_ms,
-                    sync_filter=SYNC_FILTER,
-                    since=self.state.sync_token or None,
-                    full_state=full_state,
-                ),
-                timeout=timeout_ms / 1000 + SYNC_GRACE,
+            self.client.sync(
+                timeout=timeout_ms,
+                sync_filter=SYNC_FILTER,
+                since=self.state.sync_token or None,
+                full_state=full_state,
             )
         )
         try:
-            response = await self._poll
+            response = await asyncio.wait_for(self._poll, timeout=timeout_ms / 1000 + SYNC_GRACE)
         finally:
             self._poll = None
         if isinstance(response, SyncError):
@@ -245,13 +242,14 @@ class MatrixBot:
             event_key=f"event:{event.event_id}",
         )
         replies = await asyncio.to_thread(self.conversation.handle, incoming)
-        self._wake()
         try:
             for index, reply in enumerate(replies):
                 await self.sender.send(room_id, reply, key=f"reply:{event.event_id}:{index}", direct=True)
         except Exception:
             # What the person asked for is saved; an apology would invite them to do it twice.
             log.exception("Matrix: the answer to event %s could not be sent", event.event_id)
+        finally:
+            self._wake()  # after the answer, so the notifications it caused come after it
 
     async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:
         """An encrypted message without its key (sent before the bot could read along): ask to resend."""

@@ -84,9 +84,14 @@ class TelegramBot:
     async def _handle(self, incoming: Incoming) -> None:
         async with self._locks[incoming.user_id]:  # one user's events in order; different users in parallel
             replies = await asyncio.to_thread(self.conversation.handle, incoming)
-            for reply in replies:
-                await self.sender.send(incoming.chat_id, reply)
-        self._wake()
+            try:
+                for reply in replies:
+                    await self.sender.send(incoming.chat_id, reply)
+            except Exception:
+                # What the person asked for is saved; an apology would invite them to do it twice.
+                log.exception("the answer to %s could not be sent", incoming.event_key)
+            finally:
+                self._wake()  # after the answer, so the notifications it caused come after it
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Pass a text message on to the conversation."""
