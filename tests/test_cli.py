@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def cli(tmp_path: Path, *args: str, locale: str = "en") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}", "BOT_LOCALE": locale}
     env.pop("TELEGRAM_BOT_USERNAME", None)
+    env.pop("MATRIX_USER_ID", None)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )

@@ -522,6 +522,8 @@ async def test_python_m_bot_run_serves_matrix_and_refuses_a_bad_configuration(
         check=True,
     )
     school_code = made.stdout.split("School – ")[1].split(": ")[1].split()[0]
+    # The coordinator's invite lines say how to start on Matrix too.
+    assert f"  Matrix: invite {bot_id} to a direct chat, then send !start {school_code}\n" in made.stdout
     bot = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

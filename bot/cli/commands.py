@@ -29,6 +29,9 @@ def _invite_line(ctx: Context, label: str, code: str) -> None:
     ctx.say("{label}: {code}", label=label, code=code)
     if username:
         ctx.say("  {link}", link=deep_link(username, code))
+    matrix_id = os.environ.get("MATRIX_USER_ID", "").strip()
+    if matrix_id:
+        ctx.say("  Matrix: invite {bot} to a direct chat, then send !start {code}", bot=matrix_id, code=code)
 
 
 ROLE_LABELS = {
