@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
+from bot.i18n import Translator
 from db.uow import UnitOfWork
 from services.demo import create_demo
 
@@ -30,6 +31,21 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def arabic_summary_lines(t: Translator) -> list[str]:
+    """What the summary of the demo's Arabic request in person (60 min at the school) must say.
+
+    The estimate is the dearest of the three offers: Rojin, 17 km away: 60 min at 24.00 plus
+    2 x 17 km x 1.3 x 0.30.
+    """
+    return [
+        t.render("Estimated cost: {estimate_cents}", {"estimate_cents": 3688}),
+        t.render(
+            "Budget left: {available_cents}, afterwards {after_cents}.",
+            {"available_cents": 500000, "after_cents": 496312},
+        ),
+    ]
 
 
 @dataclass(frozen=True)

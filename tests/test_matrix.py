@@ -29,7 +29,7 @@ from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot
 from db.models import ChatIdentity, Closeout, Delivery, Offer, ProcessedEvent, Request
 from db.uow import UnitOfWork
-from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, make_demo
+from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, arabic_summary_lines, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
 from tests.matrix_people import ENCRYPTION, PASSWORD, MatrixPerson, Received, unique, until
 from tests.synapse_server import SynapseServer
@@ -138,14 +138,7 @@ async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact
     office = await mx.person("office", mx.codes.coordinator)
 
     summary = await _request_arabic(school)
-    assert DE.render("Estimated cost: {estimate_cents}", {"estimate_cents": 3688}) in summary.text
-    assert (
-        DE.render(
-            "Budget left: {available_cents}, afterwards {after_cents}.",
-            {"available_cents": 500000, "after_cents": 496312},
-        )
-        in summary.text
-    )
+    assert [line for line in arabic_summary_lines(DE) if line not in summary.text] == []
     since = {p.user_id: len(p.inbox) for p in (amira, samir, rojin)}
     sent = await school.say("1")  # send the request
     assert sent.encrypted

@@ -28,7 +28,7 @@ from db.models import ChatIdentity, Delivery, DialogState, Member, Offer, Reques
 from db.uow import UnitOfWork
 from services.outbox import notify
 from services.vocabulary import Recipient
-from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, make_demo
+from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, arabic_summary_lines, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,15 +125,7 @@ async def test_school_books_in_person_arabic_and_the_money_comes_out_exact(teleg
         await tg.join(user, code, language="en" if user == ROJIN else "de")
 
     summary = await _request_arabic(tg)
-    # The estimate is the dearest of the three offers: Rojin, 17 km away: 60 min 24.00 + 2 x 17 x 1.3 x 0.30.
-    assert DE.render("Estimated cost: {estimate_cents}", {"estimate_cents": 3688}) in summary.text
-    assert (
-        DE.render(
-            "Budget left: {available_cents}, afterwards {after_cents}.",
-            {"available_cents": 500000, "after_cents": 496312},
-        )
-        in summary.text
-    )
+    assert [line for line in arabic_summary_lines(DE) if line not in summary.text] == []
     await tg.press(SCHOOL, summary, "send")
 
     offers = {
