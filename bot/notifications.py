@@ -6,6 +6,7 @@ notification always shows the request as it is now; the outbox keeps only ids an
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -71,6 +72,27 @@ TEMPLATES: dict[str, Template] = {
         buttons_for=Role.COORDINATOR,
     ),
     "closeout.settled": Template(N_("Settled: {amount_cents} will be paid to you.")),
+    "offer.expired": Template(N_("This offer has expired. Thank you!")),
+    "booking.reminder": Template(N_("Reminder: this session starts at {starts_at}.")),
+    "closeout.prompt": Template(
+        N_("This session is over. Please report it with /report: minutes, km and other costs.")
+    ),
+    "closeout.reminder": Template(N_("Please report this session with /report so that it can be settled.")),
+    "closeout.auto_confirmed": Template(
+        N_("Nobody disputed the report in time, so it counts as confirmed: {amount_cents}.")
+    ),
+    "budget.alert": Template(
+        N_("The budget for {year} is {threshold_percent} used. Left: {available_cents}.")
+    ),
+    "digest.weekly": Template(
+        N_(
+            "Weekly digest since {since_at}:\n"
+            "{bookings} bookings, {charged_cents} charged.\n"
+            "Budget left: {available_cents} ({used_percent} used).\n"
+            "Unfilled requests: {unfilled}.\n"
+            "Languages asked for that nobody in the pool speaks: {languages}."
+        )
+    ),
     "settlement.blocked": Template(
         N_("This session cannot be charged: the budget is short. Raise the budget, then confirm again.")
     ),
@@ -99,7 +121,16 @@ EXTRA: dict[str, Callable[[Session, Translator, dict[str, Any]], dict[str, Any]]
     "request.booked": lambda _s, t, p: {"contact": _contact(t, p)},
     "offer.new": _offer_details,
     "offer.confirmed": lambda s, t, p: {"place": _place(s, p)},
+    "booking.reminder": lambda s, t, p: {"starts_at": _starts_at(s, p)},
+    "digest.weekly": lambda _s, t, p: {
+        "languages": ", ".join(t.language(code) for code in p.get("uncovered", [])) or t.gettext("none")
+    },
 }
+
+
+def _starts_at(session: Session, params: dict[str, Any]) -> datetime | None:
+    request = session.get(Request, params.get("request_id"))
+    return request.starts_at if request else None
 
 
 def _place(session: Session, params: dict[str, Any]) -> str:

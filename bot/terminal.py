@@ -19,6 +19,7 @@ from bot.conversation.router import Conversation
 from bot.delivery import Deliverer
 from bot.i18n import Translator
 from bot.rate_limit import RateLimiter
+from bot.scheduling import run_due
 from db.models import District
 from db.uow import UnitOfWork
 from services import identities
@@ -157,6 +158,7 @@ class TerminalChat:
         event = Incoming(PLATFORM, self.current.user_id, self.current.user_id, text=text)
         for reply in self.conversation.handle(event):
             self.out.write(f"\n{reply.text}\n")
+        run_due(self.engine, self.clock)  # what became due meanwhile, as the timers of the bot do
         asyncio.run(self.deliverer.run_once())
 
     def run(self, read: Callable[[str], str] = input) -> int:

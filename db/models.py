@@ -346,3 +346,25 @@ class Delivery(SQLModel, table=True):
     failed_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     last_error: str | None = Field(default=None, max_length=200)
     platform_message_id: str | None = Field(default=None, max_length=255)
+
+
+class DueTask(SQLModel, table=True):
+    """Something that becomes due at a time: an offer wave's expiry, a reminder, a closeout prompt,
+    an auto-confirmation, a weekly digest, a budget alert. The scheduler only wakes the code that
+    processes these rows; `(kind, subject_id, variant)` makes arming the same thing twice harmless.
+    """
+
+    __tablename__ = "due_task"
+    __table_args__ = (UniqueConstraint("kind", "subject_id", "variant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", index=True)
+    kind: str = Field(max_length=30)
+    subject_id: int
+    variant: str = Field(default="", max_length=40)
+    due_at: datetime = Field(sa_column=_utc(index=True))
+    done_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True, index=True))
+    outcome: str = Field(default="", max_length=20)  # done, dropped (pointless by then), failed
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_column=_utc())

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from db.models import Closeout, Request
-from services import billing, ledger
+from services import billing, due, ledger
 from services.audit import record
 from services.errors import BudgetExceeded, IllegalTransition, InvalidInput, NotFound
 from services.outbox import notify
@@ -62,6 +62,7 @@ def report(
     closeout.reported_by, closeout.reported_at = actor, now
     closeout.amount_cents = cost.total_cents
     session.add(closeout)
+    due.arm_auto_confirm(session, request, closeout, now)
     if request.state == RequestState.BOOKED:
         move(session, request, RequestState.COMPLETED, actor=actor, now=now)
     record(

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from db.models import DialogState, ProcessedEvent
 
@@ -59,6 +60,12 @@ def first_time(session: Session, *, platform: str, event_key: str, now: datetime
     session.add(ProcessedEvent(platform=platform, event_key=event_key, created_at=now))
     session.flush()
     return True
+
+
+def prune_processed_events(session: Session, *, before: datetime) -> int:
+    """Forget event ids older than `before`: no platform redelivers that late."""
+    result = session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.created_at) < before))
+    return int(result.rowcount or 0)
 
 
 def offer_choices(session: Session, member_id: int, choices: dict[str, str], *, now: datetime) -> None:

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from db.models import Budget, LedgerEntry
 from services.audit import record
+from services.budget_alerts import check_budget_alerts
 from services.errors import BudgetExceeded, InvalidInput, NotFound
 from services.text import N_
 from services.vocabulary import LedgerKind
@@ -147,6 +148,8 @@ def _post(
             created_at=now,
         )
     )
+    if kind is not LedgerKind.RELEASE:
+        check_budget_alerts(session, budget, now)
 
 
 def _require_available(budget: Budget, needed_cents: int) -> None:

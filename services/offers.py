@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from db.models import Budget, Interpreter, Offer, Request, UnmetDemand
-from services import ledger
+from services import due, ledger
 from services.audit import record
 from services.errors import AlreadyTaken, BudgetExceeded, IllegalTransition, NotFound, OfferClosed
 from services.matching import candidates
@@ -172,6 +172,7 @@ def fill_offers(session: Session, request: Request, *, actor: str, now: datetime
     if request.state != RequestState.OFFERED:
         move(session, request, RequestState.OFFERED, actor=actor, now=now)
     expires_at = offer_expiry(request, policy, now)
+    due.arm_offer_expiry(session, request, expires_at, now)
     for rank, candidate in enumerate(found, start=len(open_offers) + 1):
         offer = Offer(
             request_id=request.id,
@@ -262,6 +263,7 @@ def accept_offer(
     )
     request.estimate_cents = offer.pay_cents
     session.add(request)
+    due.arm_booking(session, request, now)
     interpreter = session.get(Interpreter, interpreter_id)
     assert interpreter is not None
     notify(

@@ -294,6 +294,15 @@ def test_every_template_renders_in_both_languages(engine: Engine) -> None:
         "reason": "x",
         "language": "ar",
         "mode": "in_person",
+        "year": 2026,
+        "threshold_percent": 80,
+        "available_cents": 100000,
+        "since_at": NOW.isoformat(),
+        "bookings": 3,
+        "charged_cents": 12000,
+        "used_percent": 81,
+        "unfilled": 1,
+        "uncovered": ["ka", "ti"],
     }
     with UnitOfWork(engine) as uow:
         for locale in LOCALES:

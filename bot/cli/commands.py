@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli.context import Context
 from db.uow import UnitOfWork
@@ -22,6 +23,9 @@ from services.schools import import_schools, list_schools
 from services.text import N_
 from services.units import parse_money
 from services.vocabulary import Role, parse_modes
+
+if TYPE_CHECKING:
+    from bot.process import Transport
 
 
 def _invite_line(ctx: Context, label: str, code: str) -> None:
@@ -83,11 +87,26 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     transports = configured_transports(ctx.engine, os.environ)
     if not transports:
         return chat(ctx, args)
+    names = ", ".join(t.platform for t in transports)
+    return _serve(
+        ctx, transports, N_("The bot is running ({platforms}). Stop it with Ctrl+C."), platforms=names
+    )
+
+
+def timers(ctx: Context, args: argparse.Namespace) -> int:
+    """Run only the timers (offer expiry, reminders, closeout, digests), without any chat."""
+    return _serve(ctx, [], N_("The timers are running. Stop them with Ctrl+C."))
+
+
+def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: str) -> int:
+    """Start the transports and the timers, say `started`, and run until SIGINT or SIGTERM."""
+    import aiohttp
+
     from bot.process import BotProcess
+    from bot.scheduling import Timers
 
     quiet_http_logs()
-    bot = BotProcess(ctx.engine, transports)
-    names = ", ".join(t.platform for t in transports)
+    bot = BotProcess(ctx.engine, transports, timers=Timers(ctx.engine))
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -95,20 +114,17 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await bot.start()
-        ctx.say("The bot is running ({platforms}). Stop it with Ctrl+C.", platforms=names)
+        ctx.say(started, **params)
         try:
             await stop.wait()
         finally:
             await bot.stop()
 
-    import aiohttp
-
     try:
         asyncio.run(serve())
     except (aiohttp.ClientError, ConnectionError) as exc:
-        raise InvalidInput(
-            N_("Cannot connect to the chat platform: {reason}"), reason=type(exc).__name__
-        ) from exc
+        reason = type(exc).__name__
+        raise InvalidInput(N_("Cannot connect to the chat platform: {reason}"), reason=reason) from exc
     return 0
 
 

@@ -52,6 +52,11 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         commands.run,
     )
     command("chat", _("the terminal chat on the demo data (/as NAME switches person)"), commands.chat)
+    command(
+        "timers",
+        _("run only the timers (offer expiry, reminders, closeout, digests), no chat"),
+        commands.timers,
+    )
 
     pool = sub.add_parser("pool", help=_("the interpreter pool")).add_subparsers(
         dest="pool_command", required=True

@@ -1,0 +1,164 @@
+"""Time in the bot process: APScheduler wakes the code that fires due rows; the rows are in the database.
+
+On start the timers re-arm from the database: the next due row sets a one-off job, and a
+periodic job catches rows written by other processes. Rows missed while the bot was down are
+simply due, so they fire once on the first tick; whether a row is still useful is decided by
+the row's own handler when it fires.
+
+On PostgreSQL any number of processes may run timers: each row is claimed with
+`FOR UPDATE SKIP LOCKED` and fires once. On SQLite only one process runs them, the one holding
+a lock file beside the database; a second process says so in its log and leaves time alone.
+"""
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+
+from db.uow import UnitOfWork
+from services import due, timers
+from services.dialogs import prune_processed_events
+from services.districts import all_districts
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 30.0
+KEEP_EVENT_IDS = timedelta(days=14)  # platforms redeliver within hours; two weeks is ample
+
+
+def run_due(engine: Engine, now: Callable[[], datetime], *, limit: int = 500) -> int:
+    """Fire every row that is due, each in its own transaction; returns how many fired."""
+    fired = 0
+    for _ in range(limit):
+        with UnitOfWork(engine) as uow:
+            task = due.claim(uow.session, now())
+            if task is None:
+                return fired
+            task_id, kind = task.id, task.kind
+            try:
+                timers.fire(uow.session, task, now())
+                uow.commit()
+                fired += 1
+                continue
+            except Exception as exc:
+                log.exception("due task %s (%s) failed", task_id, kind)
+                uow.rollback()
+                error = type(exc).__name__
+        assert task_id is not None
+        with UnitOfWork(engine) as uow:
+            due.failed(uow.session, task_id, error, now())
+            uow.commit()
+    return fired
+
+
+def rearm(engine: Engine, now: datetime) -> None:
+    """Make sure each district has its next weekly digest; forget old event ids."""
+    with UnitOfWork(engine) as uow:
+        for district in all_districts(uow.session):
+            assert district.id is not None
+            due.arm_digest(uow.session, district.id, now)
+        prune_processed_events(uow.session, before=now - KEEP_EVENT_IDS)
+        uow.commit()
+
+
+class SingleRunner:
+    """On SQLite, a lock file beside the database: only its holder runs the timers."""
+
+    def __init__(self, engine: Engine) -> None:
+        database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+        self.path = f"{database}.timers.lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        if self.path is None:
+            return True
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class Timers:
+    """APScheduler in the bot's event loop, firing due rows; `poke()` after a change may have armed one."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        on_fired: Callable[[], None] = lambda: None,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.on_fired = on_fired
+        self.poll_seconds = poll_seconds
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.runner = SingleRunner(engine)
+        self.running = False
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> bool:
+        """Re-arm from the database and start; False when another process runs the timers (SQLite)."""
+        if not self.runner.acquire():
+            log.warning("another process runs the timers for this database; this one leaves them alone")
+            return False
+        await asyncio.to_thread(rearm, self.engine, self.clock())
+        self.scheduler.start()
+        self.scheduler.add_job(
+            self.tick, "interval", seconds=self.poll_seconds, id="poll", coalesce=True, max_instances=1
+        )
+        self.running = True
+        await self.arm_next()
+        return True
+
+    async def stop(self) -> None:
+        if self.running:
+            self.scheduler.shutdown(wait=False)
+            async with self._lock:  # a tick in progress finishes its row first
+                self.running = False
+        self.runner.release()
+
+    def poke(self) -> None:
+        """Something changed (a booking, a report): look again at what is due next."""
+        if self.running:
+            asyncio.get_running_loop().create_task(self.arm_next())
+
+    async def tick(self) -> None:
+        """Fire what is due, then set the one-off job for the next row."""
+        async with self._lock:
+            if not self.running:
+                return
+            fired = await asyncio.to_thread(run_due, self.engine, self.clock)
+        if fired:
+            self.on_fired()
+        await self.arm_next()
+
+    async def arm_next(self) -> None:
+        upcoming = await asyncio.to_thread(self._next_due_at)
+        if upcoming is None or not self.running:
+            return
+        # The rows' times are on the bot's clock; the scheduler runs on the wall clock.
+        delay = max((upcoming - self.clock()).total_seconds(), 0.0)
+        run_at = datetime.now(UTC) + timedelta(seconds=delay)
+        with contextlib.suppress(Exception):  # shut down meanwhile
+            self.scheduler.add_job(self.tick, "date", run_date=run_at, id="next", replace_existing=True)
+
+    def _next_due_at(self) -> datetime | None:
+        with UnitOfWork(self.engine) as uow:
+            return due.next_due_at(uow.session)

@@ -1,0 +1,191 @@
+"""Work that becomes due at a time, as rows: armed by the services, fired by `services.timers`.
+
+A service arms a task in the same transaction as the change that makes it due (a wave of
+offers, a booking, a report), so a task exists exactly when its cause was committed. On
+PostgreSQL a due row is claimed with `FOR UPDATE SKIP LOCKED`, so two processes never fire the
+same row; `(kind, subject_id, variant)` is unique, so arming twice is harmless.
+"""
+
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from db.models import Closeout, DueTask, Request
+from services.policy import load_policy
+from services.vocabulary import Mode
+
+BERLIN = ZoneInfo("Europe/Berlin")
+DIGEST_TIME = time(8, 0)  # Mondays, Berlin time
+MAX_ATTEMPTS = 5
+RETRY_PAUSE = timedelta(minutes=1)
+
+
+class Kind(StrEnum):
+    OFFER_EXPIRY = "offer_expiry"
+    REMINDER = "reminder"
+    CLOSEOUT_PROMPT = "closeout_prompt"
+    CLOSEOUT_REMINDER = "closeout_reminder"
+    AUTO_CONFIRM = "auto_confirm"
+    DIGEST = "digest"
+    BUDGET_ALERT = "budget_alert"  # a marker, fired when written: each threshold once per budget
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    DROPPED = "dropped"  # pointless by the time it came due
+    FAILED = "failed"
+
+
+def arm(
+    session: Session,
+    *,
+    district_id: int,
+    kind: Kind,
+    subject_id: int,
+    due_at: datetime,
+    now: datetime,
+    variant: str = "",
+) -> DueTask:
+    """Make sure the task is due at `due_at`: create it, or move a task not yet fired."""
+    task = session.exec(
+        select(DueTask).where(
+            DueTask.kind == kind.value, DueTask.subject_id == subject_id, DueTask.variant == variant
+        )
+    ).first()
+    if task is None:
+        task = DueTask(
+            district_id=district_id,
+            kind=kind.value,
+            subject_id=subject_id,
+            variant=variant,
+            due_at=due_at,
+            created_at=now,
+        )
+    elif task.done_at is None:
+        task.due_at = due_at
+    else:
+        return task  # fired already: arming again must not fire it twice
+    session.add(task)
+    session.flush()
+    return task
+
+
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest task not yet fired is due."""
+    query = (
+        select(DueTask.due_at).where(col(DueTask.done_at).is_(None)).order_by(col(DueTask.due_at)).limit(1)
+    )
+    return session.exec(query).first()
+
+
+def claim(session: Session, now: datetime) -> DueTask | None:
+    """The oldest due task, locked for this transaction; on PostgreSQL others skip it."""
+    query = (
+        select(DueTask)
+        .where(col(DueTask.done_at).is_(None), col(DueTask.due_at) <= now)
+        .order_by(col(DueTask.due_at), col(DueTask.id))
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return session.exec(query).first()
+
+
+def failed(session: Session, task_id: int, error: str, now: datetime) -> None:
+    """An unexpected failure: try again a little later, and give up after a few attempts."""
+    task = session.get(DueTask, task_id)
+    if task is None:
+        return
+    task.attempts += 1
+    task.last_error = error[:200]
+    if task.attempts >= MAX_ATTEMPTS:
+        task.done_at, task.outcome = now, Outcome.FAILED.value
+    else:
+        task.due_at = now + RETRY_PAUSE * task.attempts
+    session.add(task)
+
+
+# --- arming, called by the services in the transaction of the change -------------------------------
+
+
+def arm_offer_expiry(session: Session, request: Request, expires_at: datetime, now: datetime) -> None:
+    assert request.id is not None
+    arm(
+        session,
+        district_id=request.district_id,
+        kind=Kind.OFFER_EXPIRY,
+        subject_id=request.id,
+        variant=f"wave{request.wave}",
+        due_at=expires_at,
+        now=now,
+    )
+
+
+def arm_booking(session: Session, request: Request, now: datetime) -> None:
+    """Reminders before the start and the closeout prompt at the planned end of a booked session."""
+    assert request.id is not None
+    assert request.interpreter_id is not None
+    policy = load_policy(session, request.district_id)
+    booking = f"i{request.interpreter_id}"  # booked again by someone else: their own reminders
+    if request.mode != Mode.WRITTEN.value:
+        for name, lead in (("first", policy.reminder_first), ("second", policy.reminder_second)):
+            due = request.starts_at - lead
+            if due > now:  # a reminder already past at booking time says nothing the booking did not
+                arm(
+                    session,
+                    district_id=request.district_id,
+                    kind=Kind.REMINDER,
+                    subject_id=request.id,
+                    variant=f"{name}:{booking}",
+                    due_at=due,
+                    now=now,
+                )
+    arm(
+        session,
+        district_id=request.district_id,
+        kind=Kind.CLOSEOUT_PROMPT,
+        subject_id=request.id,
+        variant=booking,
+        due_at=request.starts_at + timedelta(minutes=request.duration_minutes),
+        now=now,
+    )
+
+
+def arm_auto_confirm(session: Session, request: Request, closeout: Closeout, now: datetime) -> None:
+    """A report counts as confirmed after the policy's period; a corrected report starts it again."""
+    assert request.id is not None
+    policy = load_policy(session, request.district_id)
+    arm(
+        session,
+        district_id=request.district_id,
+        kind=Kind.AUTO_CONFIRM,
+        subject_id=request.id,
+        due_at=closeout.reported_at + policy.closeout_auto_confirm_after,
+        now=now,
+    )
+
+
+def week_start(now: datetime) -> datetime:
+    """The latest Monday 08:00 in Berlin at or before `now`, in UTC (daylight saving included)."""
+    local = now.astimezone(BERLIN)
+    monday = (local - timedelta(days=local.weekday())).date()
+    start = datetime.combine(monday, DIGEST_TIME, tzinfo=BERLIN)
+    if start > local:
+        start = datetime.combine(monday - timedelta(days=7), DIGEST_TIME, tzinfo=BERLIN)
+    return start.astimezone(now.tzinfo)
+
+
+def arm_digest(session: Session, district_id: int, now: datetime) -> DueTask:
+    """The next weekly digest (Monday 08:00 Berlin) for a district."""
+    monday = week_start(now) + timedelta(days=7)
+    return arm(
+        session,
+        district_id=district_id,
+        kind=Kind.DIGEST,
+        subject_id=district_id,
+        variant=monday.date().isoformat(),
+        due_at=monday,
+        now=now,
+    )

@@ -1,0 +1,211 @@
+"""Firing what became due: one task at a time, each in the caller's transaction, decided when it fires.
+
+A task decides when it fires whether it is still useful: a reminder for a session that has
+begun, or for a booking that was cancelled, is dropped; an offer wave's expiry missed while the
+bot was down still runs, once.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from db.models import DueTask, Offer, Request
+from services import closeout as closeouts
+from services.audit import record
+from services.digest import send_digest
+from services.due import Kind, Outcome, arm, arm_digest
+from services.errors import DomainError
+from services.offers import fill_offers
+from services.outbox import notify
+from services.policy import load_policy
+from services.vocabulary import CloseoutState, OfferState, Recipient, RequestState
+
+log = logging.getLogger(__name__)
+SYSTEM = "system:timers"
+
+
+def fire(session: Session, task: DueTask, now: datetime) -> Outcome:
+    """Run one claimed task and mark it fired; a domain error drops it (the world moved on)."""
+    handler = HANDLERS[Kind(task.kind)]
+    try:
+        with session.begin_nested():
+            outcome = handler(session, task, now)
+    except DomainError as exc:
+        log.info("due task %s (%s) dropped: %s", task.id, task.kind, type(exc).__name__)
+        outcome = Outcome.DROPPED
+        task.last_error = type(exc).__name__
+    task.done_at, task.outcome = now, outcome.value
+    task.attempts += 1
+    session.add(task)
+    return outcome
+
+
+# --- firing -----------------------------------------------------------------------------------------
+
+
+def _request(session: Session, task: DueTask) -> Request:
+    request = session.get(Request, task.subject_id)
+    assert request is not None
+    return request
+
+
+def _expire_wave(session: Session, task: DueTask, now: datetime) -> Outcome:
+    """Open offers past their time expire; the next candidates get offers, or the request is unfilled."""
+    request = _request(session, task)
+    if request.state != RequestState.OFFERED:
+        return Outcome.DROPPED
+    expired = session.exec(
+        select(Offer).where(
+            Offer.request_id == task.subject_id,
+            Offer.state == OfferState.OPEN.value,
+            col(Offer.expires_at) <= now,
+        )
+    ).all()
+    if not expired:
+        return Outcome.DROPPED  # all answered in time
+    for offer in expired:
+        offer.state, offer.responded_at = OfferState.EXPIRED.value, now
+        session.add(offer)
+        notify(
+            session,
+            district_id=request.district_id,
+            recipient=Recipient.INTERPRETER,
+            recipient_id=offer.interpreter_id,
+            template="offer.expired",
+            now=now,
+            offer_id=offer.id,
+            request_id=request.id,
+        )
+    session.flush()
+    record(
+        session,
+        district_id=request.district_id,
+        actor=SYSTEM,
+        action="offers.expired",
+        entity="request",
+        entity_id=task.subject_id,
+        now=now,
+        count=len(expired),
+    )
+    fill_offers(session, request, actor=SYSTEM, now=now)
+    return Outcome.DONE
+
+
+def _remind(session: Session, task: DueTask, now: datetime) -> Outcome:
+    request = _request(session, task)
+    booked_for = f"i{request.interpreter_id}"
+    if (
+        request.state != RequestState.BOOKED
+        or now >= request.starts_at
+        or not task.variant.endswith(booked_for)
+    ):
+        return Outcome.DROPPED  # cancelled, given back, or already begun
+    for recipient, recipient_id in (
+        (Recipient.SCHOOL, request.school_id),
+        (Recipient.INTERPRETER, request.interpreter_id),
+    ):
+        assert recipient_id is not None
+        notify(
+            session,
+            district_id=request.district_id,
+            recipient=recipient,
+            recipient_id=recipient_id,
+            template="booking.reminder",
+            now=now,
+            request_id=request.id,
+        )
+    return Outcome.DONE
+
+
+def _still_unreported(session: Session, request: Request, variant: str) -> bool:
+    if request.state != RequestState.BOOKED or variant != f"i{request.interpreter_id}":
+        return False
+    return closeouts.closeout_of(session, request.id or 0) is None
+
+
+def _prompt(session: Session, task: DueTask, now: datetime, template: str) -> Outcome:
+    request = _request(session, task)
+    if not _still_unreported(session, request, task.variant):
+        return Outcome.DROPPED
+    assert request.interpreter_id is not None
+    notify(
+        session,
+        district_id=request.district_id,
+        recipient=Recipient.INTERPRETER,
+        recipient_id=request.interpreter_id,
+        template=template,
+        now=now,
+        request_id=request.id,
+    )
+    return Outcome.DONE
+
+
+def _closeout_prompt(session: Session, task: DueTask, now: datetime) -> Outcome:
+    outcome = _prompt(session, task, now, "closeout.prompt")
+    if outcome is Outcome.DONE:
+        policy = load_policy(session, task.district_id)
+        arm(
+            session,
+            district_id=task.district_id,
+            kind=Kind.CLOSEOUT_REMINDER,
+            subject_id=task.subject_id,
+            variant=task.variant,
+            due_at=now + policy.closeout_reminder_after,
+            now=now,
+        )
+    return outcome
+
+
+def _closeout_reminder(session: Session, task: DueTask, now: datetime) -> Outcome:
+    return _prompt(session, task, now, "closeout.reminder")
+
+
+def _auto_confirm(session: Session, task: DueTask, now: datetime) -> Outcome:
+    """Silence counts as confirmation: the report is confirmed and settled, and both sides are told."""
+    request = _request(session, task)
+    closeout = closeouts.closeout_of(session, task.subject_id)
+    if closeout is None or closeout.state != CloseoutState.REPORTED:
+        return Outcome.DROPPED  # confirmed, disputed or corrected meanwhile
+    policy = load_policy(session, request.district_id)
+    if closeout.reported_at + policy.closeout_auto_confirm_after > now:
+        return Outcome.DROPPED  # re-armed for a later report; that task will do it
+    closeouts.confirm(
+        session, district_id=request.district_id, request_id=task.subject_id, actor=SYSTEM, now=now
+    )
+    notify(
+        session,
+        district_id=request.district_id,
+        recipient=Recipient.SCHOOL,
+        recipient_id=request.school_id,
+        template="closeout.auto_confirmed",
+        now=now,
+        request_id=request.id,
+        amount_cents=closeout.amount_cents,
+    )
+    return Outcome.DONE
+
+
+def _digest(session: Session, task: DueTask, now: datetime) -> Outcome:
+    """The weekly digest; one missed by more than a week is dropped for the newer one."""
+    arm_digest(session, task.district_id, now)
+    if now - task.due_at >= timedelta(days=7):
+        return Outcome.DROPPED
+    send_digest(session, task.district_id, until=task.due_at, now=now)
+    return Outcome.DONE
+
+
+def _marker(session: Session, task: DueTask, now: datetime) -> Outcome:
+    return Outcome.DROPPED  # written as fired; never pending
+
+
+HANDLERS: dict[Kind, Callable[[Session, DueTask, datetime], Outcome]] = {
+    Kind.OFFER_EXPIRY: _expire_wave,
+    Kind.REMINDER: _remind,
+    Kind.CLOSEOUT_PROMPT: _closeout_prompt,
+    Kind.CLOSEOUT_REMINDER: _closeout_reminder,
+    Kind.AUTO_CONFIRM: _auto_confirm,
+    Kind.DIGEST: _digest,
+    Kind.BUDGET_ALERT: _marker,
+}
