@@ -1,0 +1,323 @@
+"""What happens as time passes, on the real database: offer waves expire, reminders, closeout, digests.
+
+Most tests move a clock and fire what is due, as the bot's timers do on each tick
+(`bot.scheduling.run_due`); the last ones run the real APScheduler in real time, across a
+restart, and two timer processes on one PostgreSQL database.
+"""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from bot.scheduling import Timers, run_due
+from db.models import Closeout, DueTask, Offer, OutboxMessage, Request
+from db.uow import UnitOfWork
+from services import ledger
+from services.closeout import dispute, report
+from services.due import arm, week_start
+from services.offers import accept_offer, give_back
+from services.policy import set_rule
+from services.requests import submit_request
+from services.vocabulary import Mode
+from tests.builders import ACTOR, NOW, SOON, World, build_world, draft
+
+ROOT = Path(__file__).resolve().parent.parent
+MakeUow = Callable[[], UnitOfWork]
+
+
+@pytest.fixture
+def world(uow: MakeUow) -> World:
+    world = build_world(uow)
+    for name, km in (("Amira", 1), ("Samir", 2), ("Rojin", 3), ("Hodan", 4)):
+        world.interpreter(name, km_north=km)
+    return world
+
+
+def submit(world: World, now: datetime = NOW, **kwargs: Any) -> int:
+    with world.make_uow() as u:
+        request = submit_request(
+            u.session,
+            district_id=world.district_id,
+            draft=draft(world.school_id, **kwargs),
+            actor=ACTOR,
+            now=now,
+        )
+        u.commit()
+        assert request.id is not None
+        return request.id
+
+
+def offers(world: World, request_id: int) -> list[tuple[str, int, str]]:
+    """(interpreter name, wave, state) of every offer, in order."""
+    names = {i: n for n, i in world.interpreters.items()}
+    with world.make_uow() as u:
+        rows = u.session.exec(select(Offer).where(Offer.request_id == request_id).order_by(col(Offer.id)))
+        return [(names[o.interpreter_id], o.wave, o.state) for o in rows]
+
+
+def outbox(world: World, template: str) -> list[tuple[str, int]]:
+    """(recipient type, recipient id) of each notification of a template, in order."""
+    with world.make_uow() as u:
+        rows = u.session.exec(
+            select(OutboxMessage).where(OutboxMessage.template == template).order_by(col(OutboxMessage.id))
+        )
+        return [(m.recipient_type, m.recipient_id) for m in rows]
+
+
+def params_of(world: World, template: str) -> list[dict[str, Any]]:
+    with world.make_uow() as u:
+        rows = u.session.exec(select(OutboxMessage).where(OutboxMessage.template == template))
+        return [json.loads(m.params) for m in rows]
+
+
+def state_of(world: World, request_id: int) -> str:
+    with world.make_uow() as u:
+        request = u.session.get(Request, request_id)
+        assert request is not None
+        return request.state
+
+
+def tasks(world: World, kind: str) -> list[tuple[str, datetime, str]]:
+    """(variant, due at, outcome) of a kind's due tasks."""
+    with world.make_uow() as u:
+        rows = u.session.exec(select(DueTask).where(DueTask.kind == kind).order_by(col(DueTask.id)))
+        return [(t.variant, t.due_at, t.outcome) for t in rows]
+
+
+def fire(engine: Engine, at: datetime) -> int:
+    return run_due(engine, lambda: at)
+
+
+def book(world: World, request_id: int, name: str, now: datetime = NOW) -> None:
+    with world.make_uow() as u:
+        offer = u.session.exec(
+            select(Offer).where(
+                Offer.request_id == request_id, Offer.interpreter_id == world.interpreters[name]
+            )
+        ).one()
+        accept_offer(
+            u.session, offer_id=offer.id or 0, interpreter_id=world.interpreters[name], actor=ACTOR, now=now
+        )
+        u.commit()
+
+
+def test_offers_expire_in_waves_until_the_request_is_unfilled_and_referred(
+    world: World, engine: Engine
+) -> None:
+    request_id = submit(world)
+    expiry = NOW + timedelta(hours=4)  # the policy timeout; the session is a week away
+    assert offers(world, request_id) == [("Amira", 1, "open"), ("Samir", 1, "open"), ("Rojin", 1, "open")]
+    assert tasks(world, "offer_expiry") == [("wave1", expiry, "")]
+
+    assert fire(engine, expiry - timedelta(seconds=1)) == 0  # not yet
+    assert fire(engine, expiry) == 1
+    assert offers(world, request_id) == [
+        ("Amira", 1, "expired"),
+        ("Samir", 1, "expired"),
+        ("Rojin", 1, "expired"),
+        ("Hodan", 2, "open"),
+    ]
+    assert [p["offer_id"] for p in params_of(world, "offer.expired")] == [
+        1,
+        2,
+        3,
+    ]  # edits their offer messages
+    second = expiry + timedelta(hours=4)
+    assert tasks(world, "offer_expiry") == [("wave1", expiry, "done"), ("wave2", second, "")]
+
+    assert fire(engine, second + timedelta(minutes=5)) == 1  # a little late (the bot was down): runs once
+    assert offers(world, request_id)[-1] == ("Hodan", 2, "expired")
+    assert state_of(world, request_id) == "unfilled"
+    assert outbox(world, "request.unfilled") == [("school", world.school_id)]  # with the referral text
+    assert "EMZ" in params_of(world, "request.unfilled")[0]["referral_text"]
+    assert outbox(world, "request.unfilled_coordinator") == [("coordinators", world.district_id)]
+    assert params_of(world, "request.unfilled_coordinator")[0]["reason"] == "not_filled"
+    with world.make_uow() as u:
+        assert ledger.open_reservation(u.session, request_id) == 0  # the money is free again
+    assert fire(engine, second + timedelta(days=1)) == 0  # nothing fires twice
+
+
+def test_an_offer_window_is_never_longer_than_half_the_time_left(world: World, engine: Engine) -> None:
+    starts = NOW + timedelta(hours=3)
+    request_id = submit(world, mode=Mode.PHONE, starts_at=starts)
+    assert tasks(world, "offer_expiry") == [("wave1", NOW + timedelta(minutes=90), "")]
+    book(world, request_id, "Samir", NOW + timedelta(minutes=10))
+    assert fire(engine, NOW + timedelta(minutes=90)) == 2  # the expiry, and the reminder 2 h before
+    booked_in_time = ("wave1", NOW + timedelta(minutes=90), "dropped")
+    assert tasks(world, "offer_expiry") == [booked_in_time]
+    assert outbox(world, "offer.expired") == []
+    samir = world.interpreters["Samir"]
+    assert tasks(world, "reminder") == [
+        (f"second:i{samir}", starts - timedelta(hours=2), "done")
+    ]  # 24 h: past
+
+
+def test_reminders_go_to_school_and_interpreter_at_the_policy_times(world: World, engine: Engine) -> None:
+    request_id = submit(world)
+    book(world, request_id, "Amira")
+    amira = world.interpreters["Amira"]
+    both = [("school", world.school_id), ("interpreter", amira)]
+    first, second = SOON - timedelta(hours=24), SOON - timedelta(hours=2)
+    assert tasks(world, "reminder") == [(f"first:i{amira}", first, ""), (f"second:i{amira}", second, "")]
+    assert fire(engine, first - timedelta(seconds=1)) == 1  # only the offer wave's expiry (dropped: booked)
+    assert outbox(world, "booking.reminder") == []
+    assert fire(engine, first) == 1
+    assert outbox(world, "booking.reminder") == both
+    assert fire(engine, second) == 1
+    assert outbox(world, "booking.reminder") == both + both
+
+
+def test_a_reminder_missed_until_the_session_began_is_dropped_and_one_for_a_cancelled_booking_too(
+    world: World, engine: Engine
+) -> None:
+    late = submit(world)
+    book(world, late, "Amira")
+    given_back = submit(world, starts_at=SOON + timedelta(days=1))
+    book(world, given_back, "Samir")
+    with world.make_uow() as u:
+        give_back(
+            u.session,
+            request_id=given_back,
+            interpreter_id=world.interpreters["Samir"],
+            actor=ACTOR,
+            now=NOW + timedelta(hours=1),
+        )
+        u.commit()
+    # The bot was down from Monday until both sessions had begun.
+    fire(engine, SOON + timedelta(days=1, minutes=5))
+    assert outbox(world, "booking.reminder") == []
+    assert [outcome for _, _, outcome in tasks(world, "reminder")] == ["dropped"] * 4
+
+
+def test_the_closeout_prompt_the_reminder_and_the_auto_confirmation(world: World, engine: Engine) -> None:
+    request_id = submit(world)
+    book(world, request_id, "Amira")
+    amira = world.interpreters["Amira"]
+    end = SOON + timedelta(minutes=60)
+    fire(engine, SOON)  # the reminders
+    assert fire(engine, end) == 1
+    assert outbox(world, "closeout.prompt") == [("interpreter", amira)]
+    assert fire(engine, end + timedelta(days=1)) == 1  # not reported after a day: once more
+    assert outbox(world, "closeout.reminder") == [("interpreter", amira)]
+
+    reported_at = end + timedelta(days=1, hours=2)
+    with world.make_uow() as u:
+        report(
+            u.session,
+            request_id=request_id,
+            interpreter_id=amira,
+            minutes=75,
+            km=2,
+            expenses_cents=0,
+            actor=ACTOR,
+            now=reported_at,
+        )
+        u.commit()
+    confirm_at = reported_at + timedelta(days=3)
+    assert tasks(world, "auto_confirm") == [("", confirm_at, "")]
+    assert fire(engine, confirm_at - timedelta(minutes=1)) == 0
+    assert fire(engine, confirm_at) == 1
+    assert state_of(world, request_id) == "settled"
+    assert outbox(world, "closeout.auto_confirmed") == [("school", world.school_id)]
+    with world.make_uow() as u:
+        closeout = u.session.exec(select(Closeout)).one()
+        budget = ledger.get_budget(u.session, world.district_id, 2026)
+    assert (closeout.state, closeout.decided_by) == ("confirmed", "system:timers")
+    # 75 min bill as 90 (60, then per started 30): 36.00; 2 km driven x 0.30 = 0.60
+    assert (budget.charged_cents, budget.reserved_cents) == (3660, 0)
+
+
+def test_a_disputed_report_is_not_confirmed_by_silence(world: World, engine: Engine) -> None:
+    request_id = submit(world)
+    book(world, request_id, "Amira")
+    reported_at = SOON + timedelta(hours=2)
+    with world.make_uow() as u:
+        report(
+            u.session,
+            request_id=request_id,
+            interpreter_id=world.interpreters["Amira"],
+            minutes=60,
+            km=2,
+            expenses_cents=0,
+            actor=ACTOR,
+            now=reported_at,
+        )
+        dispute(
+            u.session,
+            district_id=world.district_id,
+            request_id=request_id,
+            school_id=world.school_id,
+            reason="kürzer",
+            actor=ACTOR,
+            now=reported_at + timedelta(hours=1),
+        )
+        u.commit()
+    fire(engine, reported_at + timedelta(days=4))
+    assert tasks(world, "auto_confirm")[0][2] == "dropped"
+    assert state_of(world, request_id) == "completed"
+    assert outbox(world, "closeout.prompt") == []  # reported before the end was due: no prompt either
+
+
+def test_budget_alerts_come_once_at_each_threshold(uow: MakeUow, engine: Engine) -> None:
+    world = build_world(uow, budget_cents=100_00)
+    world.interpreter("Amira", km_north=0)
+    # Three in-person hours reserve 72.00 of 100.00; each phone half hour 12.00 more.
+    for day in range(3):
+        submit(world, starts_at=SOON + timedelta(days=day))
+    assert params_of(world, "budget.alert") == []
+    submit(world, mode=Mode.PHONE, minutes=30, starts_at=SOON + timedelta(days=3))  # 84 %
+    submit(world, mode=Mode.PHONE, minutes=30, starts_at=SOON + timedelta(days=4))  # 96 %
+    alerts = params_of(world, "budget.alert")
+    assert [(a["threshold_percent"], a["available_cents"]) for a in alerts] == [(80, 1600), (95, 400)]
+    assert outbox(world, "budget.alert") == [("coordinators", world.district_id)] * 2
+    with world.make_uow() as u:
+        set_rule(u.session, world.district_id, "budget_alert_first", "50%", actor=ACTOR, now=NOW)
+        u.commit()
+    submit(world, mode=Mode.PHONE, starts_at=SOON + timedelta(days=5), language="fa")  # referred: no posting
+    with world.make_uow() as u:
+        budget = ledger.get_budget(u.session, world.district_id, 2026, lock=True)
+        ledger.adjust(
+            u.session, budget, amount_cents=100, reason="Korrektur", request_id=None, actor=ACTOR, now=NOW
+        )
+        u.commit()
+    # 50 % is new and was crossed long ago: one more alert; 80 % and 95 % are not repeated.
+    assert [a["threshold_percent"] for a in params_of(world, "budget.alert")] == [80, 95, 50]
+
+
+def test_the_weekly_digest_comes_on_monday_at_eight_in_berlin(world: World, engine: Engine) -> None:
+    from bot.scheduling import rearm
+
+    rearm(engine, NOW)  # Monday 09:00 Berlin: the next digest is next Monday 08:00 (CET, 07:00 UTC)
+    monday = datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    assert week_start(NOW) == datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    assert tasks(world, "digest") == [("2026-03-09", monday, "")]
+    booked = submit(world)
+    book(world, booked, "Amira")
+    submit(world, language="ka")  # nobody speaks Georgian
+    submit(world, language="ti", mode=Mode.PHONE)  # nor Tigrinya
+    assert fire(engine, monday) >= 1
+    digest = params_of(world, "digest.weekly")
+    assert outbox(world, "digest.weekly") == [("coordinators", world.district_id)]
+    assert {
+        k: digest[0][k] for k in ("bookings", "charged_cents", "unfilled", "uncovered", "available_cents")
+    } == {
+        "bookings": 1,
+        "charged_cents": 0,
+        "unfilled": 0,
+        "uncovered": ["ka", "ti"],
+        "available_cents": 5000_00 - 2478,  # Amira's hour and her estimated travel, 2 x 1 km x 1.3 x 0.30
+    }
+    # The next one is armed; after summer time begins, Monday 08:00 Berlin is 06:00 UTC.
+    assert tasks(world, "digest")[-1] == ("2026-03-16", datetime(2026, 3, 16, 7, 0, tzinfo=UTC), "")
+    assert week_start(datetime(2026, 4, 1, 12, 0, tzinfo=UTC)) == datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
