@@ -10,6 +10,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.models import Closeout, DueTask, Request
@@ -48,13 +49,22 @@ def arm(
     now: datetime,
     variant: str = "",
 ) -> DueTask:
-    """Make sure the task is due at `due_at`: create it, or move a task not yet fired."""
-    task = session.exec(
-        select(DueTask).where(
-            DueTask.kind == kind.value, DueTask.subject_id == subject_id, DueTask.variant == variant
-        )
-    ).first()
-    if task is None:
+    """Make sure the task is due at `due_at`: create it, or move a task not yet fired.
+
+    Two processes arming the same task at once (the weekly digest, at start) both succeed: the
+    loser of the insert finds the winner's row instead.
+    """
+    for _ in range(2):
+        task = session.exec(
+            select(DueTask).where(
+                DueTask.kind == kind.value, DueTask.subject_id == subject_id, DueTask.variant == variant
+            )
+        ).first()
+        if task is not None:
+            if task.done_at is None:  # once fired, arming again must not fire it twice
+                task.due_at = due_at
+                session.add(task)
+            return task
         task = DueTask(
             district_id=district_id,
             kind=kind.value,
@@ -63,13 +73,13 @@ def arm(
             due_at=due_at,
             created_at=now,
         )
-    elif task.done_at is None:
-        task.due_at = due_at
-    else:
-        return task  # fired already: arming again must not fire it twice
-    session.add(task)
-    session.flush()
-    return task
+        try:
+            with session.begin_nested():
+                session.add(task)
+        except IntegrityError:
+            continue
+        return task
+    raise RuntimeError(f"due task {kind.value}/{subject_id}/{variant} neither found nor created")
 
 
 def next_due_at(session: Session) -> datetime | None:

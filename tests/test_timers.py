@@ -25,7 +25,7 @@ from db.models import Closeout, DueTask, Offer, OutboxMessage, Request
 from db.uow import UnitOfWork
 from services import ledger
 from services.closeout import dispute, report
-from services.due import arm, week_start
+from services.due import Kind, arm, week_start
 from services.offers import accept_offer, give_back
 from services.policy import set_rule
 from services.requests import submit_request
@@ -321,3 +321,163 @@ def test_the_weekly_digest_comes_on_monday_at_eight_in_berlin(world: World, engi
     # The next one is armed; after summer time begins, Monday 08:00 Berlin is 06:00 UTC.
     assert tasks(world, "digest")[-1] == ("2026-03-16", datetime(2026, 3, 16, 7, 0, tzinfo=UTC), "")
     assert week_start(datetime(2026, 4, 1, 12, 0, tzinfo=UTC)) == datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
+
+
+# --- real time: the real APScheduler, a restart, two processes ------------------------------------
+
+
+def _real_world(make_uow: MakeUow, rules: dict[str, str]) -> World:
+    """The test world with this year's budget and short policy durations, for tests on the wall clock."""
+    world = build_world(make_uow)
+    now = datetime.now(UTC)
+    with make_uow() as u:
+        if ledger.find_budget(u.session, world.district_id, ledger.fiscal_year(now)) is None:
+            year = ledger.fiscal_year(now)
+            ledger.set_total(
+                u.session, district_id=world.district_id, year=year, total_cents=5000_00, actor=ACTOR, now=now
+            )
+        for key, value in rules.items():
+            set_rule(u.session, world.district_id, key, value, actor=ACTOR, now=now)
+        u.commit()
+    return world
+
+
+async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_the_real_scheduler_expires_waves_in_real_time(uow: MakeUow, engine: Engine) -> None:
+    world = _real_world(uow, {"offer_timeout": "2s"})
+    for name, km in (("Amira", 1), ("Samir", 2), ("Rojin", 3), ("Hodan", 4)):
+        world.interpreter(name, km_north=km)
+    timers = Timers(engine)  # the wall clock; the periodic look is 30 s, so only the armed job can be on time
+    assert await timers.start()
+    try:
+        started = datetime.now(UTC)
+        request_id = submit(world, now=started, mode=Mode.PHONE, starts_at=started + timedelta(hours=3))
+        timers.poke()  # as the bot does after each handled message
+        await _until(lambda: state_of(world, request_id) == "unfilled", 15, "the request to be unfilled")
+    finally:
+        await timers.stop()
+    assert offers(world, request_id) == [
+        ("Amira", 1, "expired"),
+        ("Samir", 1, "expired"),
+        ("Rojin", 1, "expired"),
+        ("Hodan", 2, "expired"),
+    ]
+    with world.make_uow() as u:
+        fired = u.session.exec(
+            select(DueTask).where(DueTask.kind == "offer_expiry").order_by(col(DueTask.id))
+        ).all()
+    assert [(t.variant, t.outcome) for t in fired] == [("wave1", "done"), ("wave2", "done")]
+    assert all(
+        t.done_at is not None and t.done_at - t.due_at < timedelta(seconds=2) for t in fired
+    )  # on time
+
+
+async def test_a_restart_between_arming_and_firing_neither_loses_nor_repeats_a_reminder(
+    uow: MakeUow, engine: Engine
+) -> None:
+    world = _real_world(uow, {"lead_time_remote": "1h", "reminder_second": "30m", "reminder_first": "1h"})
+    world.interpreter("Amira", km_north=1)
+    now = datetime.now(UTC)
+    request_id = submit(world, now=now, mode=Mode.PHONE, starts_at=now + timedelta(hours=1, seconds=3))
+    book(world, request_id, "Amira", now)
+    first = timers = Timers(engine)
+    assert await first.start()
+    await asyncio.sleep(1)
+    await first.stop()  # down before the reminder is due
+    assert tasks(world, "reminder")[0][2] == ""  # armed, not fired
+    await asyncio.sleep(3)  # now it is due, and nobody is running
+    both = [("school", world.school_id), ("interpreter", world.interpreters["Amira"])]
+    for _ in range(2):  # started again, twice
+        timers = Timers(engine)
+        assert await timers.start()
+        await _until(lambda: outbox(world, "booking.reminder") == both, 5, "the reminder")
+        await asyncio.sleep(0.5)
+        await timers.stop()
+    assert outbox(world, "booking.reminder") == both  # once, not lost and not twice
+    assert [outcome for _, _, outcome in tasks(world, "reminder")] == ["done", ""]  # the 30 min one is later
+
+
+def _timers_process(database_url: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "BOT_LOCALE": "en"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "timers"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    process.terminate()
+    out, err = process.communicate(timeout=30)
+    return out, err
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+async def test_two_timer_processes_on_postgresql_send_each_reminder_once(
+    uow: MakeUow, engine: Engine
+) -> None:
+    world = _real_world(uow, {"lead_time_remote": "1h"})
+    world.interpreter("Amira", km_north=1)
+    now = datetime.now(UTC)
+    booked = []
+    for n in range(6):
+        request_id = submit(world, now=now, mode=Mode.PHONE, starts_at=now + timedelta(hours=2 + 2 * n))
+        book(world, request_id, "Amira", now)
+        booked.append(request_id)
+    amira = world.interpreters["Amira"]
+    due_at = datetime.now(UTC) + timedelta(seconds=4)
+    with world.make_uow() as u:  # the coordinator moved the reminders: all due in four seconds
+        for request_id in booked:
+            arm(
+                u.session,
+                district_id=world.district_id,
+                kind=Kind.REMINDER,
+                subject_id=request_id,
+                variant=f"first:i{amira}",
+                due_at=due_at,
+                now=now,
+            )
+        u.commit()
+    url = engine.url.render_as_string(hide_password=False)
+    processes = [_timers_process(url), _timers_process(url)]
+    try:
+        await _until(lambda: len(outbox(world, "booking.reminder")) >= 12, 30, "the reminders")
+        await asyncio.sleep(2)  # time for a second copy to show up, if there were one
+    finally:
+        outputs = [_stop(p) for p in processes]
+    assert [out for out, _ in outputs] == ["The timers are running. Stop them with Ctrl+C.\n"] * 2
+    assert sorted(outbox(world, "booking.reminder")) == sorted(
+        [("school", world.school_id), ("interpreter", amira)] * 6
+    )
+    with world.make_uow() as u:
+        fired = u.session.exec(
+            select(DueTask).where(DueTask.kind == "reminder", DueTask.due_at == due_at)
+        ).all()
+    assert [(t.outcome, t.attempts) for t in fired] == [("done", 1)] * 6
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+async def test_a_second_timer_process_on_sqlite_leaves_the_timers_alone(engine: Engine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    first = _timers_process(url)
+    try:
+        await _until(lambda: Path(f"{engine.url.database}.timers.lock").exists(), 20, "the first process")
+        await asyncio.sleep(1)
+        second = _timers_process(url)
+        await asyncio.sleep(3)
+        _, second_log = _stop(second)
+    finally:
+        first_out, first_log = _stop(first)
+    assert first_out == "The timers are running. Stop them with Ctrl+C.\n"
+    assert "another process runs the timers for this database; this one leaves them alone" in second_log
+    assert "another process" not in first_log
