@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.conversation.answers import parse_day, parse_minutes, parse_when, resolve
 from bot.conversation.messages import Choice, Incoming, Reply, split_text
@@ -18,6 +18,7 @@ from bot.delivery import Deliverer, RetryLater, Undeliverable
 from bot.i18n import LOCALES, Translator
 from bot.notifications import TEMPLATES, render
 from bot.rate_limit import RateLimiter
+from bot.scheduling import run_due
 from db.models import Budget, Delivery, DialogState, Member, Offer
 from db.uow import UnitOfWork
 from services.errors import InvalidInput
@@ -361,3 +362,22 @@ def test_away_and_the_coordinators_view_of_what_waits(engine: Engine) -> None:
     shown = _say(talk, "office", "/requests")
     assert DE.gettext("No request waits for a decision.") in shown
     assert "#1 · Arabisch" in shown
+
+
+def test_an_expired_offer_message_says_so_and_the_next_wave_is_offered(engine: Engine) -> None:
+    clock = Clock(NOW)
+    talk = _join(engine, clock)
+    _request(talk)
+    phone = Phone()
+    deliverer = Deliverer(engine, {"test": phone}, limiter=RateLimiter(per_chat_gap=0), clock=clock)
+    asyncio.run(deliverer.run_once())
+    offer_text = phone.inbox["amira"][0]
+    clock.now = NOW + timedelta(hours=4, minutes=1)  # nobody answered in time
+    assert run_due(engine, clock) == 1
+    asyncio.run(deliverer.run_once())
+    expired = DE.gettext("This offer has expired. Thank you!")
+    assert phone.inbox["amira"] == [offer_text.split("\n")[0] + "\n" + expired]  # the offer message, edited
+    assert _say(talk, "amira", "1") == DE.gettext("This offer has expired.")  # a late Accept
+    with UnitOfWork(engine) as uow:
+        waves = [(o.wave, o.state) for o in uow.session.exec(select(Offer).order_by(col(Offer.id)))]
+    assert waves == [(1, "expired"), (1, "expired"), (1, "expired"), (2, "open")]  # Hodan, a little farther
