@@ -57,8 +57,12 @@ def run_due(engine: Engine, now: Callable[[], datetime], *, limit: int = 500) ->
 
 
 def rearm(engine: Engine, now: datetime) -> None:
-    """Make sure each district has its next weekly digest; forget old event ids."""
+    """Arm what the database implies (rows older than the timers, each district's next digest).
+
+    Also forgets event ids old enough that no platform will deliver them again.
+    """
     with UnitOfWork(engine) as uow:
+        due.backfill(uow.session, now)
         for district in all_districts(uow.session):
             assert district.id is not None
             due.arm_digest(uow.session, district.id, now)

@@ -10,12 +10,13 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from db.models import Closeout, DueTask, Request
+from db.models import Closeout, DueTask, Offer, Request
 from services.policy import load_policy
-from services.vocabulary import Mode
+from services.vocabulary import CloseoutState, Mode, OfferState, RequestState
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DIGEST_TIME = time(8, 0)  # Mondays, Berlin time
@@ -199,3 +200,28 @@ def arm_digest(session: Session, district_id: int, now: datetime) -> DueTask:
         due_at=monday,
         now=now,
     )
+
+
+def backfill(session: Session, now: datetime) -> None:
+    """Arm what the current state implies but no row holds yet (rows written before this existed).
+
+    Arming is idempotent, so running this at every start changes nothing that is already armed.
+    """
+    offered = session.exec(select(Request).where(Request.state == RequestState.OFFERED.value)).all()
+    for request in offered:
+        open_until = session.exec(
+            select(func.min(Offer.expires_at)).where(
+                Offer.request_id == request.id, Offer.state == OfferState.OPEN.value
+            )
+        ).one()
+        if open_until is not None:
+            arm_offer_expiry(session, request, open_until, now)
+    for request in session.exec(select(Request).where(Request.state == RequestState.BOOKED.value)).all():
+        arm_booking(session, request, now)
+    reported = session.exec(
+        select(Request, Closeout)
+        .join(Closeout, col(Closeout.request_id) == Request.id)
+        .where(Closeout.state == CloseoutState.REPORTED.value)
+    ).all()
+    for request, closeout in reported:
+        arm_auto_confirm(session, request, closeout, now)

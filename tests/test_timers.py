@@ -323,6 +323,30 @@ def test_the_weekly_digest_comes_on_monday_at_eight_in_berlin(world: World, engi
     assert week_start(datetime(2026, 4, 1, 12, 0, tzinfo=UTC)) == datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
 
 
+def test_a_start_arms_what_the_database_implies_and_only_once(world: World, engine: Engine) -> None:
+    from bot.scheduling import rearm
+
+    offered = submit(world)
+    booked = submit(world, starts_at=SOON + timedelta(days=1))
+    book(world, booked, "Amira")
+    with world.make_uow() as u:  # as written before the timers existed
+        for task in u.session.exec(select(DueTask)).all():
+            u.session.delete(task)
+        u.commit()
+    rearm(engine, NOW)
+    rearm(engine, NOW)
+    amira = world.interpreters["Amira"]
+    with world.make_uow() as u:
+        armed = sorted((t.kind, t.subject_id, t.variant) for t in u.session.exec(select(DueTask)).all())
+    assert armed == [
+        ("closeout_prompt", booked, f"i{amira}"),
+        ("digest", world.district_id, "2026-03-09"),
+        ("offer_expiry", offered, "wave1"),
+        ("reminder", booked, f"first:i{amira}"),
+        ("reminder", booked, f"second:i{amira}"),
+    ]
+
+
 # --- real time: the real APScheduler, a restart, two processes ------------------------------------
 
 
