@@ -31,10 +31,21 @@ POLL_SECONDS = 30.0
 KEEP_EVENT_IDS = timedelta(days=14)  # platforms redeliver within hours; two weeks is ample
 
 
-def run_due(engine: Engine, now: Callable[[], datetime], *, limit: int = 500) -> int:
-    """Fire every row that is due, each in its own transaction; returns how many fired."""
+def run_due(
+    engine: Engine,
+    now: Callable[[], datetime],
+    *,
+    limit: int = 500,
+    stopping: Callable[[], bool] = lambda: False,
+) -> int:
+    """Fire every row that is due, each in its own transaction; returns how many fired.
+
+    `stopping` is asked between rows, so a shutdown waits for one row at most.
+    """
     fired = 0
     for _ in range(limit):
+        if stopping():
+            return fired
         with UnitOfWork(engine) as uow:
             task = due.claim(uow.session, now())
             if task is None:
@@ -116,6 +127,8 @@ class Timers:
         self.runner = SingleRunner(engine)
         self.running = False
         self._lock = asyncio.Lock()
+        self._firing: asyncio.Future[int] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> bool:
         """Re-arm from the database and start; False when another process runs the timers (SQLite)."""
@@ -125,30 +138,51 @@ class Timers:
         await asyncio.to_thread(rearm, self.engine, self.clock())
         self.scheduler.start()
         self.scheduler.add_job(
-            self.tick, "interval", seconds=self.poll_seconds, id="poll", coalesce=True, max_instances=1
+            self.tick,
+            "interval",
+            seconds=self.poll_seconds,
+            id="poll",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,  # a busy loop delays a job; it must not skip it
         )
         self.running = True
         await self.arm_next()
         return True
 
     async def stop(self) -> None:
+        """Stop; a row being fired is finished first (its thread is waited for, not abandoned)."""
         if self.running:
+            self.running = False
             self.scheduler.shutdown(wait=False)
-            async with self._lock:  # a tick in progress finishes its row first
-                self.running = False
+            if self._firing is not None:
+                with contextlib.suppress(Exception):
+                    await self._firing
+        for task in list(self._pending):
+            task.cancel()
         self.runner.release()
 
     def poke(self) -> None:
         """Something changed (a booking, a report): look again at what is due next."""
         if self.running:
-            asyncio.get_running_loop().create_task(self.arm_next())
+            task = asyncio.get_running_loop().create_task(self.arm_next())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def tick(self) -> None:
         """Fire what is due, then set the one-off job for the next row."""
         async with self._lock:
             if not self.running:
                 return
-            fired = await asyncio.to_thread(run_due, self.engine, self.clock)
+            self._firing = asyncio.ensure_future(
+                asyncio.to_thread(run_due, self.engine, self.clock, stopping=lambda: not self.running)
+            )
+            try:
+                # Shielded: if the scheduler's shutdown cancels this job, the thread still finishes
+                # its row and `stop` waits for it.
+                fired = await asyncio.shield(self._firing)
+            finally:
+                self._firing = None
         if fired:
             self.on_fired()
         await self.arm_next()
@@ -160,8 +194,13 @@ class Timers:
         # The rows' times are on the bot's clock; the scheduler runs on the wall clock.
         delay = max((upcoming - self.clock()).total_seconds(), 0.0)
         run_at = datetime.now(UTC) + timedelta(seconds=delay)
+        armed = self.scheduler.get_job("next")
+        if armed is not None and armed.next_run_time is not None and armed.next_run_time <= run_at:
+            return  # an earlier wake-up is set; after it, the next one is looked up again
         with contextlib.suppress(Exception):  # shut down meanwhile
-            self.scheduler.add_job(self.tick, "date", run_date=run_at, id="next", replace_existing=True)
+            self.scheduler.add_job(
+                self.tick, "date", run_date=run_at, id="next", replace_existing=True, misfire_grace_time=None
+            )
 
     def _next_due_at(self) -> datetime | None:
         with UnitOfWork(self.engine) as uow:

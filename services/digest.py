@@ -1,19 +1,20 @@
 """The coordinators' weekly digest: what the pool did in the week, and where the money stands."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from db.models import Budget, LedgerEntry, Request, UnmetDemand
 from services import ledger
+from services.due import weeks_later
 from services.outbox import notify
 from services.vocabulary import LedgerKind, Recipient, UnmetReason
 
 
 def send_digest(session: Session, district_id: int, *, until: datetime, now: datetime) -> None:
     """Tell the coordinators about the seven days before `until`."""
-    since = until - timedelta(days=7)
+    since = weeks_later(until, -1)
     bookings = session.exec(
         select(func.count())
         .select_from(Request)

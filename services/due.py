@@ -38,6 +38,7 @@ class Outcome(StrEnum):
     DONE = "done"
     DROPPED = "dropped"  # pointless by the time it came due
     FAILED = "failed"
+    LATER = "later"  # not yet after all (the policy period grew): the handler moved its due time
 
 
 def arm(
@@ -106,9 +107,9 @@ def claim(session: Session, now: datetime) -> DueTask | None:
 
 def failed(session: Session, task_id: int, error: str, now: datetime) -> None:
     """An unexpected failure: try again a little later, and give up after a few attempts."""
-    task = session.get(DueTask, task_id)
-    if task is None:
-        return
+    task = session.get(DueTask, task_id, with_for_update=True)
+    if task is None or task.done_at is not None:
+        return  # another process fired it meanwhile
     task.attempts += 1
     task.last_error = error[:200]
     if task.attempts >= MAX_ATTEMPTS:
@@ -173,6 +174,7 @@ def arm_auto_confirm(session: Session, request: Request, closeout: Closeout, now
         district_id=request.district_id,
         kind=Kind.AUTO_CONFIRM,
         subject_id=request.id,
+        variant=closeout.reported_at.isoformat(timespec="seconds")[:19],  # each report its own period
         due_at=closeout.reported_at + policy.closeout_auto_confirm_after,
         now=now,
     )
@@ -188,15 +190,22 @@ def week_start(now: datetime) -> datetime:
     return start.astimezone(now.tzinfo)
 
 
+def weeks_later(moment: datetime, weeks: int) -> datetime:
+    """The same Berlin wall-clock time `weeks` weeks on (a week across a clock change is 167 or 169 h)."""
+    local = moment.astimezone(BERLIN)
+    later = datetime.combine(local.date() + timedelta(weeks=weeks), local.time(), tzinfo=BERLIN)
+    return later.astimezone(moment.tzinfo)
+
+
 def arm_digest(session: Session, district_id: int, now: datetime) -> DueTask:
-    """The next weekly digest (Monday 08:00 Berlin) for a district."""
-    monday = week_start(now) + timedelta(days=7)
+    """The next weekly digest (Monday 08:00 Berlin) after `now` for a district."""
+    monday = weeks_later(week_start(now), 1)
     return arm(
         session,
         district_id=district_id,
         kind=Kind.DIGEST,
         subject_id=district_id,
-        variant=monday.date().isoformat(),
+        variant=monday.astimezone(BERLIN).date().isoformat(),
         due_at=monday,
         now=now,
     )
@@ -207,15 +216,23 @@ def backfill(session: Session, now: datetime) -> None:
 
     Arming is idempotent, so running this at every start changes nothing that is already armed.
     """
-    offered = session.exec(select(Request).where(Request.state == RequestState.OFFERED.value)).all()
-    for request in offered:
-        open_until = session.exec(
-            select(func.min(Offer.expires_at)).where(
-                Offer.request_id == request.id, Offer.state == OfferState.OPEN.value
-            )
-        ).one()
-        if open_until is not None:
-            arm_offer_expiry(session, request, open_until, now)
+    waves = session.exec(
+        select(Request, Offer.wave, func.min(Offer.expires_at))
+        .join(Offer, col(Offer.request_id) == Request.id)
+        .where(Request.state == RequestState.OFFERED.value, Offer.state == OfferState.OPEN.value)
+        .group_by(col(Request.id), col(Offer.wave))
+    ).all()
+    for request, wave, open_until in waves:  # one row per wave still open, at that wave's time
+        assert request.id is not None
+        arm(
+            session,
+            district_id=request.district_id,
+            kind=Kind.OFFER_EXPIRY,
+            subject_id=request.id,
+            variant=f"wave{wave}",
+            due_at=open_until,
+            now=now,
+        )
     for request in session.exec(select(Request).where(Request.state == RequestState.BOOKED.value)).all():
         arm_booking(session, request, now)
     reported = session.exec(

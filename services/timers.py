@@ -16,7 +16,6 @@ from services import closeout as closeouts
 from services.audit import record
 from services.digest import send_digest
 from services.due import Kind, Outcome, arm, arm_digest
-from services.errors import DomainError
 from services.offers import fill_offers
 from services.outbox import notify
 from services.policy import load_policy
@@ -27,17 +26,16 @@ SYSTEM = "system:timers"
 
 
 def fire(session: Session, task: DueTask, now: datetime) -> Outcome:
-    """Run one claimed task and mark it fired; a domain error drops it (the world moved on)."""
-    handler = HANDLERS[Kind(task.kind)]
-    try:
-        with session.begin_nested():
-            outcome = handler(session, task, now)
-    except DomainError as exc:
-        log.info("due task %s (%s) dropped: %s", task.id, task.kind, type(exc).__name__)
-        outcome = Outcome.DROPPED
-        task.last_error = type(exc).__name__
-    task.done_at, task.outcome = now, outcome.value
+    """Run one claimed task and mark it fired, in the caller's transaction.
+
+    A handler decides itself when a task has become pointless (DROPPED). Anything it raises,
+    a domain error included (no budget for the year, say), fails the whole transaction: the
+    caller records the failure and the task is tried again later.
+    """
+    outcome = HANDLERS[Kind(task.kind)](session, task, now)
     task.attempts += 1
+    if outcome is not Outcome.LATER:
+        task.done_at, task.outcome = now, outcome.value
     session.add(task)
     return outcome
 
@@ -46,7 +44,9 @@ def fire(session: Session, task: DueTask, now: datetime) -> Outcome:
 
 
 def _request(session: Session, task: DueTask) -> Request:
-    request = session.get(Request, task.subject_id)
+    """The task's request, locked: a second process firing another row of the same request waits
+    here and then sees what this one did."""
+    request = session.get(Request, task.subject_id, with_for_update=True, populate_existing=True)
     assert request is not None
     return request
 
@@ -102,6 +102,9 @@ def _remind(session: Session, task: DueTask, now: datetime) -> Outcome:
         or not task.variant.endswith(booked_for)
     ):
         return Outcome.DROPPED  # cancelled, given back, or already begun
+    second = request.starts_at - load_policy(session, request.district_id).reminder_second
+    if task.variant.startswith("first:") and now >= second:
+        return Outcome.DROPPED  # late (the bot was down): the second reminder says it
     for recipient, recipient_id in (
         (Recipient.SCHOOL, request.school_id),
         (Recipient.INTERPRETER, request.interpreter_id),
@@ -167,10 +170,13 @@ def _auto_confirm(session: Session, task: DueTask, now: datetime) -> Outcome:
     request = _request(session, task)
     closeout = closeouts.closeout_of(session, task.subject_id)
     if closeout is None or closeout.state != CloseoutState.REPORTED:
-        return Outcome.DROPPED  # confirmed, disputed or corrected meanwhile
+        return Outcome.DROPPED  # confirmed or disputed meanwhile
+    if closeout.reported_at.isoformat(timespec="seconds")[:19] != task.variant:
+        return Outcome.DROPPED  # reported again since: that report's own task decides
     policy = load_policy(session, request.district_id)
     if closeout.reported_at + policy.closeout_auto_confirm_after > now:
-        return Outcome.DROPPED  # re-armed for a later report; that task will do it
+        task.due_at = closeout.reported_at + policy.closeout_auto_confirm_after
+        return Outcome.LATER  # the period was made longer meanwhile
     closeouts.confirm(
         session, district_id=request.district_id, request_id=task.subject_id, actor=SYSTEM, now=now
     )
@@ -189,7 +195,7 @@ def _auto_confirm(session: Session, task: DueTask, now: datetime) -> Outcome:
 
 def _digest(session: Session, task: DueTask, now: datetime) -> Outcome:
     """The weekly digest; one missed by more than a week is dropped for the newer one."""
-    arm_digest(session, task.district_id, now)
+    arm_digest(session, task.district_id, max(now, task.due_at))  # the Monday after this one
     if now - task.due_at >= timedelta(days=7):
         return Outcome.DROPPED
     send_digest(session, task.district_id, until=task.due_at, now=now)

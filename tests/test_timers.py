@@ -225,7 +225,7 @@ def test_the_closeout_prompt_the_reminder_and_the_auto_confirmation(world: World
         )
         u.commit()
     confirm_at = reported_at + timedelta(days=3)
-    assert tasks(world, "auto_confirm") == [("", confirm_at, "")]
+    assert tasks(world, "auto_confirm") == [(reported_at.isoformat()[:19], confirm_at, "")]
     assert fire(engine, confirm_at - timedelta(minutes=1)) == 0
     assert fire(engine, confirm_at) == 1
     assert state_of(world, request_id) == "settled"
@@ -267,6 +267,112 @@ def test_a_disputed_report_is_not_confirmed_by_silence(world: World, engine: Eng
     assert tasks(world, "auto_confirm")[0][2] == "dropped"
     assert state_of(world, request_id) == "completed"
     assert outbox(world, "closeout.prompt") == []  # reported before the end was due: no prompt either
+
+
+def _report(world: World, request_id: int, minutes: int, at: datetime) -> None:
+    with world.make_uow() as u:
+        report(
+            u.session,
+            request_id=request_id,
+            interpreter_id=world.interpreters["Amira"],
+            minutes=minutes,
+            km=2,
+            expenses_cents=0,
+            actor=ACTOR,
+            now=at,
+        )
+        u.commit()
+
+
+def test_a_report_made_again_after_a_dispute_gets_its_own_period(world: World, engine: Engine) -> None:
+    request_id = submit(world)
+    book(world, request_id, "Amira")
+    first = SOON + timedelta(hours=2)
+    _report(world, request_id, 75, first)
+    with world.make_uow() as u:
+        dispute(
+            u.session,
+            district_id=world.district_id,
+            request_id=request_id,
+            school_id=world.school_id,
+            reason="Es waren 60 Minuten.",
+            actor=ACTOR,
+            now=first + timedelta(hours=1),
+        )
+        u.commit()
+    fire(engine, first + timedelta(days=3))  # the first period ends while disputed: nothing
+    again = first + timedelta(days=3, hours=1)
+    _report(world, request_id, 60, again)  # the interpreter reports anew
+    assert fire(engine, again + timedelta(days=3)) == 1
+    assert state_of(world, request_id) == "settled"
+    assert [outcome for _, _, outcome in tasks(world, "auto_confirm")] == ["dropped", "done"]
+
+
+def test_a_longer_confirmation_period_postpones_the_auto_confirmation(world: World, engine: Engine) -> None:
+    request_id = submit(world)
+    book(world, request_id, "Amira")
+    reported = SOON + timedelta(hours=2)
+    _report(world, request_id, 60, reported)
+    with world.make_uow() as u:
+        set_rule(u.session, world.district_id, "closeout_auto_confirm_after", "5d", actor=ACTOR, now=reported)
+        u.commit()
+    fire(engine, reported + timedelta(days=3))
+    assert state_of(world, request_id) == "completed"
+    assert tasks(world, "auto_confirm") == [(reported.isoformat()[:19], reported + timedelta(days=5), "")]
+    fire(engine, reported + timedelta(days=5))
+    assert state_of(world, request_id) == "settled"
+
+
+def test_a_late_start_sends_the_second_reminder_only(world: World, engine: Engine) -> None:
+    request_id = submit(world)
+    book(world, request_id, "Amira")
+    fire(engine, SOON - timedelta(hours=1))  # down from Monday until an hour before the session
+    assert outbox(world, "booking.reminder") == [
+        ("school", world.school_id),
+        ("interpreter", world.interpreters["Amira"]),
+    ]
+    assert [outcome for _, _, outcome in tasks(world, "reminder")] == ["dropped", "done"]
+
+
+def test_a_failing_task_is_tried_again_later_and_nothing_of_it_is_kept(
+    world: World, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services import timers
+
+    request_id = submit(world)
+    expiry = NOW + timedelta(hours=4)
+    original = timers.HANDLERS[Kind.OFFER_EXPIRY]
+    calls = []
+
+    def broken_once(session: Any, task: DueTask, now: datetime) -> Any:
+        calls.append(now)
+        outcome = original(session, task, now)  # writes the expiry and the next wave ...
+        if len(calls) == 1:
+            raise ConnectionError("database went away")  # ... and then fails
+        return outcome
+
+    monkeypatch.setitem(timers.HANDLERS, Kind.OFFER_EXPIRY, broken_once)
+    assert fire(engine, expiry) == 0
+    assert offers(world, request_id) == [("Amira", 1, "open"), ("Samir", 1, "open"), ("Rojin", 1, "open")]
+    assert outbox(world, "offer.expired") == []
+    with world.make_uow() as u:
+        task = u.session.exec(select(DueTask).where(DueTask.kind == "offer_expiry")).one()
+    assert (task.attempts, task.last_error, task.done_at) == (1, "ConnectionError", None)
+    assert task.due_at == expiry + timedelta(minutes=1)
+    assert fire(engine, expiry + timedelta(minutes=1)) == 1
+    assert [state for _, _, state in offers(world, request_id)] == ["expired"] * 3 + ["open"]
+
+
+def test_the_digest_keeps_monday_eight_across_the_clock_change(world: World, engine: Engine) -> None:
+    october = datetime(2026, 10, 19, 7, 0, tzinfo=UTC)  # Monday 09:00 CEST
+    from bot.scheduling import rearm
+
+    rearm(engine, october)
+    winter_monday = datetime(2026, 10, 26, 7, 0, tzinfo=UTC)  # 08:00 CET, after the clocks went back
+    assert tasks(world, "digest") == [("2026-10-26", winter_monday, "")]
+    fire(engine, winter_monday)
+    assert params_of(world, "digest.weekly")[0]["since_at"] == "2026-10-19T06:00:00+00:00"  # 08:00 CEST
+    assert tasks(world, "digest")[-1] == ("2026-11-02", datetime(2026, 11, 2, 7, 0, tzinfo=UTC), "")
 
 
 def test_budget_alerts_come_once_at_each_threshold(uow: MakeUow, engine: Engine) -> None:
@@ -455,7 +561,7 @@ async def test_two_timer_processes_on_postgresql_send_each_reminder_once(
     now = datetime.now(UTC)
     booked = []
     for n in range(6):
-        request_id = submit(world, now=now, mode=Mode.PHONE, starts_at=now + timedelta(hours=2 + 2 * n))
+        request_id = submit(world, now=now, mode=Mode.PHONE, starts_at=now + timedelta(hours=3 + 2 * n))
         book(world, request_id, "Amira", now)
         booked.append(request_id)
     amira = world.interpreters["Amira"]
