@@ -4,14 +4,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from math import pi
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlmodel import select
+
+from db.models import Offer
 from db.uow import UnitOfWork
 from services.districts import create_district
 from services.geo import EARTH_RADIUS_M
 from services.ledger import set_total
+from services.offers import accept_offer
 from services.pool import InterpreterData, save_interpreter
-from services.requests import RequestDraft
+from services.requests import RequestDraft, submit_request
 from services.schools import SchoolData, save_school
 from services.vocabulary import Gender, Mode, Topic
 
@@ -101,3 +106,32 @@ def draft(
 
 def later(**kwargs: float) -> datetime:
     return NOW + timedelta(**kwargs)
+
+
+def submit(world: World, now: datetime = NOW, **kwargs: Any) -> int:
+    """Submit a request made by `draft(**kwargs)`, committed; returns its id."""
+    with world.make_uow() as u:
+        request = submit_request(
+            u.session,
+            district_id=world.district_id,
+            draft=draft(world.school_id, **kwargs),
+            actor=ACTOR,
+            now=now,
+        )
+        u.commit()
+        assert request.id is not None
+        return request.id
+
+
+def book(world: World, request_id: int, name: str, now: datetime = NOW) -> None:
+    """The named interpreter accepts their offer for the request, committed."""
+    with world.make_uow() as u:
+        offer = u.session.exec(
+            select(Offer).where(
+                Offer.request_id == request_id, Offer.interpreter_id == world.interpreters[name]
+            )
+        ).one()
+        accept_offer(
+            u.session, offer_id=offer.id or 0, interpreter_id=world.interpreters[name], actor=ACTOR, now=now
+        )
+        u.commit()

@@ -26,11 +26,10 @@ from db.uow import UnitOfWork
 from services import ledger
 from services.closeout import dispute, report
 from services.due import Kind, arm, week_start
-from services.offers import accept_offer, give_back
+from services.offers import give_back
 from services.policy import set_rule
-from services.requests import submit_request
 from services.vocabulary import Mode
-from tests.builders import ACTOR, NOW, SOON, World, build_world, draft
+from tests.builders import ACTOR, NOW, SOON, World, book, build_world, submit
 
 ROOT = Path(__file__).resolve().parent.parent
 MakeUow = Callable[[], UnitOfWork]
@@ -42,20 +41,6 @@ def world(uow: MakeUow) -> World:
     for name, km in (("Amira", 1), ("Samir", 2), ("Rojin", 3), ("Hodan", 4)):
         world.interpreter(name, km_north=km)
     return world
-
-
-def submit(world: World, now: datetime = NOW, **kwargs: Any) -> int:
-    with world.make_uow() as u:
-        request = submit_request(
-            u.session,
-            district_id=world.district_id,
-            draft=draft(world.school_id, **kwargs),
-            actor=ACTOR,
-            now=now,
-        )
-        u.commit()
-        assert request.id is not None
-        return request.id
 
 
 def offers(world: World, request_id: int) -> list[tuple[str, int, str]]:
@@ -97,19 +82,6 @@ def tasks(world: World, kind: str) -> list[tuple[str, datetime, str]]:
 
 def fire(engine: Engine, at: datetime) -> int:
     return run_due(engine, lambda: at)
-
-
-def book(world: World, request_id: int, name: str, now: datetime = NOW) -> None:
-    with world.make_uow() as u:
-        offer = u.session.exec(
-            select(Offer).where(
-                Offer.request_id == request_id, Offer.interpreter_id == world.interpreters[name]
-            )
-        ).one()
-        accept_offer(
-            u.session, offer_id=offer.id or 0, interpreter_id=world.interpreters[name], actor=ACTOR, now=now
-        )
-        u.commit()
 
 
 def test_offers_expire_in_waves_until_the_request_is_unfilled_and_referred(

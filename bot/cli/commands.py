@@ -302,3 +302,25 @@ def invite_create(ctx: Context, args: argparse.Namespace) -> int:
     if not os.environ.get("TELEGRAM_BOT_USERNAME"):
         ctx.say("Set TELEGRAM_BOT_USERNAME to also get the Telegram link.")
     return 0
+
+
+def report_billing(ctx: Context, args: argparse.Namespace) -> int:
+    """The monthly billing for paying the interpreters, as CSV (to stdout or a file) or XLSX (to a file)."""
+    from bot.billing_export import billing_csv, billing_xlsx
+    from services.billing_report import monthly_billing, parse_month
+
+    month = parse_month(args.month)
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        billing = monthly_billing(uow.session, district.id, month)
+    if args.format == "csv" and not args.output:
+        sys.stdout.write(billing_csv(ctx.translator, billing))
+        return 0
+    target = Path(args.output or f"billing-{month:%Y-%m}.{args.format}")
+    if args.format == "csv":
+        target.write_text(billing_csv(ctx.translator, billing), encoding="utf-8-sig")  # Excel reads the BOM
+    else:
+        target.write_bytes(billing_xlsx(ctx.translator, billing, month))
+    ctx.say("Wrote {file}.", file=str(target))
+    return 0

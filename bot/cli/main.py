@@ -92,6 +92,14 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     policy_set.add_argument("key", help=_("the rule"))
     policy_set.add_argument("value", help=_("durations like 90s, 15m, 4h, 2d; money like 24.00"))
 
+    report = sub.add_parser("report", help=_("reports")).add_subparsers(dest="report_command", required=True)
+    billing = command(
+        "billing", _("the monthly billing for paying the interpreters"), commands.report_billing, report
+    )
+    billing.add_argument("--month", required=True, help=_("the month, e.g. 2026-05"))
+    billing.add_argument("--format", choices=["csv", "xlsx"], default="csv", help=_("csv (default) or xlsx"))
+    billing.add_argument("--output", help=_("the file to write (csv: default standard output)"))
+
     invite = sub.add_parser("invite", help=_("invite codes")).add_subparsers(
         dest="invite_command", required=True
     )

@@ -1,0 +1,156 @@
+"""The monthly billing: what each interpreter is paid for the sessions of one month.
+
+A session counts in the month it took place (its start, in Berlin). Paid are settled sessions
+(as confirmed or corrected) and late cancellations (the mode's minimum, no travel). Amounts are
+the ones charged to the budget; billed minutes follow from the policy's steps.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from db.models import Budget, Closeout, Interpreter, LedgerEntry, Request, School
+from services.billing import billed_minutes
+from services.errors import InvalidInput
+from services.policy import load_policy
+from services.text import N_
+from services.vocabulary import LedgerKind, Mode, RequestState
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@dataclass(frozen=True)
+class BillingLine:
+    starts_at: datetime
+    request_id: int
+    school: str
+    mode: str
+    minutes: int
+    billed_minutes: int
+    km: int
+    expenses_cents: int
+    amount_cents: int
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class InterpreterBilling:
+    interpreter_id: int
+    name: str
+    lines: tuple[BillingLine, ...]
+
+    @property
+    def minutes(self) -> int:
+        return sum(line.minutes for line in self.lines)
+
+    @property
+    def billed_minutes(self) -> int:
+        return sum(line.billed_minutes for line in self.lines)
+
+    @property
+    def km(self) -> int:
+        return sum(line.km for line in self.lines)
+
+    @property
+    def expenses_cents(self) -> int:
+        return sum(line.expenses_cents for line in self.lines)
+
+    @property
+    def amount_cents(self) -> int:
+        return sum(line.amount_cents for line in self.lines)
+
+
+def parse_month(text: str) -> date:
+    """`2026-05` -> 1 May 2026; anything else is refused with a sentence."""
+    try:
+        year, month = (int(part) for part in text.strip().split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        raise InvalidInput(N_("“{value}” is not a month; write e.g. 2026-05."), value=text) from None
+
+
+def _month_bounds(first: date) -> tuple[datetime, datetime]:
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return (
+        datetime.combine(first, time(0), tzinfo=BERLIN),
+        datetime.combine(following, time(0), tzinfo=BERLIN),
+    )
+
+
+def monthly_billing(session: Session, district_id: int, month: date) -> list[InterpreterBilling]:
+    """Per interpreter (by name), each paid session of the month in time order, with totals."""
+    start, end = _month_bounds(month)
+    policy = load_policy(session, district_id)
+    in_month = (
+        Request.district_id == district_id,
+        col(Request.starts_at) >= start,
+        col(Request.starts_at) < end,
+        col(Request.interpreter_id).is_not(None),
+    )
+    lines: dict[int, list[BillingLine]] = {}
+    settled = session.exec(
+        select(Request, Closeout, School)
+        .join(Closeout, col(Closeout.request_id) == Request.id)
+        .join(School, col(School.id) == Request.school_id)
+        .where(*in_month, Request.state == RequestState.SETTLED.value)
+    ).all()
+    for request, closeout, school in settled:
+        assert request.id is not None
+        assert request.interpreter_id is not None
+        steps = policy.billing_steps(Mode(request.mode))
+        lines.setdefault(request.interpreter_id, []).append(
+            BillingLine(
+                starts_at=request.starts_at,
+                request_id=request.id,
+                school=school.name,
+                mode=request.mode,
+                minutes=closeout.actual_minutes,
+                billed_minutes=billed_minutes(closeout.actual_minutes, *steps),
+                km=closeout.km,
+                expenses_cents=closeout.expenses_cents,
+                amount_cents=closeout.amount_cents or 0,
+            )
+        )
+    fees = session.exec(
+        select(Request, School, func.sum(LedgerEntry.amount_cents))
+        .join(LedgerEntry, col(LedgerEntry.request_id) == Request.id)
+        .join(Budget, col(Budget.id) == LedgerEntry.budget_id)
+        .join(School, col(School.id) == Request.school_id)
+        .where(
+            *in_month,
+            Request.state == RequestState.CANCELLED.value,
+            LedgerEntry.kind == LedgerKind.CHARGE.value,
+        )
+        .group_by(col(Request.id), col(School.id))
+    ).all()
+    for request, school, fee in fees:
+        assert request.id is not None
+        assert request.interpreter_id is not None
+        minimum, _ = policy.billing_steps(Mode(request.mode))
+        lines.setdefault(request.interpreter_id, []).append(
+            BillingLine(
+                starts_at=request.starts_at,
+                request_id=request.id,
+                school=school.name,
+                mode=request.mode,
+                minutes=0,
+                billed_minutes=minimum,
+                km=0,
+                expenses_cents=0,
+                amount_cents=int(fee or 0),
+                cancelled=True,
+            )
+        )
+    names = {
+        i.id: i.name for i in session.exec(select(Interpreter).where(col(Interpreter.id).in_(list(lines))))
+    }
+    result = [
+        InterpreterBilling(
+            interpreter_id, names[interpreter_id], tuple(sorted(found, key=lambda line: line.starts_at))
+        )
+        for interpreter_id, found in lines.items()
+    ]
+    return sorted(result, key=lambda billing: billing.name)
