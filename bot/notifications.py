@@ -81,6 +81,12 @@ TEMPLATES: dict[str, Template] = {
     "closeout.auto_confirmed": Template(
         N_("Nobody disputed the report in time, so it counts as confirmed: {amount_cents}.")
     ),
+    "allowance.near": Template(
+        N_("{name}: paid {paid_cents} for {year}, close to the tax-free allowance of {allowance_cents}.")
+    ),
+    "allowance.exceeded": Template(
+        N_("{name}: paid {paid_cents} for {year}, more than the tax-free allowance of {allowance_cents}.")
+    ),
     "budget.alert": Template(
         N_("The budget for {year} is {threshold_percent} used. Left: {available_cents}.")
     ),

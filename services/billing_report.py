@@ -80,11 +80,12 @@ def _month_bounds(first: date) -> tuple[datetime, datetime]:
     )
 
 
-def monthly_billing(session: Session, district_id: int, month: date) -> list[InterpreterBilling]:
-    """Per interpreter (by name), each paid session of the month in time order, with totals."""
-    start, end = _month_bounds(month)
+def paid_lines(
+    session: Session, district_id: int, start: datetime, end: datetime
+) -> dict[int, list[BillingLine]]:
+    """Each paid session that started in [start, end), by interpreter id."""
     policy = load_policy(session, district_id)
-    in_month = (
+    in_period = (
         Request.district_id == district_id,
         col(Request.starts_at) >= start,
         col(Request.starts_at) < end,
@@ -95,7 +96,7 @@ def monthly_billing(session: Session, district_id: int, month: date) -> list[Int
         select(Request, Closeout, School)
         .join(Closeout, col(Closeout.request_id) == Request.id)
         .join(School, col(School.id) == Request.school_id)
-        .where(*in_month, Request.state == RequestState.SETTLED.value)
+        .where(*in_period, Request.state == RequestState.SETTLED.value)
     ).all()
     for request, closeout, school in settled:
         assert request.id is not None
@@ -120,7 +121,7 @@ def monthly_billing(session: Session, district_id: int, month: date) -> list[Int
         .join(Budget, col(Budget.id) == LedgerEntry.budget_id)
         .join(School, col(School.id) == Request.school_id)
         .where(
-            *in_month,
+            *in_period,
             Request.state == RequestState.CANCELLED.value,
             LedgerEntry.kind == LedgerKind.CHARGE.value,
         )
@@ -144,6 +145,12 @@ def monthly_billing(session: Session, district_id: int, month: date) -> list[Int
                 cancelled=True,
             )
         )
+    return lines
+
+
+def monthly_billing(session: Session, district_id: int, month: date) -> list[InterpreterBilling]:
+    """Per interpreter (by name), each paid session of the month in time order, with totals."""
+    lines = paid_lines(session, district_id, *_month_bounds(month))
     names = {
         i.id: i.name for i in session.exec(select(Interpreter).where(col(Interpreter.id).in_(list(lines))))
     }
@@ -154,3 +161,11 @@ def monthly_billing(session: Session, district_id: int, month: date) -> list[Int
         for interpreter_id, found in lines.items()
     ]
     return sorted(result, key=lambda billing: billing.name)
+
+
+def paid_in_year(session: Session, district_id: int, interpreter_id: int, year: int) -> int:
+    """What an interpreter is paid for the sessions of a calendar year (by session date, Berlin)."""
+    start = datetime(year, 1, 1, tzinfo=BERLIN)
+    end = datetime(year + 1, 1, 1, tzinfo=BERLIN)
+    lines = paid_lines(session, district_id, start, end).get(interpreter_id, [])
+    return sum(line.amount_cents for line in lines)

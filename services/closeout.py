@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from db.models import Closeout, Request
 from services import billing, due, ledger
+from services.allowance import check_allowance
 from services.audit import record
 from services.errors import BudgetExceeded, IllegalTransition, InvalidInput, NotFound
 from services.outbox import notify
@@ -129,6 +130,14 @@ def settle(session: Session, request: Request, closeout: Closeout, *, actor: str
         return False
     move(session, request, RequestState.SETTLED, actor=actor, now=now)
     assert request.interpreter_id is not None
+    session.flush()
+    check_allowance(
+        session,
+        district_id=request.district_id,
+        interpreter_id=request.interpreter_id,
+        year=ledger.fiscal_year(request.starts_at),
+        now=now,
+    )
     notify(
         session,
         district_id=request.district_id,
@@ -268,6 +277,15 @@ def correct(
                 reason=reason,
                 request_id=request_id,
                 actor=actor,
+                now=now,
+            )
+            assert request.interpreter_id is not None
+            session.flush()
+            check_allowance(
+                session,
+                district_id=district_id,
+                interpreter_id=request.interpreter_id,
+                year=ledger.fiscal_year(request.starts_at),
                 now=now,
             )
         return delta

@@ -32,6 +32,7 @@ class Kind(StrEnum):
     AUTO_CONFIRM = "auto_confirm"
     DIGEST = "digest"
     BUDGET_ALERT = "budget_alert"  # a marker, fired when written: each threshold once per budget
+    ALLOWANCE_WARNING = "allowance_warning"  # a marker: each threshold once per interpreter and year
 
 
 class Outcome(StrEnum):

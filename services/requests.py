@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from db.models import Request, School
 from services import ledger
+from services.allowance import check_allowance
 from services.billing import Cost, cancellation_fee, estimate
 from services.errors import IllegalTransition, InvalidInput, NotFound
 from services.languages import normalize_tag
@@ -288,6 +289,15 @@ def cancel(
     else:
         release_reservation(session, request, actor=actor, now=now)
     withdraw_open_offers(session, request, now=now)
+    if interpreter_id is not None and fee.total_cents:
+        session.flush()
+        check_allowance(
+            session,
+            district_id=district_id,
+            interpreter_id=interpreter_id,
+            year=ledger.fiscal_year(request.starts_at),
+            now=now,
+        )
     if interpreter_id is not None:
         notify(
             session,

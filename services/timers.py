@@ -214,4 +214,5 @@ HANDLERS: dict[Kind, Callable[[Session, DueTask, datetime], Outcome]] = {
     Kind.AUTO_CONFIRM: _auto_confirm,
     Kind.DIGEST: _digest,
     Kind.BUDGET_ALERT: _marker,
+    Kind.ALLOWANCE_WARNING: _marker,
 }

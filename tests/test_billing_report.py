@@ -1,6 +1,7 @@
 """The monthly billing: a known month of sessions, its exact figures, and its CSV and XLSX files."""
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -196,3 +197,35 @@ def test_the_command_line_writes_both_files(may: World, engine: Engine, tmp_path
     assert (wrong.returncode, wrong.stderr) == (2, "“May” is not a month; write e.g. 2026-05.\n")
     empty = run("--month", "2025-01")
     assert empty.stdout.splitlines()[1:] == ["Total,,,,,0,0,0,0.00,0.00,"]
+
+
+def test_coordinators_are_warned_near_and_beyond_the_allowance_once_each(uow: MakeUow) -> None:
+    from sqlmodel import col, select
+
+    from db.models import OutboxMessage
+    from services.policy import set_rule
+
+    world = build_world(uow)
+    world.interpreter("Amira Haddad", km_north=1)
+    with world.make_uow() as u:
+        set_rule(
+            u.session, world.district_id, "volunteer_allowance", "45.00", actor=ACTOR, now=at(1, 8, month=3)
+        )
+        u.commit()
+    # Phone sessions: 40 min bill 45 (18.00), 60 min 60 (24.00), 30 min 30 (12.00), 30 again.
+    for day, minutes in ((4, 40), (6, 60), (8, 30), (11, 30)):
+        request_id = submit(world, mode=Mode.PHONE, starts_at=at(day, 10), minutes=minutes)
+        book(world, request_id, "Amira Haddad")
+        settle(world, request_id, "Amira Haddad", minutes, 0, 0)
+    with world.make_uow() as u:
+        warnings = u.session.exec(
+            select(OutboxMessage)
+            .where(col(OutboxMessage.template).in_(["allowance.near", "allowance.exceeded"]))
+            .order_by(col(OutboxMessage.id))
+        ).all()
+        sent = [(m.template, m.recipient_type, json.loads(m.params)) for m in warnings]
+    amira = {"name": "Amira Haddad", "year": 2026, "allowance_cents": 4500}
+    assert sent == [
+        ("allowance.near", "coordinators", {**amira, "paid_cents": 4200}),  # 93 %
+        ("allowance.exceeded", "coordinators", {**amira, "paid_cents": 5400}),  # and the fourth: no more
+    ]

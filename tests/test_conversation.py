@@ -304,6 +304,9 @@ def test_every_template_renders_in_both_languages(engine: Engine) -> None:
         "used_percent": 81,
         "unfilled": 1,
         "uncovered": ["ka", "ti"],
+        "name": "Amira Haddad",
+        "paid_cents": 76000,
+        "allowance_cents": 84000,
     }
     with UnitOfWork(engine) as uow:
         for locale in LOCALES:

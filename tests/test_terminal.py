@@ -73,3 +73,14 @@ def test_the_booking_passes_in_the_terminal_chat(engine: Engine) -> None:
     shown = term.say("/budget")
     assert DE.money(4140) in shown
     assert DE.money(495860) in shown
+
+    term.say("/as samir")
+    earned = term.say("/earnings")
+    assert (
+        DE.render(
+            "Paid for sessions in {year}: {paid_cents}. The tax-free volunteer allowance is "
+            "{allowance_cents}; {left_cents} of it are left.",
+            {"year": 2026, "paid_cents": 4140, "allowance_cents": 84000, "left_cents": 79860},
+        )
+        in earned
+    )

@@ -8,7 +8,8 @@ from bot.conversation.messages import Choice
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import listing, request_line
 from db.models import Request
-from services import billing, closeout, offers
+from services import billing, closeout, ledger, offers
+from services.billing_report import paid_in_year
 from services.errors import InvalidInput, NotFound
 from services.overview import interpreter_jobs, reportable
 from services.policy import load_policy
@@ -216,12 +217,29 @@ def take_until(turn: Turn, answer: Answer) -> None:
     )
 
 
+def show_earnings(turn: Turn, _arg: str) -> None:
+    """This year's pay against the tax-free volunteer allowance."""
+    assert turn.member.interpreter_id is not None
+    year = ledger.fiscal_year(turn.now)
+    paid = paid_in_year(turn.session, turn.district_id, turn.member.interpreter_id, year)
+    allowance = load_policy(turn.session, turn.district_id).volunteer_allowance
+    turn.say(
+        "Paid for sessions in {year}: {paid_cents}. The tax-free volunteer allowance is "
+        "{allowance_cents}; {left_cents} of it are left.",
+        year=year,
+        paid_cents=paid,
+        allowance_cents=allowance,
+        left_cents=max(allowance - paid, 0),
+    )
+
+
 INTERPRETER = Feature(
     role=Role.INTERPRETER,
     commands={
         "jobs": (show_jobs, N_("your jobs ahead")),
         "report": (start_report, N_("report a finished job")),
         "away": (start_away, N_("tell us when you are away")),
+        "earnings": (show_earnings, N_("what you were paid this year")),
     },
     actions={"of:a": accept, "of:d": decline, "bk:gb": give_back, "rp:go": report_job},
     flows={

@@ -57,6 +57,7 @@ ALIASES = {
     "einsätze": "jobs",
     "bericht": "report",
     "abwesend": "away",
+    "verdienst": "earnings",
     "haushalt": "budget",
     "anfragen": "requests",
 }
