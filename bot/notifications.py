@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.conversation.messages import Choice, Reply, numbered
+from bot.calendar_file import booking_ics
+from bot.conversation.messages import Attachment, Choice, Reply, numbered
 from bot.conversation.views import request_line
 from bot.i18n import Translator
 from db.models import Offer, Request, School
@@ -25,6 +26,7 @@ class Template:
     buttons: tuple[tuple[str, str], ...] = ()  # (key prefix, label); the key ends in `:<id>`
     button_id: str = "request_id"
     buttons_for: Role | None = None  # only this role gets the buttons (None: everyone the message is for)
+    calendar: str | None = None  # "booked" or "cancelled": the booking's calendar file goes with it
 
 
 TEMPLATES: dict[str, Template] = {
@@ -47,12 +49,12 @@ TEMPLATES: dict[str, Template] = {
         N_("Nobody accepted or is available for this request."),
         buttons=(("rq:ap", N_("Try again")), ("rq:rf", N_("Refer"))),
     ),
-    "request.booked": Template(N_("Booked: {interpreter_name} will come.{contact}")),
+    "request.booked": Template(N_("Booked: {interpreter_name} will come.{contact}"), calendar="booked"),
     "request.interpreter_cancelled": Template(
         N_("The interpreter had to hand this job back. We are looking for someone else.")
     ),
     "request.rejected": Template(N_("The coordination office could not approve this request. {reason}")),
-    "request.cancelled": Template(N_("Cancelled. Charged to the budget: {fee_cents}.")),
+    "request.cancelled": Template(N_("Cancelled. Charged to the budget: {fee_cents}."), calendar="cancelled"),
     "offer.new": Template(
         N_("New job: {place}{distance}\nPay about {pay_cents}. Please answer by {expires_at}.{note}"),
         buttons=(("of:a", N_("Accept")), ("of:d", N_("Decline"))),
@@ -60,8 +62,12 @@ TEMPLATES: dict[str, Template] = {
     ),
     "offer.taken": Template(N_("Someone else has already taken this job. Thank you!")),
     "offer.withdrawn": Template(N_("This offer has been withdrawn.")),
-    "offer.confirmed": Template(N_("You have the job: {place}. /jobs shows all your jobs.")),
-    "booking.cancelled": Template(N_("The school has cancelled this job. Compensation: {fee_cents}.")),
+    "offer.confirmed": Template(
+        N_("You have the job: {place}. /jobs shows all your jobs."), calendar="booked"
+    ),
+    "booking.cancelled": Template(
+        N_("The school has cancelled this job. Compensation: {fee_cents}."), calendar="cancelled"
+    ),
     "closeout.reported": Template(
         N_("The interpreter reports {minutes} min, {km} km, other costs {expenses_cents}: {amount_cents}."),
         buttons=(("co:ok", N_("Confirm")), ("co:no", N_("Dispute"))),
@@ -160,4 +166,14 @@ def render(session: Session, t: Translator, template: str, params: dict[str, Any
     target = params.get(spec.button_id)
     buttons = spec.buttons if spec.buttons_for in (None, role) else ()
     choices = tuple(Choice(f"{prefix}:{target}", t.gettext(label)) for prefix, label in buttons)
-    return Reply(numbered(text, choices), choices)
+    attachment = None
+    if spec.calendar and request is not None and params.get("calendar_sequence") is not None:
+        data = booking_ics(
+            t,
+            request,
+            sequence=int(params["calendar_sequence"]),
+            cancelled=spec.calendar == "cancelled",
+            now=request.updated_at,
+        )
+        attachment = Attachment(f"dolmetscheinsatz-{request.id}.ics", "text/calendar", data)
+    return Reply(numbered(text, choices), choices, attachment)

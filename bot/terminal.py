@@ -85,7 +85,10 @@ class TerminalSender:
 
     async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str:
         self._count += 1
-        self.chat.show(chat_id, reply.text, edited=False)
+        text = reply.text
+        if reply.attachment is not None:
+            text += f"\n[{reply.attachment.filename}, {len(reply.attachment.data)} bytes]"
+        self.chat.show(chat_id, text, edited=False)
         return str(self._count)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:

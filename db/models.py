@@ -170,6 +170,7 @@ class Request(SQLModel, table=True):
     state_reason: str | None = Field(default=None, max_length=40)
     estimate_cents: int = 0
     wave: int = 0
+    calendar_sequence: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # SEQUENCE in .ics
     interpreter_id: int | None = Field(default=None, foreign_key="interpreter.id", index=True)
     booked_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     created_at: datetime = Field(sa_column=_utc())

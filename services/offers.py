@@ -262,6 +262,7 @@ def accept_offer(
         session, budget, request_id=request.id, amount_cents=offer.pay_cents, actor=actor, now=now
     )
     request.estimate_cents = offer.pay_cents
+    request.calendar_sequence += 1  # a booking again after a give-back updates the same calendar event
     session.add(request)
     due.arm_booking(session, request, now)
     interpreter = session.get(Interpreter, interpreter_id)
@@ -274,6 +275,7 @@ def accept_offer(
         template="request.booked",
         now=now,
         request_id=request.id,
+        calendar_sequence=request.calendar_sequence,
         interpreter_name=interpreter.name.split()[0],
         interpreter_phone=interpreter.phone,
         interpreter_email=interpreter.email,
@@ -287,6 +289,7 @@ def accept_offer(
         now=now,
         offer_id=offer.id,
         request_id=request.id,
+        calendar_sequence=request.calendar_sequence,
     )
     return request
 

@@ -280,6 +280,8 @@ def cancel(
     fee = cancellation_cost(request, policy, now)
     interpreter_id = request.interpreter_id if request.state == RequestState.BOOKED else None
     move(session, request, RequestState.CANCELLED, actor=actor, now=now)
+    if interpreter_id is not None:
+        request.calendar_sequence += 1  # the calendar event is cancelled with a higher SEQUENCE
     assert request.id is not None
     if fee.total_cents:
         budget = ledger.get_budget(session, district_id, ledger.fiscal_year(request.starts_at), lock=True)
@@ -308,6 +310,7 @@ def cancel(
             now=now,
             request_id=request.id,
             fee_cents=fee.total_cents,
+            calendar_sequence=request.calendar_sequence,
         )
     notify(
         session,
@@ -318,5 +321,6 @@ def cancel(
         now=now,
         request_id=request.id,
         fee_cents=fee.total_cents,
+        calendar_sequence=request.calendar_sequence if interpreter_id is not None else None,
     )
     return fee

@@ -590,6 +590,7 @@ class FakeBotApi:
                         "filename": value.filename,
                         "content_type": value.content_type,
                         "size": len(content),
+                        "content": content,
                     }
         return params
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from icalendar import Calendar, Event
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -36,6 +37,10 @@ DE, EN = Translator("de"), Translator("en")
 SCHOOL, AMIRA, SAMIR, ROJIN, OFFICE, STRANGER = 1001, 2001, 2002, 2003, 3001, 9999
 
 
+def _is_text(message: SentMessage) -> bool:
+    return message.method == "sendMessage"  # not a calendar file that followed an earlier message
+
+
 @dataclass
 class Telegram:
     api: FakeBotApi
@@ -48,7 +53,7 @@ class Telegram:
         """Send a text as `user` and return the bot's next message to them."""
         since = len(self.api.sent(user))
         self.api.push_text(user, text, language_code=language)
-        return await self.api.wait_for_message(user, since=since)
+        return await self.api.wait_for_message(user, _is_text, since=since)
 
     async def press(self, user: int, message: SentMessage, key: str) -> None:
         callback = self.api.press(user, message.message_id, key)
@@ -58,7 +63,7 @@ class Telegram:
         """Press a button and return the bot's next message."""
         since = len(self.api.sent(user))
         await self.press(user, message, key)
-        return await self.api.wait_for_message(user, since=since)
+        return await self.api.wait_for_message(user, _is_text, since=since)
 
     async def join(self, user: int, code: str, *, language: str = "de") -> SentMessage:
         return await self.say(user, f"/start {code}", language=language)
@@ -157,6 +162,10 @@ async def test_school_books_in_person_arabic_and_the_money_comes_out_exact(teleg
     assert won.buttons == []
     assert tg.api.message(loser, offers[loser].message_id).buttons == []
     assert "+49 5191 0000" in booked.text  # how to reach the interpreter
+    event = _calendar_event(await tg.api.wait_for_message(SCHOOL, lambda m: m.method == "sendDocument"))
+    assert (event["uid"], event["sequence"], event["status"]) == ("request-1@dolmetscherpool", 1, "CONFIRMED")
+    assert (event.start, event.end) == (START, START + timedelta(minutes=60))
+    assert str(event["summary"]) == "Dolmetscheinsatz: Arabisch (#1)"
     with UnitOfWork(tg.engine) as uow:
         request = uow.session.exec(select(Request)).one()
         accepted = uow.session.exec(select(Offer).where(Offer.state == "accepted")).all()
@@ -188,6 +197,20 @@ async def test_school_books_in_person_arabic_and_the_money_comes_out_exact(teleg
     shown = _budget_json(tg.engine)
     assert shown == {**shown, "total_cents": 500000, "reserved_cents": 0, "charged_cents": 4140}
     assert shown["available_cents"] == 495860
+
+
+def _calendar(message: SentMessage) -> Calendar:
+    document = message.params["document"]
+    assert document["filename"] == "dolmetscheinsatz-1.ics"
+    return Calendar.from_ical(document["content"])
+
+
+def _calendar_event(message: SentMessage) -> Event:
+    events = _calendar(message).walk("VEVENT")
+    assert len(events) == 1
+    event = events[0]
+    assert isinstance(event, Event)
+    return event
 
 
 def _budget_json(engine: Engine) -> dict[str, int]:
@@ -228,6 +251,18 @@ async def test_cancelling_two_hours_before_the_start_charges_the_in_person_minim
     cancelled = await tg.api.wait_for_message(SCHOOL, lambda m: DE.money(2400) in m.text)
     assert "#1" in cancelled.text
     await tg.api.wait_for_message(AMIRA, lambda m: DE.money(2400) in m.text, since=since)
+    for user in (SCHOOL, AMIRA):  # both calendars drop the event: same UID, higher SEQUENCE
+        await tg.api.wait_for_message(
+            user, lambda m: m.method == "sendDocument" and "CANCEL" in str(m.params)
+        )
+        files = [m for m in tg.api.sent(user) if m.method == "sendDocument"]
+        assert [_calendar(m)["method"] for m in files] == ["PUBLISH", "CANCEL"]
+        dropped = _calendar_event(files[-1])
+        assert (dropped["uid"], dropped["sequence"], dropped["status"]) == (
+            "request-1@dolmetscherpool",
+            2,
+            "CANCELLED",
+        )
     assert _budget_json(tg.engine)["charged_cents"] == 2400
     assert _budget_json(tg.engine)["reserved_cents"] == 0
 

@@ -31,11 +31,24 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file that goes with a message (a calendar file, a report)."""
+
+    filename: str
+    mime_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Reply:
-    """One message to send; its choices become buttons, and the text already lists them by number."""
+    """One message to send; its choices become buttons, and the text already lists them by number.
+
+    An attachment is sent right after the text, as a file of its own.
+    """
 
     text: str
     choices: tuple[Choice, ...] = field(default_factory=tuple)
+    attachment: Attachment | None = None
 
 
 def numbered(text: str, choices: tuple[Choice, ...]) -> str:

@@ -7,6 +7,7 @@ Encrypted rooms are handled by nio: it shares the room key with the person's dev
 
 import asyncio
 import hashlib
+import io
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,9 +19,10 @@ from nio import (
     MembersSyncError,
     RoomSendResponse,
     SendRetryError,
+    UploadResponse,
 )
 
-from bot.conversation.messages import Reply, split_text
+from bot.conversation.messages import Attachment, Reply, split_text
 from bot.delivery import RetryLater, Undeliverable
 from bot.matrix.formatting import edit_content, message_content
 
@@ -74,7 +76,37 @@ class MatrixSender:
             content = message_content(Reply(part, reply.choices if last else ()))
             part_key = f"{key}/{index}" if key is not None else None
             event_id = await self._put(room_id, content, part_key, wait_on_limit=direct)
+        if reply.attachment is not None:
+            file_key = f"{key}/file" if key is not None else None
+            await self._put(
+                room_id, await self._file_content(room_id, reply.attachment), file_key, wait_on_limit=direct
+            )
         return f"{room_id}|{event_id}"
+
+    async def _file_content(self, room_id: str, attachment: Attachment) -> dict[str, Any]:
+        """Upload the file (encrypted for an encrypted room) and describe it as an `m.file` message."""
+        room = self.client.rooms.get(room_id)
+        encrypted = bool(room is not None and room.encrypted)
+        response, keys = await self.client.upload(
+            io.BytesIO(attachment.data),
+            content_type=attachment.mime_type,
+            filename=attachment.filename,
+            encrypt=encrypted,
+            filesize=len(attachment.data),
+        )
+        if not isinstance(response, UploadResponse):
+            raise RuntimeError(f"Matrix upload failed: {getattr(response, 'status_code', '?')}")
+        content: dict[str, Any] = {
+            "msgtype": "m.file",
+            "body": attachment.filename,
+            "filename": attachment.filename,
+            "info": {"mimetype": attachment.mime_type, "size": len(attachment.data)},
+        }
+        if encrypted:
+            content["file"] = {"url": response.content_uri, **(keys or {})}
+        else:
+            content["url"] = response.content_uri
+        return content
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
         """Replace an earlier message (an offer that someone else took); elsewhere a new message goes out."""
@@ -83,6 +115,11 @@ class MatrixSender:
             raise Undeliverable("the message is in another room")
         edit_key = f"{key}/edit" if key is not None else None
         await self._put(room_id, edit_content(event_id, reply), edit_key, wait_on_limit=False)
+        if reply.attachment is not None:  # a file cannot be edited in: it follows as a message
+            file_key = f"{key}/edit-file" if key is not None else None
+            await self._put(
+                room_id, await self._file_content(room_id, reply.attachment), file_key, wait_on_limit=False
+            )
 
     async def _put(
         self, room_id: str, content: dict[str, Any], key: str | None, *, wait_on_limit: bool

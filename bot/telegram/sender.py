@@ -3,7 +3,7 @@
 import warnings
 from datetime import timedelta
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
 
 from bot.conversation.messages import Reply, split_text
@@ -42,6 +42,7 @@ class TelegramSender:
                 markup = keyboard(reply) if index == len(parts) - 1 else None
                 sent = await self.bot.send_message(chat_id=int(chat_id), text=part, reply_markup=markup)
                 message_id = str(sent.message_id)
+            await self._send_file(chat_id, reply)
         except RetryAfter as exc:
             raise RetryLater(_seconds(exc)) from exc
         except (Forbidden, ChatMigrated) as exc:
@@ -51,6 +52,11 @@ class TelegramSender:
                 raise Undeliverable("chat not found") from exc
             raise
         return message_id
+
+    async def _send_file(self, chat_id: str, reply: Reply) -> None:
+        if reply.attachment is not None:
+            document = InputFile(reply.attachment.data, filename=reply.attachment.filename)
+            await self.bot.send_document(chat_id=int(chat_id), document=document)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
         """Replace an earlier message's text and buttons (an offer that someone else took)."""
@@ -64,8 +70,9 @@ class TelegramSender:
         except RetryAfter as exc:
             raise RetryLater(_seconds(exc)) from exc
         except BadRequest as exc:
-            if "not modified" in exc.message.lower():
-                return
-            raise Undeliverable("edit refused") from exc
+            if "not modified" not in exc.message.lower():
+                raise Undeliverable("edit refused") from exc
         except Forbidden as exc:
             raise Undeliverable(type(exc).__name__) from exc
+        if reply.attachment is not None:  # a file cannot be edited in: it follows as a message
+            await self._send_file(chat_id, reply)

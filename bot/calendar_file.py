@@ -1,0 +1,44 @@
+"""A booking as a calendar file (.ics) that school and interpreter import into their calendars.
+
+One booking is one event for its whole life: the UID is the request's, and every change (a new
+interpreter after a give-back) or cancellation goes out with a higher SEQUENCE, so calendar
+programs update or remove the event they have instead of adding another.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from icalendar import Calendar, Event
+
+from bot.i18n import Translator
+from db.models import Request
+from services.vocabulary import Mode
+
+UID_DOMAIN = "dolmetscherpool"
+
+
+def booking_ics(t: Translator, request: Request, *, sequence: int, cancelled: bool, now: datetime) -> bytes:
+    """The event for a booked (or, with `cancelled`, a cancelled) session; times in UTC."""
+    calendar = Calendar()
+    calendar.add("prodid", "-//Dolmetscherpool//DE")
+    calendar.add("version", "2.0")
+    calendar.add("method", "CANCEL" if cancelled else "PUBLISH")
+    event = Event()
+    event.add("uid", f"request-{request.id}@{UID_DOMAIN}")
+    event.add("sequence", sequence)
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", request.starts_at.astimezone(UTC))
+    event.add("dtend", (request.starts_at + timedelta(minutes=request.duration_minutes)).astimezone(UTC))
+    event.add(
+        "summary",
+        t.render(
+            "Interpreting: {language} (#{request_id})",
+            {"language": request.language, "request_id": request.id},
+        ),
+    )
+    where = (
+        request.place if request.mode == Mode.IN_PERSON.value else t.render("{mode}", {"mode": request.mode})
+    )
+    event.add("location", where)
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    calendar.add_component(event)
+    return bytes(calendar.to_ical())
