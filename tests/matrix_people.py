@@ -19,10 +19,14 @@ from nio import (
     LoginResponse,
     MatrixRoom,
     MegolmEvent,
+    MemoryDownloadResponse,
     RoomCreateResponse,
+    RoomEncryptedFile,
+    RoomMessageFile,
     RoomMessageText,
     RoomSendResponse,
 )
+from nio.crypto.attachments import decrypt_attachment
 
 from tests.synapse_server import SynapseServer
 
@@ -75,6 +79,7 @@ class MatrixPerson:
         self.inbox: list[Received] = []
         self.sent_event_ids: list[str] = []
         self.unreadable: list[str] = []  # event ids of messages this device got no key for
+        self.files: list[RoomMessageFile | RoomEncryptedFile] = []
         self._sync: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -85,6 +90,7 @@ class MatrixPerson:
         self.client.add_event_callback(self._on_message, RoomMessageText)
         self.client.add_event_callback(self._on_invite, InviteMemberEvent)
         self.client.add_event_callback(self._on_unreadable, MegolmEvent)
+        self.client.add_event_callback(self._on_file, (RoomMessageFile, RoomEncryptedFile))
         self._sync = asyncio.create_task(self.client.sync_forever(timeout=1000, full_state=True))
 
     async def stop(self) -> None:
@@ -106,6 +112,19 @@ class MatrixPerson:
             return
         html = event.formatted_body or ""
         self.inbox.append(Received(event.event_id, room.room_id, event.body, html, event.decrypted))
+
+    async def _on_file(self, room: MatrixRoom, event: RoomMessageFile | RoomEncryptedFile) -> None:
+        if event.sender != self.user_id:
+            self.files.append(event)
+
+    async def file_content(self, event: RoomMessageFile | RoomEncryptedFile) -> bytes:
+        """Download a file the bot sent, decrypting it when it came in an encrypted room."""
+        response = await self.client.download(mxc=event.url)
+        assert isinstance(response, MemoryDownloadResponse), response
+        if isinstance(event, RoomEncryptedFile):
+            data: bytes = decrypt_attachment(response.body, event.key["k"], event.hashes["sha256"], event.iv)
+            return data
+        return bytes(response.body)
 
     async def _on_unreadable(self, room: MatrixRoom, event: MegolmEvent) -> None:
         self.unreadable.append(event.event_id)

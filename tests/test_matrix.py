@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from icalendar import Calendar, Event
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -160,6 +161,15 @@ async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact
     await samir.send("1")
     booked = await school.next_message(lambda m: "Samir" in m.text, since=booked_since)
     assert "+49 5191 0000" in booked.text
+    await until(lambda: bool(school.files), what="the calendar file")
+    assert (school.files[0].body, type(school.files[0]).__name__) == (
+        "dolmetscheinsatz-1.ics",
+        "RoomEncryptedFile",
+    )
+    calendar = Calendar.from_ical(await school.file_content(school.files[0]))
+    event = calendar.walk("VEVENT")[0]
+    assert isinstance(event, Event)
+    assert (str(event["uid"]), event["sequence"], event.start) == ("request-1@dolmetscherpool", 1, START)
     taken_de = DE.gettext("Someone else has already taken this job. Thank you!")
     await amira.edited(offers[amira.user_id], lambda text: taken_de in text)
     await rojin.edited(
