@@ -7,11 +7,11 @@ arises. Pay counts by the session's year (Berlin); a correction or a late cancel
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from db.models import DueTask, Interpreter
+from db.models import Interpreter
 from services.billing_report import paid_in_year
-from services.due import Kind, Outcome
+from services.due import Kind, mark_once
 from services.outbox import notify
 from services.policy import load_policy
 from services.vocabulary import Recipient
@@ -30,26 +30,15 @@ def check_allowance(
     for percent in WARNING_PERCENTS:
         if paid * 100 < allowance * percent:
             break
-        variant = f"{year}:{percent}"
-        marker = select(DueTask).where(
-            DueTask.kind == Kind.ALLOWANCE_WARNING.value,
-            DueTask.subject_id == interpreter_id,
-            DueTask.variant == variant,
-        )
-        if session.exec(marker).first() is not None:
+        if not mark_once(
+            session,
+            district_id=district_id,
+            kind=Kind.ALLOWANCE_WARNING,
+            subject_id=interpreter_id,
+            variant=f"{year}:{percent}",
+            now=now,
+        ):
             continue
-        session.add(
-            DueTask(
-                district_id=district_id,
-                kind=Kind.ALLOWANCE_WARNING.value,
-                subject_id=interpreter_id,
-                variant=variant,
-                due_at=now,
-                done_at=now,
-                outcome=Outcome.DONE.value,
-                created_at=now,
-            )
-        )
         interpreter = session.get(Interpreter, interpreter_id)
         notify(
             session,

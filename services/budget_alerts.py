@@ -2,10 +2,10 @@
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from db.models import Budget, DueTask
-from services.due import Kind, Outcome
+from db.models import Budget
+from services.due import Kind, mark_once
 from services.outbox import notify
 from services.policy import load_policy
 from services.vocabulary import Recipient
@@ -20,28 +20,15 @@ def check_budget_alerts(session: Session, budget: Budget, now: datetime) -> None
     for threshold in sorted({policy.budget_alert_first, policy.budget_alert_second}):
         if used < threshold:
             break
-        variant = str(threshold)
-        sent = session.exec(
-            select(DueTask).where(
-                DueTask.kind == Kind.BUDGET_ALERT.value,
-                DueTask.subject_id == budget.id,
-                DueTask.variant == variant,
-            )
-        ).first()
-        if sent is not None:
+        if not mark_once(
+            session,
+            district_id=budget.district_id,
+            kind=Kind.BUDGET_ALERT,
+            subject_id=budget.id,
+            variant=str(threshold),
+            now=now,
+        ):
             continue
-        session.add(
-            DueTask(
-                district_id=budget.district_id,
-                kind=Kind.BUDGET_ALERT.value,
-                subject_id=budget.id,
-                variant=variant,
-                due_at=now,
-                done_at=now,
-                outcome=Outcome.DONE.value,
-                created_at=now,
-            )
-        )
         notify(
             session,
             district_id=budget.district_id,

@@ -85,6 +85,35 @@ def arm(
     raise RuntimeError(f"due task {kind.value}/{subject_id}/{variant} neither found nor created")
 
 
+def mark_once(
+    session: Session, *, district_id: int, kind: Kind, subject_id: int, variant: str, now: datetime
+) -> bool:
+    """Record that something happened once (an alert for a threshold); False when it was recorded before.
+
+    Called under a lock on the subject (the budget row, the settled request), so two callers
+    cannot both see it unrecorded; the unique key stands behind that.
+    """
+    marker = select(DueTask).where(
+        DueTask.kind == kind.value, DueTask.subject_id == subject_id, DueTask.variant == variant
+    )
+    if session.exec(marker).first() is not None:
+        return False
+    session.add(
+        DueTask(
+            district_id=district_id,
+            kind=kind.value,
+            subject_id=subject_id,
+            variant=variant,
+            due_at=now,
+            done_at=now,
+            outcome=Outcome.DONE.value,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return True
+
+
 def next_due_at(session: Session) -> datetime | None:
     """When the earliest task not yet fired is due."""
     query = (
