@@ -150,8 +150,10 @@ class MatrixPerson:
             await until(lambda: bool(self.client.rooms[self.room_id].encrypted), what="encryption")
 
     async def send(self, text: str, room_id: str | None = None) -> str:
+        target = room_id or self.room_id
+        await until(lambda: target in self.client.rooms, what="the room in this client's sync")
         response = await self.client.room_send(
-            room_id or self.room_id,
+            target,
             "m.room.message",
             {"msgtype": "m.text", "body": text},
             ignore_unverified_devices=True,

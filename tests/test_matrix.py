@@ -268,6 +268,7 @@ async def test_events_from_before_the_first_start_are_ignored(
         # Invited and written to before the bot ever ran: it joins later, but answers only what is new.
         created = await school.client.room_create(is_direct=True, invite=[bot_id])
         school.room_id = created.room_id
+        await until(lambda: created.room_id in school.client.rooms, what="the room in the sync")
         await school.send(f"!start {codes.school}")
         clock = Clock(NOW)
         process = BotProcess(engine, [MatrixBot(settings, engine=engine, clock=clock, poll_timeout=1)])
