@@ -152,14 +152,17 @@ def failed(session: Session, task_id: int, error: str, now: datetime) -> None:
 # --- arming, called by the services in the transaction of the change -------------------------------
 
 
-def arm_offer_expiry(session: Session, request: Request, expires_at: datetime, now: datetime) -> None:
+def arm_offer_expiry(
+    session: Session, request: Request, expires_at: datetime, now: datetime, *, wave: int | None = None
+) -> None:
+    """A wave's offers expire together (the request's latest wave unless `wave` is named)."""
     assert request.id is not None
     arm(
         session,
         district_id=request.district_id,
         kind=Kind.OFFER_EXPIRY,
         subject_id=request.id,
-        variant=f"wave{request.wave}",
+        variant=f"wave{request.wave if wave is None else wave}",
         due_at=expires_at,
         now=now,
     )
@@ -253,16 +256,7 @@ def backfill(session: Session, now: datetime) -> None:
         .group_by(col(Request.id), col(Offer.wave))
     ).all()
     for request, wave, open_until in waves:  # one row per wave still open, at that wave's time
-        assert request.id is not None
-        arm(
-            session,
-            district_id=request.district_id,
-            kind=Kind.OFFER_EXPIRY,
-            subject_id=request.id,
-            variant=f"wave{wave}",
-            due_at=open_until,
-            now=now,
-        )
+        arm_offer_expiry(session, request, open_until, now, wave=wave)
     for request in session.exec(select(Request).where(Request.state == RequestState.BOOKED.value)).all():
         arm_booking(session, request, now)
     reported = session.exec(
