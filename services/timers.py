@@ -5,7 +5,6 @@ begun, or for a booking that was cancelled, is dropped; an offer wave's expiry m
 bot was down still runs, once.
 """
 
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -21,7 +20,6 @@ from services.outbox import notify
 from services.policy import load_policy
 from services.vocabulary import CloseoutState, OfferState, Recipient, RequestState
 
-log = logging.getLogger(__name__)
 SYSTEM = "system:timers"
 
 

@@ -101,6 +101,12 @@ class Conversation:
         self.engine = engine
         self.clock = clock or (lambda: datetime.now(UTC))
 
+    def locale_of(self, platform: str, user_id: str, hint: str | None = None) -> str:
+        """The language to address a platform account in: its member's, else the platform's hint."""
+        with UnitOfWork(self.engine) as uow:
+            member = identities.member_of(uow.session, platform, user_id)
+        return pick_locale(member.locale if member and member.locale else hint)
+
     def handle(self, event: Incoming) -> list[Reply]:
         """Handle one event; returns the replies for the same chat (notifications go through the outbox)."""
         now = self.clock()

@@ -295,18 +295,13 @@ class MatrixBot:
 
     async def _apologise(self, room_id: str, user_id: str) -> None:
         try:
-            locale = await asyncio.to_thread(self._locale_of, user_id)
+            locale = await asyncio.to_thread(self.conversation.locale_of, PLATFORM, user_id)
             text = Translator(locale).gettext(
                 "Sorry, something went wrong on our side. Please try again in a moment."
             )
             await self.sender.send(room_id, Reply(text))
         except Exception:
             log.warning("could not tell the room about a failed event")
-
-    def _locale_of(self, user_id: str) -> str:
-        with UnitOfWork(self.engine) as uow:
-            member = identities.member_of(uow.session, PLATFORM, user_id)
-        return pick_locale(member.locale if member else None)
 
     async def _leave(self, room_id: str) -> None:
         with contextlib.suppress(Exception):

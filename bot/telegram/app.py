@@ -12,10 +12,8 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 
 from bot.conversation.messages import Incoming
 from bot.conversation.router import FEATURES, Conversation, command_list
-from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator, pick_locale
+from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator
 from bot.telegram.sender import TelegramSender
-from db.uow import UnitOfWork
-from services import identities
 
 PLATFORM = "telegram"
 OFFICIAL_API = "https://api.telegram.org/bot"
@@ -133,7 +131,10 @@ class TelegramBot:
         if not isinstance(update, Update) or update.effective_chat is None or update.effective_user is None:
             return
         locale = await asyncio.to_thread(
-            self._locale_of, update.effective_user.id, update.effective_user.language_code
+            self.conversation.locale_of,
+            PLATFORM,
+            str(update.effective_user.id),
+            update.effective_user.language_code,
         )
         text = Translator(locale).gettext(
             "Sorry, something went wrong on our side. Please try again in a moment."
@@ -142,8 +143,3 @@ class TelegramBot:
             await self.app.bot.send_message(chat_id=update.effective_chat.id, text=text)
         except Exception:
             log.warning("could not tell chat about the failure of update %s", update_id)
-
-    def _locale_of(self, user_id: int, hint: str | None) -> str:
-        with UnitOfWork(self.engine) as uow:
-            member = identities.member_of(uow.session, PLATFORM, str(user_id))
-        return pick_locale(member.locale if member and member.locale else hint)
