@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from db.models import Offer
 from db.uow import UnitOfWork
+from services.closeout import dispute, report
 from services.districts import create_district
 from services.geo import EARTH_RADIUS_M
 from services.ledger import set_total
@@ -133,5 +134,45 @@ def book(world: World, request_id: int, name: str, now: datetime = NOW) -> None:
         ).one()
         accept_offer(
             u.session, offer_id=offer.id or 0, interpreter_id=world.interpreters[name], actor=ACTOR, now=now
+        )
+        u.commit()
+
+
+def report_for(
+    world: World,
+    request_id: int,
+    name: str,
+    minutes: int,
+    at: datetime,
+    *,
+    km: int = 0,
+    expenses_cents: int = 0,
+) -> None:
+    """The named interpreter reports the session, committed."""
+    with world.make_uow() as u:
+        report(
+            u.session,
+            request_id=request_id,
+            interpreter_id=world.interpreters[name],
+            minutes=minutes,
+            km=km,
+            expenses_cents=expenses_cents,
+            actor=ACTOR,
+            now=at,
+        )
+        u.commit()
+
+
+def dispute_for(world: World, request_id: int, reason: str, at: datetime) -> None:
+    """The school disputes the report, committed."""
+    with world.make_uow() as u:
+        dispute(
+            u.session,
+            district_id=world.district_id,
+            request_id=request_id,
+            school_id=world.school_id,
+            reason=reason,
+            actor=ACTOR,
+            now=at,
         )
         u.commit()

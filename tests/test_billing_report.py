@@ -18,11 +18,11 @@ from bot.billing_export import billing_csv, billing_xlsx
 from bot.i18n import Translator
 from db.uow import UnitOfWork
 from services.billing_report import monthly_billing, parse_month
-from services.closeout import confirm, report
+from services.closeout import confirm
 from services.errors import InvalidInput
 from services.requests import cancel
 from services.vocabulary import Mode
-from tests.builders import ACTOR, World, book, build_world, submit
+from tests.builders import ACTOR, World, book, build_world, report_for, submit
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,17 +34,8 @@ def at(day: int, hour: int, minute: int = 0, month: int = 5) -> datetime:
 
 
 def settle(world: World, request_id: int, name: str, minutes: int, km: int, expenses_cents: int) -> None:
+    report_for(world, request_id, name, minutes, at(28, 12, month=6), km=km, expenses_cents=expenses_cents)
     with world.make_uow() as u:
-        report(
-            u.session,
-            request_id=request_id,
-            interpreter_id=world.interpreters[name],
-            minutes=minutes,
-            km=km,
-            expenses_cents=expenses_cents,
-            actor=ACTOR,
-            now=at(28, 12, month=6),
-        )
         confirm(
             u.session,
             district_id=world.district_id,
@@ -79,18 +70,7 @@ def may(uow: MakeUow) -> World:
         settle(world, other, "Samir Nasser", 30, 0, 0)
     unconfirmed = submit(world, mode=Mode.VIDEO, starts_at=at(20, 11))
     book(world, unconfirmed, "Samir Nasser")
-    with world.make_uow() as u:
-        report(
-            u.session,
-            request_id=unconfirmed,
-            interpreter_id=world.interpreters["Samir Nasser"],
-            minutes=30,
-            km=0,
-            expenses_cents=0,
-            actor=ACTOR,
-            now=at(20, 12),
-        )
-        u.commit()
+    report_for(world, unconfirmed, "Samir Nasser", 30, at(20, 12))
     return world
 
 

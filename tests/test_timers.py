@@ -24,12 +24,11 @@ from bot.scheduling import Timers, run_due
 from db.models import Closeout, DueTask, Offer, OutboxMessage, Request
 from db.uow import UnitOfWork
 from services import ledger
-from services.closeout import dispute, report
 from services.due import Kind, arm, week_start
 from services.offers import give_back
 from services.policy import set_rule
 from services.vocabulary import Mode
-from tests.builders import ACTOR, NOW, SOON, World, book, build_world, submit
+from tests.builders import ACTOR, NOW, SOON, World, book, build_world, dispute_for, report_for, submit
 
 ROOT = Path(__file__).resolve().parent.parent
 MakeUow = Callable[[], UnitOfWork]
@@ -184,18 +183,7 @@ def test_the_closeout_prompt_the_reminder_and_the_auto_confirmation(world: World
     assert outbox(world, "closeout.reminder") == [("interpreter", amira)]
 
     reported_at = end + timedelta(days=1, hours=2)
-    with world.make_uow() as u:
-        report(
-            u.session,
-            request_id=request_id,
-            interpreter_id=amira,
-            minutes=75,
-            km=2,
-            expenses_cents=0,
-            actor=ACTOR,
-            now=reported_at,
-        )
-        u.commit()
+    report_for(world, request_id, "Amira", 75, reported_at, km=2)
     confirm_at = reported_at + timedelta(days=3)
     assert tasks(world, "auto_confirm") == [(reported_at.isoformat()[:19], confirm_at, "")]
     assert fire(engine, confirm_at - timedelta(minutes=1)) == 0
@@ -214,67 +202,23 @@ def test_a_disputed_report_is_not_confirmed_by_silence(world: World, engine: Eng
     request_id = submit(world)
     book(world, request_id, "Amira")
     reported_at = SOON + timedelta(hours=2)
-    with world.make_uow() as u:
-        report(
-            u.session,
-            request_id=request_id,
-            interpreter_id=world.interpreters["Amira"],
-            minutes=60,
-            km=2,
-            expenses_cents=0,
-            actor=ACTOR,
-            now=reported_at,
-        )
-        dispute(
-            u.session,
-            district_id=world.district_id,
-            request_id=request_id,
-            school_id=world.school_id,
-            reason="kürzer",
-            actor=ACTOR,
-            now=reported_at + timedelta(hours=1),
-        )
-        u.commit()
+    report_for(world, request_id, "Amira", 60, reported_at, km=2)
+    dispute_for(world, request_id, "kürzer", reported_at + timedelta(hours=1))
     fire(engine, reported_at + timedelta(days=4))
     assert tasks(world, "auto_confirm")[0][2] == "dropped"
     assert state_of(world, request_id) == "completed"
     assert outbox(world, "closeout.prompt") == []  # reported before the end was due: no prompt either
 
 
-def _report(world: World, request_id: int, minutes: int, at: datetime) -> None:
-    with world.make_uow() as u:
-        report(
-            u.session,
-            request_id=request_id,
-            interpreter_id=world.interpreters["Amira"],
-            minutes=minutes,
-            km=2,
-            expenses_cents=0,
-            actor=ACTOR,
-            now=at,
-        )
-        u.commit()
-
-
 def test_a_report_made_again_after_a_dispute_gets_its_own_period(world: World, engine: Engine) -> None:
     request_id = submit(world)
     book(world, request_id, "Amira")
     first = SOON + timedelta(hours=2)
-    _report(world, request_id, 75, first)
-    with world.make_uow() as u:
-        dispute(
-            u.session,
-            district_id=world.district_id,
-            request_id=request_id,
-            school_id=world.school_id,
-            reason="Es waren 60 Minuten.",
-            actor=ACTOR,
-            now=first + timedelta(hours=1),
-        )
-        u.commit()
+    report_for(world, request_id, "Amira", 75, first, km=2)
+    dispute_for(world, request_id, "Es waren 60 Minuten.", first + timedelta(hours=1))
     fire(engine, first + timedelta(days=3))  # the first period ends while disputed: nothing
     again = first + timedelta(days=3, hours=1)
-    _report(world, request_id, 60, again)  # the interpreter reports anew
+    report_for(world, request_id, "Amira", 60, again, km=2)  # the interpreter reports anew
     assert fire(engine, again + timedelta(days=3)) == 1
     assert state_of(world, request_id) == "settled"
     assert [outcome for _, _, outcome in tasks(world, "auto_confirm")] == ["dropped", "done"]
@@ -284,7 +228,7 @@ def test_a_longer_confirmation_period_postpones_the_auto_confirmation(world: Wor
     request_id = submit(world)
     book(world, request_id, "Amira")
     reported = SOON + timedelta(hours=2)
-    _report(world, request_id, 60, reported)
+    report_for(world, request_id, "Amira", 60, reported, km=2)
     with world.make_uow() as u:
         set_rule(u.session, world.district_id, "closeout_auto_confirm_after", "5d", actor=ACTOR, now=reported)
         u.commit()
