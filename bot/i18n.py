@@ -8,7 +8,7 @@ import gettext
 import io
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
@@ -70,6 +70,11 @@ class Translator:
     def money(self, cents: int) -> str:
         return str(format_currency(Decimal(cents) / 100, "EUR", locale=self.locale))
 
+    def whole_euros(self, euros: float) -> str:
+        """`5000` -> `5.000 €` (de) or `€5,000` (en): amounts on a chart's axis."""
+        pattern = Locale.parse(self.locale).currency_formats["standard"].pattern.replace(".00", "")
+        return str(format_currency(round(euros), "EUR", pattern, locale=self.locale, currency_digits=False))
+
     def number(self, value: float) -> str:
         return str(format_decimal(value, locale=self.locale))
 
@@ -84,6 +89,17 @@ class Translator:
             moment = datetime.fromisoformat(moment)
         return str(format_datetime(moment.astimezone(BERLIN), "short", tzinfo=BERLIN, locale=self.locale))
 
+    def month(self, day: date) -> str:
+        """`2026-10-01` -> `Oktober 2026` (de) or `October 2026` (en)."""
+        return str(format_date(day, "LLLL yyyy", locale=self.locale))
+
+    def month_short(self, day: date) -> str:
+        """`2026-10-01` -> `Okt` (de) or `Oct` (en), for chart axes."""
+        return str(format_date(day, "LLL", locale=self.locale)).rstrip(".")
+
+    def day(self, day: date) -> str:
+        return str(format_date(day, "medium", locale=self.locale))
+
     def language(self, tag: str) -> str:
         return language_name(tag, self.locale, self.gettext)
 
@@ -96,6 +112,10 @@ class Translator:
             return self.percent(float(value))
         if name.endswith("_at"):
             return self.when(value)
+        if name.endswith("_month"):
+            return self.month(value)
+        if name.endswith("_on"):
+            return self.day(value)
         if name == "language":
             return self.language(str(value))
         if name == "mode":

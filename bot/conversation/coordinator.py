@@ -1,10 +1,13 @@
 """The coordinator's side: the budget at a glance, requests that need a decision, the pool, corrections."""
 
+from bot.budget_chart import budget_chart_png
 from bot.conversation.answers import Answer, parse_minutes
 from bot.conversation.figures import expenses_step, km_step
+from bot.conversation.messages import Attachment
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import listing, request_line, status_line
 from services import closeout, ledger, requests
+from services.budget_picture import budget_picture
 from services.errors import InvalidInput
 from services.overview import disputed, in_progress, pool_languages, uncovered_demand, waiting_for_coordinator
 from services.text import N_
@@ -25,7 +28,7 @@ def show_budget(turn: Turn, _arg: str) -> None:
         turn.say("There is no budget for {year} yet.", year=year)
         return
     balance = ledger.balance_of(budget)
-    turn.say(
+    text = turn._(
         "Budget {year}\nTotal: {total_cents}\nReserved: {reserved_cents}\nCharged: {charged_cents}\n"
         "Available: {available_cents}\nUsed: {used_percent}",
         year=year,
@@ -35,6 +38,20 @@ def show_budget(turn: Turn, _arg: str) -> None:
         available_cents=balance.available_cents,
         used_percent=balance.used_percent,
     )
+    history, projection = budget_picture(turn.session, budget, turn.now)
+    if projection.runs_out_on is not None:
+        pace = turn._(
+            "At the current pace the money runs out in {runs_out_month}.",
+            runs_out_month=projection.runs_out_on,
+        )
+    else:
+        pace = turn._(
+            "At the current pace the year ends at {year_end_cents}; the money lasts.",
+            year_end_cents=projection.year_end_cents,
+        )
+    turn.say_text(f"{text}\n\n{pace}")
+    chart = budget_chart_png(turn.t, year, history, projection)
+    turn.attach(Attachment(f"budget-{year}.png", "image/png", chart))
 
 
 def show_requests(turn: Turn, _arg: str) -> None:

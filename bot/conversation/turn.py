@@ -1,14 +1,14 @@
 """One handled event: the member (role read from the database), their dialog, and the replies so far."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
 from bot.conversation.answers import Answer
-from bot.conversation.messages import Choice, Reply, numbered
+from bot.conversation.messages import Attachment, Choice, Reply, numbered
 from bot.i18n import Translator
 from db.models import Member
 from services.dialogs import Dialog
@@ -59,6 +59,10 @@ class Turn:
         self.replies.append(Reply(numbered(text, offered), offered))
         if offered:
             self.dialog.choices = {c.key: c.label for c in offered}
+
+    def attach(self, attachment: Attachment) -> None:
+        """Send a file right after the last reply (a chart, a report)."""
+        self.replies[-1] = replace(self.replies[-1], attachment=attachment)
 
     def ask(self, message: str, choices: Sequence[Choice] = (), **params: Any) -> None:
         self.say_text(self.t.render(message, params), choices)

@@ -84,7 +84,8 @@ class MatrixSender:
         return f"{room_id}|{event_id}"
 
     async def _file_content(self, room_id: str, attachment: Attachment) -> dict[str, Any]:
-        """Upload the file (encrypted for an encrypted room) and describe it as an `m.file` message."""
+        """Upload the file (encrypted for an encrypted room) and describe it as an `m.file` message
+        (`m.image` for a picture, which clients show inline)."""
         room = self.client.rooms.get(room_id)
         encrypted = bool(room is not None and room.encrypted)
         response, keys = await self.client.upload(
@@ -97,7 +98,7 @@ class MatrixSender:
         if not isinstance(response, UploadResponse):
             raise RuntimeError(f"Matrix upload failed: {getattr(response, 'status_code', '?')}")
         content: dict[str, Any] = {
-            "msgtype": "m.file",
+            "msgtype": "m.image" if attachment.mime_type.startswith("image/") else "m.file",
             "body": attachment.filename,
             "filename": attachment.filename,
             "info": {"mimetype": attachment.mime_type, "size": len(attachment.data)},

@@ -54,9 +54,13 @@ class TelegramSender:
         return message_id
 
     async def _send_file(self, chat_id: str, reply: Reply) -> None:
-        if reply.attachment is not None:
-            document = InputFile(reply.attachment.data, filename=reply.attachment.filename)
-            await self.bot.send_document(chat_id=int(chat_id), document=document)
+        if reply.attachment is None:
+            return
+        file = InputFile(reply.attachment.data, filename=reply.attachment.filename)
+        if reply.attachment.mime_type.startswith("image/"):  # a chart shows as a picture in the chat
+            await self.bot.send_photo(chat_id=int(chat_id), photo=file)
+        else:
+            await self.bot.send_document(chat_id=int(chat_id), document=file)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
         """Replace an earlier message's text and buttons (an offer that someone else took)."""

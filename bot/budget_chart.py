@@ -1,0 +1,80 @@
+"""The budget as a picture (PNG): charged and reserved money over the fiscal year, the budget line,
+and the projection at the current pace with the month the money would run out.
+
+Drawn with matplotlib's object API (no pyplot state), so charts can be made in any thread.
+"""
+
+import io
+from datetime import date, timedelta
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from bot.i18n import Translator
+from services.budget_picture import BudgetDay, Projection
+
+CHARGED, RESERVED, LIMIT, PACE = "#1f5f8b", "#8fbcd9", "#b22222", "#555555"
+
+
+def _x(day: date) -> float:
+    """matplotlib's date number (days since its epoch, 1970-01-01)."""
+    return float((day - date(1970, 1, 1)).days)
+
+
+def _euro_axis(t: Translator) -> FuncFormatter:
+    return FuncFormatter(lambda value, _pos: t.whole_euros(value))
+
+
+def budget_chart_png(t: Translator, year: int, history: list[BudgetDay], projection: Projection) -> bytes:
+    """The chart for one fiscal year; amounts on the axis in euros, months in the reader's language."""
+    figure = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    days = [_x(point.day) for point in history]
+    charged = [point.charged_cents / 100 for point in history]
+    reserved = [point.reserved_cents / 100 for point in history]
+    axes.stackplot(
+        days,
+        charged,
+        reserved,
+        labels=[t.gettext("Charged"), t.gettext("Reserved")],
+        colors=[CHARGED, RESERVED],
+        step="post",
+    )
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    axes.axhline(projection.total_cents / 100, color=LIMIT, linewidth=1.5, label=t.gettext("Budget"))
+    if history:
+        today = history[-1].day
+        end = min(projection.runs_out_on or last, last)
+        if end < today:
+            end = today
+        pace = projection.committed_cents / max(1, (today - first).days + 1)
+        at_end = (projection.committed_cents + pace * (end - today).days) / 100
+        axes.plot(
+            [_x(today), _x(end)],
+            [projection.committed_cents / 100, at_end],
+            color=PACE,
+            linestyle="--",
+            label=t.gettext("At the current pace"),
+        )
+    if projection.runs_out_on is not None:
+        axes.axvline(_x(projection.runs_out_on), color=LIMIT, linestyle=(0, (4, 2)), linewidth=1.5)
+        axes.annotate(
+            t.render("Runs out in {runs_out_month}", {"runs_out_month": projection.runs_out_on}),
+            xy=(_x(projection.runs_out_on), projection.total_cents / 100),
+            xytext=(-6, 6),
+            textcoords="offset points",
+            ha="right",
+            color=LIMIT,
+        )
+    months = [date(year, month, 1) for month in range(1, 13)]
+    axes.set_xticks([_x(month) for month in months], [t.month_short(month) for month in months])
+    axes.set_xlim(_x(first), _x(last + timedelta(days=1)))
+    top = max(projection.total_cents, projection.year_end_cents, projection.committed_cents) / 100
+    axes.set_ylim(0, top * 1.08 or 1)
+    axes.yaxis.set_major_formatter(_euro_axis(t))
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_title(t.render("Budget {year}", {"year": year}))
+    axes.legend(loc="upper left", fontsize="small")
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
