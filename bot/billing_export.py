@@ -35,6 +35,7 @@ HEADERS = (
     N_("Note"),
 )
 EURO_FORMAT = '#,##0.00 "€"'
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _euros(cents: int) -> Decimal:

@@ -324,3 +324,31 @@ def report_billing(ctx: Context, args: argparse.Namespace) -> int:
         target.write_bytes(billing_xlsx(ctx.translator, billing, month))
     ctx.say("Wrote {file}.", file=str(target))
     return 0
+
+
+def report_evaluation(ctx: Context, args: argparse.Namespace) -> int:
+    """The evaluation for a period as a PDF (to a file), CSV or JSON (to stdout or a file)."""
+    from bot.evaluation_export import evaluation_csv, evaluation_pdf
+    from services.evaluation import evaluate, make_period, parse_date
+
+    period = make_period(parse_date(args.start), parse_date(args.end))
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        evaluation = evaluate(uow.session, district.id, period)
+        name = district.name
+    if args.format == "pdf":
+        target = Path(args.output or f"evaluation-{period.start}-{period.end}.pdf")
+        target.write_bytes(evaluation_pdf(ctx.translator, evaluation, name))
+        ctx.say("Wrote {file}.", file=str(target))
+        return 0
+    if args.format == "json":
+        text = json.dumps(evaluation.as_json(), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = evaluation_csv(ctx.translator, evaluation)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    Path(args.output).write_text(text, encoding="utf-8-sig" if args.format == "csv" else "utf-8")
+    ctx.say("Wrote {file}.", file=args.output)
+    return 0

@@ -99,6 +99,18 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     billing.add_argument("--month", required=True, help=_("the month, e.g. 2026-05"))
     billing.add_argument("--format", choices=["csv", "xlsx"], default="csv", help=_("csv (default) or xlsx"))
     billing.add_argument("--output", help=_("the file to write (csv: default standard output)"))
+    evaluation = command(
+        "evaluation",
+        _("the evaluation for a period: demand, fill rate, unmet languages, hours and cost"),
+        commands.report_evaluation,
+        report,
+    )
+    evaluation.add_argument("--from", dest="start", required=True, help=_("the first day, e.g. 2026-01-01"))
+    evaluation.add_argument("--to", dest="end", required=True, help=_("the last day, e.g. 2026-06-30"))
+    evaluation.add_argument(
+        "--format", choices=["pdf", "csv", "json"], default="pdf", help=_("pdf (default), csv or json")
+    )
+    evaluation.add_argument("--output", help=_("the file to write (csv and json: default standard output)"))
 
     invite = sub.add_parser("invite", help=_("invite codes")).add_subparsers(
         dest="invite_command", required=True

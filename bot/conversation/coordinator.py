@@ -1,14 +1,22 @@
-"""The coordinator's side: the budget at a glance, requests that need a decision, the pool, corrections."""
+"""The coordinator's side: budget (with chart), requests that need a decision, the pool, corrections,
+and the reports (billing, evaluation) as files."""
 
+from datetime import timedelta
+
+from bot.billing_export import XLSX, billing_xlsx
 from bot.budget_chart import budget_chart_png
 from bot.conversation.answers import Answer, parse_minutes
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.messages import Attachment
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import listing, request_line, status_line
+from bot.evaluation_export import duration_text, evaluation_pdf, hours_text
+from db.models import District
 from services import closeout, ledger, requests
+from services.billing_report import BERLIN, monthly_billing, parse_month
 from services.budget_picture import budget_picture
 from services.errors import InvalidInput
+from services.evaluation import evaluate, period_from_text
 from services.overview import disputed, in_progress, pool_languages, uncovered_demand, waiting_for_coordinator
 from services.text import N_
 from services.vocabulary import RequestState, Role
@@ -169,6 +177,66 @@ def take_reason(turn: Turn, answer: Answer) -> None:
     turn.say("Corrected; the charge changes by {change_cents}.", change_cents=change)
 
 
+def show_evaluation(turn: Turn, arg: str) -> None:
+    """Send the evaluation for a period (this year so far unless a year or two dates follow) as a PDF."""
+    period = period_from_text(arg, turn.now.astimezone(BERLIN).date())
+    evaluation = evaluate(turn.session, turn.district_id, period)
+    total, outcomes = evaluation.total, evaluation.outcomes
+    missing = [g for g in evaluation.by_language if g.not_covered + g.not_filled]
+    unmet = ", ".join(
+        turn._("{language} ({count})", language=g.key, count=g.not_covered + g.not_filled)
+        for g in missing[:5]
+    )
+    turn.say(
+        "Evaluation {start_on} – {end_on}\n"
+        "Requests: {requests}, filled: {filled} (fill rate {fill_percent})\n"
+        "Median time to fill: {wait}\n"
+        "Not covered: {not_covered}; not filled: {not_filled}; missing most: {unmet}\n"
+        "Hours interpreted: {hours}; cost: {cost_cents}\n\n"
+        "The whole report with charts and tables is in the PDF.",
+        start_on=period.start,
+        end_on=period.end,
+        requests=total.requests,
+        filled=total.filled,
+        fill_percent="–" if total.fill_rate_percent is None else turn.t.percent(total.fill_rate_percent),
+        wait=duration_text(turn.t, evaluation.median_fill_minutes),
+        not_covered=outcomes["not_covered"],
+        not_filled=outcomes["not_filled"],
+        unmet=unmet or turn.t.gettext("none"),
+        hours=hours_text(turn.t, total.minutes),
+        cost_cents=total.cost_cents,
+    )
+    district = turn.session.get(District, turn.district_id)
+    pdf = evaluation_pdf(turn.t, evaluation, district.name if district else "")
+    turn.attach(Attachment(f"evaluation-{period.start}-{period.end}.pdf", "application/pdf", pdf))
+
+
+def show_billing(turn: Turn, arg: str) -> None:
+    """Send the monthly billing (last month unless one is named, e.g. 2026-05) as a spreadsheet."""
+    if arg.strip():
+        month = parse_month(arg)
+    else:
+        this_month = turn.now.astimezone(BERLIN).date().replace(day=1)
+        month = (this_month - timedelta(days=1)).replace(day=1)
+    billing = monthly_billing(turn.session, turn.district_id, month)
+    lines = [
+        turn._(
+            "{name}: {sessions} sessions, {amount_cents}",
+            name=b.name,
+            sessions=len(b.lines),
+            amount_cents=b.amount_cents,
+        )
+        for b in billing
+    ]
+    title = turn._(
+        "Billing {billing_month}: {amount_cents} in all.",
+        billing_month=month,
+        amount_cents=sum(b.amount_cents for b in billing),
+    )
+    turn.say_text(title + "\n" + ("\n".join(lines) or turn.t.gettext("Nobody is to be paid for this month.")))
+    turn.attach(Attachment(f"billing-{month:%Y-%m}.xlsx", XLSX, billing_xlsx(turn.t, billing, month)))
+
+
 COORDINATOR = Feature(
     role=Role.COORDINATOR,
     commands={
@@ -176,6 +244,8 @@ COORDINATOR = Feature(
         "requests": (show_requests, N_("requests that need a decision")),
         "pool": (show_pool, N_("languages and who covers them")),
         "closeouts": (show_closeouts, N_("disputed reports to correct")),
+        "billing": (show_billing, N_("the monthly billing as a spreadsheet, e.g. /billing 2026-05")),
+        "evaluation": (show_evaluation, N_("the evaluation as a PDF, e.g. /evaluation 2026")),
     },
     actions={"rq:ap": approve, "rq:rj": reject, "rq:rf": refer, "co:fx": start_correction},
     flows={
