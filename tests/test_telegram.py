@@ -6,31 +6,48 @@ the right message arrived in the user's language, and figures are checked exactl
 """
 
 import asyncio
+import io
 import json
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from icalendar import Calendar, Event
+from openpyxl import load_workbook
+from pypdf import PdfReader
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.conversation.messages import Choice, Reply
 from bot.i18n import Translator
 from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot
-from db.models import ChatIdentity, Delivery, DialogState, Member, Offer, Request, UnmetDemand
+from db.models import (
+    ChatIdentity,
+    Delivery,
+    DialogState,
+    Interpreter,
+    Member,
+    Offer,
+    Request,
+    School,
+    UnmetDemand,
+)
 from db.uow import UnitOfWork
+from services.closeout import confirm, report
+from services.offers import accept_offer
 from services.outbox import notify
+from services.requests import submit_request
 from services.vocabulary import Recipient
+from tests.builders import draft
 from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, arabic_summary_lines, make_demo
-from tests.fake_bot_api import FakeBotApi, SentMessage
+from tests.fake_bot_api import FakeBotApi, JSONDict, SentMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 DE, EN = Translator("de"), Translator("en")
@@ -468,3 +485,95 @@ async def test_long_texts_are_split_and_the_buttons_go_with_the_last_part(telegr
     sent = tg.api.sent(SCHOOL)
     assert [m.text for m in sent] == ["a" * 4000, "b" * 3000]
     assert [m.buttons for m in sent] == [[], [("X", "x:1")]]
+
+
+def _settle_demo_session(engine: Engine) -> None:
+    """Samir Khalil interprets 75 min on 10 March for the demo school, 18 km: 41.40 €, confirmed."""
+    with UnitOfWork(engine) as uow:
+        s = uow.session
+        school = s.exec(select(School).order_by(col(School.id))).first()
+        samir = s.exec(select(Interpreter).where(Interpreter.name == "Samir Khalil")).one()
+        assert school is not None
+        assert school.id is not None
+        assert samir.id is not None
+        wanted = draft(school.id, starts_at=START)  # Arabic, in person, 60 min
+        request = submit_request(s, district_id=school.district_id, draft=wanted, actor="test", now=NOW)
+        assert request.id is not None
+        offer = s.exec(
+            select(Offer).where(Offer.request_id == request.id, Offer.interpreter_id == samir.id)
+        ).one()
+        accept_offer(s, offer_id=offer.id or 0, interpreter_id=samir.id, actor="test", now=NOW)
+        after = START + timedelta(minutes=80)
+        report(
+            s, request_id=request.id, interpreter_id=samir.id, minutes=75, km=18, expenses_cents=0,
+            actor="test", now=after,
+        )  # fmt: skip
+        confirm(s, district_id=school.district_id, request_id=request.id, actor="test", now=after)
+        uow.commit()
+
+
+async def _file_after(tg: Telegram, user: int, command: str, method: str) -> tuple[SentMessage, JSONDict]:
+    """Send a command; return the bot's text answer and the file that follows it."""
+    since = len(tg.api.sent(user))
+    answer = await tg.say(user, command)
+    sent = await tg.api.wait_for_message(user, lambda m: m.method == method, since=since)
+    field = "photo" if method == "sendPhoto" else "document"
+    file = sent.params[field]
+    assert isinstance(file, dict)
+    return answer, file
+
+
+async def test_coordinators_get_the_budget_chart_the_billing_and_the_evaluation_as_files(
+    telegram: Telegram,
+) -> None:
+    tg = telegram
+    _settle_demo_session(tg.engine)
+    await tg.join(OFFICE, tg.codes.coordinator)
+    await tg.join(SCHOOL, tg.codes.school)
+    tg.clock.now = datetime(2026, 4, 2, 8, 0, tzinfo=UTC)  # day 92 of the year
+
+    budget, chart = await _file_after(tg, OFFICE, "/budget", "sendPhoto")
+    assert DE.money(495860) in budget.text
+    assert budget.text.endswith(  # 41.40 € in 92 days: 365/92 of it by the year's end
+        DE.render(
+            "At the current pace the year ends at {year_end_cents}; the money lasts.",
+            {"year_end_cents": 16425},
+        )
+    )
+    assert (chart["filename"], chart["content"][:8]) == ("budget-2026.png", b"\x89PNG\r\n\x1a\n")
+
+    billing, sheet_file = await _file_after(tg, OFFICE, "/billing", "sendDocument")  # last month: March
+    assert billing.text.splitlines() == [
+        DE.render("Billing {billing_month}: {amount_cents} in all.", {"billing_month": date(2026, 3, 1),
+                                                                        "amount_cents": 4140}),
+        DE.render("{name}: {sessions} sessions, {amount_cents}", {"name": "Samir Khalil", "sessions": 1,
+                                                                     "amount_cents": 4140}),
+    ]  # fmt: skip
+    assert sheet_file["filename"] == "billing-2026-03.xlsx"
+    sheet = load_workbook(io.BytesIO(sheet_file["content"])).active
+    assert sheet is not None
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert rows[1][0:2] == ["Samir Khalil", datetime(2026, 3, 10, 10, 0)]
+    assert rows[1][5:10] == [75, 90, 18, 0, 41.4]
+    assert rows[-1][0] == "Summe"
+    assert rows[-1][9] == 41.4
+
+    evaluation, pdf = await _file_after(tg, OFFICE, "/evaluation 1.3.2026 31.3.2026", "sendDocument")
+    assert evaluation.text.splitlines()[:2] == [
+        "Auswertung 01.03.2026 – 31.03.2026",
+        "Anfragen: 1, besetzt: 1 (Besetzungsquote 100\xa0%)",
+    ]
+    assert pdf["filename"] == "evaluation-2026-03-01-2026-03-31.pdf"
+    pages = PdfReader(io.BytesIO(pdf["content"])).pages
+    assert len(pages) == 4
+    assert "Kosten 41,40\xa0€" in pages[0].extract_text()
+
+    wrong = await tg.say(OFFICE, "/evaluation 31.3.2026 1.3.2026")
+    assert wrong.text == DE.gettext("The period ends before it begins.")
+    month = await tg.say(OFFICE, "/billing März")
+    assert month.text == DE.render("“{value}” is not a month; write e.g. 2026-05.", {"value": "März"})
+
+    since = len(tg.api.sent(SCHOOL))
+    refused = await tg.say(SCHOOL, "/evaluation")
+    assert refused.text == "Den Befehl /evaluation kenne ich nicht. /help zeigt, was Sie tun können."
+    assert [m.method for m in tg.api.sent(SCHOOL)[since:]] == ["sendMessage"]

@@ -189,7 +189,7 @@ def show_evaluation(turn: Turn, arg: str) -> None:
     )
     turn.say(
         "Evaluation {start_on} – {end_on}\n"
-        "Requests: {requests}, filled: {filled} (fill rate {fill_percent})\n"
+        "Requests: {requests}, filled: {filled} (fill rate {fill_rate})\n"
         "Median time to fill: {wait}\n"
         "Not covered: {not_covered}; not filled: {not_filled}; missing most: {unmet}\n"
         "Hours interpreted: {hours}; cost: {cost_cents}\n\n"
@@ -198,7 +198,7 @@ def show_evaluation(turn: Turn, arg: str) -> None:
         end_on=period.end,
         requests=total.requests,
         filled=total.filled,
-        fill_percent="–" if total.fill_rate_percent is None else turn.t.percent(total.fill_rate_percent),
+        fill_rate="–" if total.fill_rate_percent is None else turn.t.percent(total.fill_rate_percent),
         wait=duration_text(turn.t, evaluation.median_fill_minutes),
         not_covered=outcomes["not_covered"],
         not_filled=outcomes["not_filled"],
