@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar, Event
 
+from bot.conversation.messages import Attachment
 from bot.i18n import Translator
 from db.models import Request
 from services.vocabulary import Mode
@@ -42,3 +43,11 @@ def booking_ics(t: Translator, request: Request, *, sequence: int, cancelled: bo
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     calendar.add_component(event)
     return bytes(calendar.to_ical())
+
+
+def calendar_attachment(
+    t: Translator, request: Request, *, sequence: int, cancelled: bool, now: datetime
+) -> Attachment:
+    """The booking's calendar file, named after the request, ready to go with a message."""
+    data = booking_ics(t, request, sequence=sequence, cancelled=cancelled, now=now)
+    return Attachment(f"dolmetscheinsatz-{request.id}.ics", "text/calendar", data)

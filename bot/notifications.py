@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.calendar_file import booking_ics
-from bot.conversation.messages import Attachment, Choice, Reply, numbered
+from bot.calendar_file import calendar_attachment
+from bot.conversation.messages import Choice, Reply, numbered
 from bot.conversation.views import request_line
 from bot.i18n import Translator
 from db.models import Offer, Request, School
@@ -168,12 +168,11 @@ def render(session: Session, t: Translator, template: str, params: dict[str, Any
     choices = tuple(Choice(f"{prefix}:{target}", t.gettext(label)) for prefix, label in buttons)
     attachment = None
     if spec.calendar and request is not None and params.get("calendar_sequence") is not None:
-        data = booking_ics(
+        attachment = calendar_attachment(
             t,
             request,
             sequence=int(params["calendar_sequence"]),
             cancelled=spec.calendar == "cancelled",
             now=request.updated_at,
         )
-        attachment = Attachment(f"dolmetscheinsatz-{request.id}.ics", "text/calendar", data)
     return Reply(numbered(text, choices), choices, attachment)

@@ -338,6 +338,7 @@ def give_back(
             session.add(offer)
     request.interpreter_id = None
     request.booked_at = None
+    request.calendar_sequence += 1  # the interpreter's copy of the event is cancelled with this SEQUENCE
     session.add(request)
     session.flush()
     notify(

@@ -2,6 +2,7 @@
 
 from datetime import date
 
+from bot.calendar_file import calendar_attachment
 from bot.conversation.answers import Answer, end_of_day, parse_day, parse_minutes, start_of_day
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.messages import Choice
@@ -42,7 +43,7 @@ def decline(turn: Turn, offer_id: int) -> None:
 
 def give_back(turn: Turn, request_id: int) -> None:
     """Hand a booked job back; it goes to the next interpreter and the school is told."""
-    offers.give_back(
+    request = offers.give_back(
         turn.session,
         request_id=request_id,
         interpreter_id=_interpreter_id(turn),
@@ -50,6 +51,8 @@ def give_back(turn: Turn, request_id: int) -> None:
         now=turn.now,
     )
     turn.say("You have handed back #{request_id}. The school is told.", request_id=request_id)
+    sequence = request.calendar_sequence
+    turn.attach(calendar_attachment(turn.t, request, sequence=sequence, cancelled=True, now=turn.now))
 
 
 def show_jobs(turn: Turn, _arg: str) -> None:
