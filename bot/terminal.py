@@ -2,7 +2,8 @@
 
 Each invited demo person gets a terminal identity; `/as <name>` switches between them. Messages
 to the person at the keyboard are printed as they are; notifications to others are printed with
-whom they went to. Buttons show as the numbered options already in each message.
+whom they went to. Buttons show as the numbered options already in each message; files (calendar
+entries, charts, reports) are saved in `chat-files/` and named in the message.
 """
 
 import asyncio
@@ -10,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy.engine import Engine
@@ -85,10 +87,7 @@ class TerminalSender:
 
     async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str:
         self._count += 1
-        text = reply.text
-        if reply.attachment is not None:
-            text += f"\n[{reply.attachment.filename}, {len(reply.attachment.data)} bytes]"
-        self.chat.show(chat_id, text, edited=False)
+        self.chat.show(chat_id, self.chat.with_file(reply), edited=False)
         return str(self._count)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
@@ -105,8 +104,10 @@ class TerminalChat:
         out: TextIO,
         locale: str = "de",
         clock: Callable[[], datetime] | None = None,
+        files: Path = Path("chat-files"),
     ) -> None:
         self.engine = engine
+        self.files = files
         self.out = out
         self.t = Translator(locale)
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -116,6 +117,15 @@ class TerminalChat:
         self.deliverer = Deliverer(
             engine, {PLATFORM: TerminalSender(self)}, limiter=RateLimiter(per_chat_gap=0), clock=self.clock
         )
+
+    def with_file(self, reply: Reply) -> str:
+        """The reply's text; a file that goes with it is saved under `files` and named below the text."""
+        if reply.attachment is None:
+            return reply.text
+        self.files.mkdir(parents=True, exist_ok=True)
+        target = self.files / Path(reply.attachment.filename).name
+        target.write_bytes(reply.attachment.data)
+        return reply.text + "\n" + self.t.render("[file: {file}]", {"file": str(target)})
 
     def _label(self, user_id: str) -> str:
         return next((u.label for u in self.users if u.user_id == user_id), user_id)
@@ -160,7 +170,7 @@ class TerminalChat:
             return
         event = Incoming(PLATFORM, self.current.user_id, self.current.user_id, text=text)
         for reply in self.conversation.handle(event):
-            self.out.write(f"\n{reply.text}\n")
+            self.out.write(f"\n{self.with_file(reply)}\n")
         run_due(self.engine, self.clock)  # what became due meanwhile, as the timers of the bot do
         asyncio.run(self.deliverer.run_once())
 

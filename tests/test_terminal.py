@@ -2,6 +2,7 @@
 
 import io
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -16,10 +17,10 @@ DE = Translator("de")
 
 
 class Terminal:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, files: Path) -> None:
         self.out = io.StringIO()
         self.clock = Clock(NOW)
-        self.chat = TerminalChat(engine, out=self.out, clock=self.clock)
+        self.chat = TerminalChat(engine, out=self.out, clock=self.clock, files=files)
 
     def say(self, line: str) -> str:
         """Type one line; returns everything printed in answer (replies and notifications)."""
@@ -28,8 +29,8 @@ class Terminal:
         return self.out.getvalue()[start:]
 
 
-def test_the_booking_passes_in_the_terminal_chat(engine: Engine) -> None:
-    term = Terminal(engine)
+def test_the_booking_passes_in_the_terminal_chat(engine: Engine, tmp_path: Path) -> None:
+    term = Terminal(engine, tmp_path)
     for line in ("/request", "arabisch", "1", START_TEXT, "3", "1", "1", "1", "1"):
         shown = term.say(line)
     assert DE.money(3688) in shown  # the estimate: the dearest of three offers
@@ -73,6 +74,10 @@ def test_the_booking_passes_in_the_terminal_chat(engine: Engine) -> None:
     shown = term.say("/budget")
     assert DE.money(4140) in shown
     assert DE.money(495860) in shown
+    chart = tmp_path / "budget-2026.png"
+    assert shown.rstrip().endswith(DE.render("[file: {file}]", {"file": str(chart)}))
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "dolmetscheinsatz-1.ics").read_bytes().startswith(b"BEGIN:VCALENDAR")
 
     term.say("/as samir")
     earned = term.say("/earnings")
