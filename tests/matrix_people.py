@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from nio import (
     AsyncClient,
@@ -22,7 +22,9 @@ from nio import (
     MemoryDownloadResponse,
     RoomCreateResponse,
     RoomEncryptedFile,
+    RoomEncryptedImage,
     RoomMessageFile,
+    RoomMessageImage,
     RoomMessageText,
     RoomSendResponse,
 )
@@ -56,6 +58,10 @@ class Received:
         return self.edits[-1] if self.edits else self.body
 
 
+# What the bot sends as files: calendar entries, reports (m.file) and charts (m.image).
+FileEvent: TypeAlias = RoomMessageFile | RoomEncryptedFile | RoomMessageImage | RoomEncryptedImage
+
+
 async def until(check: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -79,7 +85,7 @@ class MatrixPerson:
         self.inbox: list[Received] = []
         self.sent_event_ids: list[str] = []
         self.unreadable: list[str] = []  # event ids of messages this device got no key for
-        self.files: list[RoomMessageFile | RoomEncryptedFile] = []
+        self.files: list[FileEvent] = []
         self._sync: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -90,7 +96,9 @@ class MatrixPerson:
         self.client.add_event_callback(self._on_message, RoomMessageText)
         self.client.add_event_callback(self._on_invite, InviteMemberEvent)
         self.client.add_event_callback(self._on_unreadable, MegolmEvent)
-        self.client.add_event_callback(self._on_file, (RoomMessageFile, RoomEncryptedFile))
+        self.client.add_event_callback(
+            self._on_file, (RoomMessageFile, RoomEncryptedFile, RoomMessageImage, RoomEncryptedImage)
+        )
         self._sync = asyncio.create_task(self.client.sync_forever(timeout=1000, full_state=True))
 
     async def stop(self) -> None:
@@ -113,15 +121,15 @@ class MatrixPerson:
         html = event.formatted_body or ""
         self.inbox.append(Received(event.event_id, room.room_id, event.body, html, event.decrypted))
 
-    async def _on_file(self, room: MatrixRoom, event: RoomMessageFile | RoomEncryptedFile) -> None:
+    async def _on_file(self, room: MatrixRoom, event: FileEvent) -> None:
         if event.sender != self.user_id:
             self.files.append(event)
 
-    async def file_content(self, event: RoomMessageFile | RoomEncryptedFile) -> bytes:
+    async def file_content(self, event: FileEvent) -> bytes:
         """Download a file the bot sent, decrypting it when it came in an encrypted room."""
         response = await self.client.download(mxc=event.url)
         assert isinstance(response, MemoryDownloadResponse), response
-        if isinstance(event, RoomEncryptedFile):
+        if isinstance(event, RoomEncryptedFile | RoomEncryptedImage):
             data: bytes = decrypt_attachment(response.body, event.key["k"], event.hashes["sha256"], event.iv)
             return data
         return bytes(response.body)

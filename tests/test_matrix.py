@@ -203,6 +203,10 @@ async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact
     assert closeout.amount_cents == 4140
     budget = await office.say("!budget")
     assert DE.money(495860) in budget.text
+    await until(lambda: bool(office.files), what="the budget chart")
+    chart = office.files[0]
+    assert (chart.body, chart.source["content"]["msgtype"]) == ("budget-2026.png", "m.image")
+    assert (await office.file_content(chart))[:8] == b"\x89PNG\r\n\x1a\n"
     # The log tells what happened, never what was written, nor a code or a token.
     assert caplog.text.count("joined room") == 5  # the log was captured: one join per person
     secrets = [
