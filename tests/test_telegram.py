@@ -456,7 +456,7 @@ async def test_commands_menu_is_registered_per_language(telegram: Telegram) -> N
 
 async def test_a_429_is_retried_after_retry_after_and_others_are_not_held_up(telegram: Telegram) -> None:
     tg = telegram
-    for user, code in ((SCHOOL, tg.codes.school), (AMIRA, tg.codes.amira)):
+    for user, code in ((SCHOOL, tg.codes.school), (AMIRA, tg.codes.amira), (SAMIR, tg.codes.samir)):
         await tg.join(user, code)
     summary = await _request_arabic(tg)
     tg.api.fail_next(

@@ -7,7 +7,6 @@ from bot.billing_export import XLSX, billing_xlsx
 from bot.budget_chart import budget_chart_png
 from bot.conversation.answers import Answer, parse_minutes
 from bot.conversation.figures import expenses_step, km_step
-from bot.conversation.messages import Attachment
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import listing, request_line, status_line
 from bot.evaluation_export import duration_text, evaluation_pdf, hours_text
@@ -58,8 +57,10 @@ def show_budget(turn: Turn, _arg: str) -> None:
             year_end_cents=projection.year_end_cents,
         )
     turn.say_text(f"{text}\n\n{pace}")
-    chart = budget_chart_png(turn.t, year, history, projection)
-    turn.attach(Attachment(f"budget-{year}.png", "image/png", chart))
+    t = turn.t
+    turn.attach_rendered(
+        f"budget-{year}.png", "image/png", lambda: budget_chart_png(t, year, history, projection)
+    )
 
 
 def show_requests(turn: Turn, _arg: str) -> None:
@@ -207,8 +208,9 @@ def show_evaluation(turn: Turn, arg: str) -> None:
         cost_cents=total.cost_cents,
     )
     district = turn.session.get(District, turn.district_id)
-    pdf = evaluation_pdf(turn.t, evaluation, district.name if district else "")
-    turn.attach(Attachment(f"evaluation-{period.start}-{period.end}.pdf", "application/pdf", pdf))
+    name, t = (district.name if district else ""), turn.t
+    filename = f"evaluation-{period.start}-{period.end}.pdf"
+    turn.attach_rendered(filename, "application/pdf", lambda: evaluation_pdf(t, evaluation, name))
 
 
 def show_billing(turn: Turn, arg: str) -> None:
@@ -234,7 +236,8 @@ def show_billing(turn: Turn, arg: str) -> None:
         amount_cents=sum(b.amount_cents for b in billing),
     )
     turn.say_text(title + "\n" + ("\n".join(lines) or turn.t.gettext("Nobody is to be paid for this month.")))
-    turn.attach(Attachment(f"billing-{month:%Y-%m}.xlsx", XLSX, billing_xlsx(turn.t, billing, month)))
+    t = turn.t
+    turn.attach_rendered(f"billing-{month:%Y-%m}.xlsx", XLSX, lambda: billing_xlsx(t, billing, month))
 
 
 COORDINATOR = Feature(

@@ -138,7 +138,7 @@ class Conversation:
             self._dispatch(turn, event)
             save_dialog(session, turn.member_id, turn.dialog, now=now)
             uow.commit()
-            return turn.replies
+        return turn.render_files()
 
     def _handle_error(self, event: Incoming, exc: DomainError, now: datetime) -> list[Reply]:
         """Answer a domain error with its sentence; nothing of the failed event was kept."""

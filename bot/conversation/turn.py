@@ -25,6 +25,7 @@ class Turn:
     now: datetime
     dialog: Dialog
     replies: list[Reply] = field(default_factory=list)
+    pending_files: list[tuple[int, str, str, Callable[[], bytes]]] = field(default_factory=list)
 
     @property
     def role(self) -> Role:
@@ -63,6 +64,23 @@ class Turn:
     def attach(self, attachment: Attachment) -> None:
         """Send a file right after the last reply (a chart, a report)."""
         self.replies[-1] = replace(self.replies[-1], attachment=attachment)
+
+    def attach_rendered(self, filename: str, mime_type: str, render: Callable[[], bytes]) -> None:
+        """Send a file made only after the transaction has ended, right after the last reply.
+
+        Charts and PDFs take up to a second to draw and need nothing from the database, so they are
+        drawn without holding a transaction (on SQLite, the write lock). `render` must use only data
+        already read.
+        """
+        self.pending_files.append((len(self.replies) - 1, filename, mime_type, render))
+
+    def render_files(self) -> list[Reply]:
+        """The replies with the files of `attach_rendered` drawn and attached."""
+        for index, filename, mime_type, render in self.pending_files:
+            attachment = Attachment(filename, mime_type, render())
+            self.replies[index] = replace(self.replies[index], attachment=attachment)
+        self.pending_files.clear()
+        return self.replies
 
     def ask(self, message: str, choices: Sequence[Choice] = (), **params: Any) -> None:
         self.say_text(self.t.render(message, params), choices)
