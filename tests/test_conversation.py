@@ -384,3 +384,25 @@ def test_an_expired_offer_message_says_so_and_the_next_wave_is_offered(engine: E
     with UnitOfWork(engine) as uow:
         waves = [(o.wave, o.state) for o in uow.session.exec(select(Offer).order_by(col(Offer.id)))]
     assert waves == [(1, "expired"), (1, "expired"), (1, "expired"), (2, "open")]  # Hodan, a little farther
+
+
+def test_the_evaluation_of_a_quiet_year_and_of_this_year_so_far(engine: Engine) -> None:
+    clock = Clock(NOW)
+    talk = _join(engine, clock)
+    _request(talk)  # an Arabic session on 10 March, still being offered
+    quiet = talk.handle(Incoming("test", "office", "office", text="/evaluation 2025"))
+    assert quiet[0].text.splitlines()[:3] == [
+        "Auswertung 01.01.2025 – 31.12.2025",
+        "Anfragen: 0, besetzt: 0 (Besetzungsquote –)",
+        "Mittlere Zeit bis zur Besetzung: –",
+    ]
+    assert quiet[0].attachment is not None
+    assert quiet[0].attachment.filename == "evaluation-2025-01-01-2025-12-31.pdf"
+    assert quiet[0].attachment.data.startswith(b"%PDF-")
+    so_far = talk.handle(Incoming("test", "office", "office", text="/evaluation"))
+    assert so_far[0].text.splitlines()[:2] == [
+        "Auswertung 01.01.2026 – 02.03.2026",  # 1 January to today
+        "Anfragen: 0, besetzt: 0 (Besetzungsquote –)",  # the session lies after today
+    ]
+    wrong = _say(talk, "office", "/evaluation bald")
+    assert wrong == DE.gettext("Please write a year (2026) or two dates (2026-01-01 2026-06-30).")
