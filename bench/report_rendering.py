@@ -23,7 +23,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import matplotlib
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from openpyxl import Workbook
@@ -144,7 +143,7 @@ def main(sessions: int, rounds: int) -> None:
         def text_pdf() -> bytes:
             """Four pages with a title in regular and bold type, fonts embedded as TrueType (as ours)."""
             out = io.BytesIO()
-            with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(out) as pdf:
+            with PdfPages(out) as pdf:  # bot.drawing embeds fonts as TrueType for every PDF
                 for number in range(4):
                     page = Figure(figsize=A4)
                     page.add_subplot()

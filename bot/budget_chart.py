@@ -1,7 +1,7 @@
 """The budget as a picture (PNG): charged and reserved money over the fiscal year, the budget line,
 and the projection at the current pace with the month the money would run out.
 
-Drawn with matplotlib's object API (no pyplot state), so charts can be made in any thread.
+Drawn with matplotlib's object API (no pyplot state), one drawing at a time (`bot/drawing.py`).
 """
 
 import io
@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from bot.drawing import DRAWING
 from bot.i18n import Translator
 from services.budget_picture import BudgetDay, Projection
 
@@ -27,6 +28,11 @@ def _euro_axis(t: Translator) -> FuncFormatter:
 
 def budget_chart_png(t: Translator, year: int, history: list[BudgetDay], projection: Projection) -> bytes:
     """The chart for one fiscal year; amounts on the axis in euros, months in the reader's language."""
+    with DRAWING:
+        return _budget_chart_png(t, year, history, projection)
+
+
+def _budget_chart_png(t: Translator, year: int, history: list[BudgetDay], projection: Projection) -> bytes:
     figure = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     days = [_x(point.day) for point in history]

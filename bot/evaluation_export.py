@@ -3,7 +3,7 @@
 The PDF (A4, matplotlib) has an overview page (key figures, requests per month), a page on
 languages (filled and unmet demand, hours and cost), one on schools, and one on modes and on how
 the work spread over the interpreters. A table too long for its page goes on over further pages.
-Fonts are embedded as TrueType, so the text can be searched and copied.
+Fonts are embedded as TrueType (see `bot/drawing.py`), so the text can be searched and copied.
 """
 
 import csv
@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
-import matplotlib
 from babel.numbers import format_decimal
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from bot.drawing import DRAWING
 from bot.i18n import Translator
 from services.evaluation import Evaluation, Group, Worker
 from services.text import N_
@@ -259,6 +259,11 @@ def _interpreter_page(t: Translator, evaluation: Evaluation, subtitle: str) -> l
 
 def evaluation_pdf(t: Translator, evaluation: Evaluation, district: str) -> bytes:
     """The report for a committee: overview, languages, schools, modes and interpreters."""
+    with DRAWING:
+        return _evaluation_pdf(t, evaluation, district)
+
+
+def _evaluation_pdf(t: Translator, evaluation: Evaluation, district: str) -> bytes:
     period = evaluation.period
     subtitle = t.render("{start_on} – {end_on}", {"start_on": period.start, "end_on": period.end})
     pages = [_overview(t, evaluation, district, subtitle)]
@@ -273,10 +278,7 @@ def evaluation_pdf(t: Translator, evaluation: Evaluation, district: str) -> byte
         pages += _table_pages(t, t.gettext(title), subtitle, header, _group_rows(t, section, groups), first)
     pages += _interpreter_page(t, evaluation, subtitle)
     out = io.BytesIO()
-    with (
-        matplotlib.rc_context({"pdf.fonttype": 42}),
-        PdfPages(out, metadata={"Title": t.gettext("Interpreting: evaluation")}) as pdf,
-    ):
+    with PdfPages(out, metadata={"Title": t.gettext("Interpreting: evaluation")}) as pdf:
         for page in pages:
             pdf.savefig(page)
     return out.getvalue()
