@@ -20,6 +20,7 @@ from services.text import N_
 from services.vocabulary import LedgerKind, Mode, RequestState
 
 BERLIN = ZoneInfo("Europe/Berlin")
+MIN_YEAR, MAX_YEAR = 2000, 2100  # the years a budget may have; beyond them dates overflow
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,11 @@ def parse_month(text: str) -> date:
     """`2026-05` -> 1 May 2026; anything else is refused with a sentence."""
     try:
         year, month = (int(part) for part in text.strip().split("-"))
-        return date(year, month, 1)
+        if MIN_YEAR <= year <= MAX_YEAR:
+            return date(year, month, 1)
     except ValueError:
-        raise InvalidInput(N_("“{value}” is not a month; write e.g. 2026-05."), value=text) from None
+        pass
+    raise InvalidInput(N_("“{value}” is not a month; write e.g. 2026-05."), value=text)
 
 
 def _month_bounds(first: date) -> tuple[datetime, datetime]:

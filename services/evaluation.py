@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from db.models import Interpreter, Request, School, UnmetDemand
-from services.billing_report import BillingLine, paid_lines
+from services.billing_report import MAX_YEAR, MIN_YEAR, BillingLine, paid_lines
 from services.errors import InvalidInput
 from services.text import N_
 from services.vocabulary import Mode, RequestState, UnmetReason
@@ -136,6 +136,8 @@ def parse_date(text: str) -> date:
         if found:
             parts = [int(part) for part in found.groups()]
             year, month, day = parts if number == 0 else parts[::-1]
+            if not MIN_YEAR <= year <= MAX_YEAR:
+                break
             try:
                 return date(year, month, day)
             except ValueError:
@@ -159,7 +161,7 @@ def period_from_text(text: str, today: date) -> Period:
         return make_period(date(today.year, 1, 1), today)
     if len(words) == 1 and re.fullmatch(r"\d{4}", words[0]):
         year = int(words[0])
-        if not 2000 <= year <= 2100:
+        if not MIN_YEAR <= year <= MAX_YEAR:
             raise InvalidInput(N_("“{value}” is not a year."), value=words[0])
         return make_period(date(year, 1, 1), date(year, 12, 31))
     if len(words) == 2:

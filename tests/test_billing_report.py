@@ -147,8 +147,9 @@ def test_a_month_is_asked_for_as_year_and_month() -> None:
     assert parse_month(" 2026-05 ") == datetime(2026, 5, 1).date()
     with pytest.raises(InvalidInput):
         parse_month("Mai 2026")
-    with pytest.raises(InvalidInput):
-        parse_month("2026-13")
+    for wrong in ("2026-13", "9999-12", "0001-01"):  # beyond the budget years dates overflow
+        with pytest.raises(InvalidInput):
+            parse_month(wrong)
 
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)

@@ -406,3 +406,20 @@ def test_the_evaluation_of_a_quiet_year_and_of_this_year_so_far(engine: Engine) 
     ]
     wrong = _say(talk, "office", "/evaluation bald")
     assert wrong == DE.gettext("Please write a year (2026) or two dates (2026-01-01 2026-06-30).")
+
+
+def test_a_file_that_cannot_be_drawn_costs_only_the_file(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    talk = _join(engine, Clock(NOW))
+
+    def broken(*_args: object) -> bytes:
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr("bot.conversation.coordinator.budget_chart_png", broken)
+    replies = talk.handle(Incoming("test", "office", "office", text="/budget"))
+    assert len(replies) == 1
+    assert replies[0].attachment is None
+    assert DE.money(500000) in replies[0].text  # the figures still arrive
+    assert replies[0].text.endswith(DE.gettext("The file could not be made; please try again later."))
+    assert "could not draw budget-2026.png" in caplog.text

@@ -216,7 +216,7 @@ def test_a_long_table_goes_on_over_another_page() -> None:
 
 def test_periods_are_read_and_checked() -> None:
     assert parse_date(" 2026-06-30 ") == parse_date("30.6.2026") == date(2026, 6, 30)
-    for wrong in ("30.6.", "2026-02-30", "Juni"):
+    for wrong in ("30.6.", "2026-02-30", "Juni", "9999-12-31", "0001-01-01", "1.1.1999"):
         with pytest.raises(InvalidInput):
             parse_date(wrong)
     with pytest.raises(InvalidInput):

@@ -1,5 +1,6 @@
 """One handled event: the member (role read from the database), their dialog, and the replies so far."""
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -13,6 +14,8 @@ from bot.i18n import Translator
 from db.models import Member
 from services.dialogs import Dialog
 from services.vocabulary import Role
+
+log = logging.getLogger(__name__)
 
 STAY = "."  # an answer that replied itself and keeps the dialog at its step
 
@@ -75,10 +78,19 @@ class Turn:
         self.pending_files.append((len(self.replies) - 1, filename, mime_type, render))
 
     def render_files(self) -> list[Reply]:
-        """The replies with the files of `attach_rendered` drawn and attached."""
+        """The replies with the files of `attach_rendered` drawn and attached.
+
+        The event is already saved: a file that cannot be drawn costs only the file, and the reply
+        says so instead of being lost with it.
+        """
         for index, filename, mime_type, render in self.pending_files:
-            attachment = Attachment(filename, mime_type, render())
-            self.replies[index] = replace(self.replies[index], attachment=attachment)
+            reply = self.replies[index]
+            try:
+                self.replies[index] = replace(reply, attachment=Attachment(filename, mime_type, render()))
+            except Exception:
+                log.exception("could not draw %s", filename)
+                note = self.t.gettext("The file could not be made; please try again later.")
+                self.replies[index] = replace(reply, text=f"{reply.text}\n\n{note}")
         self.pending_files.clear()
         return self.replies
 
