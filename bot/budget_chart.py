@@ -50,14 +50,10 @@ def _budget_chart_png(t: Translator, year: int, history: list[BudgetDay], projec
     axes.axhline(projection.total_cents / 100, color=LIMIT, linewidth=1.5, label=t.gettext("Budget"))
     if history:
         today = history[-1].day
-        end = min(projection.runs_out_on or last, last)
-        if end < today:
-            end = today
-        pace = projection.committed_cents / max(1, (today - first).days + 1)
-        at_end = (projection.committed_cents + pace * (end - today).days) / 100
+        end = max(today, min(projection.runs_out_on or last, last))
         axes.plot(
             [_x(today), _x(end)],
-            [projection.committed_cents / 100, at_end],
+            [projection.committed_cents / 100, projection.committed_on(end) / 100],
             color=PACE,
             linestyle="--",
             label=t.gettext("At the current pace"),

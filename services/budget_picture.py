@@ -2,10 +2,13 @@
 
 The history is rebuilt from the append-only ledger: at the end of each day, what was charged
 (charges and a coordinator's adjustments) and what was still reserved (reserves minus releases).
-The projection extends the money committed so far (charged plus reserved) at the year's average
-daily pace up to today; the budget runs out on the first day that line reaches the total. Using
-committed money rather than charges alone counts bookings as soon as they are made, which is
-when a coordinator can still act on them.
+
+The projection starts from the money committed today (charged plus reserved, bookings ahead
+included) and adds, for every day left in the year, the year's average daily spending so far: the
+money of the sessions that have taken place (charged, or reserved while their report is awaited)
+divided by the days since 1 January. Counting only sessions held keeps bookings made in December
+for January from looking like a January spending spree. The budget runs out on the first day that
+line reaches the total.
 """
 
 from dataclasses import dataclass
@@ -14,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from db.models import Budget, LedgerEntry
+from db.models import Budget, LedgerEntry, Request
 from services.vocabulary import LedgerKind
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -37,8 +40,15 @@ class Projection:
 
     total_cents: int
     committed_cents: int
+    held_cents: int  # the money of sessions that have taken place
+    today: date
+    elapsed_days: int
     year_end_cents: int
     runs_out_on: date | None
+
+    def committed_on(self, day: date) -> float:
+        """The projected committed money (cents) on a day from today on."""
+        return self.committed_cents + self.held_cents * (day - self.today).days / self.elapsed_days
 
 
 def budget_history(session: Session, budget: Budget, today: date) -> list[BudgetDay]:
@@ -73,21 +83,37 @@ def days_in_year(year: int) -> int:
     return (date(year + 1, 1, 1) - date(year, 1, 1)).days
 
 
-def project(total_cents: int, committed_cents: int, year: int, today: date) -> Projection:
-    """Extend `committed_cents`, spent over the days from 1 January to `today`, at the same pace."""
-    elapsed = (today - date(year, 1, 1)).days + 1
+def project(total_cents: int, committed_cents: int, held_cents: int, year: int, today: date) -> Projection:
+    """Extend today's `committed_cents` by the daily pace of `held_cents`, spent since 1 January."""
     length = days_in_year(year)
-    elapsed = max(1, min(elapsed, length))
-    # Integer arithmetic throughout: the pace is committed/elapsed cents per day, kept as a fraction.
-    year_end = (committed_cents * length + elapsed // 2) // elapsed
+    elapsed = max(1, min((today - date(year, 1, 1)).days + 1, length))
+    today = date(year, 1, 1) + timedelta(days=elapsed - 1)
+    # Integer arithmetic throughout: the pace is held/elapsed cents per day, kept as a fraction.
+    year_end = committed_cents + (held_cents * (length - elapsed) + elapsed // 2) // elapsed
+    runs_out: date | None = None
     if committed_cents >= total_cents:
-        runs_out: date | None = min(today, date(year, 12, 31))
-    elif committed_cents <= 0:
-        runs_out = None
-    else:
-        day_number = -(-total_cents * elapsed // committed_cents)  # the first day the line reaches the total
-        runs_out = date(year, 1, 1) + timedelta(days=day_number - 1) if day_number <= length else None
-    return Projection(total_cents, committed_cents, max(year_end, committed_cents), runs_out)
+        runs_out = today
+    elif held_cents > 0:
+        more = -(-(total_cents - committed_cents) * elapsed // held_cents)  # days until the line reaches it
+        if elapsed + more <= length:
+            runs_out = today + timedelta(days=more)
+    return Projection(total_cents, committed_cents, held_cents, today, elapsed, year_end, runs_out)
+
+
+def held_cents(session: Session, budget: Budget, now: datetime) -> int:
+    """The money of the budget's sessions that have begun by `now`: charged, or still reserved."""
+    held = 0
+    query = (
+        select(LedgerEntry.kind, LedgerEntry.amount_cents, Request.starts_at)
+        .join(Request, col(Request.id) == LedgerEntry.request_id, isouter=True)
+        .where(LedgerEntry.budget_id == budget.id)
+    )
+    for kind, amount, starts_at in session.exec(query):
+        if kind in (LedgerKind.CHARGE, LedgerKind.ADJUST):
+            held += amount
+        elif starts_at is not None and starts_at <= now:
+            held += amount if kind == LedgerKind.RESERVE else -amount
+    return held
 
 
 def budget_picture(session: Session, budget: Budget, now: datetime) -> tuple[list[BudgetDay], Projection]:
@@ -95,4 +121,5 @@ def budget_picture(session: Session, budget: Budget, now: datetime) -> tuple[lis
     today = now.astimezone(BERLIN).date()
     history = budget_history(session, budget, today)
     committed = budget.charged_cents + budget.reserved_cents
-    return history, project(budget.total_cents, committed, budget.fiscal_year, today)
+    held = held_cents(session, budget, now)
+    return history, project(budget.total_cents, committed, held, budget.fiscal_year, today)

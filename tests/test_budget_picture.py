@@ -32,9 +32,9 @@ def at(month: int, day: int, hour: int = 10) -> datetime:
 
 @pytest.fixture
 def spring(uow: MakeUow) -> World:
-    """A 100 € budget: a phone call reserved on 2 March and settled on 11 March (40 min: 18.00 €),
-    a second one reserved on 5 March and still booked on the 20th."""
-    world = build_world(uow, budget_cents=100_00)
+    """An 80 € budget: a phone call reserved on 2 March and settled on 11 March (40 min: 18.00 €),
+    a second one reserved on 5 March for the 30th."""
+    world = build_world(uow, budget_cents=80_00)
     world.interpreter("Amira Haddad", km_north=1)
     first = submit(world, at(3, 2), mode=Mode.PHONE, starts_at=at(3, 10), minutes=60)  # reserves 24.00
     book(world, first, "Amira Haddad", at(3, 2, 11))
@@ -47,7 +47,7 @@ def spring(uow: MakeUow) -> World:
     return world
 
 
-def test_the_history_follows_the_ledger_day_by_day_and_the_pace_leads_to_september(spring: World) -> None:
+def test_the_history_follows_the_ledger_day_by_day_and_the_pace_leads_to_october(spring: World) -> None:
     with spring.make_uow() as u:
         budget = get_budget(u.session, spring.district_id, 2026)
         history, projection = budget_picture(u.session, budget, TODAY)
@@ -60,40 +60,52 @@ def test_the_history_follows_the_ledger_day_by_day_and_the_pace_leads_to_septemb
     assert points[date(2026, 3, 10)] == (0, 3600)
     assert points[date(2026, 3, 11)] == (1800, 1200)  # charged 18.00, the 24.00 released
     assert points[date(2026, 3, 20)] == (1800, 1200)
-    # 30.00 € committed in 79 days: 365/79 of it by the year's end, 100 € reached on day 264.
-    assert projection.committed_cents == 3000
-    assert projection.year_end_cents == 13861  # 3000 x 365 / 79 = 13860.76
-    assert projection.runs_out_on == date(2026, 9, 21)
+    # 30.00 € committed, of which 18.00 € for sessions held in 79 days: 286 more days at that pace.
+    assert (projection.committed_cents, projection.held_cents) == (3000, 1800)
+    assert projection.year_end_cents == 3000 + 6516  # 1800 x 286 / 79 = 6516.46
+    assert projection.runs_out_on == date(2026, 10, 26)  # 50.00 € more take 220 days (219.4)
 
 
 def test_a_budget_that_lasts_has_no_run_out_day() -> None:
-    lasting = project(5000_00, 30_00, 2026, date(2026, 3, 20))
-    assert (lasting.year_end_cents, lasting.runs_out_on) == (13861, None)
-    spent = project(100_00, 100_00, 2026, date(2026, 6, 1))
+    lasting = project(5000_00, 30_00, 18_00, 2026, date(2026, 3, 20))
+    assert (lasting.year_end_cents, lasting.runs_out_on) == (9516, None)
+    spent = project(100_00, 100_00, 50_00, 2026, date(2026, 6, 1))
     assert spent.runs_out_on == date(2026, 6, 1)  # already used up: today
-    nothing = project(5000_00, 0, 2026, date(2026, 1, 1))
+    nothing = project(5000_00, 0, 0, 2026, date(2026, 1, 1))
     assert (nothing.year_end_cents, nothing.runs_out_on) == (0, None)
+
+
+def test_bookings_ahead_early_in_the_year_are_not_taken_for_a_pace() -> None:
+    # On 2 January, 5,000 € booked for sessions still ahead, none held: nothing is spent yet.
+    early = project(100_000_00, 5_000_00, 0, 2026, date(2026, 1, 2))
+    assert (early.year_end_cents, early.runs_out_on) == (5_000_00, None)
 
 
 @given(
     total=st.integers(min_value=1, max_value=10_000_000),
-    committed=st.integers(min_value=1, max_value=10_000_000),
+    committed=st.integers(min_value=0, max_value=10_000_000),
+    held=st.integers(min_value=0, max_value=10_000_000),
     day=st.integers(min_value=0, max_value=364),
 )
 def test_the_run_out_day_is_the_first_day_the_pace_reaches_the_total(
-    total: int, committed: int, day: int
+    total: int, committed: int, held: int, day: int
 ) -> None:
     today = date(2026, 1, 1) + timedelta(days=day)
     elapsed = day + 1
-    found = project(total, committed, 2026, today)
+    found = project(total, committed, held, 2026, today)
+
+    def reached(days_on: int) -> bool:  # committed + held / elapsed per day, in whole cents x elapsed
+        return committed * elapsed + held * days_on >= total * elapsed
+
     if committed >= total:
         assert found.runs_out_on == today
-        return
-    if found.runs_out_on is None:
-        assert committed * days_in_year(2026) < total * elapsed
-        return
-    n = (found.runs_out_on - date(2026, 1, 1)).days + 1
-    assert committed * n >= total * elapsed > committed * (n - 1)
+    elif found.runs_out_on is None:
+        assert not reached(days_in_year(2026) - elapsed)
+    else:
+        k = (found.runs_out_on - today).days
+        assert found.runs_out_on.year == 2026
+        assert reached(k)
+        assert not reached(k - 1)
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -110,8 +122,10 @@ def test_the_chart_is_a_png_with_the_budget_line_and_the_run_out_marker(spring: 
         history, projection = budget_picture(u.session, budget, TODAY)
     data = budget_chart_png(Translator("de"), 2026, history, projection)
     assert _png_size(data) == (800, 450)
-    assert _red_lines(data) == (True, True)  # the budget line across, the run-out line in September
-    lasting = budget_chart_png(Translator("en"), 2026, history, project(5000_00, 3000, 2026, TODAY.date()))
+    assert _red_lines(data) == (True, True)  # the budget line across, the run-out line in October
+    lasting = budget_chart_png(
+        Translator("en"), 2026, history, project(5000_00, 3000, 1800, 2026, TODAY.date())
+    )
     assert _png_size(lasting) == (800, 450)
     assert _red_lines(lasting) == (True, False)  # the money lasts: no run-out line
 
