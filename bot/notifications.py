@@ -43,7 +43,8 @@ TEMPLATES: dict[str, Template] = {
         N_(
             "Nobody from the pool is available. The coordination office is told. "
             "Other services:\n{referral_text}"
-        )
+        ),
+        calendar="cancelled",  # only after a give-back: then the school has the event
     ),
     "request.unfilled_coordinator": Template(
         N_("Nobody accepted or is available for this request."),

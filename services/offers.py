@@ -78,6 +78,9 @@ def mark_unfilled(session: Session, request: Request, *, actor: str, now: dateti
     release_reservation(session, request, actor=actor, now=now)
     move(session, request, RequestState.UNFILLED, actor=actor, now=now, reason=UnmetReason.NOT_FILLED.value)
     _record_unmet(session, request, UnmetReason.NOT_FILLED, now)
+    in_calendar = request.calendar_sequence > 0  # booked before a give-back: the school's event goes
+    if in_calendar:
+        request.calendar_sequence += 1
     policy = load_policy(session, request.district_id)
     notify(
         session,
@@ -89,6 +92,7 @@ def mark_unfilled(session: Session, request: Request, *, actor: str, now: dateti
         request_id=request.id,
         language=request.language,
         referral_text=policy.referral_text,
+        calendar_sequence=request.calendar_sequence if in_calendar else None,
     )
     notify(
         session,

@@ -279,8 +279,11 @@ def cancel(
     policy = load_policy(session, district_id)
     fee = cancellation_cost(request, policy, now)
     interpreter_id = request.interpreter_id if request.state == RequestState.BOOKED else None
+    in_calendars = (
+        request.calendar_sequence > 0
+    )  # booked once: the school has the event, even after a give-back
     move(session, request, RequestState.CANCELLED, actor=actor, now=now)
-    if interpreter_id is not None:
+    if in_calendars:
         request.calendar_sequence += 1  # the calendar event is cancelled with a higher SEQUENCE
     assert request.id is not None
     if fee.total_cents:
@@ -321,6 +324,6 @@ def cancel(
         now=now,
         request_id=request.id,
         fee_cents=fee.total_cents,
-        calendar_sequence=request.calendar_sequence if interpreter_id is not None else None,
+        calendar_sequence=request.calendar_sequence if in_calendars else None,
     )
     return fee

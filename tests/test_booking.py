@@ -12,7 +12,8 @@ from db.models import LedgerEntry, Offer, OutboxMessage, Request, UnmetDemand
 from db.uow import UnitOfWork
 from services import ledger
 from services.errors import AlreadyTaken, BudgetExceeded, InvalidInput, OfferClosed
-from services.offers import accept_offer, decline_offer, give_back
+from services.offers import accept_offer, decline_offer, give_back, mark_unfilled
+from services.policy import set_rule
 from services.requests import approve, cancel, quote, submit_request
 from services.vocabulary import Gender, Mode, Topic
 from tests.builders import ACTOR, NOW, SOON, World, build_world, draft
@@ -244,6 +245,34 @@ def test_interpreter_giving_back_sends_the_request_to_the_next_candidate(world: 
     assert state_of(world, request.id or 0) == "offered"
     assert set(open_offers(world, request.id or 0)) == {b}
     assert [rid for _, rid, _ in outbox(world, "request.interpreter_cancelled")] == [world.school_id]
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "unfilled"])
+def test_after_a_give_back_the_schools_calendar_event_goes_when_the_request_ends_unbooked(
+    world: World, ending: str
+) -> None:
+    a = world.interpreter("A")
+    world.interpreter("B", km_north=5)  # the next wave, who does not answer
+    with world.make_uow() as u:
+        set_rule(u.session, world.district_id, "offer_wave_size", "1", actor=ACTOR, now=NOW)
+        u.commit()
+    request = submit(world)
+    request_id = request.id or 0
+    accept(world, request_id, a)  # SEQUENCE 1: school and interpreter have the event
+    with world.make_uow() as u:
+        give_back(u.session, request_id=request_id, interpreter_id=a, actor=ACTOR, now=NOW)  # 2: A's goes
+        u.commit()
+    with world.make_uow() as u:
+        if ending == "cancelled":
+            cancel(u.session, district_id=world.district_id, request_id=request_id, actor=ACTOR, now=NOW)
+        else:
+            found = u.session.get(Request, request_id)
+            assert found is not None
+            mark_unfilled(u.session, found, actor=ACTOR, now=NOW)
+        u.commit()
+    template = "request.cancelled" if ending == "cancelled" else "request.unfilled"
+    [(_, school_id, params)] = outbox(world, template)
+    assert (school_id, params["calendar_sequence"]) == (world.school_id, 3)  # the school's event goes too
 
 
 @pytest.mark.parametrize(
