@@ -8,8 +8,9 @@ but nobody could or would take it), `rejected` (turned down by a coordinator), `
 rate is filled / (filled + not covered + not filled): the demand that ran its course, without
 what the school or the coordinator withdrew. Time to fill runs from the request to the booking.
 
-Hours are the minutes actually worked (settled sessions); cost is what was charged for the
-sessions of the period: settled sessions and late-cancellation fees, as in the monthly billing.
+Sessions and hours are those actually interpreted (settled sessions); cost is what was charged
+for the sessions of the period: settled sessions and late-cancellation fees, as in the monthly
+billing. Every month the period touches is listed, a month without requests as nought.
 """
 
 import re
@@ -195,7 +196,7 @@ def _count(group: Group, outcome: str) -> None:
 
 
 def _work(group: Group, line: BillingLine) -> None:
-    group.sessions += 1
+    group.sessions += 0 if line.cancelled else 1  # a late cancellation is paid, but nobody interpreted
     group.minutes += line.minutes
     group.cost_cents += line.amount_cents
 
@@ -214,6 +215,15 @@ def _grouped(
         if request.id in lines:
             _work(group, lines[request.id])
     return groups
+
+
+def _months(period: Period) -> list[str]:
+    """`YYYY-MM` of every month the period touches."""
+    keys, month = [], period.start.replace(day=1)
+    while month <= period.end:
+        keys.append(month.strftime("%Y-%m"))
+        month = (month + timedelta(days=32)).replace(day=1)
+    return keys
 
 
 def _busiest_first(groups: dict[str, Group]) -> list[Group]:
@@ -255,7 +265,10 @@ def evaluate(session: Session, district_id: int, period: Period) -> Evaluation:
         if r.booked_at is not None and r.interpreter_id is not None
     ]
     modes = _grouped(requests, outcomes, lines, lambda r: r.mode)
-    months = _grouped(requests, outcomes, lines, lambda r: r.starts_at.astimezone(BERLIN).strftime("%Y-%m"))
+    months = {key: Group(key) for key in _months(period)}  # a month without requests shows as nought
+    months.update(
+        _grouped(requests, outcomes, lines, lambda r: r.starts_at.astimezone(BERLIN).strftime("%Y-%m"))
+    )
     return Evaluation(
         period=period,
         outcomes={name: sum(1 for o in outcomes.values() if o == name) for name in OUTCOMES},
@@ -284,7 +297,7 @@ def _spread(session: Session, district_id: int, paid: dict[int, list[BillingLine
     for person in people:
         worker = Worker(person.name)
         for line in paid.get(person.id or 0, []):
-            worker.sessions += 1
+            worker.sessions += 0 if line.cancelled else 1
             worker.minutes += line.minutes
             worker.cost_cents += line.amount_cents
         workers.append(worker)

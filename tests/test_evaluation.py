@@ -123,20 +123,20 @@ def test_the_figures_of_the_term_are_exact(term: World) -> None:
         "filled": 3, "not_covered": 1, "not_filled": 1, "rejected": 0, "cancelled": 1, "open": 1,
     }  # fmt: skip
     # fill rate 3 of 5; minutes 75 + 40 + 0; cost 44.90 + 18.00 + 24.00
-    assert report["total"] == _group("total", 7, 3, 1, 1, 60.0, 3, 115, 8690)
+    assert report["total"] == _group("total", 7, 3, 1, 1, 60.0, 2, 115, 8690)  # the late cancellation: paid
     assert report["time_to_fill_minutes"] == {"median": 120, "mean": 110}  # 120, 30 and 180 minutes
     assert report["by_language"] == [
-        _group("ar", 5, 3, 0, 0, 100.0, 3, 115, 8690),
+        _group("ar", 5, 3, 0, 0, 100.0, 2, 115, 8690),
         _group("so", 1, 0, 0, 1, 0.0, 0, 0, 0),
         _group("ti", 1, 0, 1, 0, 0.0, 0, 0, 0),
     ]
     assert report["by_mode"] == [
-        _group("in_person", 3, 2, 0, 0, 100.0, 2, 75, 6890),
+        _group("in_person", 3, 2, 0, 0, 100.0, 1, 75, 6890),
         _group("phone", 2, 1, 0, 0, 100.0, 1, 40, 1800),
         _group("video", 2, 0, 1, 1, 0.0, 0, 0, 0),
     ]
     assert report["by_school"] == [
-        _group("Grundschule Soltau", 5, 2, 0, 1, 66.7, 2, 75, 6890),
+        _group("Grundschule Soltau", 5, 2, 0, 1, 66.7, 1, 75, 6890),
         _group("Oberschule Munster", 2, 1, 1, 0, 50.0, 1, 40, 1800),
     ]
     assert [(g["key"], g["requests"], g["cost_cents"]) for g in report["by_month"]] == [  # type: ignore[attr-defined]
@@ -146,8 +146,21 @@ def test_the_figures_of_the_term_are_exact(term: World) -> None:
     ]
     assert report["interpreters"] == [
         {"name": "Amira Haddad", "sessions": 1, "minutes": 75, "cost_cents": 4490, "share_percent": 65.2},
-        {"name": "Samir Nasser", "sessions": 2, "minutes": 40, "cost_cents": 4200, "share_percent": 34.8},
+        {"name": "Samir Nasser", "sessions": 1, "minutes": 40, "cost_cents": 4200, "share_percent": 34.8},
         {"name": "Hodan Ali", "sessions": 0, "minutes": 0, "cost_cents": 0, "share_percent": 0.0},
+    ]
+
+
+def test_every_month_of_the_period_is_listed(term: World) -> None:
+    with term.make_uow() as u:
+        months = evaluate(u.session, term.district_id, Period(date(2026, 2, 15), date(2026, 7, 1))).by_month
+    assert [(m.key, m.requests, m.sessions, m.cost_cents) for m in months] == [
+        ("2026-02", 0, 0, 0),
+        ("2026-03", 0, 0, 0),
+        ("2026-04", 1, 1, 4490),
+        ("2026-05", 2, 1, 1800),
+        ("2026-06", 4, 0, 2400),
+        ("2026-07", 1, 1, 1200),  # 1 July: the last day counts
     ]
 
 
@@ -155,20 +168,20 @@ def test_the_csv_in_german(term: World) -> None:
     assert evaluation_csv(Translator("de"), _evaluate(term)).splitlines() == [
         "Bereich;Schlüssel;Anfragen;Besetzt;Nicht abgedeckt;Nicht besetzt;Besetzungsquote;Einsätze;"
         "Stunden;Kosten;Anteil an den Stunden",
-        "Summe;;7;3;1;1;60,0;3;1,92;86,90;",
-        "Sprache;Arabisch;5;3;0;0;100,0;3;1,92;86,90;",
+        "Summe;;7;3;1;1;60,0;2;1,92;86,90;",
+        "Sprache;Arabisch;5;3;0;0;100,0;2;1,92;86,90;",
         "Sprache;Somali;1;0;0;1;0,0;0;0,00;0,00;",
         "Sprache;Tigrinya;1;0;1;0;0,0;0;0,00;0,00;",
-        "Einsatzart;vor Ort;3;2;0;0;100,0;2;1,25;68,90;",
+        "Einsatzart;vor Ort;3;2;0;0;100,0;1;1,25;68,90;",
         "Einsatzart;telefonisch;2;1;0;0;100,0;1;0,67;18,00;",
         "Einsatzart;per Video;2;0;1;1;0,0;0;0,00;0,00;",
-        "Schule;Grundschule Soltau;5;2;0;1;66,7;2;1,25;68,90;",
+        "Schule;Grundschule Soltau;5;2;0;1;66,7;1;1,25;68,90;",
         "Schule;Oberschule Munster;2;1;1;0;50,0;1;0,67;18,00;",
         "Monat;2026-04;1;1;0;0;100,0;1;1,25;44,90;",
         "Monat;2026-05;2;1;1;0;50,0;1;0,67;18,00;",
-        "Monat;2026-06;4;1;0;1;50,0;1;0,00;24,00;",
+        "Monat;2026-06;4;1;0;1;50,0;0;0,00;24,00;",
         "Dolmetscher/in;Amira Haddad;;;;;;1;1,25;44,90;65,2",
-        "Dolmetscher/in;Samir Nasser;;;;;;2;0,67;42,00;34,8",
+        "Dolmetscher/in;Samir Nasser;;;;;;1;0,67;42,00;34,8",
         "Dolmetscher/in;Hodan Ali;;;;;;0;0,00;0,00;0,0",
     ]
 
@@ -194,9 +207,9 @@ def test_the_pdf_has_an_overview_and_a_page_per_breakdown(term: World) -> None:
     assert "Landkreis Heidekreis · 01.04.2026 – 30.06.2026" in pages[0]
     for figure in ("Besetzungsquote 60 %", "Mittlere Zeit bis zur Besetzung 2 Std. 0 Min.", "Kosten 86,90 €"):
         assert figure in pages[0]
-    assert "Arabisch 5 3 0 0 100,0 3 1,92 86,90" in pages[1]
+    assert "Arabisch 5 3 0 0 100,0 2 1,92 86,90" in pages[1]
     assert "Oberschule Munster 2 1 1 0 50,0 1 0,67 18,00" in pages[2]
-    assert "Samir Nasser 2 0,67 42,00 34,8" in pages[3]
+    assert "Samir Nasser 1 0,67 42,00 34,8" in pages[3]
 
 
 def test_a_long_table_goes_on_over_another_page() -> None:
@@ -243,7 +256,7 @@ def test_the_command_line_writes_json_csv_and_pdf(term: World, engine: Engine, t
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == _evaluate(term).as_json()
     listed = run("--from", "2026-04-01", "--to", "2026-06-30", "--format", "csv")
-    assert listed.stdout.splitlines()[1] == "Total,,7,3,1,1,60.0,3,1.92,86.90,"
+    assert listed.stdout.splitlines()[1] == "Total,,7,3,1,1,60.0,2,1.92,86.90,"
     written = run("--from", "2026-04-01", "--to", "2026-06-30")
     assert written.stdout == "Wrote evaluation-2026-04-01-2026-06-30.pdf.\n"
     assert len(_pages((tmp_path / "evaluation-2026-04-01-2026-06-30.pdf").read_bytes())) == 4

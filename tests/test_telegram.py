@@ -589,7 +589,7 @@ async def test_coordinators_get_the_budget_chart_the_billing_and_the_evaluation_
     assert billing.text.splitlines() == [
         DE.render("Billing {billing_month}: {amount_cents} in all.", {"billing_month": date(2026, 3, 1),
                                                                         "amount_cents": 4140}),
-        DE.render("{name}: {sessions} sessions, {amount_cents}", {"name": "Samir Khalil", "sessions": 1,
+        DE.render("{name}: {amount_cents} (sessions: {sessions})", {"name": "Samir Khalil", "sessions": 1,
                                                                      "amount_cents": 4140}),
     ]  # fmt: skip
     assert sheet_file["filename"] == "billing-2026-03.xlsx"

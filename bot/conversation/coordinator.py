@@ -223,7 +223,7 @@ def show_billing(turn: Turn, arg: str) -> None:
     billing = monthly_billing(turn.session, turn.district_id, month)
     lines = [
         turn._(
-            "{name}: {sessions} sessions, {amount_cents}",
+            "{name}: {amount_cents} (sessions: {sessions})",
             name=b.name,
             sessions=len(b.lines),
             amount_cents=b.amount_cents,
