@@ -6,7 +6,7 @@ notification always shows the request as it is now; the outbox keeps only ids an
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -103,7 +103,8 @@ TEMPLATES: dict[str, Template] = {
             "{bookings} bookings, {charged_cents} charged.\n"
             "Budget left: {available_cents} ({used_percent} used).\n"
             "Unfilled requests: {unfilled}.\n"
-            "Languages asked for that nobody in the pool speaks: {languages}."
+            "Languages asked for that nobody in the pool speaks: {languages}.\n"
+            "{pace}"
         )
     ),
     "settlement.blocked": Template(
@@ -136,9 +137,25 @@ EXTRA: dict[str, Callable[[Session, Translator, dict[str, Any]], dict[str, Any]]
     "offer.confirmed": lambda s, t, p: {"place": _place(s, p)},
     "booking.reminder": lambda s, t, p: {"starts_at": _starts_at(s, p)},
     "digest.weekly": lambda _s, t, p: {
-        "languages": ", ".join(t.language(code) for code in p.get("uncovered", [])) or t.gettext("none")
+        "languages": ", ".join(t.language(code) for code in p.get("uncovered", [])) or t.gettext("none"),
+        "pace": _pace(t, p),
     },
 }
+
+
+def _pace(t: Translator, params: dict[str, Any]) -> str:
+    """Where the year's pace leads (see services/budget_picture.py), for the digest."""
+    if params.get("runs_out_on"):
+        runs_out = date.fromisoformat(str(params["runs_out_on"]))
+        return t.render(
+            "At the current pace the money runs out in {runs_out_month}.", {"runs_out_month": runs_out}
+        )
+    if params.get("year_end_cents") is not None:
+        return t.render(
+            "At the current pace the year ends at {year_end_cents}; the money lasts.",
+            {"year_end_cents": params["year_end_cents"]},
+        )
+    return ""
 
 
 def _starts_at(session: Session, params: dict[str, Any]) -> datetime | None:

@@ -116,10 +116,14 @@ def held_cents(session: Session, budget: Budget, now: datetime) -> int:
     return held
 
 
-def budget_picture(session: Session, budget: Budget, now: datetime) -> tuple[list[BudgetDay], Projection]:
-    """The history up to today and its projection, for the budget chart."""
-    today = now.astimezone(BERLIN).date()
-    history = budget_history(session, budget, today)
+def projection_of(session: Session, budget: Budget, now: datetime) -> Projection:
+    """Where the budget's year leads from `now`."""
     committed = budget.charged_cents + budget.reserved_cents
     held = held_cents(session, budget, now)
-    return history, project(budget.total_cents, committed, held, budget.fiscal_year, today)
+    return project(budget.total_cents, committed, held, budget.fiscal_year, now.astimezone(BERLIN).date())
+
+
+def budget_picture(session: Session, budget: Budget, now: datetime) -> tuple[list[BudgetDay], Projection]:
+    """The history up to today and its projection, for the budget chart."""
+    history = budget_history(session, budget, now.astimezone(BERLIN).date())
+    return history, projection_of(session, budget, now)

@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from db.models import Budget, LedgerEntry, Request, UnmetDemand
-from services import ledger
+from services import budget_picture, ledger
 from services.due import weeks_later
 from services.outbox import notify
 from services.vocabulary import LedgerKind, Recipient, UnmetReason
@@ -43,6 +43,7 @@ def send_digest(session: Session, district_id: int, *, until: datetime, now: dat
     ).all()
     budget = ledger.find_budget(session, district_id, ledger.fiscal_year(until))
     balance = ledger.balance_of(budget) if budget else None
+    pace = budget_picture.projection_of(session, budget, until) if budget else None
     notify(
         session,
         district_id=district_id,
@@ -57,4 +58,6 @@ def send_digest(session: Session, district_id: int, *, until: datetime, now: dat
         used_percent=round(balance.used_percent) if balance else 0,
         unfilled=len({u.request_id for u in unmet if u.reason == UnmetReason.NOT_FILLED.value}),
         uncovered=sorted({u.language for u in unmet if u.reason == UnmetReason.NOT_COVERED.value}),
+        year_end_cents=pace.year_end_cents if pace else None,
+        runs_out_on=pace.runs_out_on.isoformat() if pace and pace.runs_out_on else None,
     )

@@ -20,6 +20,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from bot.i18n import Translator
+from bot.notifications import render
 from bot.scheduling import Timers, run_due
 from db.models import Closeout, DueTask, Offer, OutboxMessage, Request
 from db.uow import UnitOfWork
@@ -27,7 +29,7 @@ from services import ledger
 from services.due import Kind, arm, week_start
 from services.offers import give_back
 from services.policy import set_rule
-from services.vocabulary import Mode
+from services.vocabulary import Mode, Role
 from tests.builders import ACTOR, NOW, SOON, World, book, build_world, dispute_for, report_for, submit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -340,6 +342,12 @@ def test_the_weekly_digest_comes_on_monday_at_eight_in_berlin(world: World, engi
         "uncovered": ["ka", "ti"],
         "available_cents": 5000_00 - 2478,  # Amira's hour and her estimated travel, 2 x 1 km x 1.3 x 0.30
     }
+    # Nothing spent on sessions held yet: the year ends at what is committed, and the money lasts.
+    assert (digest[0]["year_end_cents"], digest[0]["runs_out_on"]) == (2478, None)
+    with world.make_uow() as u:
+        text = render(u.session, Translator("de"), "digest.weekly", digest[0], Role.COORDINATOR).text
+    lasts = "At the current pace the year ends at {year_end_cents}; the money lasts."
+    assert text.endswith(Translator("de").render(lasts, {"year_end_cents": 2478}))
     # The next one is armed; after summer time begins, Monday 08:00 Berlin is 06:00 UTC.
     assert tasks(world, "digest")[-1] == ("2026-03-16", datetime(2026, 3, 16, 7, 0, tzinfo=UTC), "")
     assert week_start(datetime(2026, 4, 1, 12, 0, tzinfo=UTC)) == datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
