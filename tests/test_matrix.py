@@ -206,6 +206,7 @@ async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact
     await until(lambda: bool(office.files), what="the budget chart")
     chart = office.files[0]
     assert (chart.body, chart.source["content"]["msgtype"]) == ("budget-2026.png", "m.image")
+    assert {k: chart.source["content"]["info"][k] for k in ("w", "h")} == {"w": 800, "h": 450}
     assert (await office.file_content(chart))[:8] == b"\x89PNG\r\n\x1a\n"
     # The log tells what happened, never what was written, nor a code or a token.
     assert caplog.text.count("joined room") == 5  # the log was captured: one join per person

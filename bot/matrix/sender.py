@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -101,7 +102,7 @@ class MatrixSender:
             "msgtype": "m.image" if attachment.mime_type.startswith("image/") else "m.file",
             "body": attachment.filename,
             "filename": attachment.filename,
-            "info": {"mimetype": attachment.mime_type, "size": len(attachment.data)},
+            "info": {"mimetype": attachment.mime_type, "size": len(attachment.data), **_png_size(attachment)},
         }
         if encrypted:
             content["file"] = {"url": response.content_uri, **(keys or {})}
@@ -151,3 +152,12 @@ class MatrixSender:
                 raise Undeliverable(str(response.status_code))
             raise RuntimeError(f"Matrix send failed: {response.status_code}")
         raise RetryLater(5)
+
+
+def _png_size(attachment: Attachment) -> dict[str, int]:
+    """Width and height of a PNG (from its header), so clients can lay an image out before loading it."""
+    data = attachment.data
+    if attachment.mime_type != "image/png" or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return {}
+    width, height = struct.unpack(">II", data[16:24])
+    return {"w": width, "h": height}
