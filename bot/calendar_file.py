@@ -17,7 +17,9 @@ from services.vocabulary import Mode
 UID_DOMAIN = "dolmetscherpool"
 
 
-def booking_ics(t: Translator, request: Request, *, sequence: int, cancelled: bool, now: datetime) -> bytes:
+def booking_ics(
+    t: Translator, request: Request, *, sequence: int, cancelled: bool, now: datetime, description: str = ""
+) -> bytes:
     """The event for a booked (or, with `cancelled`, a cancelled) session; times in UTC."""
     calendar = Calendar()
     calendar.add("prodid", "-//Dolmetscherpool//DE")
@@ -40,14 +42,16 @@ def booking_ics(t: Translator, request: Request, *, sequence: int, cancelled: bo
         request.place if request.mode == Mode.IN_PERSON.value else t.render("{mode}", {"mode": request.mode})
     )
     event.add("location", where)
+    if description:
+        event.add("description", description)
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     calendar.add_component(event)
     return bytes(calendar.to_ical())
 
 
 def calendar_attachment(
-    t: Translator, request: Request, *, sequence: int, cancelled: bool, now: datetime
+    t: Translator, request: Request, *, sequence: int, cancelled: bool, now: datetime, description: str = ""
 ) -> Attachment:
     """The booking's calendar file, named after the request, ready to go with a message."""
-    data = booking_ics(t, request, sequence=sequence, cancelled=cancelled, now=now)
+    data = booking_ics(t, request, sequence=sequence, cancelled=cancelled, now=now, description=description)
     return Attachment(f"dolmetscheinsatz-{request.id}.ics", "text/calendar", data)

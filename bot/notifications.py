@@ -158,6 +158,23 @@ def _pace(t: Translator, params: dict[str, Any]) -> str:
     return ""
 
 
+def _calendar_details(
+    session: Session, t: Translator, request: Request, params: dict[str, Any], role: Role
+) -> str:
+    """What the calendar entry says besides time and place: the school, the topic, the note, and for
+    the school who comes and how to reach them."""
+    school = session.get(School, request.school_id)
+    lines = [t.render("School: {school}", {"school": f"{school.name}, {school.address}"})] if school else []
+    lines.append(t.render("Topic: {topic}", {"topic": request.topic}))
+    if request.note:
+        lines.append(t.render("Note: {note}", {"note": request.note}))
+    if role == Role.SCHOOL and params.get("interpreter_name"):
+        lines.append(
+            t.render("Interpreter: {name}", {"name": params["interpreter_name"]}) + _contact(t, params)
+        )
+    return "\n".join(lines)
+
+
 def _starts_at(session: Session, params: dict[str, Any]) -> datetime | None:
     request = session.get(Request, params.get("request_id"))
     return request.starts_at if request else None
@@ -192,5 +209,6 @@ def render(session: Session, t: Translator, template: str, params: dict[str, Any
             sequence=int(params["calendar_sequence"]),
             cancelled=spec.calendar == "cancelled",
             now=request.updated_at,
+            description=_calendar_details(session, t, request, params, role),
         )
     return Reply(numbered(text, choices), choices, attachment)

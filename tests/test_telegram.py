@@ -183,6 +183,13 @@ async def test_school_books_in_person_arabic_and_the_money_comes_out_exact(teleg
     assert (event["uid"], event["sequence"], event["status"]) == ("request-1@dolmetscherpool", 1, "CONFIRMED")
     assert (event.start, event.end) == (START, START + timedelta(minutes=60))
     assert str(event["summary"]) == "Dolmetscheinsatz: Arabisch (#1)"
+    details = str(event["description"]).splitlines()  # what the school needs on the day
+    assert details[:2] == [
+        "Schule: Grundschule Soltau-Mitte, Schulstraße 4, 29614 Soltau",
+        "Anlass: Elterngespräch",
+    ]
+    assert details[2].startswith(("Dolmetscher/in: Samir", "Dolmetscher/in: Rojin"))
+    assert details[3].startswith("Kontakt: +49 5191 0000")
     with UnitOfWork(tg.engine) as uow:
         request = uow.session.exec(select(Request)).one()
         accepted = uow.session.exec(select(Offer).where(Offer.state == "accepted")).all()
