@@ -160,7 +160,8 @@ def _outcome_bars(
     else:
         axes.set_xticks(positions, labels)
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.legend(fontsize="small")
+    # Above the bars, in one row, so it never hides one.
+    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize="small", frameon=False)
     axes.grid(axis="x" if horizontal else "y", alpha=0.3)
 
 
@@ -208,7 +209,7 @@ def _overview(t: Translator, evaluation: Evaluation, district: str, subtitle: st
     _outcome_bars(t, axes, labels, months, horizontal=False)
     if len(months) > 12:
         axes.tick_params(axis="x", labelrotation=90)
-    axes.set_title(t.gettext("Requests per month"))
+    axes.set_title(t.gettext("Requests per month"), pad=22)
     return page
 
 
@@ -233,10 +234,10 @@ def _interpreter_page(t: Translator, evaluation: Evaluation, subtitle: str) -> l
     header = [t.gettext("Mode"), *[t.gettext(h) for h in GROUP_HEADERS]]
     _table(page, (0.08, 0.78, 0.84, 0.13), header, _group_rows(t, "mode", evaluation.by_mode))
     workers: list[Worker] = evaluation.interpreters
-    axes = page.add_axes((0.3, 0.55, 0.62, 0.18))
+    axes = page.add_axes((0.3, 0.555, 0.62, 0.2))
     top = workers[:15]
     axes.barh(range(len(top)), [w.minutes / 60 for w in top], color=FILLED)
-    axes.set_yticks(range(len(top)), [w.name for w in top])
+    axes.set_yticks(range(len(top)), [w.name for w in top], fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel(t.gettext("Hours"))
     axes.grid(axis="x", alpha=0.3)
