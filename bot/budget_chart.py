@@ -71,7 +71,9 @@ def _budget_chart_png(t: Translator, year: int, history: list[BudgetDay], projec
     months = [date(year, month, 1) for month in range(1, 13)]
     axes.set_xticks([_x(month) for month in months], [t.month_short(month) for month in months])
     axes.set_xlim(_x(first), _x(last + timedelta(days=1)))
-    top = max(projection.total_cents, projection.year_end_cents, projection.committed_cents) / 100
+    # The projection stops where the money runs out, so the axis need not reach the year's end figure.
+    line_end = projection.runs_out_on or last
+    top = max(projection.total_cents, projection.committed_cents, projection.committed_on(line_end)) / 100
     axes.set_ylim(0, top * 1.08 or 1)
     axes.yaxis.set_major_formatter(_euro_axis(t))
     axes.grid(axis="y", alpha=0.3)
