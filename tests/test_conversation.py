@@ -423,3 +423,21 @@ def test_a_file_that_cannot_be_drawn_costs_only_the_file(
     assert DE.money(500000) in replies[0].text  # the figures still arrive
     assert replies[0].text.endswith(DE.gettext("The file could not be made; please try again later."))
     assert "could not draw budget-2026.png" in caplog.text
+
+
+def test_the_evaluation_names_the_languages_most_missed_first(engine: Engine) -> None:
+    from db.models import School
+    from services.requests import submit_request
+    from tests.builders import draft
+
+    talk = _join(engine, Clock(NOW))
+    with UnitOfWork(engine) as uow:
+        school = uow.session.exec(select(School).order_by(col(School.id))).first()
+        assert school is not None
+        assert school.id is not None
+        for language in ("ja", "ka", "ka"):  # nobody in the pool speaks Japanese or Georgian
+            wanted = draft(school.id, language=language, starts_at=START)
+            submit_request(uow.session, district_id=school.district_id, draft=wanted, actor="t", now=NOW)
+        uow.commit()
+    shown = _say(talk, "office", "/evaluation 2026").splitlines()
+    assert shown[3] == "Nicht abgedeckt: 3; nicht besetzt: 0; am meisten fehlt: Georgisch (2), Japanisch (1)"

@@ -183,7 +183,8 @@ def show_evaluation(turn: Turn, arg: str) -> None:
     period = period_from_text(arg, turn.now.astimezone(BERLIN).date())
     evaluation = evaluate(turn.session, turn.district_id, period)
     total, outcomes = evaluation.total, evaluation.outcomes
-    missing = [g for g in evaluation.by_language if g.not_covered + g.not_filled]
+    unserved = [g for g in evaluation.by_language if g.not_covered + g.not_filled]
+    missing = sorted(unserved, key=lambda g: -(g.not_covered + g.not_filled))  # most unmet first
     unmet = ", ".join(
         turn._("{language} ({count})", language=g.key, count=g.not_covered + g.not_filled)
         for g in missing[:5]
