@@ -253,12 +253,7 @@ def evaluate(session: Session, district_id: int, period: Period) -> Evaluation:
     lines = {line.request_id: line for found in paid.values() for line in found}
     schools = {s.id: s.name for s in session.exec(select(School).where(School.district_id == district_id))}
 
-    total = Group("total")
-    for request in requests:
-        assert request.id is not None
-        _count(total, outcomes[request.id])
-        if request.id in lines:
-            _work(total, lines[request.id])
+    total = _grouped(requests, outcomes, lines, lambda _r: "total").get("total", Group("total"))
     waits = [
         int((r.booked_at - r.created_at).total_seconds() // 60)
         for r in requests
