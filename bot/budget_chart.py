@@ -48,11 +48,10 @@ def _budget_chart_png(t: Translator, year: int, history: list[BudgetDay], projec
     )
     first, last = date(year, 1, 1), date(year, 12, 31)
     axes.axhline(projection.total_cents / 100, color=LIMIT, linewidth=1.5, label=t.gettext("Budget"))
+    end = max(projection.today, min(projection.runs_out_on or last, last))  # where the projection stops
     if history:
-        today = history[-1].day
-        end = max(today, min(projection.runs_out_on or last, last))
         axes.plot(
-            [_x(today), _x(end)],
+            [_x(projection.today), _x(end)],
             [projection.committed_cents / 100, projection.committed_on(end) / 100],
             color=PACE,
             linestyle="--",
@@ -71,9 +70,8 @@ def _budget_chart_png(t: Translator, year: int, history: list[BudgetDay], projec
     months = [date(year, month, 1) for month in range(1, 13)]
     axes.set_xticks([_x(month) for month in months], [t.month_short(month) for month in months])
     axes.set_xlim(_x(first), _x(last + timedelta(days=1)))
-    # The projection stops where the money runs out, so the axis need not reach the year's end figure.
-    line_end = projection.runs_out_on or last
-    top = max(projection.total_cents, projection.committed_cents, projection.committed_on(line_end)) / 100
+    # Up to where the projection stops, not to the year's end figure of a line that stops earlier.
+    top = max(projection.total_cents, projection.committed_cents, projection.committed_on(end)) / 100
     axes.set_ylim(0, top * 1.08 or 1)
     axes.yaxis.set_major_formatter(_euro_axis(t))
     axes.grid(axis="y", alpha=0.3)

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from bot.calendar_file import calendar_attachment
 from bot.conversation.messages import Choice, Reply, numbered
-from bot.conversation.views import request_line
+from bot.conversation.views import pace_text, request_line
 from bot.i18n import Translator
 from db.models import Offer, Request, School
 from services.text import N_
@@ -144,18 +144,13 @@ EXTRA: dict[str, Callable[[Session, Translator, dict[str, Any]], dict[str, Any]]
 
 
 def _pace(t: Translator, params: dict[str, Any]) -> str:
-    """Where the year's pace leads (see services/budget_picture.py), for the digest."""
-    if params.get("runs_out_on"):
-        runs_out = date.fromisoformat(str(params["runs_out_on"]))
-        return t.render(
-            "At the current pace the money runs out in {runs_out_month}.", {"runs_out_month": runs_out}
-        )
-    if params.get("year_end_cents") is not None:
-        return t.render(
-            "At the current pace the year ends at {year_end_cents}; the money lasts.",
-            {"year_end_cents": params["year_end_cents"]},
-        )
-    return ""
+    """Where the year's pace leads, for the digest (nothing without a budget)."""
+    if params.get("year_end_cents") is None:
+        return ""
+    runs_out = params.get("runs_out_on")
+    return pace_text(
+        t, date.fromisoformat(str(runs_out)) if runs_out else None, int(params["year_end_cents"])
+    )
 
 
 def _calendar_details(

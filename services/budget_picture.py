@@ -51,17 +51,36 @@ class Projection:
         return self.committed_cents + self.held_cents * (day - self.today).days / self.elapsed_days
 
 
-def budget_history(session: Session, budget: Budget, today: date) -> list[BudgetDay]:
+@dataclass(frozen=True)
+class _Entry:
+    kind: str
+    amount_cents: int
+    day: date  # when it was posted, in Berlin
+    session_begun: bool  # its request's session had begun by now (False for entries without one)
+
+
+def _entries(session: Session, budget: Budget, now: datetime) -> list[_Entry]:
+    """The budget's ledger, read once for both the history and the pace."""
+    query = (
+        select(LedgerEntry.kind, LedgerEntry.amount_cents, LedgerEntry.created_at, Request.starts_at)
+        .join(Request, col(Request.id) == LedgerEntry.request_id, isouter=True)
+        .where(LedgerEntry.budget_id == budget.id)
+        .order_by(col(LedgerEntry.id))
+    )
+    return [
+        _Entry(kind, amount, created.astimezone(BERLIN).date(), starts_at is not None and starts_at <= now)
+        for kind, amount, created, starts_at in session.exec(query)
+    ]
+
+
+def budget_history(entries: list[_Entry], year: int, today: date) -> list[BudgetDay]:
     """One point per day from 1 January to `today` (or the year's end, if that is earlier)."""
-    first = date(budget.fiscal_year, 1, 1)
-    last = min(today, date(budget.fiscal_year, 12, 31))
+    first = date(year, 1, 1)
+    last = min(today, date(year, 12, 31))
     charged: dict[date, int] = {}
     reserved: dict[date, int] = {}
-    entries = session.exec(
-        select(LedgerEntry).where(LedgerEntry.budget_id == budget.id).order_by(col(LedgerEntry.id))
-    )
     for entry in entries:
-        day = max(first, entry.created_at.astimezone(BERLIN).date())
+        day = max(first, entry.day)
         if entry.kind in (LedgerKind.CHARGE, LedgerKind.ADJUST):
             charged[day] = charged.get(day, 0) + entry.amount_cents
         elif entry.kind == LedgerKind.RESERVE:
@@ -100,30 +119,30 @@ def project(total_cents: int, committed_cents: int, held_cents: int, year: int, 
     return Projection(total_cents, committed_cents, held_cents, today, elapsed, year_end, runs_out)
 
 
-def held_cents(session: Session, budget: Budget, now: datetime) -> int:
-    """The money of the budget's sessions that have begun by `now`: charged, or still reserved."""
+def held_cents(entries: list[_Entry]) -> int:
+    """The money of sessions that have begun: charged, or still reserved while the report is awaited."""
     held = 0
-    query = (
-        select(LedgerEntry.kind, LedgerEntry.amount_cents, Request.starts_at)
-        .join(Request, col(Request.id) == LedgerEntry.request_id, isouter=True)
-        .where(LedgerEntry.budget_id == budget.id)
-    )
-    for kind, amount, starts_at in session.exec(query):
-        if kind in (LedgerKind.CHARGE, LedgerKind.ADJUST):
-            held += amount
-        elif starts_at is not None and starts_at <= now:
-            held += amount if kind == LedgerKind.RESERVE else -amount
+    for entry in entries:
+        if entry.kind in (LedgerKind.CHARGE, LedgerKind.ADJUST):
+            held += entry.amount_cents
+        elif entry.session_begun:
+            held += entry.amount_cents if entry.kind == LedgerKind.RESERVE else -entry.amount_cents
     return held
+
+
+def _projection(budget: Budget, entries: list[_Entry], now: datetime) -> Projection:
+    committed = budget.charged_cents + budget.reserved_cents
+    today = now.astimezone(BERLIN).date()
+    return project(budget.total_cents, committed, held_cents(entries), budget.fiscal_year, today)
 
 
 def projection_of(session: Session, budget: Budget, now: datetime) -> Projection:
     """Where the budget's year leads from `now`."""
-    committed = budget.charged_cents + budget.reserved_cents
-    held = held_cents(session, budget, now)
-    return project(budget.total_cents, committed, held, budget.fiscal_year, now.astimezone(BERLIN).date())
+    return _projection(budget, _entries(session, budget, now), now)
 
 
 def budget_picture(session: Session, budget: Budget, now: datetime) -> tuple[list[BudgetDay], Projection]:
     """The history up to today and its projection, for the budget chart."""
-    history = budget_history(session, budget, now.astimezone(BERLIN).date())
-    return history, projection_of(session, budget, now)
+    entries = _entries(session, budget, now)
+    history = budget_history(entries, budget.fiscal_year, now.astimezone(BERLIN).date())
+    return history, _projection(budget, entries, now)

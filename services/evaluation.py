@@ -15,7 +15,7 @@ billing. Every month the period touches is listed, a month without requests as n
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from statistics import median
 from zoneinfo import ZoneInfo
@@ -92,17 +92,7 @@ class Evaluation:
         """Plain figures (cents, minutes, codes) for other programs."""
 
         def group(g: Group) -> dict[str, object]:
-            return {
-                "key": g.key,
-                "requests": g.requests,
-                "filled": g.filled,
-                "not_covered": g.not_covered,
-                "not_filled": g.not_filled,
-                "fill_rate_percent": g.fill_rate_percent,
-                "sessions": g.sessions,
-                "minutes": g.minutes,
-                "cost_cents": g.cost_cents,
-            }
+            return {**asdict(g), "fill_rate_percent": g.fill_rate_percent}
 
         return {
             "period": {"from": self.period.start.isoformat(), "to": self.period.end.isoformat()},
@@ -113,16 +103,7 @@ class Evaluation:
             "by_mode": [group(g) for g in self.by_mode],
             "by_school": [group(g) for g in self.by_school],
             "by_month": [group(g) for g in self.by_month],
-            "interpreters": [
-                {
-                    "name": w.name,
-                    "sessions": w.sessions,
-                    "minutes": w.minutes,
-                    "cost_cents": w.cost_cents,
-                    "share_percent": w.share_percent,
-                }
-                for w in self.interpreters
-            ],
+            "interpreters": [asdict(w) for w in self.interpreters],
         }
 
 

@@ -8,7 +8,7 @@ from bot.budget_chart import budget_chart_png
 from bot.conversation.answers import Answer, parse_minutes
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.turn import Feature, Flow, Step, Turn
-from bot.conversation.views import listing, request_line, status_line
+from bot.conversation.views import listing, pace_text, request_line, status_line
 from bot.evaluation_export import duration_text, evaluation_pdf, hours_text
 from db.models import District
 from services import closeout, ledger, requests
@@ -46,16 +46,7 @@ def show_budget(turn: Turn, _arg: str) -> None:
         used_percent=balance.used_percent,
     )
     history, projection = budget_picture(turn.session, budget, turn.now)
-    if projection.runs_out_on is not None:
-        pace = turn._(
-            "At the current pace the money runs out in {runs_out_month}.",
-            runs_out_month=projection.runs_out_on,
-        )
-    else:
-        pace = turn._(
-            "At the current pace the year ends at {year_end_cents}; the money lasts.",
-            year_end_cents=projection.year_end_cents,
-        )
+    pace = pace_text(turn.t, projection.runs_out_on, projection.year_end_cents)
     turn.say_text(f"{text}\n\n{pace}")
     t = turn.t
     turn.attach_rendered(

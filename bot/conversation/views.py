@@ -1,5 +1,7 @@
 """How requests and bookings read in chat, in the member's locale."""
 
+from datetime import date
+
 from bot.conversation.turn import Turn
 from bot.i18n import Translator
 from db.models import Interpreter, Request
@@ -34,3 +36,16 @@ def listing(turn: Turn, title: str, lines: list[str], empty: str) -> str:
     if not lines:
         return turn._(empty)
     return "\n".join([turn._(title), *lines])
+
+
+def pace_text(t: Translator, runs_out_on: date | None, year_end_cents: int) -> str:
+    """Where the budget year's pace leads (services/budget_picture.py): the month the money runs out,
+    or the year's end figure if it lasts."""
+    if runs_out_on is not None:
+        return t.render(
+            "At the current pace the money runs out in {runs_out_month}.", {"runs_out_month": runs_out_on}
+        )
+    return t.render(
+        "At the current pace the year ends at {year_end_cents}; the money lasts.",
+        {"year_end_cents": year_end_cents},
+    )
