@@ -1,12 +1,17 @@
 """A small world to test in: a district with a school, interpreters and a budget, made by the services."""
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from math import pi
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from db.models import Offer
@@ -22,6 +27,7 @@ from services.schools import SchoolData, save_school
 from services.vocabulary import Gender, Mode, Topic
 
 BERLIN = ZoneInfo("Europe/Berlin")
+ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # Monday 09:00 in Berlin
 SOON = datetime(2026, 3, 10, 10, 0, tzinfo=BERLIN).astimezone(UTC)  # a week ahead, Tuesday 10:00
 ACTOR = "test"
@@ -176,3 +182,16 @@ def dispute_for(world: World, request_id: int, reason: str, at: datetime) -> Non
             now=at,
         )
         u.commit()
+
+
+def run_report(engine: Engine, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bot report ARGS` in `folder`, on the test's database, in English."""
+    url = engine.url.render_as_string(hide_password=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "report", *args],
+        cwd=folder,
+        env={**os.environ, "DATABASE_URL": url, "BOT_LOCALE": "en", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )

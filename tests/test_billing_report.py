@@ -2,9 +2,7 @@
 
 import io
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +20,7 @@ from services.closeout import confirm
 from services.errors import InvalidInput
 from services.requests import cancel
 from services.vocabulary import Mode
-from tests.builders import ACTOR, World, book, build_world, report_for, submit
+from tests.builders import ACTOR, World, book, build_world, report_for, run_report, submit
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,17 +152,8 @@ def test_a_month_is_asked_for_as_year_and_month() -> None:
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 def test_the_command_line_writes_both_files(may: World, engine: Engine, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "BOT_LOCALE": "en"}
-
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "bot", "report", "billing", *args],
-            cwd=tmp_path,
-            env={**env, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return run_report(engine, tmp_path, "billing", *args)
 
     shown = run("--month", "2026-05")
     assert shown.returncode == 0, shown.stderr

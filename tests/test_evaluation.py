@@ -2,9 +2,7 @@
 
 import io
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -25,7 +23,7 @@ from services.offers import mark_unfilled
 from services.requests import cancel, submit_request
 from services.schools import SchoolData, save_school
 from services.vocabulary import Mode
-from tests.builders import ACTOR, NOW, World, book, build_world, draft, report_for, submit
+from tests.builders import ACTOR, NOW, World, book, build_world, draft, report_for, run_report, submit
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,17 +238,8 @@ def test_periods_are_read_and_checked() -> None:
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 def test_the_command_line_writes_json_csv_and_pdf(term: World, engine: Engine, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "BOT_LOCALE": "en"}
-
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "bot", "report", "evaluation", *args],
-            cwd=tmp_path,
-            env={**env, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return run_report(engine, tmp_path, "evaluation", *args)
 
     shown = run("--from", "2026-04-01", "--to", "2026-06-30", "--format", "json")
     assert shown.returncode == 0, shown.stderr
