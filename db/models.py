@@ -329,6 +329,23 @@ class ProcessedEvent(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc(index=True))
 
 
+class StrangerAttempt(SQLModel, table=True):
+    """Wrong invite codes from one chat not linked to a member, counted per window.
+
+    One row per chat, keyed by a hash so the table holds no user ids; rows whose window has
+    passed are deleted whenever one is written, so the table stays bounded.
+    """
+
+    __tablename__ = "stranger_attempt"
+    __table_args__ = (UniqueConstraint("platform", "user_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    user_hash: str = Field(max_length=64)
+    window_start: datetime = Field(sa_column=_utc(index=True))
+    count: int = 0
+
+
 class Delivery(SQLModel, table=True):
     """One notification to one chat. Sent once it succeeded; retried with a due time otherwise.
 
