@@ -13,7 +13,6 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
@@ -21,6 +20,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
 
+from services.clock import BERLIN
 from services.errors import DomainError, ImportRowError
 from services.languages import language_name
 from services.vocabulary import MODE_LABELS, STATE_LABELS, TOPIC_LABELS, Mode, RequestState, Topic
@@ -28,7 +28,6 @@ from services.vocabulary import MODE_LABELS, STATE_LABELS, TOPIC_LABELS, Mode, R
 LOCALES = ("de", "en")
 DEFAULT_LOCALE = "de"
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def catalog_path(locale: str) -> Path:

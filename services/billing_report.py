@@ -7,19 +7,18 @@ the ones charged to the budget; billed minutes follow from the policy's steps.
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from db.models import Budget, Closeout, Interpreter, LedgerEntry, Request, School
 from services.billing import billed_minutes
+from services.clock import BERLIN as BERLIN  # coordinator.py takes it from here
 from services.errors import InvalidInput
 from services.policy import load_policy
 from services.text import N_
 from services.vocabulary import LedgerKind, Mode, RequestState
 
-BERLIN = ZoneInfo("Europe/Berlin")
 MIN_YEAR, MAX_YEAR = 2000, 2100  # the years a budget may have; beyond them dates overflow
 
 

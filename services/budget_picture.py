@@ -13,14 +13,12 @@ line reaches the total.
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from db.models import Budget, LedgerEntry, Request
+from services.clock import BERLIN
 from services.vocabulary import LedgerKind
-
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 @dataclass(frozen=True)

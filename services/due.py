@@ -8,17 +8,16 @@ same row; `(kind, subject_id, variant)` is unique, so arming twice is harmless.
 
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.models import Closeout, DueTask, Offer, Request
+from services.clock import BERLIN
 from services.policy import load_policy
 from services.vocabulary import CloseoutState, Mode, OfferState, RequestState
 
-BERLIN = ZoneInfo("Europe/Berlin")
 DIGEST_TIME = time(8, 0)  # Mondays, Berlin time
 MAX_ATTEMPTS = 5
 RETRY_PAUSE = timedelta(minutes=1)

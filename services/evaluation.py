@@ -18,17 +18,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from statistics import median
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from db.models import Interpreter, Request, School, UnmetDemand
 from services.billing_report import MAX_YEAR, MIN_YEAR, BillingLine, paid_lines
+from services.clock import BERLIN
 from services.errors import InvalidInput
 from services.text import N_
 from services.vocabulary import Mode, RequestState, UnmetReason
 
-BERLIN = ZoneInfo("Europe/Berlin")
 OUTCOMES = ("filled", "not_covered", "not_filled", "rejected", "cancelled", "open")
 MAX_DAYS = 3 * 366
 

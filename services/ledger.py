@@ -13,7 +13,6 @@ last euro; CHECK constraints on the row are the database's own last word.
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -21,11 +20,10 @@ from sqlmodel import Session, col, select
 from db.models import Budget, LedgerEntry
 from services.audit import record
 from services.budget_alerts import check_budget_alerts
+from services.clock import BERLIN
 from services.errors import BudgetExceeded, InvalidInput, NotFound
 from services.text import N_
 from services.vocabulary import LedgerKind
-
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 @dataclass(frozen=True)

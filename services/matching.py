@@ -20,8 +20,8 @@ from sqlmodel import Session, col, select
 
 from db.models import Absence, Interpreter, InterpreterLanguage, Request
 from services.billing import estimate
+from services.clock import BERLIN
 from services.geo import distance_m
-from services.ledger import BERLIN
 from services.policy import Policy
 from services.vocabulary import Mode, RequestState, parse_modes
 

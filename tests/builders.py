@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from math import pi
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from db.models import Offer
 from db.uow import UnitOfWork
+from services.clock import BERLIN
 from services.closeout import dispute, report
 from services.districts import create_district
 from services.geo import EARTH_RADIUS_M
@@ -26,7 +26,6 @@ from services.requests import RequestDraft, submit_request
 from services.schools import SchoolData, save_school
 from services.vocabulary import Gender, Mode, Topic
 
-BERLIN = ZoneInfo("Europe/Berlin")
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # Monday 09:00 in Berlin
 SOON = datetime(2026, 3, 10, 10, 0, tzinfo=BERLIN).astimezone(UTC)  # a week ahead, Tuesday 10:00

@@ -6,7 +6,6 @@ import subprocess
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -16,13 +15,13 @@ from bot.billing_export import billing_csv, billing_xlsx
 from bot.i18n import Translator
 from db.uow import UnitOfWork
 from services.billing_report import monthly_billing, parse_month
+from services.clock import BERLIN as BERLIN  # coordinator.py takes it from here
 from services.closeout import confirm
 from services.errors import InvalidInput
 from services.requests import cancel
 from services.vocabulary import Mode
 from tests.builders import ACTOR, World, book, build_world, report_for, run_report, submit
 
-BERLIN = ZoneInfo("Europe/Berlin")
 ROOT = Path(__file__).resolve().parent.parent
 MakeUow = Callable[[], UnitOfWork]
 

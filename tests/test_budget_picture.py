@@ -4,7 +4,6 @@ import io
 import struct
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -16,12 +15,12 @@ from bot.budget_chart import LIMIT, budget_chart_png
 from bot.i18n import Translator
 from db.uow import UnitOfWork
 from services.budget_picture import budget_picture, days_in_year, project
+from services.clock import BERLIN
 from services.closeout import confirm
 from services.ledger import get_budget
 from services.vocabulary import Mode
 from tests.builders import ACTOR, World, book, build_world, report_for, submit
 
-BERLIN = ZoneInfo("Europe/Berlin")
 MakeUow = Callable[[], UnitOfWork]
 TODAY = datetime(2026, 3, 20, 12, 0, tzinfo=BERLIN)
 

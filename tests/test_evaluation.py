@@ -6,7 +6,6 @@ import subprocess
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
@@ -16,6 +15,7 @@ from bot.evaluation_export import evaluation_csv, evaluation_pdf
 from bot.i18n import Translator
 from db.models import Request
 from db.uow import UnitOfWork
+from services.clock import BERLIN
 from services.closeout import confirm
 from services.errors import InvalidInput
 from services.evaluation import Evaluation, Group, Period, Worker, evaluate, make_period, parse_date
@@ -25,7 +25,6 @@ from services.schools import SchoolData, save_school
 from services.vocabulary import Mode
 from tests.builders import ACTOR, NOW, World, book, build_world, draft, report_for, run_report, submit
 
-BERLIN = ZoneInfo("Europe/Berlin")
 ROOT = Path(__file__).resolve().parent.parent
 MakeUow = Callable[[], UnitOfWork]
 TERM = Period(date(2026, 4, 1), date(2026, 6, 30))
