@@ -3,6 +3,8 @@
 Headers and labels are in the reader's language. In CSV, German uses `;` and decimal commas (as
 German spreadsheet programs expect), English `,` and points; times are `YYYY-MM-DD HH:MM`, Berlin.
 In XLSX, numbers stay numbers (amounts in euros with a currency format), so sums can be checked.
+Text that a spreadsheet would run as a formula (a name imported as `=cmd|...`) is written as text in
+both (see `bot/spreadsheet.py`).
 """
 
 import csv
@@ -16,6 +18,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from bot.i18n import Translator
+from bot.spreadsheet import as_text, formula_like
 from services.billing_report import BillingLine, InterpreterBilling
 from services.text import N_
 from services.vocabulary import MODE_LABELS, Mode
@@ -91,7 +94,9 @@ def _rows(t: Translator, billing: list[InterpreterBilling]) -> list[tuple[list[o
 
 def billing_csv(t: Translator, billing: list[InterpreterBilling]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";" if t.locale == "de" else ",", lineterminator="\n")
+    # CRLF, as RFC 4180 and Excel have it: with "\n" the csv module leaves a CR inside a name unquoted,
+    # and spreadsheet programs break the row there.
+    writer = csv.writer(out, delimiter=";" if t.locale == "de" else ",", lineterminator="\r\n")
     writer.writerow([t.gettext(h) for h in HEADERS])
     for cells, _ in _rows(t, billing):
         writer.writerow([_csv_cell(t, cell) for cell in cells])
@@ -105,6 +110,8 @@ def _csv_cell(t: Translator, cell: object) -> str:
         return str(format_decimal(cell, format="0.00", locale=t.locale))
     if isinstance(cell, datetime):
         return cell.strftime("%Y-%m-%d %H:%M")
+    if isinstance(cell, str):
+        return as_text(cell)
     return str(cell)
 
 
@@ -119,6 +126,12 @@ def billing_xlsx(t: Translator, billing: list[InterpreterBilling], month: date) 
     for cells, is_total in _rows(t, billing):
         sheet.append(cells)
         row = sheet[sheet.max_row]
+        for cell in row:
+            # openpyxl stores a string starting with `=` as a formula; the quote prefix keeps Excel
+            # from turning the others (`+1`, `@SUM(A1)`) into one when the cell is edited.
+            if isinstance(cell.value, str) and formula_like(cell.value):
+                cell.data_type = "s"
+                cell.quotePrefix = True
         row[1].number_format = "DD.MM.YYYY HH:MM"
         row[8].number_format = row[9].number_format = EURO_FORMAT
         if is_total:

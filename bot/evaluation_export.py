@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bot.drawing import DRAWING
 from bot.i18n import Translator
+from bot.spreadsheet import as_text
 from services.evaluation import Evaluation, Group, Worker
 from services.text import N_
 from services.vocabulary import MODE_LABELS, Mode
@@ -89,15 +90,19 @@ def _sections(evaluation: Evaluation) -> list[tuple[str, str, list[Group]]]:
 def evaluation_csv(t: Translator, evaluation: Evaluation) -> str:
     """One table: a row per group (total, languages, modes, schools, months), then per interpreter."""
     out = io.StringIO()
-    writer = csv.writer(out, delimiter=";" if t.locale == "de" else ",", lineterminator="\n")
+    # CRLF, as RFC 4180 and Excel have it: with "\n" the csv module leaves a CR inside a name unquoted,
+    # and spreadsheet programs break the row there.
+    writer = csv.writer(out, delimiter=";" if t.locale == "de" else ",", lineterminator="\r\n")
     writer.writerow([t.gettext(h) for h in CSV_HEADERS])
     for section, title, groups in _sections(evaluation):
         for group in groups:
-            writer.writerow([t.gettext(title), _label(t, section, group.key), *_group_cells(t, group), ""])
+            label = as_text(_label(t, section, group.key))  # school names come from an import
+            writer.writerow([t.gettext(title), label, *_group_cells(t, group), ""])
     for worker in evaluation.interpreters:
         share = str(format_decimal(worker.share_percent, format="0.0", locale=t.locale))
         cells = ["", "", "", "", "", str(worker.sessions), hours_text(t, worker.minutes)]
-        writer.writerow([t.gettext("Interpreter"), worker.name, *cells, _euros(t, worker.cost_cents), share])
+        name = as_text(worker.name)
+        writer.writerow([t.gettext("Interpreter"), name, *cells, _euros(t, worker.cost_cents), share])
     return out.getvalue()
 
 
