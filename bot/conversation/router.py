@@ -23,9 +23,9 @@ from bot.conversation.turn import STAY, Feature, Flow, Turn
 from bot.i18n import LOCALES, Translator, pick_locale
 from db.models import Member
 from db.uow import UnitOfWork
-from services import identities
+from services import identities, strangers
 from services.dialogs import first_time, load_dialog, save_dialog
-from services.errors import DomainError
+from services.errors import DomainError, InvalidInvite
 from services.invites import create_link_code
 from services.text import N_
 from services.vocabulary import Role
@@ -122,15 +122,16 @@ class Conversation:
     def _handle(self, event: Incoming, now: datetime) -> list[Reply]:
         with UnitOfWork(self.engine) as uow:
             session = uow.session
+            identity = identities.find_identity(session, event.platform, event.user_id)
+            if identity is None:
+                # Before first_time: a stranger's message must not write a row (services/strangers.py).
+                replies = self._stranger(uow, event, now)
+                uow.commit()
+                return replies
             if event.event_key and not first_time(
                 session, platform=event.platform, event_key=event.event_key, now=now
             ):
                 return []
-            identity = identities.find_identity(session, event.platform, event.user_id)
-            if identity is None:
-                replies = self._stranger(uow, event, now)
-                uow.commit()
-                return replies
             identities.touch(session, identity, chat_id=event.chat_id, now=now)
             member = session.get(Member, identity.member_id)
             assert member is not None
@@ -166,7 +167,11 @@ class Conversation:
     # --- strangers ------------------------------------------------------------------------------
 
     def _stranger(self, uow: UnitOfWork, event: Incoming, now: datetime) -> list[Reply]:
-        """Onboarding only: a valid code links the chat; anything else gets the explanation."""
+        """Onboarding only: a valid code links the chat; anything else gets the explanation.
+
+        Writes nothing but the attempt counter, unless the code links the chat: then the event is
+        recorded as handled, so its redelivery is not taken for the new member's `/start`.
+        """
         t = Translator(pick_locale(event.language_hint))
         command = split_command(event.text)
         if command is None or command[0] != "start" or not command[1]:
@@ -180,15 +185,20 @@ class Conversation:
                     )
                 )
             ]
-        member = identities.link(
-            uow.session,
-            platform=event.platform,
-            user_id=event.user_id,
-            chat_id=event.chat_id,
-            code=command[1],
-            now=now,
-            locale=t.locale,
-        )
+        try:
+            member = strangers.redeem(
+                uow.session,
+                platform=event.platform,
+                user_id=event.user_id,
+                chat_id=event.chat_id,
+                code=command[1],
+                now=now,
+                locale=t.locale,
+            )
+        except (strangers.TooManyAttempts, InvalidInvite) as exc:
+            return [Reply(t.error(exc))]  # answered here, so the attempt's count is committed
+        if event.event_key:
+            first_time(uow.session, platform=event.platform, event_key=event.event_key, now=now)
         turn = _turn_of(uow.session, member, now)  # a linked chat keeps the person's language and dialog
         role = turn.t.gettext(ROLE_NAMES[turn.role])
         if len(identities.identities_of(uow.session, turn.member_id)) > 1:
