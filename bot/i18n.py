@@ -56,6 +56,15 @@ def env_locale() -> str:
     return pick_locale(os.environ.get("BOT_LOCALE"))
 
 
+ECHO = 100  # at most this many characters of what someone typed are quoted back
+
+
+def echo(typed: str) -> str:
+    """What someone typed, as a sentence quotes it: its first 100 characters, on one line."""
+    line = " ".join(typed.split())
+    return line if len(line) <= ECHO else line[: ECHO - 1] + "…"
+
+
 class Translator:
     """Everything a user reads, in one locale."""
 
@@ -133,6 +142,8 @@ class Translator:
     def error(self, exc: DomainError) -> str:
         """The sentence a user sees for a domain error."""
         params = dict(exc.params)
+        if isinstance(params.get("value"), str):
+            params["value"] = echo(params["value"])
         if isinstance(exc, ImportRowError):
             params["reason"] = self.error(exc.cause)
         return self.render(exc.message, params)

@@ -10,15 +10,31 @@ from services.text import N_
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
+# re.ASCII: `\d` is 0-9 only, never `²`, `①` or Arabic-Indic digits, so int() takes whatever matched.
 _DATE_TIME = re.compile(
-    r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?\s*(?:,|um)?\s*(\d{1,2})(?:[:.](\d{2}))?\s*(?:uhr|h)?$"
+    r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?\s*(?:,|um)?\s*(\d{1,2})(?:[:.](\d{2}))?\s*(?:uhr|h)?$",
+    re.ASCII,
 )
-_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ t](\d{1,2}):(\d{2})$")
-_DATE = re.compile(r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?$")
-_MINUTES = re.compile(r"^(\d{1,3})\s*(?:min|minuten|minutes|m)?\.?$")
-_HOURS = re.compile(r"^(\d{1,2})(?:[.,](\d{1,2}))?\s*(?:h|std|stunden?|hours?)\.?$")
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})\s*(?:h|std)?$")
-_WHOLE = re.compile(r"^\d{1,6}$")
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ t](\d{1,2}):(\d{2})$", re.ASCII)
+_DATE = re.compile(r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?$", re.ASCII)
+_MINUTES = re.compile(r"^(\d{1,3})\s*(?:min|minuten|minutes|m)?\.?$", re.ASCII)
+_HOURS = re.compile(r"^(\d{1,2})(?:[.,](\d{1,2}))?\s*(?:h|std|stunden?|hours?)\.?$", re.ASCII)
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})\s*(?:h|std)?$", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,18}", re.ASCII)
+MAX_ID = 2**31 - 1  # the largest id of a row (PostgreSQL's INTEGER); a bigger one names nothing
+_EARLIEST_YEAR, _LATEST_YEAR = 2000, 2100  # dates beyond are typing errors (and would overflow)
+
+
+def whole_number(text: str, *, most: int) -> int | None:
+    """`text` as a whole number from 0 to `most`, or None: only ASCII digits count.
+
+    `str.isdigit()` accepts `²`, `①` and other digits that `int()` refuses or reads otherwise; this
+    is the one parser for numbers typed or carried in a button.
+    """
+    if not _DIGITS.fullmatch(text):
+        return None
+    number = int(text)
+    return number if number <= most else None
 
 
 @dataclass(frozen=True)
@@ -38,8 +54,9 @@ def resolve(text: str, choice: str | None, offered: dict[str, str]) -> Answer:
         return Answer(choice if choice in offered or ":" in choice else None, text)
     cleaned = text.strip()
     keys = list(offered)
-    if cleaned.isdigit() and 1 <= int(cleaned) <= len(keys):
-        return Answer(keys[int(cleaned) - 1], cleaned)
+    number = whole_number(cleaned, most=len(keys))
+    if number is not None and number >= 1:
+        return Answer(keys[number - 1], cleaned)
     folded = cleaned.casefold()
     for key, label in offered.items():
         if folded and folded in (label.casefold(), key.casefold()):
@@ -51,7 +68,10 @@ def _year_for(day: int, month: int, year: str | None, today: date) -> int:
     if year is None:
         # No year written: the next such day from today on.
         return today.year if (month, day) >= (today.month, today.day) else today.year + 1
-    return int(year) + 2000 if len(year) == 2 else int(year)
+    full = int(year) + 2000 if len(year) == 2 else int(year)
+    if not _EARLIEST_YEAR <= full <= _LATEST_YEAR:
+        raise ValueError(year)
+    return full
 
 
 def parse_when(text: str, now: datetime) -> datetime:
@@ -73,7 +93,7 @@ def parse_when(text: str, now: datetime) -> datetime:
             )
         elif iso:
             y, mo, d, h, mi = (int(g) for g in iso.groups())
-            moment = datetime(y, mo, d, h, mi, tzinfo=BERLIN)
+            moment = datetime(_year_for(d, mo, str(y), today), mo, d, h, mi, tzinfo=BERLIN)
         else:
             raise ValueError(cleaned)
     except ValueError:
@@ -123,7 +143,7 @@ def parse_minutes(text: str) -> int:
 
 def parse_count(text: str, *, most: int) -> int:
     """A whole number from 0 to `most` (kilometres and the like)."""
-    cleaned = text.strip().lower().removesuffix("km").strip()
-    if not _WHOLE.match(cleaned) or int(cleaned) > most:
+    number = whole_number(text.strip().lower().removesuffix("km").strip(), most=most)
+    if number is None:
         raise InvalidInput(N_("“{value}” is not a whole number from 0 to {most}."), value=text, most=most)
-    return int(cleaned)
+    return number

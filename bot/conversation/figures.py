@@ -1,6 +1,6 @@
 """Steps shared by the interpreter's report and the coordinator's correction: kilometres and other costs."""
 
-from bot.conversation.answers import Answer, parse_count
+from bot.conversation.answers import Answer, parse_count, whole_number
 from bot.conversation.turn import Step, Turn
 from services.text import N_
 from services.units import parse_money
@@ -15,7 +15,8 @@ def km_step(question: str, then: str) -> Step:
         turn.ask(question, [turn.choice("0", "0 km")])
 
     def take(turn: Turn, answer: Answer) -> str:
-        turn.draft["km"] = int(answer.key) if answer.key else parse_count(answer.text, most=MAX_KM)
+        picked = whole_number(answer.key or "", most=MAX_KM)
+        turn.draft["km"] = parse_count(answer.text, most=MAX_KM) if picked is None else picked
         return then
 
     return Step(ask, take)

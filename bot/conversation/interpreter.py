@@ -3,7 +3,15 @@
 from datetime import date
 
 from bot.calendar_file import calendar_attachment
-from bot.conversation.answers import Answer, end_of_day, parse_day, parse_minutes, start_of_day
+from bot.conversation.answers import (
+    MAX_ID,
+    Answer,
+    end_of_day,
+    parse_day,
+    parse_minutes,
+    start_of_day,
+    whole_number,
+)
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.messages import Choice
 from bot.conversation.turn import Feature, Flow, Step, Turn
@@ -108,9 +116,10 @@ def ask_job(turn: Turn) -> None:
 
 
 def take_job(turn: Turn, answer: Answer) -> str:
-    if answer.key is None or not answer.key.isdigit():
+    request_id = whole_number(answer.key or "", most=MAX_ID)
+    if request_id is None:
         raise InvalidInput(N_("Please choose one of the options."))
-    turn.draft["request_id"] = int(answer.key)
+    turn.draft["request_id"] = request_id
     _job(turn)
     return "minutes"
 
@@ -125,7 +134,8 @@ def ask_minutes(turn: Turn) -> None:
 
 
 def take_minutes(turn: Turn, answer: Answer) -> str:
-    minutes = int(answer.key) if answer.key and answer.key.isdigit() else parse_minutes(answer.text)
+    planned = whole_number(answer.key or "", most=MAX_MINUTES)
+    minutes = parse_minutes(answer.text) if planned is None else planned
     if not 1 <= minutes <= MAX_MINUTES:
         raise InvalidInput(N_("The minutes must be between 1 and {most}."), most=MAX_MINUTES)
     turn.draft["minutes"] = minutes

@@ -1,8 +1,18 @@
 """What flows between a transport and the conversation: neutral events in, neutral replies out."""
 
+import re
 from dataclasses import dataclass, field
 
 MAX_CHOICE_KEY = 64  # Telegram's limit for callback data, in bytes
+# Control characters but tab and newline (C0, DEL, C1) and lone surrogates (JSON can carry them):
+# no step can use them, PostgreSQL refuses NUL in text and UTF-8 cannot encode a surrogate.
+_UNUSABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_input(text: str) -> str:
+    """What a person typed, as the conversation takes it: line breaks as `\n`, without control
+    characters other than newline and tab."""
+    return _UNUSABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 @dataclass(frozen=True)
@@ -16,6 +26,12 @@ class Incoming:
     choice: str | None = None
     event_key: str | None = None
     language_hint: str | None = None
+
+    def __post_init__(self) -> None:
+        # The conversation's entry: whatever a platform delivers, no step sees a control character.
+        object.__setattr__(self, "text", clean_input(self.text))
+        if self.choice is not None:
+            object.__setattr__(self, "choice", clean_input(self.choice))
 
 
 @dataclass(frozen=True)

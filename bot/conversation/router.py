@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.conversation.answers import resolve
+from bot.conversation.answers import MAX_ID, resolve, whole_number
 from bot.conversation.coordinator import COORDINATOR
 from bot.conversation.interpreter import INTERPRETER
 from bot.conversation.messages import Choice, Incoming, Reply
@@ -271,11 +271,12 @@ class Conversation:
     def _action(self, turn: Turn, feature: Feature, key: str) -> None:
         prefix, _, raw_id = key.rpartition(":")
         action = feature.actions.get(prefix)
-        if action is None or not raw_id.isdigit():
+        number = whole_number(raw_id, most=MAX_ID)
+        if action is None or number is None:
             turn.say("This button is not meant for you.")
             return
         turn.finish()
-        action(turn, int(raw_id))
+        action(turn, number)
 
     def _cancel(self, turn: Turn) -> None:
         was_active = turn.dialog.active

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from bot.conversation.answers import BERLIN, Answer, parse_minutes, parse_when
+from bot.conversation.answers import BERLIN, Answer, parse_minutes, parse_when, whole_number
 from bot.conversation.messages import Choice
 from bot.conversation.turn import STAY, Feature, Flow, Step, Turn
 from bot.conversation.views import listing, request_line, status_line
@@ -145,7 +145,8 @@ def ask_duration(turn: Turn) -> None:
 
 
 def take_duration(turn: Turn, answer: Answer) -> str:
-    minutes = int(answer.key) if answer.key else parse_minutes(answer.text)
+    picked = whole_number(answer.key or "", most=MAX_DURATION)
+    minutes = parse_minutes(answer.text) if picked is None else picked
     if not MIN_DURATION <= minutes <= MAX_DURATION:
         raise InvalidInput(N_("The duration must be between 15 minutes and 8 hours."))
     turn.draft["duration"] = minutes
