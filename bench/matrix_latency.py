@@ -28,7 +28,7 @@ from db.engine import make_engine
 from db.migrate import upgrade
 from tests.chat_world import NOW, Clock, make_demo
 from tests.matrix_people import PASSWORD, MatrixPerson, unique
-from tests.synapse_server import SynapseServer
+from tests.synapse_server import STORE_KEY, SynapseServer
 
 
 async def round_trips(person: MatrixPerson, text: str, rounds: int) -> list[float]:
@@ -43,7 +43,7 @@ async def round_trips(person: MatrixPerson, text: str, rounds: int) -> list[floa
 async def echo_bot(server: SynapseServer, folder: Path, rounds: int) -> tuple[list[float], list[float]]:
     """A bare nio bot: joins when invited, echoes every text."""
     bot_id = server.register(unique("echo"), PASSWORD)
-    config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True)
+    config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True, pickle_key=STORE_KEY)
     (folder / "echo").mkdir()
     echo = AsyncClient(server.url, bot_id, store_path=str(folder / "echo"), config=config)
     await echo.login(PASSWORD)
@@ -83,7 +83,9 @@ async def dolmetscherpool(
     codes = make_demo(engine, NOW)
     clock = Clock(NOW)
     bot_id = server.register(unique("dolmetscherpool"), PASSWORD)
-    settings = MatrixSettings(server.url, bot_id, folder / "bot-store", password=PASSWORD)
+    settings = MatrixSettings(
+        server.url, bot_id, folder / "bot-store", password=PASSWORD, store_key=STORE_KEY
+    )
     transport = MatrixBot(settings, engine=engine, clock=clock)
     process = BotProcess(engine, [transport], limiter=RateLimiter(per_chat_gap=0), clock=clock)
     await process.start()

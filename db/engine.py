@@ -1,9 +1,11 @@
 """Engines for SQLite (default) and PostgreSQL, configured for safe concurrent writes."""
 
+import contextlib
 import os
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_DATABASE_URL = "sqlite:///dolmetscherpool.sqlite3"
@@ -29,6 +31,16 @@ def make_engine(url: str | None = None) -> Engine:
     engine = create_engine(
         url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
     )
+    path = _sqlite_file(url)
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(*_: Any) -> None:
+        # The database holds names, phone numbers and notes: owner only. SQLite gives its -wal and
+        # -shm files the database file's mode, so creating that one 0600 (whatever the umask) covers them.
+        # A missing directory is left to SQLite to report.
+        if path is not None:
+            with contextlib.suppress(FileExistsError, FileNotFoundError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -38,9 +50,27 @@ def make_engine(url: str | None = None) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if path is not None:
+            private(path)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def private(path: Path) -> None:
+    """Owner only (0600) for a SQLite file and its -wal and -shm, also when they existed before."""
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        # Missing (no WAL yet), or another user's file that this one may read but not chmod.
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            part.chmod(0o600)

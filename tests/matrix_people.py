@@ -30,7 +30,7 @@ from nio import (
 )
 from nio.crypto.attachments import decrypt_attachment
 
-from tests.synapse_server import SynapseServer
+from tests.synapse_server import STORE_KEY, SynapseServer
 
 PASSWORD = "correct horse battery staple"
 ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
@@ -79,7 +79,7 @@ class MatrixPerson:
         self.localpart = unique(localpart)
         self.user_id = server.register(self.localpart, PASSWORD)
         store.mkdir(parents=True, exist_ok=True)
-        config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True)
+        config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True, pickle_key=STORE_KEY)
         self.client = AsyncClient(server.url, self.user_id, store_path=str(store), config=config)
         self.room_id = ""
         self.inbox: list[Received] = []

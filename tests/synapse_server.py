@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 HOST = "127.0.0.1"
+STORE_KEY = "test-only-store-key-3f9c1a"  # MATRIX_STORE_KEY of the tests' bots and people (nio's pickle key)
 SERVER_NAME = "localhost"
 _UNLIMITED = {"per_second": 10000, "burst_count": 10000}
 _RATE_LIMITS = (

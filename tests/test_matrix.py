@@ -8,6 +8,8 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import vodozemac
 from icalendar import Calendar, Event
+from nio.crypto.sessions import derive_pickle_key
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -33,7 +37,7 @@ from db.uow import UnitOfWork
 from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, arabic_summary_lines, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
 from tests.matrix_people import ENCRYPTION, PASSWORD, MatrixPerson, Received, unique, until
-from tests.synapse_server import SynapseServer
+from tests.synapse_server import STORE_KEY, SynapseServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DE, EN = Translator("de"), Translator("en")
@@ -97,7 +101,9 @@ async def matrix(engine: Engine, synapse: SynapseServer, tmp_path: Path) -> Asyn
     codes = make_demo(engine, NOW)
     bot_name = unique("dolmetscherpool")
     bot_id = synapse.register(bot_name, PASSWORD)
-    settings = MatrixSettings(synapse.url, bot_id, tmp_path / "bot-store", password=PASSWORD)
+    settings = MatrixSettings(
+        synapse.url, bot_id, tmp_path / "bot-store", password=PASSWORD, store_key=STORE_KEY
+    )
     world = Matrix(synapse, engine, clock, codes, tmp_path, settings, BotProcess(engine, []))
     process = world.start_bot()
     await process.start()
@@ -266,7 +272,9 @@ async def test_events_from_before_the_first_start_are_ignored(
 ) -> None:
     codes = make_demo(engine, NOW)
     bot_id = synapse.register(unique("newbot"), PASSWORD)
-    settings = MatrixSettings(synapse.url, bot_id, tmp_path / "bot-store", password=PASSWORD)
+    settings = MatrixSettings(
+        synapse.url, bot_id, tmp_path / "bot-store", password=PASSWORD, store_key=STORE_KEY
+    )
     school = MatrixPerson(synapse, "school", tmp_path / "school")
     await school.start()
     try:
@@ -420,7 +428,9 @@ async def test_one_process_serves_both_platforms_and_a_person_linked_on_both(
     api = FakeBotApi()
     await api.start()
     bot_id = synapse.register(unique("bothbot"), PASSWORD)
-    settings = MatrixSettings(synapse.url, bot_id, tmp_path / "bot-store", password=PASSWORD)
+    settings = MatrixSettings(
+        synapse.url, bot_id, tmp_path / "bot-store", password=PASSWORD, store_key=STORE_KEY
+    )
     telegram = TelegramBot(token=api.token, engine=engine, base_url=api.base_url, clock=clock, poll_timeout=1)
     matrix_bot = MatrixBot(settings, engine=engine, clock=clock, poll_timeout=1)
     process = BotProcess(engine, [telegram, matrix_bot], limiter=RateLimiter(per_chat_gap=0.02), clock=clock)
@@ -519,9 +529,15 @@ async def test_python_m_bot_run_serves_matrix_and_refuses_a_bad_configuration(
         "MATRIX_USER_ID": bot_id,
         "MATRIX_PASSWORD": PASSWORD,
         "MATRIX_STORE_PATH": str(tmp_path / "store"),
+        "MATRIX_STORE_KEY": STORE_KEY,
     }
     env.pop("TELEGRAM_TOKEN", None)
     env.pop("MATRIX_ACCESS_TOKEN", None)
+    store = tmp_path / "store"
+    store.mkdir(mode=0o755)  # as a careless operator leaves it: the bot makes it private
+    store.chmod(0o755)
+    (store / "notes.txt").write_text("")
+    (store / "notes.txt").chmod(0o644)
     made = subprocess.run(
         [sys.executable, "-m", "bot", "init", "--demo"],
         cwd=ROOT,
@@ -557,6 +573,24 @@ async def test_python_m_bot_run_serves_matrix_and_refuses_a_bad_configuration(
     assert out.decode() == "The bot is running (matrix). Stop it with Ctrl+C.\n"
     assert school_code not in err.decode()
     assert PASSWORD not in err.decode()
+    assert STORE_KEY not in err.decode()
+    _assert_private_and_keyed(store, bot_id)
+
+    no_key = {**env, "MATRIX_STORE_KEY": "", "MATRIX_STORE_PATH": str(tmp_path / "new-store")}
+    keyless = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=ROOT,
+        env=no_key,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (keyless.returncode, keyless.stderr) == (
+        2,
+        "Set MATRIX_STORE_KEY: the bot encrypts its Matrix keys in MATRIX_STORE_PATH with it. "
+        "Choose a random secret of at least 16 characters and keep it apart from the store's backup.\n",
+    )
+    assert not (tmp_path / "new-store").exists()
 
     missing = subprocess.run(
         [sys.executable, "-m", "bot", "run"],
@@ -576,6 +610,25 @@ async def test_python_m_bot_run_serves_matrix_and_refuses_a_bad_configuration(
     )
     assert refused.returncode == 2
     assert refused.stderr.endswith("The Matrix homeserver refused the bot's login (M_FORBIDDEN).\n")
+
+
+def _assert_private_and_keyed(store: Path, bot_id: str) -> None:
+    """The store is its owner's only; nio's account in it opens with MATRIX_STORE_KEY, not nio's default."""
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700
+    files = sorted(path.name for path in store.iterdir())
+    assert "bot-state.json" in files
+    assert "notes.txt" in files
+    databases = [path for path in store.iterdir() if path.suffix == ".db"]
+    assert len(databases) == 1
+    assert databases[0].name.startswith(bot_id)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in store.iterdir()}
+    assert modes == dict.fromkeys(files, 0o600)
+    with sqlite3.connect(databases[0]) as connection:
+        (pickle,) = connection.execute("SELECT account FROM accounts").fetchone()
+    text = bytes(pickle).decode()
+    vodozemac.Account.from_pickle(text, derive_pickle_key(STORE_KEY))
+    with pytest.raises(vodozemac.PickleException):
+        vodozemac.Account.from_pickle(text, derive_pickle_key("DEFAULT_KEY"))
 
 
 async def test_a_sync_that_failed_after_handling_is_handled_again_without_answering_twice(

@@ -5,9 +5,14 @@ nio's own store (SQLite) there holds the device's keys and end-to-end sessions. 
 is the same device, and encrypted rooms keep working), the sync token of the last fully
 handled sync, and the moment of the bot's first start (older events are never answered).
 The file is written atomically and readable only by its owner; it is never logged.
+
+The store is the bot's identity: the directory is made 0700 and its files 0600 on every start,
+whatever they were before, and nio encrypts the keys in it with MATRIX_STORE_KEY, so a copy of
+the store without the key (a backup, a disk) reads nobody's messages.
 """
 
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -19,8 +24,12 @@ from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 from services.errors import InvalidInput
 from services.text import N_
 
+log = logging.getLogger(__name__)
+
 STATE_FILE = "bot-state.json"
 DEVICE_NAME = "Dolmetscherpool"
+MIN_STORE_KEY = 16
+LEGACY_STORE_KEY = "DEFAULT_KEY"  # nio's default, which stores made before MATRIX_STORE_KEY carry
 
 
 class MatrixLoginFailed(InvalidInput):
@@ -37,6 +46,7 @@ class MatrixSettings:
     store_path: Path
     password: str | None = None
     access_token: str | None = None
+    store_key: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "MatrixSettings | None":
@@ -50,7 +60,9 @@ class MatrixSettings:
         if password is None and token is None:
             raise InvalidInput(N_("Set MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN together with MATRIX_USER_ID."))
         store = Path(env.get("MATRIX_STORE_PATH", "").strip() or "matrix-store").resolve()
-        return cls(homeserver, user_id, store, password, token)
+        settings = cls(homeserver, user_id, store, password, token, env.get("MATRIX_STORE_KEY", ""))
+        pickle_key(settings)  # a missing key is a configuration error, reported before anything starts
+        return settings
 
     def __repr__(self) -> str:  # never print the secrets
         return f"MatrixSettings({self.homeserver!r}, {self.user_id!r}, {str(self.store_path)!r})"
@@ -84,7 +96,32 @@ def save_state(store: Path, state: BotState) -> None:
     os.replace(temporary, path)
 
 
-def client_config() -> AsyncClientConfig:
+def pickle_key(settings: MatrixSettings) -> str:
+    """The key nio encrypts the store's keys with: MATRIX_STORE_KEY, which a new store requires."""
+    if settings.store_key:
+        if len(settings.store_key) < MIN_STORE_KEY:
+            raise InvalidInput(N_("MATRIX_STORE_KEY must be at least 16 characters long."))
+        return settings.store_key
+    if load_state(settings.store_path).device_id:
+        return LEGACY_STORE_KEY  # an old store goes on working; make_client says so in the log
+    raise InvalidInput(
+        N_(
+            "Set MATRIX_STORE_KEY: the bot encrypts its Matrix keys in MATRIX_STORE_PATH with it. "
+            "Choose a random secret of at least 16 characters and keep it apart from the store's backup."
+        )
+    )
+
+
+def secure_store(store: Path) -> None:
+    """Owner only: the store directory 0700 and everything in it 0600, whatever they were before."""
+    store.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store.chmod(0o700)  # mkdir's mode is not applied to a directory that already existed
+    for path in store.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def client_config(store_key: str) -> AsyncClientConfig:
     # A 429 comes back to the caller at once (max_limit_exceeded=0): delivery holds just that
     # chat for retry_after_ms instead of nio sleeping inside the send and blocking every chat.
     return AsyncClientConfig(
@@ -92,14 +129,22 @@ def client_config() -> AsyncClientConfig:
         store_sync_tokens=False,
         max_limit_exceeded=0,
         max_timeouts=2,
+        pickle_key=store_key,
     )
 
 
 def make_client(settings: MatrixSettings) -> AsyncClient:
     """The client object (no network yet); `log_in` makes it the bot's device."""
-    settings.store_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = pickle_key(settings)
+    if key == LEGACY_STORE_KEY:
+        # Re-keying would mean re-encrypting nio's sessions; a new device is the clean way.
+        log.warning(
+            "the Matrix store is encrypted with nio's default key; set MATRIX_STORE_KEY and start "
+            "with an empty MATRIX_STORE_PATH (a new device) to encrypt it with a key of its own"
+        )
+    secure_store(settings.store_path)
     return AsyncClient(
-        settings.homeserver, settings.user_id, store_path=str(settings.store_path), config=client_config()
+        settings.homeserver, settings.user_id, store_path=str(settings.store_path), config=client_config(key)
     )
 
 
@@ -121,6 +166,7 @@ async def log_in(client: AsyncClient, settings: MatrixSettings) -> BotState:
             state.device_id = who.device_id
             state.access_token = "" if settings.access_token else token
             save_state(settings.store_path, state)
+            secure_store(settings.store_path)  # nio has just created its database with the umask's mode
             return state
         if settings.password is None:
             raise MatrixLoginFailed(str(getattr(who, "status_code", None) or "M_UNKNOWN_TOKEN"))
@@ -130,4 +176,5 @@ async def log_in(client: AsyncClient, settings: MatrixSettings) -> BotState:
         raise MatrixLoginFailed(str(getattr(login, "status_code", "login refused")))
     state.device_id, state.access_token = login.device_id, login.access_token
     save_state(settings.store_path, state)
+    secure_store(settings.store_path)  # nio has just created its database with the umask's mode
     return state
