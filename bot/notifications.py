@@ -1,13 +1,15 @@
-"""What each outbox template says, in the recipient's language, with its buttons.
+"""What each notice says, in the recipient's language, with its buttons.
 
-Details (language, time, place) are read from the database when the message is sent, so a
-notification always shows the request as it is now; the outbox keeps only ids and figures.
+Every `Notice` has one `Template`, made for its params class (`services.notices`): its placeholders are
+the params' fields and what its `details` reads from the database, typed for that class. Details
+(language, time, place) are read when the message is sent, so a notification always shows the request
+as it is now; the outbox keeps only ids and figures.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from sqlmodel import Session
 
@@ -16,110 +18,99 @@ from bot.conversation.messages import Choice, Reply, numbered
 from bot.conversation.views import pace_text, request_line
 from bot.i18n import Translator
 from db.models import Offer, Request, School
+from services.notices import (
+    AboutOffer,
+    AboutRequest,
+    AllowanceExceeded,
+    AllowanceNear,
+    BookingCancelled,
+    BookingReminder,
+    BudgetAlert,
+    CloseoutAutoConfirmed,
+    CloseoutDisputed,
+    CloseoutPrompt,
+    CloseoutReminder,
+    CloseoutReported,
+    CloseoutSettled,
+    DigestWeekly,
+    Notice,
+    NoticeParams,
+    OfferConfirmed,
+    OfferExpired,
+    OfferNew,
+    OfferTaken,
+    OfferWithdrawn,
+    RequestAwaitingApproval,
+    RequestBooked,
+    RequestCancelled,
+    RequestInterpreterCancelled,
+    RequestReceived,
+    RequestReferred,
+    RequestRejected,
+    RequestUnfilled,
+    RequestUnfilledCoordinator,
+    SettlementBlocked,
+    WithCalendar,
+    from_json,
+)
 from services.text import N_
 from services.vocabulary import Mode, Role
 
+P = TypeVar("P", bound=NoticeParams)
+Values = dict[str, Any]
+
 
 @dataclass(frozen=True)
-class Template:
+class Template(Generic[P]):
+    """The text of one notice. Its placeholders are the fields of `params` and what `details` adds."""
+
+    params: type[P]
     message: str
-    buttons: tuple[tuple[str, str], ...] = ()  # (key prefix, label); the key ends in `:<id>`
-    button_id: str = "request_id"
+    details: Callable[[Session, Translator, P], Values] | None = None  # values read from the database
+    buttons: tuple[tuple[str, str], ...] = ()  # (key prefix, label); the key ends in `:<request id>`
+    buttons_by_offer: bool = False  # the key ends in `:<offer id>` instead
     buttons_for: Role | None = None  # only this role gets the buttons (None: everyone the message is for)
     calendar: str | None = None  # "booked" or "cancelled": the booking's calendar file goes with it
 
-
-TEMPLATES: dict[str, Template] = {
-    "request.received": Template(N_("Request received. We are looking for an interpreter.")),
-    "request.referred": Template(
-        N_("Nobody in our pool can take this. Please turn to this service:\n{referral_text}"),
-    ),
-    "request.awaiting_approval": Template(
-        N_("The estimate of {estimate_cents} does not fit the budget; the coordination office decides."),
-        buttons=(("rq:ap", N_("Approve")), ("rq:rj", N_("Reject"))),
-        buttons_for=Role.COORDINATOR,
-    ),
-    "request.unfilled": Template(
-        N_(
-            "Nobody from the pool is available. The coordination office is told. "
-            "Other services:\n{referral_text}"
-        ),
-        calendar="cancelled",  # only after a give-back: then the school has the event
-    ),
-    "request.unfilled_coordinator": Template(
-        N_("Nobody accepted or is available for this request."),
-        buttons=(("rq:ap", N_("Try again")), ("rq:rf", N_("Refer"))),
-    ),
-    "request.booked": Template(N_("Booked: {interpreter_name} will come.{contact}"), calendar="booked"),
-    "request.interpreter_cancelled": Template(
-        N_("The interpreter had to hand this job back. We are looking for someone else.")
-    ),
-    "request.rejected": Template(N_("The coordination office could not approve this request. {reason}")),
-    "request.cancelled": Template(N_("Cancelled. Charged to the budget: {fee_cents}."), calendar="cancelled"),
-    "offer.new": Template(
-        N_("New job: {place}{distance}\nPay about {pay_cents}. Please answer by {expires_at}.{note}"),
-        buttons=(("of:a", N_("Accept")), ("of:d", N_("Decline"))),
-        button_id="offer_id",
-    ),
-    "offer.taken": Template(N_("Someone else has already taken this job. Thank you!")),
-    "offer.withdrawn": Template(N_("This offer has been withdrawn.")),
-    "offer.confirmed": Template(
-        N_("You have the job: {place}. /jobs shows all your jobs."), calendar="booked"
-    ),
-    "booking.cancelled": Template(
-        N_("The school has cancelled this job. Compensation: {fee_cents}."), calendar="cancelled"
-    ),
-    "closeout.reported": Template(
-        N_("The interpreter reports {minutes} min, {km} km, other costs {expenses_cents}: {amount_cents}."),
-        buttons=(("co:ok", N_("Confirm")), ("co:no", N_("Dispute"))),
-    ),
-    "closeout.disputed": Template(
-        N_("The school disputes the report: “{reason}”"),
-        buttons=(("co:fx", N_("Correct")),),
-        buttons_for=Role.COORDINATOR,
-    ),
-    "closeout.settled": Template(N_("Settled: {amount_cents} will be paid to you.")),
-    "offer.expired": Template(N_("This offer has expired. Thank you!")),
-    "booking.reminder": Template(N_("Reminder: this session starts at {starts_at}.")),
-    "closeout.prompt": Template(
-        N_("This session is over. Please report it with /report: minutes, km and other costs.")
-    ),
-    "closeout.reminder": Template(N_("Please report this session with /report so that it can be settled.")),
-    "closeout.auto_confirmed": Template(
-        N_("Nobody disputed the report in time, so it counts as confirmed: {amount_cents}.")
-    ),
-    "allowance.near": Template(
-        N_("{name}: paid {paid_cents} for {year}, close to the tax-free allowance of {allowance_cents}.")
-    ),
-    "allowance.exceeded": Template(
-        N_("{name}: paid {paid_cents} for {year}, more than the tax-free allowance of {allowance_cents}.")
-    ),
-    "budget.alert": Template(
-        N_("The budget for {year} is {threshold_percent} used. Left: {available_cents}.")
-    ),
-    "digest.weekly": Template(
-        N_(
-            "Weekly digest since {since_at}:\n"
-            "{bookings} bookings, {charged_cents} charged.\n"
-            "Budget left: {available_cents} ({used_percent} used).\n"
-            "Unfilled requests: {unfilled}.\n"
-            "Languages asked for that nobody in the pool speaks: {languages}.\n"
-            "{pace}"
-        )
-    ),
-    "settlement.blocked": Template(
-        N_("This session cannot be charged: the budget is short. Raise the budget, then confirm again.")
-    ),
-}
+    def reply(self, session: Session, t: Translator, params: P, role: Role) -> Reply:
+        """The message for these params, in one locale, for a member of one role."""
+        values: Values = {f.name: getattr(params, f.name) for f in fields(params)}
+        if self.details is not None:
+            values.update(self.details(session, t, params))
+        text = t.render(self.message, values)
+        request = session.get(Request, params.request_id) if isinstance(params, AboutRequest) else None
+        if request is not None:
+            text = request_line(t, request) + "\n" + text
+        choices: tuple[Choice, ...] = ()
+        if self.buttons_for in (None, role) and isinstance(params, AboutRequest):
+            target = params.offer_id if self.buttons_by_offer and isinstance(params, AboutOffer) else None
+            target = params.request_id if target is None else target
+            choices = tuple(Choice(f"{prefix}:{target}", t.gettext(label)) for prefix, label in self.buttons)
+        attachment = None
+        if (
+            self.calendar
+            and request is not None
+            and isinstance(params, WithCalendar)
+            and params.calendar_sequence is not None
+        ):
+            attachment = calendar_attachment(
+                t,
+                request,
+                sequence=params.calendar_sequence,
+                cancelled=self.calendar == "cancelled",
+                now=request.updated_at,
+                description=_calendar_details(session, t, request, params, role),
+            )
+        return Reply(numbered(text, choices), choices, attachment)
 
 
-def _contact(t: Translator, params: dict[str, Any]) -> str:
-    parts = [p for p in (params.get("interpreter_phone"), params.get("interpreter_email")) if p]
+def _contact(t: Translator, params: RequestBooked) -> str:
+    parts = [p for p in (params.interpreter_phone, params.interpreter_email) if p]
     return "\n" + t.render("Contact: {contact}", {"contact": ", ".join(parts)}) if parts else ""
 
 
-def _offer_details(session: Session, t: Translator, params: dict[str, Any]) -> dict[str, Any]:
-    offer = session.get(Offer, params.get("offer_id"))
+def _offer_details(session: Session, t: Translator, params: OfferNew) -> Values:
+    offer = session.get(Offer, params.offer_id)
     request = session.get(Request, offer.request_id) if offer else None
     if offer is None or request is None:
         return {}
@@ -131,30 +122,26 @@ def _offer_details(session: Session, t: Translator, params: dict[str, Any]) -> d
     return {"place": town, "distance": distance, "pay_cents": offer.pay_cents, "note": note}
 
 
-EXTRA: dict[str, Callable[[Session, Translator, dict[str, Any]], dict[str, Any]]] = {
-    "request.booked": lambda _s, t, p: {"contact": _contact(t, p)},
-    "offer.new": _offer_details,
-    "offer.confirmed": lambda s, t, p: {"place": _place(s, p)},
-    "booking.reminder": lambda s, t, p: {"starts_at": _starts_at(s, p)},
-    "digest.weekly": lambda _s, t, p: {
-        "languages": ", ".join(t.language(code) for code in p.get("uncovered", [])) or t.gettext("none"),
-        "pace": _pace(t, p),
-    },
-}
+def _place(session: Session, _t: Translator, params: AboutRequest) -> Values:
+    request = session.get(Request, params.request_id)
+    return {"place": request.place if request else ""}
 
 
-def _pace(t: Translator, params: dict[str, Any]) -> str:
-    """Where the year's pace leads, for the digest (nothing without a budget)."""
-    if params.get("year_end_cents") is None:
-        return ""
-    runs_out = params.get("runs_out_on")
-    return pace_text(
-        t, date.fromisoformat(str(runs_out)) if runs_out else None, int(params["year_end_cents"])
-    )
+def _starts_at(session: Session, _t: Translator, params: AboutRequest) -> Values:
+    request = session.get(Request, params.request_id)
+    starts_at: datetime | None = request.starts_at if request else None
+    return {"starts_at": starts_at}
+
+
+def _digest(_session: Session, t: Translator, params: DigestWeekly) -> Values:
+    languages = ", ".join(t.language(code) for code in params.uncovered) or t.gettext("none")
+    # Where the year's pace leads (nothing without a budget).
+    pace = "" if params.year_end_cents is None else pace_text(t, params.runs_out_on, params.year_end_cents)
+    return {"languages": languages, "pace": pace}
 
 
 def _calendar_details(
-    session: Session, t: Translator, request: Request, params: dict[str, Any], role: Role
+    session: Session, t: Translator, request: Request, params: WithCalendar, role: Role
 ) -> str:
     """What the calendar entry says besides time and place: the school, the topic, the note, and for
     the school who comes and how to reach them."""
@@ -163,47 +150,131 @@ def _calendar_details(
     lines.append(t.render("Topic: {topic}", {"topic": request.topic}))
     if request.note:
         lines.append(t.render("Note: {note}", {"note": request.note}))
-    if role == Role.SCHOOL and params.get("interpreter_name"):
-        lines.append(
-            t.render("Interpreter: {name}", {"name": params["interpreter_name"]}) + _contact(t, params)
-        )
+    if role == Role.SCHOOL and isinstance(params, RequestBooked) and params.interpreter_name:
+        lines.append(t.render("Interpreter: {name}", {"name": params.interpreter_name}) + _contact(t, params))
     return "\n".join(lines)
 
 
-def _starts_at(session: Session, params: dict[str, Any]) -> datetime | None:
-    request = session.get(Request, params.get("request_id"))
-    return request.starts_at if request else None
+def _by_notice(*templates: Template[Any]) -> dict[Notice, Template[Any]]:
+    return {template.params.notice: template for template in templates}
 
 
-def _place(session: Session, params: dict[str, Any]) -> str:
-    request = session.get(Request, params.get("request_id"))
-    return request.place if request else ""
+TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
+    Template(RequestReceived, N_("Request received. We are looking for an interpreter.")),
+    Template(
+        RequestReferred,
+        N_("Nobody in our pool can take this. Please turn to this service:\n{referral_text}"),
+    ),
+    Template(
+        RequestAwaitingApproval,
+        N_("The estimate of {estimate_cents} does not fit the budget; the coordination office decides."),
+        buttons=(("rq:ap", N_("Approve")), ("rq:rj", N_("Reject"))),
+        buttons_for=Role.COORDINATOR,
+    ),
+    Template(
+        RequestUnfilled,
+        N_(
+            "Nobody from the pool is available. The coordination office is told. "
+            "Other services:\n{referral_text}"
+        ),
+        calendar="cancelled",  # only after a give-back: then the school has the event
+    ),
+    Template(
+        RequestUnfilledCoordinator,
+        N_("Nobody accepted or is available for this request."),
+        buttons=(("rq:ap", N_("Try again")), ("rq:rf", N_("Refer"))),
+    ),
+    Template(
+        RequestBooked,
+        N_("Booked: {interpreter_name} will come.{contact}"),
+        details=lambda _s, t, p: {"contact": _contact(t, p)},
+        calendar="booked",
+    ),
+    Template(
+        RequestInterpreterCancelled,
+        N_("The interpreter had to hand this job back. We are looking for someone else."),
+    ),
+    Template(RequestRejected, N_("The coordination office could not approve this request. {reason}")),
+    Template(RequestCancelled, N_("Cancelled. Charged to the budget: {fee_cents}."), calendar="cancelled"),
+    Template(
+        OfferNew,
+        N_("New job: {place}{distance}\nPay about {pay_cents}. Please answer by {expires_at}.{note}"),
+        details=_offer_details,
+        buttons=(("of:a", N_("Accept")), ("of:d", N_("Decline"))),
+        buttons_by_offer=True,
+    ),
+    Template(OfferTaken, N_("Someone else has already taken this job. Thank you!")),
+    Template(OfferWithdrawn, N_("This offer has been withdrawn.")),
+    Template(
+        OfferConfirmed,
+        N_("You have the job: {place}. /jobs shows all your jobs."),
+        details=_place,
+        calendar="booked",
+    ),
+    Template(
+        BookingCancelled,
+        N_("The school has cancelled this job. Compensation: {fee_cents}."),
+        calendar="cancelled",
+    ),
+    Template(
+        CloseoutReported,
+        N_("The interpreter reports {minutes} min, {km} km, other costs {expenses_cents}: {amount_cents}."),
+        buttons=(("co:ok", N_("Confirm")), ("co:no", N_("Dispute"))),
+    ),
+    Template(
+        CloseoutDisputed,
+        N_("The school disputes the report: “{reason}”"),
+        buttons=(("co:fx", N_("Correct")),),
+        buttons_for=Role.COORDINATOR,
+    ),
+    Template(CloseoutSettled, N_("Settled: {amount_cents} will be paid to you.")),
+    Template(OfferExpired, N_("This offer has expired. Thank you!")),
+    Template(BookingReminder, N_("Reminder: this session starts at {starts_at}."), details=_starts_at),
+    Template(
+        CloseoutPrompt,
+        N_("This session is over. Please report it with /report: minutes, km and other costs."),
+    ),
+    Template(CloseoutReminder, N_("Please report this session with /report so that it can be settled.")),
+    Template(
+        CloseoutAutoConfirmed,
+        N_("Nobody disputed the report in time, so it counts as confirmed: {amount_cents}."),
+    ),
+    Template(
+        AllowanceNear,
+        N_("{name}: paid {paid_cents} for {year}, close to the tax-free allowance of {allowance_cents}."),
+    ),
+    Template(
+        AllowanceExceeded,
+        N_("{name}: paid {paid_cents} for {year}, more than the tax-free allowance of {allowance_cents}."),
+    ),
+    Template(BudgetAlert, N_("The budget for {year} is {threshold_percent} used. Left: {available_cents}.")),
+    Template(
+        DigestWeekly,
+        N_(
+            "Weekly digest since {since_at}:\n"
+            "{bookings} bookings, {charged_cents} charged.\n"
+            "Budget left: {available_cents} ({used_percent} used).\n"
+            "Unfilled requests: {unfilled}.\n"
+            "Languages asked for that nobody in the pool speaks: {languages}.\n"
+            "{pace}"
+        ),
+        details=_digest,
+    ),
+    Template(
+        SettlementBlocked,
+        N_("This session cannot be charged: the budget is short. Raise the budget, then confirm again."),
+    ),
+)
+
+
+def render_notice(session: Session, t: Translator, params: NoticeParams, role: Role) -> Reply:
+    """The message for one notice, in one locale, for a member of one role."""
+    return TEMPLATES[params.notice].reply(session, t, params, role)
 
 
 def render(session: Session, t: Translator, template: str, params: dict[str, Any], role: Role) -> Reply:
-    """The message for one outbox entry, in one locale, for a member of one role."""
-    spec = TEMPLATES.get(template)
-    if spec is None:
+    """The message for one outbox entry (its template key and stored params), in one locale, for a
+    member of one role."""
+    if template not in TEMPLATES:
         raise KeyError(f"no text for notification template {template!r}")
-    values = {"reason": "", **params}
-    extra = EXTRA.get(template)
-    if extra is not None:
-        values.update(extra(session, t, params))
-    text = t.render(spec.message, values)
-    request = session.get(Request, params.get("request_id")) if "request_id" in params else None
-    if request is not None:
-        text = request_line(t, request) + "\n" + text
-    target = params.get(spec.button_id)
-    buttons = spec.buttons if spec.buttons_for in (None, role) else ()
-    choices = tuple(Choice(f"{prefix}:{target}", t.gettext(label)) for prefix, label in buttons)
-    attachment = None
-    if spec.calendar and request is not None and params.get("calendar_sequence") is not None:
-        attachment = calendar_attachment(
-            t,
-            request,
-            sequence=int(params["calendar_sequence"]),
-            cancelled=spec.calendar == "cancelled",
-            now=request.updated_at,
-            description=_calendar_details(session, t, request, params, role),
-        )
-    return Reply(numbered(text, choices), choices, attachment)
+    return render_notice(session, t, from_json(Notice(template), params), role)

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from db.models import Interpreter
 from services.billing_report import paid_in_year
 from services.due import Kind, mark_once
+from services.notices import AllowanceExceeded, AllowanceNear
 from services.outbox import notify
 from services.policy import load_policy
 from services.vocabulary import Recipient
@@ -40,15 +41,19 @@ def check_allowance(
         ):
             continue
         interpreter = session.get(Interpreter, interpreter_id)
+        warning: type[AllowanceNear | AllowanceExceeded] = (
+            AllowanceNear if percent < 100 else AllowanceExceeded
+        )
         notify(
             session,
             district_id=district_id,
             recipient=Recipient.COORDINATORS,
             recipient_id=district_id,
-            template="allowance.near" if percent < 100 else "allowance.exceeded",
+            notice=warning(
+                name=interpreter.name if interpreter else "",
+                year=year,
+                paid_cents=paid,
+                allowance_cents=allowance,
+            ),
             now=now,
-            name=interpreter.name if interpreter else "",
-            year=year,
-            paid_cents=paid,
-            allowance_cents=allowance,
         )

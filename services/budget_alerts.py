@@ -6,6 +6,7 @@ from sqlmodel import Session
 
 from db.models import Budget
 from services.due import Kind, mark_once
+from services.notices import BudgetAlert
 from services.outbox import notify
 from services.policy import load_policy
 from services.vocabulary import Recipient
@@ -34,9 +35,10 @@ def check_budget_alerts(session: Session, budget: Budget, now: datetime) -> None
             district_id=budget.district_id,
             recipient=Recipient.COORDINATORS,
             recipient_id=budget.district_id,
-            template="budget.alert",
+            notice=BudgetAlert(
+                year=budget.fiscal_year,
+                threshold_percent=threshold,
+                available_cents=budget.total_cents - spent,
+            ),
             now=now,
-            year=budget.fiscal_year,
-            threshold_percent=threshold,
-            available_cents=budget.total_cents - spent,
         )

@@ -14,6 +14,7 @@ from services import billing, due, ledger
 from services.allowance import check_allowance
 from services.audit import record
 from services.errors import BudgetExceeded, IllegalTransition, InvalidInput, NotFound
+from services.notices import CloseoutDisputed, CloseoutReported, CloseoutSettled, SettlementBlocked
 from services.outbox import notify
 from services.policy import load_policy
 from services.requests import get_request
@@ -84,13 +85,14 @@ def report(
         district_id=request.district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        template="closeout.reported",
+        notice=CloseoutReported(
+            request_id=request_id,
+            minutes=minutes,
+            km=km,
+            expenses_cents=expenses_cents,
+            amount_cents=cost.total_cents,
+        ),
         now=now,
-        request_id=request_id,
-        minutes=minutes,
-        km=km,
-        expenses_cents=expenses_cents,
-        amount_cents=cost.total_cents,
     )
     return closeout
 
@@ -122,10 +124,12 @@ def settle(session: Session, request: Request, closeout: Closeout, *, actor: str
             district_id=request.district_id,
             recipient=Recipient.COORDINATORS,
             recipient_id=request.district_id,
-            template="settlement.blocked",
+            notice=SettlementBlocked(
+                request_id=request.id,
+                needed_cents=int(exc.params["needed_cents"]),
+                available_cents=int(exc.params["available_cents"]),
+            ),
             now=now,
-            request_id=request.id,
-            **exc.params,
         )
         return False
     move(session, request, RequestState.SETTLED, actor=actor, now=now)
@@ -143,10 +147,8 @@ def settle(session: Session, request: Request, closeout: Closeout, *, actor: str
         district_id=request.district_id,
         recipient=Recipient.INTERPRETER,
         recipient_id=request.interpreter_id,
-        template="closeout.settled",
+        notice=CloseoutSettled(request_id=request.id, amount_cents=closeout.amount_cents),
         now=now,
-        request_id=request.id,
-        amount_cents=closeout.amount_cents,
     )
     return True
 
@@ -218,10 +220,8 @@ def dispute(
             district_id=district_id,
             recipient=recipient,
             recipient_id=rid,
-            template="closeout.disputed",
+            notice=CloseoutDisputed(request_id=request_id, reason=closeout.dispute_reason),
             now=now,
-            request_id=request_id,
-            reason=closeout.dispute_reason,
         )
 
 

@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 from db.models import Budget, LedgerEntry, Request, UnmetDemand
 from services import budget_picture, ledger
 from services.due import weeks_later
+from services.notices import DigestWeekly
 from services.outbox import notify
 from services.vocabulary import LedgerKind, Recipient, UnmetReason
 
@@ -49,15 +50,16 @@ def send_digest(session: Session, district_id: int, *, until: datetime, now: dat
         district_id=district_id,
         recipient=Recipient.COORDINATORS,
         recipient_id=district_id,
-        template="digest.weekly",
+        notice=DigestWeekly(
+            since_at=since,
+            bookings=int(bookings),
+            charged_cents=int(charged),
+            available_cents=balance.available_cents if balance else 0,
+            used_percent=round(balance.used_percent) if balance else 0,
+            unfilled=len({u.request_id for u in unmet if u.reason == UnmetReason.NOT_FILLED.value}),
+            uncovered=tuple(sorted({u.language for u in unmet if u.reason == UnmetReason.NOT_COVERED.value})),
+            year_end_cents=pace.year_end_cents if pace else None,
+            runs_out_on=pace.runs_out_on if pace else None,
+        ),
         now=now,
-        since_at=since,
-        bookings=int(bookings),
-        charged_cents=int(charged),
-        available_cents=balance.available_cents if balance else 0,
-        used_percent=round(balance.used_percent) if balance else 0,
-        unfilled=len({u.request_id for u in unmet if u.reason == UnmetReason.NOT_FILLED.value}),
-        uncovered=sorted({u.language for u in unmet if u.reason == UnmetReason.NOT_COVERED.value}),
-        year_end_cents=pace.year_end_cents if pace else None,
-        runs_out_on=pace.runs_out_on.isoformat() if pace and pace.runs_out_on else None,
     )

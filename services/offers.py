@@ -17,6 +17,17 @@ from services import due, ledger
 from services.audit import record
 from services.errors import AlreadyTaken, BudgetExceeded, IllegalTransition, NotFound, OfferClosed
 from services.matching import candidates
+from services.notices import (
+    OfferConfirmed,
+    OfferNew,
+    OfferTaken,
+    OfferWithdrawn,
+    RequestAwaitingApproval,
+    RequestBooked,
+    RequestInterpreterCancelled,
+    RequestUnfilled,
+    RequestUnfilledCoordinator,
+)
 from services.outbox import notify
 from services.policy import Policy, load_policy
 from services.text import N_
@@ -64,11 +75,8 @@ def await_approval(
             district_id=request.district_id,
             recipient=recipient,
             recipient_id=rid,
-            template="request.awaiting_approval",
+            notice=RequestAwaitingApproval(request_id=request.id, reason=reason, estimate_cents=needed_cents),
             now=now,
-            request_id=request.id,
-            reason=reason,
-            estimate_cents=needed_cents,
         )
 
 
@@ -87,24 +95,26 @@ def mark_unfilled(session: Session, request: Request, *, actor: str, now: dateti
         district_id=request.district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        template="request.unfilled",
+        notice=RequestUnfilled(
+            request_id=request.id,
+            language=request.language,
+            referral_text=policy.referral_text,
+            calendar_sequence=request.calendar_sequence if in_calendar else None,
+        ),
         now=now,
-        request_id=request.id,
-        language=request.language,
-        referral_text=policy.referral_text,
-        calendar_sequence=request.calendar_sequence if in_calendar else None,
     )
     notify(
         session,
         district_id=request.district_id,
         recipient=Recipient.COORDINATORS,
         recipient_id=request.district_id,
-        template="request.unfilled_coordinator",
+        notice=RequestUnfilledCoordinator(
+            request_id=request.id,
+            language=request.language,
+            mode=request.mode,
+            reason=UnmetReason.NOT_FILLED.value,
+        ),
         now=now,
-        request_id=request.id,
-        language=request.language,
-        mode=request.mode,
-        reason=UnmetReason.NOT_FILLED.value,
     )
 
 
@@ -191,16 +201,14 @@ def fill_offers(session: Session, request: Request, *, actor: str, now: datetime
         )
         session.add(offer)
         session.flush()
+        assert offer.id is not None
         notify(
             session,
             district_id=request.district_id,
             recipient=Recipient.INTERPRETER,
             recipient_id=candidate.interpreter_id,
-            template="offer.new",
+            notice=OfferNew(offer_id=offer.id, request_id=request.id, expires_at=expires_at),
             now=now,
-            offer_id=offer.id,
-            request_id=request.id,
-            expires_at=expires_at,
         )
 
 
@@ -248,6 +256,7 @@ def accept_offer(
     session.refresh(request)
     session.refresh(offer)
     assert request.id is not None
+    assert offer.id is not None
     record(
         session,
         district_id=request.district_id,
@@ -259,7 +268,7 @@ def accept_offer(
         source=RequestState.OFFERED.value,
         offer_id=offer.id,
     )
-    withdraw_open_offers(session, request, now=now, template="offer.taken")
+    withdraw_open_offers(session, request, now=now, notice=OfferTaken)
     budget = _budget_for(session, request)
     assert budget is not None
     ledger.set_reservation(
@@ -276,24 +285,24 @@ def accept_offer(
         district_id=request.district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        template="request.booked",
+        notice=RequestBooked(
+            request_id=request.id,
+            calendar_sequence=request.calendar_sequence,
+            interpreter_name=interpreter.name.split()[0],
+            interpreter_phone=interpreter.phone,
+            interpreter_email=interpreter.email,
+        ),
         now=now,
-        request_id=request.id,
-        calendar_sequence=request.calendar_sequence,
-        interpreter_name=interpreter.name.split()[0],
-        interpreter_phone=interpreter.phone,
-        interpreter_email=interpreter.email,
     )
     notify(
         session,
         district_id=request.district_id,
         recipient=Recipient.INTERPRETER,
         recipient_id=interpreter_id,
-        template="offer.confirmed",
+        notice=OfferConfirmed(
+            offer_id=offer.id, request_id=request.id, calendar_sequence=request.calendar_sequence
+        ),
         now=now,
-        offer_id=offer.id,
-        request_id=request.id,
-        calendar_sequence=request.calendar_sequence,
     )
     return request
 
@@ -350,16 +359,19 @@ def give_back(
         district_id=request.district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        template="request.interpreter_cancelled",
+        notice=RequestInterpreterCancelled(request_id=request_id),
         now=now,
-        request_id=request_id,
     )
     fill_offers(session, request, actor=actor, now=now)
     return request
 
 
 def withdraw_open_offers(
-    session: Session, request: Request, *, now: datetime, template: str = "offer.withdrawn"
+    session: Session,
+    request: Request,
+    *,
+    now: datetime,
+    notice: type[OfferWithdrawn | OfferTaken] = OfferWithdrawn,
 ) -> None:
     """Withdraw the request's open offers, telling each interpreter (taken by another, or not wanted)."""
     assert request.id is not None
@@ -368,13 +380,12 @@ def withdraw_open_offers(
             offer.state = OfferState.WITHDRAWN.value
             offer.responded_at = now
             session.add(offer)
+            assert offer.id is not None
             notify(
                 session,
                 district_id=request.district_id,
                 recipient=Recipient.INTERPRETER,
                 recipient_id=offer.interpreter_id,
-                template=template,
+                notice=notice(offer_id=offer.id, request_id=request.id),
                 now=now,
-                offer_id=offer.id,
-                request_id=request.id,
             )

@@ -2,11 +2,11 @@
 
 import json
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, col, select
 
 from db.models import OutboxMessage
+from services.notices import NoticeParams, as_json
 from services.vocabulary import Recipient
 
 
@@ -16,19 +16,19 @@ def notify(
     district_id: int,
     recipient: Recipient,
     recipient_id: int,
-    template: str,
+    notice: NoticeParams,
     now: datetime,
-    **params: Any,
 ) -> None:
-    """Queue one notification; datetimes in `params` are stored as ISO text in UTC."""
-    plain = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in params.items()}
+    """Queue one notification: its key from the params' class, the params as JSON (`notices.as_json`)."""
+    if recipient not in notice.recipients:
+        raise ValueError(f"{notice.notice.value!r} is not meant for {recipient.value}")
     session.add(
         OutboxMessage(
             district_id=district_id,
             recipient_type=recipient.value,
             recipient_id=recipient_id,
-            template=template,
-            params=json.dumps(plain, sort_keys=True),
+            template=notice.notice.value,
+            params=json.dumps(as_json(notice), sort_keys=True),
             created_at=now,
         )
     )

@@ -18,6 +18,13 @@ from services.billing import Cost, cancellation_fee, estimate
 from services.errors import IllegalTransition, InvalidInput, NotFound
 from services.languages import normalize_tag
 from services.matching import candidates, speakers
+from services.notices import (
+    BookingCancelled,
+    RequestCancelled,
+    RequestReceived,
+    RequestReferred,
+    RequestRejected,
+)
 from services.offers import (
     fill_offers,
     record_not_covered,
@@ -171,15 +178,15 @@ def submit_request(
             district_id=district_id,
             recipient=Recipient.SCHOOL,
             recipient_id=request.school_id,
-            template="request.received",
+            notice=RequestReceived(request_id=request.id),
             now=now,
-            request_id=request.id,
         )
     return request
 
 
 def refer(session: Session, request: Request, *, reason: UnmetReason, actor: str, now: datetime) -> None:
     """Send the school to the external service (the district's referral text), keeping the unmet demand."""
+    assert request.id is not None
     policy = load_policy(session, request.district_id)
     move(session, request, RequestState.REFERRED, actor=actor, now=now, reason=reason.value)
     if reason is UnmetReason.NOT_COVERED:
@@ -189,12 +196,13 @@ def refer(session: Session, request: Request, *, reason: UnmetReason, actor: str
         district_id=request.district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        template="request.referred",
+        notice=RequestReferred(
+            request_id=request.id,
+            language=request.language,
+            reason=reason.value,
+            referral_text=policy.referral_text,
+        ),
         now=now,
-        request_id=request.id,
-        language=request.language,
-        reason=reason.value,
-        referral_text=policy.referral_text,
     )
 
 
@@ -242,10 +250,8 @@ def reject(
         district_id=district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        template="request.rejected",
+        notice=RequestRejected(request_id=request_id, reason=reason.strip()),
         now=now,
-        request_id=request_id,
-        reason=reason.strip(),
     )
     return request
 
@@ -309,21 +315,21 @@ def cancel(
             district_id=district_id,
             recipient=Recipient.INTERPRETER,
             recipient_id=interpreter_id,
-            template="booking.cancelled",
+            notice=BookingCancelled(
+                request_id=request.id, fee_cents=fee.total_cents, calendar_sequence=request.calendar_sequence
+            ),
             now=now,
-            request_id=request.id,
-            fee_cents=fee.total_cents,
-            calendar_sequence=request.calendar_sequence,
         )
     notify(
         session,
         district_id=district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        template="request.cancelled",
+        notice=RequestCancelled(
+            request_id=request.id,
+            fee_cents=fee.total_cents,
+            calendar_sequence=request.calendar_sequence if in_calendars else None,
+        ),
         now=now,
-        request_id=request.id,
-        fee_cents=fee.total_cents,
-        calendar_sequence=request.calendar_sequence if in_calendars else None,
     )
     return fee

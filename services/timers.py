@@ -15,6 +15,13 @@ from services import closeout as closeouts
 from services.audit import record
 from services.digest import send_digest
 from services.due import Kind, Outcome, arm, arm_digest
+from services.notices import (
+    BookingReminder,
+    CloseoutAutoConfirmed,
+    CloseoutPrompt,
+    CloseoutReminder,
+    OfferExpired,
+)
 from services.offers import fill_offers
 from services.outbox import notify
 from services.policy import load_policy
@@ -66,15 +73,14 @@ def _expire_wave(session: Session, task: DueTask, now: datetime) -> Outcome:
     for offer in expired:
         offer.state, offer.responded_at = OfferState.EXPIRED.value, now
         session.add(offer)
+        assert offer.id is not None
         notify(
             session,
             district_id=request.district_id,
             recipient=Recipient.INTERPRETER,
             recipient_id=offer.interpreter_id,
-            template="offer.expired",
+            notice=OfferExpired(offer_id=offer.id, request_id=task.subject_id),
             now=now,
-            offer_id=offer.id,
-            request_id=request.id,
         )
     session.flush()
     record(
@@ -113,9 +119,8 @@ def _remind(session: Session, task: DueTask, now: datetime) -> Outcome:
             district_id=request.district_id,
             recipient=recipient,
             recipient_id=recipient_id,
-            template="booking.reminder",
+            notice=BookingReminder(request_id=task.subject_id),
             now=now,
-            request_id=request.id,
         )
     return Outcome.DONE
 
@@ -126,7 +131,9 @@ def _still_unreported(session: Session, request: Request, variant: str) -> bool:
     return closeouts.closeout_of(session, request.id or 0) is None
 
 
-def _prompt(session: Session, task: DueTask, now: datetime, template: str) -> Outcome:
+def _prompt(
+    session: Session, task: DueTask, now: datetime, notice: type[CloseoutPrompt | CloseoutReminder]
+) -> Outcome:
     request = _request(session, task)
     if not _still_unreported(session, request, task.variant):
         return Outcome.DROPPED
@@ -136,15 +143,14 @@ def _prompt(session: Session, task: DueTask, now: datetime, template: str) -> Ou
         district_id=request.district_id,
         recipient=Recipient.INTERPRETER,
         recipient_id=request.interpreter_id,
-        template=template,
+        notice=notice(request_id=task.subject_id),
         now=now,
-        request_id=request.id,
     )
     return Outcome.DONE
 
 
 def _closeout_prompt(session: Session, task: DueTask, now: datetime) -> Outcome:
-    outcome = _prompt(session, task, now, "closeout.prompt")
+    outcome = _prompt(session, task, now, CloseoutPrompt)
     if outcome is Outcome.DONE:
         policy = load_policy(session, task.district_id)
         arm(
@@ -160,7 +166,7 @@ def _closeout_prompt(session: Session, task: DueTask, now: datetime) -> Outcome:
 
 
 def _closeout_reminder(session: Session, task: DueTask, now: datetime) -> Outcome:
-    return _prompt(session, task, now, "closeout.reminder")
+    return _prompt(session, task, now, CloseoutReminder)
 
 
 def _auto_confirm(session: Session, task: DueTask, now: datetime) -> Outcome:
@@ -178,15 +184,14 @@ def _auto_confirm(session: Session, task: DueTask, now: datetime) -> Outcome:
     closeouts.confirm(
         session, district_id=request.district_id, request_id=task.subject_id, actor=SYSTEM, now=now
     )
+    assert closeout.amount_cents is not None  # reported
     notify(
         session,
         district_id=request.district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        template="closeout.auto_confirmed",
+        notice=CloseoutAutoConfirmed(request_id=task.subject_id, amount_cents=closeout.amount_cents),
         now=now,
-        request_id=request.id,
-        amount_cents=closeout.amount_cents,
     )
     return Outcome.DONE
 

@@ -41,6 +41,7 @@ from db.models import (
 )
 from db.uow import UnitOfWork
 from services.closeout import confirm, report
+from services.notices import RequestRejected
 from services.offers import accept_offer
 from services.outbox import notify
 from services.requests import submit_request
@@ -434,10 +435,8 @@ async def test_a_restart_continues_the_dialog(telegram: Telegram) -> None:
             district_id=school.district_id,
             recipient=Recipient.SCHOOL,
             recipient_id=school.school_id or 0,
-            template="request.rejected",
+            notice=RequestRejected(request_id=7, reason=""),
             now=NOW,
-            request_id=7,
-            reason="",
         )
         uow.commit()
     tg.bot = _process(tg.api, tg.engine, tg.clock)

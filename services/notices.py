@@ -1,0 +1,355 @@
+"""The notifications services may write: one `Notice` per template key, one frozen params class each.
+
+`notify(..., notice=OfferNew(offer_id=..., request_id=..., expires_at=...))` takes the template key
+from the class, so mypy catches a wrong or missing parameter. The outbox keeps the key
+(`outbox_message.template`) and the params as JSON (datetimes and dates as ISO text);
+`from_json` turns them back into the class for rendering.
+"""
+
+import types
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
+
+from services.vocabulary import Recipient
+
+
+class Notice(StrEnum):
+    REQUEST_RECEIVED = "request.received"
+    REQUEST_REFERRED = "request.referred"
+    REQUEST_AWAITING_APPROVAL = "request.awaiting_approval"
+    REQUEST_UNFILLED = "request.unfilled"
+    REQUEST_UNFILLED_COORDINATOR = "request.unfilled_coordinator"
+    REQUEST_BOOKED = "request.booked"
+    REQUEST_INTERPRETER_CANCELLED = "request.interpreter_cancelled"
+    REQUEST_REJECTED = "request.rejected"
+    REQUEST_CANCELLED = "request.cancelled"
+    OFFER_NEW = "offer.new"
+    OFFER_TAKEN = "offer.taken"
+    OFFER_WITHDRAWN = "offer.withdrawn"
+    OFFER_CONFIRMED = "offer.confirmed"
+    OFFER_EXPIRED = "offer.expired"
+    BOOKING_CANCELLED = "booking.cancelled"
+    BOOKING_REMINDER = "booking.reminder"
+    CLOSEOUT_REPORTED = "closeout.reported"
+    CLOSEOUT_DISPUTED = "closeout.disputed"
+    CLOSEOUT_SETTLED = "closeout.settled"
+    CLOSEOUT_PROMPT = "closeout.prompt"
+    CLOSEOUT_REMINDER = "closeout.reminder"
+    CLOSEOUT_AUTO_CONFIRMED = "closeout.auto_confirmed"
+    ALLOWANCE_NEAR = "allowance.near"
+    ALLOWANCE_EXCEEDED = "allowance.exceeded"
+    BUDGET_ALERT = "budget.alert"
+    DIGEST_WEEKLY = "digest.weekly"
+    SETTLEMENT_BLOCKED = "settlement.blocked"
+
+
+SCHOOL = frozenset({Recipient.SCHOOL})
+INTERPRETER = frozenset({Recipient.INTERPRETER})
+COORDINATORS = frozenset({Recipient.COORDINATORS})
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoticeParams:
+    """What one notification says; a subclass per `Notice`, with the recipients it may go to."""
+
+    notice: ClassVar[Notice]
+    recipients: ClassVar[frozenset[Recipient]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AboutRequest(NoticeParams):
+    """A notice about one request: the message starts with the request's line."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AboutOffer(AboutRequest):
+    offer_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithCalendar(AboutRequest):
+    """The booking's calendar file goes with it (when the recipient has the event: a sequence)."""
+
+    calendar_sequence: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestReceived(AboutRequest):
+    notice = Notice.REQUEST_RECEIVED
+    recipients = SCHOOL
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestReferred(AboutRequest):
+    notice = Notice.REQUEST_REFERRED
+    recipients = SCHOOL
+    language: str
+    reason: str  # an UnmetReason value
+    referral_text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestAwaitingApproval(AboutRequest):
+    notice = Notice.REQUEST_AWAITING_APPROVAL
+    recipients = COORDINATORS | SCHOOL
+    reason: str
+    estimate_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestUnfilled(WithCalendar):
+    notice = Notice.REQUEST_UNFILLED
+    recipients = SCHOOL
+    language: str
+    referral_text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestUnfilledCoordinator(AboutRequest):
+    notice = Notice.REQUEST_UNFILLED_COORDINATOR
+    recipients = COORDINATORS
+    language: str
+    mode: str
+    reason: str  # an UnmetReason value
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestBooked(WithCalendar):
+    notice = Notice.REQUEST_BOOKED
+    recipients = SCHOOL
+    interpreter_name: str
+    interpreter_phone: str
+    interpreter_email: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestInterpreterCancelled(AboutRequest):
+    notice = Notice.REQUEST_INTERPRETER_CANCELLED
+    recipients = SCHOOL
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRejected(AboutRequest):
+    notice = Notice.REQUEST_REJECTED
+    recipients = SCHOOL
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestCancelled(WithCalendar):
+    notice = Notice.REQUEST_CANCELLED
+    recipients = SCHOOL
+    fee_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferNew(AboutOffer):
+    notice = Notice.OFFER_NEW
+    recipients = INTERPRETER
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferTaken(AboutOffer):
+    notice = Notice.OFFER_TAKEN
+    recipients = INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferWithdrawn(AboutOffer):
+    notice = Notice.OFFER_WITHDRAWN
+    recipients = INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferConfirmed(AboutOffer, WithCalendar):
+    notice = Notice.OFFER_CONFIRMED
+    recipients = INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferExpired(AboutOffer):
+    notice = Notice.OFFER_EXPIRED
+    recipients = INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookingCancelled(WithCalendar):
+    notice = Notice.BOOKING_CANCELLED
+    recipients = INTERPRETER
+    fee_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookingReminder(AboutRequest):
+    notice = Notice.BOOKING_REMINDER
+    recipients = SCHOOL | INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseoutReported(AboutRequest):
+    notice = Notice.CLOSEOUT_REPORTED
+    recipients = SCHOOL
+    minutes: int
+    km: int
+    expenses_cents: int
+    amount_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseoutDisputed(AboutRequest):
+    notice = Notice.CLOSEOUT_DISPUTED
+    recipients = COORDINATORS | INTERPRETER
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseoutSettled(AboutRequest):
+    notice = Notice.CLOSEOUT_SETTLED
+    recipients = INTERPRETER
+    amount_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseoutPrompt(AboutRequest):
+    notice = Notice.CLOSEOUT_PROMPT
+    recipients = INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseoutReminder(AboutRequest):
+    notice = Notice.CLOSEOUT_REMINDER
+    recipients = INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseoutAutoConfirmed(AboutRequest):
+    notice = Notice.CLOSEOUT_AUTO_CONFIRMED
+    recipients = SCHOOL
+    amount_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllowanceNear(NoticeParams):
+    notice = Notice.ALLOWANCE_NEAR
+    recipients = COORDINATORS
+    name: str
+    year: int
+    paid_cents: int
+    allowance_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllowanceExceeded(NoticeParams):
+    notice = Notice.ALLOWANCE_EXCEEDED
+    recipients = COORDINATORS
+    name: str
+    year: int
+    paid_cents: int
+    allowance_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetAlert(NoticeParams):
+    notice = Notice.BUDGET_ALERT
+    recipients = COORDINATORS
+    year: int
+    threshold_percent: int
+    available_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DigestWeekly(NoticeParams):
+    notice = Notice.DIGEST_WEEKLY
+    recipients = COORDINATORS
+    since_at: datetime
+    bookings: int
+    charged_cents: int
+    available_cents: int
+    used_percent: int
+    unfilled: int
+    uncovered: tuple[str, ...]  # language tags nobody in the pool speaks
+    year_end_cents: int | None  # None: no budget, so no pace
+    runs_out_on: date | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettlementBlocked(AboutRequest):
+    notice = Notice.SETTLEMENT_BLOCKED
+    recipients = COORDINATORS
+    needed_cents: int
+    available_cents: int
+
+
+def _concrete() -> list[type[NoticeParams]]:
+    found: list[type[NoticeParams]] = []
+    pending = list(NoticeParams.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "notice" in vars(cls) and cls not in found:
+            found.append(cls)
+    return found
+
+
+PARAMS: dict[Notice, type[NoticeParams]] = {cls.notice: cls for cls in _concrete()}
+
+
+def as_json(params: NoticeParams) -> dict[str, Any]:
+    """The params as stored: plain JSON values, datetimes and dates as ISO text, tuples as lists."""
+    return {f.name: _plain(getattr(params, f.name)) for f in fields(params)}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def from_json(notice: Notice, stored: dict[str, Any]) -> NoticeParams:
+    """The params class of `notice` from its stored JSON; keys it does not know are ignored.
+
+    Raises KeyError for an unknown notice or a missing parameter (one that may be None counts as None).
+    """
+    cls = PARAMS[notice]
+    values: dict[str, Any] = {}
+    for name, kind in _FIELD_TYPES[cls].items():
+        if name in stored:
+            values[name] = _parse(kind, stored[name])
+        elif _optional(kind):
+            values[name] = None
+        else:
+            raise KeyError(f"notification {notice.value!r} lacks its parameter {name!r}")
+    return cls(**values)
+
+
+def _field_types(cls: type[NoticeParams]) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+_FIELD_TYPES = {cls: _field_types(cls) for cls in PARAMS.values()}
+
+
+def _optional(kind: Any) -> bool:
+    return get_origin(kind) in (Union, types.UnionType) and type(None) in get_args(kind)
+
+
+def _parse(kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if _optional(kind):
+        (kind,) = [k for k in get_args(kind) if k is not type(None)]
+    if kind is datetime:
+        return datetime.fromisoformat(value)
+    if kind is date:
+        return date.fromisoformat(value)
+    if get_origin(kind) is tuple:
+        return tuple(value)
+    return value
