@@ -130,13 +130,17 @@ def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: 
 
 def quiet_http_logs() -> None:
     """Log at INFO, but keep the libraries quiet: HTTP request lines hold the Telegram token, and
-    nio and its store log message contents and keys when verbose."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    nio and its store log message contents and keys when verbose. Tracebacks carry frames and
+    exception types, not the exceptions' messages, which may quote what someone typed."""
+    from bot.logs import configure_logging
+
+    configure_logging(logging.INFO)
     quiet_libraries()
 
 
 def quiet_libraries() -> None:
-    for noisy in ("httpx", "httpcore", "nio", "peewee", "aiohttp"):
+    # fontTools writes about 200 INFO lines for every PDF (subsetting its fonts), matplotlib its font search.
+    for noisy in ("httpx", "httpcore", "nio", "peewee", "aiohttp", "fontTools", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # nio's validation warnings quote the event they reject, which may hold a message's text.
     for quoting in ("nio.events", "nio.responses"):
