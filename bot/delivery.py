@@ -1,8 +1,12 @@
-"""Delivering the outbox: each notification to each recipient's chat, in their language, at a safe pace.
+"""Delivering the outbox and the answers: each to its chat, in its language, at one safe pace.
 
-Runs in the bot's event loop; database work goes to a worker thread. A delivery is marked sent
-only after the platform accepted it; a 429 is retried after the platform's retry-after; any other
-failure of one recipient is retried later and never holds up the others.
+Runs in the bot's event loop; database work goes to a worker thread. Everything this process
+sends goes through one `Deliverer` and its `RateLimiter`: notifications, the answers to events
+(stored as deliveries in the event's transaction) and the few words to strangers. A message is
+cut into parts (text pieces, then a file) and each part is recorded once it went out, so a retry
+never repeats a part already delivered. A delivery is marked sent only after its last part was
+accepted; a 429 is retried after the platform's retry-after, and any failure of one recipient is
+retried later (until the delivery's patience runs out) and never holds up the others.
 """
 
 import asyncio
@@ -17,7 +21,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
-from bot.conversation.messages import Reply
+from bot.conversation.messages import Reply, reply_from_body, split_text
 from bot.i18n import Translator
 from bot.notifications import render
 from bot.rate_limit import RateLimiter
@@ -28,6 +32,7 @@ from services.vocabulary import Role
 
 log = logging.getLogger(__name__)
 IDLE_POLL = 5.0  # seconds between looks at the outbox when nothing woke the loop
+WAKE_CHECK = 0.1  # longest pause in a round before looking whether new answers are due
 
 
 class RetryLater(Exception):
@@ -47,7 +52,11 @@ class Sender(Protocol):
 
     `key` names the message for its whole life, across retries and restarts: a platform that
     de-duplicates sends (Matrix transaction ids) uses it so a retried send cannot arrive twice.
+    A reply with an empty text and a file sends only the file. `max_text` is the longest text
+    one message may carry.
     """
+
+    max_text: int
 
     async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str: ...
 
@@ -56,9 +65,31 @@ class Sender(Protocol):
 
 @dataclass(frozen=True)
 class Outgoing:
+    """One delivery on its way: its parts (one message each) and the message its first part edits."""
+
     due: deliveries.Due
     reply: Reply
+    parts: tuple[Reply, ...]
     edit_id: str | None
+
+    @property
+    def answer(self) -> bool:
+        return self.due.template is None
+
+
+def parts_of(reply: Reply, max_text: int) -> tuple[Reply, ...]:
+    """The messages a reply takes: its text in pieces (the choices with the last), then its file."""
+    pieces = split_text(reply.text, max_text) if reply.text else []
+    parts = [Reply(piece, reply.choices if i == len(pieces) - 1 else ()) for i, piece in enumerate(pieces)]
+    if reply.attachment is not None:
+        parts.append(Reply("", (), reply.attachment))
+    return tuple(parts)
+
+
+@dataclass
+class _Job:
+    outgoing: Outgoing
+    part: int  # index into outgoing.parts
 
 
 class Deliverer:
@@ -78,27 +109,51 @@ class Deliverer:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.wake = asyncio.Event()
         self.stopping = False
+        self.enabled = True  # False while another process is the one that sends (see bot/leader.py)
+        self.on_failed: Callable[[], None] = lambda: None
+        # Deliveries queued or on their way in this process: a lease that lapses meanwhile (a long
+        # 429 wait, a clock moved on) must not bring the same row into the round a second time.
+        self._active: set[int] = set()
+
+    # --- reading what is due --------------------------------------------------------------------
 
     def _prepare(self) -> list[Outgoing]:
         now = self.clock()
         with UnitOfWork(self.engine) as uow:
             deliveries.expand(uow.session, now=now)
-            uow.commit()
             ready = []
             for due in deliveries.due(uow.session, platforms=list(self.senders), now=now):
                 try:
-                    t = Translator(due.locale or "de")
-                    reply = render(uow.session, t, due.template, due.params, Role(due.role))
+                    reply = self._reply_of(uow, due)
                 except Exception:
-                    log.exception(
-                        "notification %s (delivery %s) cannot be rendered", due.template, due.delivery_id
-                    )
+                    log.exception("delivery %s cannot be rendered", due.delivery_id)
                     deliveries.mark_failed(uow.session, due.delivery_id, error="render failed", now=now)
                     continue
                 edit_id = deliveries.first_message_id(uow.session, due.delivery_id) if due.ref else None
-                ready.append(Outgoing(due, reply, edit_id))
+                parts = parts_of(reply, self.senders[due.platform].max_text)
+                if due.parts_sent >= len(parts):  # every part went out before a crash cut the record short
+                    deliveries.mark_sent(uow.session, due.delivery_id, message_id=None, now=now)
+                    continue
+                ready.append(Outgoing(due, reply, parts, edit_id))
             uow.commit()
         return ready
+
+    @staticmethod
+    def _reply_of(uow: UnitOfWork, due: deliveries.Due) -> Reply:
+        if due.template is None:
+            assert due.body is not None
+            return reply_from_body(due.body, due.attachment)
+        t = Translator(due.locale or "de")
+        return render(uow.session, t, due.template, due.params, Role(due.role))
+
+    # --- recording what happened ----------------------------------------------------------------
+
+    def _record_part(self, outgoing: Outgoing, parts_sent: int, message_id: str | None) -> None:
+        with UnitOfWork(self.engine) as uow:
+            deliveries.mark_part(
+                uow.session, outgoing.due.delivery_id, parts_sent=parts_sent, message_id=message_id
+            )
+            uow.commit()
 
     def _record(
         self,
@@ -106,84 +161,162 @@ class Deliverer:
         *,
         message_id: str | None,
         error: Exception | None,
+        parts_sent: int,
         later: Sequence[int] = (),
     ) -> None:
         now = self.clock()
         due = outgoing.due
+        self._active.discard(due.delivery_id)
+        gave_up = False
         with UnitOfWork(self.engine) as uow:
+            session = uow.session
+            if parts_sent > due.parts_sent:
+                deliveries.mark_part(session, due.delivery_id, parts_sent=parts_sent, message_id=message_id)
             if error is None:
-                deliveries.mark_sent(uow.session, due.delivery_id, message_id=message_id, now=now)
-                if outgoing.reply.choices:
-                    offer_choices(
-                        uow.session, due.member_id, {c.key: c.label for c in outgoing.reply.choices}, now=now
-                    )
+                deliveries.mark_sent(session, due.delivery_id, message_id=message_id, now=now)
+                if outgoing.reply.choices and not outgoing.answer:
+                    choices = {c.key: c.label for c in outgoing.reply.choices}
+                    offer_choices(session, due.member_id, choices, now=now)
             elif isinstance(error, RetryLater):
                 pause = timedelta(seconds=error.seconds)
-                deliveries.mark_retry(uow.session, due.delivery_id, error="429", now=now, retry_after=pause)
-                deliveries.postpone(uow.session, later, until=now + pause)
+                gave_up = not deliveries.mark_retry(
+                    session, due.delivery_id, error="429", now=now, retry_after=pause
+                )
+                deliveries.postpone(session, later, until=now + pause)
             elif isinstance(error, Undeliverable):
-                deliveries.mark_failed(uow.session, due.delivery_id, error=type(error).__name__, now=now)
+                deliveries.mark_failed(session, due.delivery_id, error=type(error).__name__, now=now)
+                gave_up = True
             else:
-                deliveries.mark_retry(uow.session, due.delivery_id, error=type(error).__name__, now=now)
+                gave_up = not deliveries.mark_retry(
+                    session, due.delivery_id, error=type(error).__name__, now=now
+                )
+            uow.commit()
+        if gave_up:
+            log.warning("delivery %s given up after %s attempts", due.delivery_id, due.attempts + 1)
+            self.on_failed()
+
+    def _release(self, delivery_ids: Sequence[int]) -> None:
+        self._active.difference_update(delivery_ids)
+        with UnitOfWork(self.engine) as uow:
+            deliveries.release(uow.session, delivery_ids)
             uow.commit()
 
-    async def _send(self, outgoing: Outgoing) -> str:
+    # --- sending --------------------------------------------------------------------------------
+
+    async def _send_part(self, job: _Job) -> str:
+        outgoing = job.outgoing
         sender = self.senders[outgoing.due.platform]
-        key = f"delivery-{outgoing.due.delivery_id}"
-        if outgoing.edit_id is not None:
+        part = outgoing.parts[job.part]
+        key = f"delivery-{outgoing.due.delivery_id}/p{job.part}"
+        if job.part == 0 and outgoing.edit_id is not None and part.text:
             try:
-                await sender.edit(outgoing.due.chat_id, outgoing.edit_id, outgoing.reply, key=key)
+                await sender.edit(outgoing.due.chat_id, outgoing.edit_id, part, key=key)
                 return outgoing.edit_id
             except Undeliverable:
                 pass  # the first message is gone: send a new one
-        return await sender.send(outgoing.due.chat_id, outgoing.reply, key=key)
+        return await sender.send(outgoing.due.chat_id, part, key=key)
 
     async def run_once(self) -> int:
-        """Send everything due now, pacing per chat and overall; returns how many went out.
+        """Send everything due now, pacing per chat and overall; returns how many messages went out.
 
-        Each chat's messages go out in order. A 429 postpones the rest of that chat's messages
-        with it, so the order holds across the retry too.
+        Each chat's messages go out in order, answers to events before notifications. A 429
+        postpones the rest of that chat's messages with it, so the order holds across the retry
+        too. What becomes due meanwhile (an answer, woken by `wake`) joins the round at once.
         """
-        queues: dict[str, deque[Outgoing]] = {}
-        for outgoing in await asyncio.to_thread(self._prepare):
-            queues.setdefault(_chat(outgoing), deque()).append(outgoing)
+        queues: dict[str, deque[_Job]] = {}
+        self._enqueue(queues, await asyncio.to_thread(self._prepare))
         sent = 0
+        message_ids: dict[int, str | None] = {}
         while queues:
+            if self.stopping:  # the rest stays due; its claim is let go for whoever sends next
+                held = sorted({job.outgoing.due.delivery_id for queue in queues.values() for job in queue})
+                await asyncio.to_thread(self._release, held)
+                break
+            if self.wake.is_set():
+                self.wake.clear()
+                self._enqueue(queues, await asyncio.to_thread(self._prepare))
             now = time.monotonic()
             ready = [chat for chat in queues if self.limiter.wait(chat, now) == 0]
             if not ready:
-                await asyncio.sleep(min(self.limiter.wait(chat, now) for chat in queues))
+                pause = min(self.limiter.wait(chat, now) for chat in queues)
+                await asyncio.sleep(min(pause, WAKE_CHECK))  # short, so a new answer joins quickly
                 continue
-            for chat in ready:
-                if self.limiter.wait(chat, time.monotonic()) > 0:
-                    continue  # the overall rate ran out during this pass
-                outgoing = queues[chat].popleft()
-                try:
-                    message_id = await self._send(outgoing)
-                except RetryLater as exc:
-                    self.limiter.pause_chat(chat, time.monotonic(), exc.seconds)
-                    later = [o.due.delivery_id for o in queues.pop(chat)]
-                    await asyncio.to_thread(self._record, outgoing, message_id=None, error=exc, later=later)
-                    continue
-                except Exception as exc:
-                    log.warning("delivery %s failed: %s", outgoing.due.delivery_id, type(exc).__name__)
-                    await asyncio.to_thread(self._record, outgoing, message_id=None, error=exc)
+            ready.sort(key=lambda chat: not queues[chat][0].outgoing.answer)
+            chat = ready[0]
+            job = queues[chat].popleft()
+            outgoing = job.outgoing
+            self.limiter.sent(chat, time.monotonic())  # the slot is taken before the await
+            last = job.part == len(outgoing.parts) - 1
+            try:
+                message_id = await self._send_part(job)
+            except RetryLater as exc:
+                self.limiter.pause_chat(chat, time.monotonic(), exc.seconds)
+                rest = queues.pop(chat)
+                later = sorted({j.outgoing.due.delivery_id for j in rest} - {outgoing.due.delivery_id})
+                self._active.difference_update(later)
+                await asyncio.to_thread(
+                    self._record, outgoing, message_id=None, error=exc, parts_sent=job.part, later=later
+                )
+                continue
+            except Exception as exc:
+                log.warning("delivery %s failed: %s", outgoing.due.delivery_id, type(exc).__name__)
+                _drop(queues[chat], outgoing)
+                await asyncio.to_thread(
+                    self._record, outgoing, message_id=None, error=exc, parts_sent=job.part
+                )
+            else:
+                sent += 1
+                message_ids.setdefault(outgoing.due.delivery_id, message_id)
+                first_id = message_ids[outgoing.due.delivery_id]
+                if last:
+                    await asyncio.to_thread(
+                        self._record, outgoing, message_id=first_id, error=None, parts_sent=job.part + 1
+                    )
                 else:
-                    self.limiter.sent(chat, time.monotonic())
-                    await asyncio.to_thread(self._record, outgoing, message_id=message_id, error=None)
-                    sent += 1
-                if not queues[chat]:
-                    del queues[chat]
+                    await asyncio.to_thread(self._record_part, outgoing, job.part + 1, first_id)
+            if not queues[chat]:
+                del queues[chat]
         return sent
+
+    def _enqueue(self, queues: dict[str, deque[_Job]], outgoing: list[Outgoing]) -> None:
+        for item in outgoing:
+            if item.due.delivery_id in self._active:
+                continue
+            self._active.add(item.due.delivery_id)
+            chat = f"{item.due.platform}:{item.due.chat_id}"
+            jobs = [_Job(item, index) for index in range(item.due.parts_sent, len(item.parts))]
+            queues.setdefault(chat, deque()).extend(jobs)
+
+    async def send_now(self, platform: str, chat_id: str, reply: Reply) -> None:
+        """Send a reply that is not stored (to a stranger, about a room), at the same pace as the rest."""
+        sender = self.senders[platform]
+        chat = f"{platform}:{chat_id}"
+        for part in parts_of(reply, sender.max_text):
+            while (pause := self.limiter.wait(chat, time.monotonic())) > 0:
+                await asyncio.sleep(pause)
+            self.limiter.sent(chat, time.monotonic())
+            try:
+                await sender.send(chat_id, part)
+            except RetryLater as exc:
+                self.limiter.pause_chat(chat, time.monotonic(), exc.seconds)
+                log.info("a reply to a stranger was refused by the platform's rate limit; dropped")
+                return
 
     async def run_forever(self) -> None:
         """Deliver whenever woken (after each handled message) or every few seconds, until `stop`."""
         while not self.stopping:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("delivery round failed; trying again shortly")
-            timeout = await asyncio.to_thread(self._idle_timeout)
+            if self.enabled:
+                try:
+                    await self.run_once()
+                except Exception:
+                    log.exception("delivery round failed; trying again shortly")
+                try:
+                    timeout = await asyncio.to_thread(self._idle_timeout)
+                except Exception:
+                    log.warning("the database could not be asked what is due next; looking again soon")
+                    timeout = IDLE_POLL
+            else:
+                timeout = IDLE_POLL
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=timeout)
             self.wake.clear()
@@ -201,5 +334,7 @@ class Deliverer:
         return min(IDLE_POLL, max(0.05, (upcoming - self.clock()).total_seconds()))
 
 
-def _chat(outgoing: Outgoing) -> str:
-    return f"{outgoing.due.platform}:{outgoing.due.chat_id}"
+def _drop(queue: deque[_Job], outgoing: Outgoing) -> None:
+    """Take the remaining parts of a failed delivery out of its chat's queue (it is retried whole)."""
+    for job in [j for j in queue if j.outgoing.due.delivery_id == outgoing.due.delivery_id]:
+        queue.remove(job)

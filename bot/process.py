@@ -1,19 +1,25 @@
 """One bot process: every configured platform's transport, one delivery loop for all, and the timers.
 
-A transport receives events and answers them directly; notifications for any platform go
-through the shared `Deliverer`, so a person linked on Telegram and Matrix is served by the same
-outbox, rate limits and retries.
+A transport receives events and stores its answers with them; notifications and answers for any
+platform go through the shared `Deliverer`, so a person linked on Telegram and Matrix is served
+by the same outbox, pace and retries. Of several processes on one PostgreSQL database one leads
+(`bot/leader.py`): it polls, syncs and sends; the others take webhook POSTs, fire due rows, and
+stand by to take over.
 """
 
 import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
+from bot.conversation.messages import Reply
 from bot.delivery import Deliverer, Sender
+from bot.leader import TRY_EVERY, AnotherProcessRuns, Leadership, leadership_for
 from bot.rate_limit import RateLimiter
 from bot.scheduling import Timers
 
@@ -21,20 +27,29 @@ log = logging.getLogger(__name__)
 
 
 class Transport(Protocol):
-    """A chat platform's adapter: it calls `wake` after each handled event so delivery runs at once."""
+    """A chat platform's adapter.
+
+    `start` is what every process does (reach the platform, listen for webhooks); it calls `wake`
+    after each handled event, so delivery runs at once, and sends the few unstored replies with
+    `say`. `lead` and `unlead` begin and end what only the leading process does (poll, sync).
+    """
 
     platform: str
 
     @property
     def sender(self) -> Sender: ...
 
-    async def start(self, wake: Callable[[], None]) -> None: ...
+    async def start(self, wake: Callable[[], None], say: Callable[[str, Reply], Awaitable[None]]) -> None: ...
+
+    async def lead(self) -> None: ...
+
+    async def unlead(self) -> None: ...
 
     async def stop(self) -> None: ...
 
 
 class BotProcess:
-    """Starts the transports and the delivery loop; stops them in reverse order."""
+    """Starts the transports and the delivery loop; leads when it can; stops them in reverse order."""
 
     def __init__(
         self,
@@ -44,38 +59,95 @@ class BotProcess:
         limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] | None = None,
         timers: Timers | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
+        self.engine = engine
         self.transports = list(transports)
         senders = {t.platform: t.sender for t in self.transports}
         self.deliverer = Deliverer(engine, senders, limiter=limiter, clock=clock)
+        self.deliverer.enabled = False
         self.timers = timers
         if timers is not None:
             timers.on_fired = self.deliverer.wake.set
+        self.leadership = leadership or leadership_for(engine)
+        self.leading = False
         self._delivery: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     def _after_event(self) -> None:
-        """A handled event may have written notifications and armed due rows."""
+        """A handled event may have written answers and notifications and armed due rows."""
         self.deliverer.wake.set()
         if self.timers is not None:
             self.timers.poke()
 
     async def start(self) -> None:
-        """Start every transport, then delivery; if one cannot start, those already running are stopped."""
+        """Start every transport, then delivery; lead at once if no other process does.
+
+        On SQLite a second process is refused (`AnotherProcessRuns`); if a transport cannot
+        start, those already running are stopped.
+        """
+        if not self.transports:  # the timers alone: no platform to lead
+            pass
+        elif not await asyncio.to_thread(self.leadership.acquire):
+            if self.engine.dialect.name != "postgresql":
+                raise AnotherProcessRuns()
+            log.info("another process leads; this one takes webhooks and due rows and stands by")
+        else:
+            self.leading = True
         started: list[Transport] = []
         try:
             for transport in self.transports:
-                await transport.start(self._after_event)
+                say = functools.partial(self.deliverer.send_now, transport.platform)
+                await transport.start(self._after_event, say)
                 started.append(transport)
+            if self.leading:
+                await self._lead()
         except BaseException:
             for transport in reversed(started):
                 await transport.stop()
+            await asyncio.to_thread(self.leadership.release)
             raise
         if self.timers is not None:
             await self.timers.start()
         self.deliverer.stopping = False
         self._delivery = asyncio.create_task(self.deliverer.run_forever())
+        self._watch = asyncio.create_task(self._watch_leadership())
+
+    async def _lead(self) -> None:
+        for transport in self.transports:
+            await transport.lead()
+        self.deliverer.enabled = True
+        self.deliverer.wake.set()
+        log.info("this process leads: it polls, syncs and sends")
+
+    async def _unlead(self) -> None:
+        self.deliverer.enabled = False
+        for transport in self.transports:
+            await transport.unlead()
+
+    async def _watch_leadership(self) -> None:
+        """The leader checks that it still holds the lock; a standby tries to take it."""
+        while self.transports:
+            await asyncio.sleep(TRY_EVERY)
+            try:
+                if self.leading and not await asyncio.to_thread(self.leadership.holds):
+                    self.leading = False
+                    log.warning("this process lost the lead; it stands by")
+                    await self._unlead()
+                elif not self.leading and await asyncio.to_thread(self.leadership.acquire):
+                    self.leading = True
+                    await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("taking or keeping the lead failed; trying again")
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         if self.timers is not None:
             await self.timers.stop()
         if self._delivery is not None:
@@ -87,6 +159,8 @@ class BotProcess:
             self._delivery = None
         for transport in reversed(self.transports):
             await transport.stop()
+        self.leading = False
+        await asyncio.to_thread(self.leadership.release)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set."""

@@ -81,6 +81,8 @@ def _link(
 class TerminalSender:
     """Prints notifications, marked with whom they went to."""
 
+    max_text = 1_000_000  # a terminal takes any length
+
     def __init__(self, chat: "TerminalChat") -> None:
         self.chat = chat
         self._count = 0

@@ -2,10 +2,16 @@
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from bot.process import Transport
+from services.errors import InvalidInput
+from services.text import N_
+
+if TYPE_CHECKING:
+    from bot.telegram.app import Webhook
 
 
 def configured_transports(engine: Engine, env: Mapping[str, str] = os.environ) -> list[Transport]:
@@ -16,7 +22,8 @@ def configured_transports(engine: Engine, env: Mapping[str, str] = os.environ) -
         from bot.telegram.app import OFFICIAL_API, TelegramBot
 
         base_url = env.get("TELEGRAM_BASE_URL", "").strip().rstrip("/") or OFFICIAL_API
-        transports.append(TelegramBot(token=token, engine=engine, base_url=base_url))
+        webhook = telegram_webhook(env)
+        transports.append(TelegramBot(token=token, engine=engine, base_url=base_url, webhook=webhook))
     from bot.matrix.session import MatrixSettings
 
     settings = MatrixSettings.from_env(env)
@@ -25,3 +32,27 @@ def configured_transports(engine: Engine, env: Mapping[str, str] = os.environ) -
 
         transports.append(MatrixBot(settings, engine=engine))
     return transports
+
+
+def telegram_webhook(env: Mapping[str, str]) -> "Webhook | None":
+    """Webhook mode when TELEGRAM_WEBHOOK_URL is set; it needs TELEGRAM_WEBHOOK_SECRET and WEBHOOK_LISTEN."""
+    from bot.telegram.app import Webhook
+
+    url = env.get("TELEGRAM_WEBHOOK_URL", "").strip()
+    if not url:
+        return None
+    secret = env.get("TELEGRAM_WEBHOOK_SECRET", "").strip()
+    # Telegram takes 1-256 characters A-Z, a-z, 0-9, _ and - as the secret token.
+    if not (16 <= len(secret) <= 256) or not all(c.isascii() and (c.isalnum() or c in "_-") for c in secret):
+        raise InvalidInput(
+            N_(
+                "TELEGRAM_WEBHOOK_SECRET must be 16 to 256 characters of A-Z, a-z, 0-9, _ and - "
+                "when TELEGRAM_WEBHOOK_URL is set."
+            )
+        )
+    if not url.startswith("https://"):
+        raise InvalidInput(N_("TELEGRAM_WEBHOOK_URL must start with https://"))
+    host, _, port = env.get("WEBHOOK_LISTEN", "127.0.0.1:8443").strip().rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(N_("WEBHOOK_LISTEN must look like 127.0.0.1:8443."))
+    return Webhook(url=url, secret=secret, host=host, port=int(port))

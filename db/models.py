@@ -6,7 +6,7 @@ domain's and lives in `services.vocabulary`.
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, false, text
+from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from db.types import UTCDateTime
@@ -355,8 +355,16 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("outbox_id", "identity_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    outbox_id: int = Field(foreign_key="outbox_message.id", index=True)
+    # None for a direct answer to an event: its rendered text is in `body` instead.
+    outbox_id: int | None = Field(default=None, foreign_key="outbox_message.id", index=True)
     identity_id: int = Field(foreign_key="chat_identity.id", index=True)
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attachment: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # Text parts and the file go out one by one; a retry resumes after the last one delivered.
+    parts_sent: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    give_up_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    # A sender takes due rows for a while; a process that dies lets its lease lapse.
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     ref: str | None = Field(default=None, max_length=40, index=True)
     due_at: datetime = Field(sa_column=_utc(index=True))
     attempts: int = 0

@@ -1,8 +1,13 @@
 """Deliveries: each outbox message becomes one delivery per chat it must reach, sent and retried by the bot.
 
-A delivery is marked sent only after the platform accepted it. A failed attempt gets a new due
-time (the platform's retry-after, or a growing pause); after `MAX_ATTEMPTS` it is given up and
-kept, with its error, for the coordinator's eyes. One recipient's trouble never holds up another's.
+A direct answer to an event is a delivery too, written in the event's own transaction with its
+rendered text in `body`, so an answer survives a crash between the commit and the send. A
+delivery is marked sent only after the platform accepted it; its parts (text pieces, a file)
+are counted as they go out, so a retry never repeats one. A failed attempt gets a new due time
+(the platform's retry-after, or a growing pause) until its `give_up_at`; then it is given up and
+kept, with its error, for the coordinators' eyes. One recipient's trouble never holds up another's.
+Due rows are claimed for `LEASE` before they are sent, so two processes never send the same row;
+a process that dies lets its lease lapse.
 """
 
 import json
@@ -11,14 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from db.models import ChatIdentity, Delivery, Member, OutboxMessage
 from services.identities import identities_of, members_for
 from services.vocabulary import Recipient
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 8  # other errors than 429 (a 429 is the platform's pacing, bounded by time alone)
 BATCH = 200
+LEASE = timedelta(seconds=60)  # a claimed row waits this long before another sender may take it
+NOTICE_PATIENCE = timedelta(hours=24)  # a notification later than this is of no use any more
+ANSWER_PATIENCE = timedelta(hours=1)  # an answer later than this would confuse more than help
+FILE_WAIT = timedelta(minutes=5)  # an answer whose file is still being drawn waits this long at most
 
 
 @dataclass(frozen=True)
@@ -28,13 +38,16 @@ class Due:
     delivery_id: int
     member_id: int
     role: str
-    template: str
+    template: str | None  # None: a direct answer, already rendered in `body`
     params: dict[str, Any]
     platform: str
     chat_id: str
     locale: str | None
     ref: str | None
     attempts: int
+    body: str | None = None
+    attachment: bytes | None = None
+    parts_sent: int = 0
 
 
 def ref_of(template: str, params: dict[str, Any]) -> str | None:
@@ -56,6 +69,8 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
         .order_by(col(OutboxMessage.id))
         .limit(limit)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # another process expands the rest
     created = 0
     for message in session.exec(query).all():
         assert message.id is not None
@@ -74,6 +89,7 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
                         identity_id=identity.id,
                         ref=ref_of(message.template, params),
                         due_at=now,
+                        give_up_at=now + NOTICE_PATIENCE,
                     )
                 )
                 created += 1
@@ -83,37 +99,107 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
     return created
 
 
+def add_answer(
+    session: Session,
+    *,
+    identity_id: int,
+    body: str,
+    attachment: bytes | None = None,
+    now: datetime,
+    file_pending: bool = False,
+) -> int:
+    """Store a direct answer in the event's transaction; returns its delivery id.
+
+    An answer whose file is drawn after the commit (`attach_file`) waits for it, but not for
+    ever: if the process dies meanwhile, the text goes out after `FILE_WAIT` without the file.
+    """
+    delivery = Delivery(
+        outbox_id=None,
+        identity_id=identity_id,
+        body=body,
+        attachment=attachment,
+        due_at=now + FILE_WAIT if file_pending else now,
+        give_up_at=now + ANSWER_PATIENCE,
+    )
+    session.add(delivery)
+    session.flush()
+    assert delivery.id is not None
+    return delivery.id
+
+
+def attach_file(session: Session, delivery_id: int, *, body: str, data: bytes | None, now: datetime) -> None:
+    """Give a waiting answer its drawn file (or its note that none could be made); it is due at once."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.sent_at is not None:
+        return
+    delivery.body = body
+    delivery.attachment = data
+    delivery.due_at = now
+    session.add(delivery)
+
+
 def due(session: Session, *, platforms: list[str], now: datetime, limit: int = BATCH) -> list[Due]:
-    """Deliveries to the given platforms whose time has come, oldest first."""
+    """Claim the deliveries to the given platforms whose time has come, oldest first.
+
+    A row claimed by another sender (its lease running) is skipped; on PostgreSQL the rows are
+    locked with SKIP LOCKED while they are claimed, so two processes never take the same row.
+    """
     query = (
-        select(Delivery, OutboxMessage, ChatIdentity, Member)
-        .join(OutboxMessage, col(OutboxMessage.id) == Delivery.outbox_id)
+        select(Delivery, ChatIdentity, Member)
         .join(ChatIdentity, col(ChatIdentity.id) == Delivery.identity_id)
         .join(Member, col(Member.id) == ChatIdentity.member_id)
         .where(
             col(Delivery.sent_at).is_(None),
             col(Delivery.failed_at).is_(None),
             col(Delivery.due_at) <= now,
+            or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) <= now),
             col(ChatIdentity.platform).in_(platforms),
         )
         .order_by(col(Delivery.id))
         .limit(limit)
     )
-    return [
-        Due(
-            delivery_id=delivery.id or 0,
-            member_id=member.id or 0,
-            role=member.role,
-            template=message.template,
-            params=json.loads(message.params),
-            platform=identity.platform,
-            chat_id=identity.chat_id,
-            locale=member.locale,
-            ref=delivery.ref,
-            attempts=delivery.attempts,
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Delivery)
+    rows = session.exec(query).all()
+    outbox_ids = {d.outbox_id for d, _, _ in rows if d.outbox_id is not None}
+    messages = {
+        m.id: m for m in session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(outbox_ids)))
+    }
+    found = []
+    for delivery, identity, member in rows:
+        delivery.claimed_until = now + LEASE
+        session.add(delivery)
+        message = messages.get(delivery.outbox_id) if delivery.outbox_id is not None else None
+        found.append(
+            Due(
+                delivery_id=delivery.id or 0,
+                member_id=member.id or 0,
+                role=member.role,
+                template=message.template if message else None,
+                params=json.loads(message.params) if message else {},
+                platform=identity.platform,
+                chat_id=identity.chat_id,
+                locale=member.locale,
+                ref=delivery.ref,
+                attempts=delivery.attempts,
+                body=delivery.body,
+                attachment=delivery.attachment,
+                parts_sent=delivery.parts_sent,
+            )
         )
-        for delivery, message, identity, member in session.exec(query).all()
-    ]
+    session.flush()
+    return found
+
+
+def mark_part(session: Session, delivery_id: int, *, parts_sent: int, message_id: str | None) -> None:
+    """Count the parts of a delivery that have gone out, so a retry starts after them."""
+    delivery = session.get(Delivery, delivery_id)
+    assert delivery is not None
+    delivery.parts_sent = parts_sent
+    if message_id is not None and delivery.platform_message_id is None:
+        delivery.platform_message_id = message_id
+    session.add(delivery)
 
 
 def first_message_id(session: Session, delivery_id: int) -> str | None:
@@ -139,9 +225,13 @@ def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now
     assert delivery is not None
     delivery.sent_at = now
     delivery.attempts += 1
-    delivery.platform_message_id = message_id
+    delivery.claimed_until = None
+    delivery.platform_message_id = delivery.platform_message_id or message_id
+    delivery.body, delivery.attachment = None, None  # what was said is not kept once it arrived
     session.add(delivery)
     session.flush()
+    if delivery.outbox_id is None:
+        return
     unsent = session.exec(
         select(Delivery.id).where(Delivery.outbox_id == delivery.outbox_id, col(Delivery.sent_at).is_(None))
     ).first()
@@ -156,15 +246,23 @@ def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now
 def mark_retry(
     session: Session, delivery_id: int, *, error: str, now: datetime, retry_after: timedelta | None = None
 ) -> bool:
-    """Schedule another attempt (after `retry_after`, else a growing pause); False once given up."""
+    """Schedule another attempt (after `retry_after`, else a growing pause); False once given up.
+
+    Retrying ends at the delivery's `give_up_at`: a 429 counts as an attempt like any error,
+    and however many there are, a delivery is never retried for longer than its patience.
+    """
     delivery = session.get(Delivery, delivery_id)
     assert delivery is not None
     delivery.attempts += 1
     delivery.last_error = error[:200]
-    if retry_after is None and delivery.attempts >= MAX_ATTEMPTS:
+    delivery.claimed_until = None
+    pause = retry_after if retry_after is not None else timedelta(seconds=2 ** min(delivery.attempts, 10))
+    too_late = delivery.give_up_at is not None and now + pause > delivery.give_up_at
+    too_often = retry_after is None and delivery.attempts >= MAX_ATTEMPTS
+    if too_late or too_often:
         delivery.failed_at = now
+        delivery.body, delivery.attachment = None, None
     else:
-        pause = retry_after if retry_after is not None else timedelta(seconds=2 ** min(delivery.attempts, 10))
         delivery.due_at = now + pause
     session.add(delivery)
     return delivery.failed_at is None
@@ -176,7 +274,9 @@ def mark_failed(session: Session, delivery_id: int, *, error: str, now: datetime
     assert delivery is not None
     delivery.attempts += 1
     delivery.failed_at = now
+    delivery.claimed_until = None
     delivery.last_error = error[:200]
+    delivery.body, delivery.attachment = None, None
     session.add(delivery)
 
 
@@ -200,4 +300,14 @@ def postpone(session: Session, delivery_ids: Sequence[int], *, until: datetime) 
         delivery = session.get(Delivery, delivery_id)
         assert delivery is not None
         delivery.due_at = max(delivery.due_at, until)
+        delivery.claimed_until = None
         session.add(delivery)
+
+
+def release(session: Session, delivery_ids: Sequence[int]) -> None:
+    """Let go of claimed rows that will not be sent now (the process is stopping)."""
+    for delivery_id in delivery_ids:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is not None and delivery.sent_at is None:
+            delivery.claimed_until = None
+            session.add(delivery)

@@ -245,10 +245,18 @@ class FakeBotApi:
         self._call_order: list[str] = []
         self._failures: dict[str, deque[_Failure]] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
+        self._polling = 0  # getUpdates requests in progress
+        self.conflicts = 0  # getUpdates answered 409 (another poll in progress, or a webhook set)
+        self.webhook: JSONDict | None = None  # setWebhook's parameters while a webhook is set
+        self._rate: tuple[int, int] | None = None  # (per second overall, per second per chat)
+        self._send_times: deque[float] = deque()
+        self._chat_send_times: dict[int, deque[float]] = {}
+        self.rate_limited = 0  # sends answered 429 by the rate limit of `limit_rate`
         self._handlers: dict[str, Callable[[JSONDict], Awaitable[Any]]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
+            "setWebhook": self._set_webhook,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
@@ -556,6 +564,8 @@ class FakeBotApi:
             if failures:
                 failure = failures.popleft()
                 raise _ApiError(failure.status, failure.description, failure.parameters)
+            if self._rate is not None and (method.startswith("send") or method.startswith("edit")):
+                self._check_rate(params)
             handler = self._handlers.get(method, self._fallback(method))
             result = await handler(params)
         except _ApiError as error:
@@ -614,9 +624,49 @@ class FakeBotApi:
     async def _delete_webhook(self, params: JSONDict) -> bool:
         if params.get("drop_pending_updates") is True:
             self._updates.clear()
+        self.webhook = None
         return True
 
+    async def _set_webhook(self, params: JSONDict) -> bool:
+        url = params.get("url")
+        if not isinstance(url, str) or not url.startswith("https://"):
+            raise _ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        self.webhook = dict(params)
+        return True
+
+    def limit_rate(self, *, overall: int = 30, per_chat: int = 1) -> None:
+        """Answer 429 (retry_after 1) beyond `overall` sends a second, or `per_chat` a second in one chat."""
+        self._rate = (overall, per_chat)
+
+    def _check_rate(self, params: JSONDict) -> None:
+        assert self._rate is not None
+        overall, per_chat = self._rate
+        now = time.monotonic()
+        chat_id = _as_int(params.get("chat_id"), "chat_id")
+        in_chat = self._chat_send_times.setdefault(chat_id, deque())
+        for times in (self._send_times, in_chat):
+            while times and times[0] <= now - 1.0:
+                times.popleft()
+        if len(self._send_times) >= overall or len(in_chat) >= per_chat:
+            self.rate_limited += 1
+            raise _ApiError(429, "Too Many Requests: retry after 1", {"retry_after": 1})
+        self._send_times.append(now)
+        in_chat.append(now)
+
     async def _get_updates(self, params: JSONDict) -> list[JSONDict]:
+        if self.webhook is not None:
+            self.conflicts += 1
+            raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
+        if self._polling:
+            self.conflicts += 1
+            raise _ApiError(409, "Conflict: terminated by other getUpdates request")
+        self._polling += 1
+        try:
+            return await self._poll(params)
+        finally:
+            self._polling -= 1
+
+    async def _poll(self, params: JSONDict) -> list[JSONDict]:
         offset = params.get("offset")
         if offset is not None:
             self._confirm(_as_int(offset, "offset"))

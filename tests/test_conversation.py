@@ -114,26 +114,51 @@ def test_long_texts_are_split_at_line_breaks() -> None:
     assert split_text("y" * 5000, 4096) == ["y" * 4096, "y" * 904]
 
 
-def test_the_rate_limiter_paces_each_chat_and_the_whole() -> None:
+def test_the_rate_limiter_paces_each_chat_and_the_whole_with_no_burst() -> None:
     limiter = RateLimiter(per_second=25, per_chat_gap=1.0)
     assert limiter.wait("a", 100.0) == 0
     limiter.sent("a", 100.0)
     assert limiter.wait("a", 100.25) == pytest.approx(0.75)  # one per second in a chat
     assert limiter.wait("b", 100.25) == 0
     overall = RateLimiter(per_second=25, per_chat_gap=1.0)
-    for n in range(25):
-        assert overall.wait(f"c{n}", 50.0) == 0
-        overall.sent(f"c{n}", 50.0)  # 25 chats in the same instant empty the bucket
-    assert overall.wait("d", 50.0) == pytest.approx(0.04)  # the next token comes after 1/25 s
-    assert overall.wait("d", 50.02) == pytest.approx(0.02)
-    assert overall.wait("d", 50.04) == 0
+    assert overall.wait("c0", 50.0) == 0
+    overall.sent("c0", 50.0)
+    assert overall.wait("c1", 50.0) == pytest.approx(0.0404)  # no burst: the next slot is 1/25 s on
+    assert overall.wait("c1", 50.02) == pytest.approx(0.0204)  # (and 1 % more, against jitter)
+    times = [50.0]
+    for n in range(1, 60):  # as fast as the limiter allows: never more than 25 in any second
+        now = times[-1] + overall.wait(f"c{n}", times[-1])
+        overall.sent(f"c{n}", now)
+        times.append(now)
+    assert max(sum(1 for t in times if start <= t < start + 1) for start in times) == 25
+    assert times[-1] == pytest.approx(50.0 + 59 * 1.01 / 25)
     limiter.pause_chat("b", 101.0, 5.0)  # Telegram said: retry after 5 s
     assert limiter.wait("b", 101.0) == pytest.approx(5.0)
     assert limiter.wait("b", 106.0) == 0
 
 
+def test_a_429_slows_every_chat_and_the_pace_recovers() -> None:
+    limiter = RateLimiter(per_second=30, per_chat_gap=1.0)
+    limiter.sent("a", 10.0)
+    limiter.pause_chat("a", 10.0, 2.0)
+    assert limiter.share(10.0) == 0.5  # half the pace for everyone
+    assert limiter.wait("b", 10.0) == pytest.approx(1.01 / 15)  # the next slot for another chat is later
+    limiter.sent("b", 10.0 + 1.01 / 15)
+    assert limiter.wait("c", 10.0 + 1.01 / 15) == pytest.approx(1.01 / (30 * (0.5 + 0.1 * 1.01 / 15)))
+    assert limiter.share(12.0) == pytest.approx(0.7)  # a tenth of the pace back each second
+    assert limiter.share(20.0) == 1.0
+    limiter.pause_chat("a", 20.0, 1.0)
+    limiter.pause_chat("a", 20.0, 1.0)
+    assert limiter.share(20.0) == 0.25  # every 429 halves again
+    for _ in range(10):
+        limiter.pause_chat("a", 20.0, 1.0)
+    assert limiter.share(20.0) == 0.1  # but never below a tenth
+
+
 class Phone:
     """A fake chat platform: records what each chat got; chats listed in `broken` fail."""
+
+    max_text = 4096
 
     def __init__(self, *, broken: dict[str, Exception] | None = None) -> None:
         self.inbox: dict[str, list[str]] = {}

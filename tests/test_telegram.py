@@ -498,7 +498,7 @@ async def test_an_unexpected_failure_is_logged_without_text_and_answered_neutral
     tg = telegram
     await tg.join(SCHOOL, tg.codes.school)
 
-    def broken(event: object) -> list[object]:
+    def broken(event: object, **_: object) -> list[object]:
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(_telegram(tg.bot).conversation, "handle", broken)
@@ -509,22 +509,29 @@ async def test_an_unexpected_failure_is_logged_without_text_and_answered_neutral
     assert tg.api.token not in caplog.text
 
 
-async def test_an_answer_that_cannot_be_sent_brings_no_apology_once_the_action_is_saved(
+async def test_an_answer_that_fails_on_the_way_is_sent_again_and_brings_no_apology(
     telegram: Telegram, caplog: pytest.LogCaptureFixture
 ) -> None:
     tg = telegram
     await tg.join(SCHOOL, tg.codes.school)
     asked = await tg.say(SCHOOL, "/language")
+    since = len(tg.api.sent(SCHOOL))
     tg.api.fail_next("sendMessage", status=500, description="Internal Server Error")
-    await tg.press(SCHOOL, asked, "lang-en")  # saved; the confirmation is lost on the way
+    await tg.press(SCHOOL, asked, "lang-en")  # saved, with its answer; the first send fails
     await asyncio.sleep(0.5)
     with UnitOfWork(tg.engine) as uow:
         assert uow.session.exec(select(Member)).one().locale == "en"
-    sorry = "Sorry, something went wrong on our side. Please try again in a moment."
-    texts = [m.text for m in tg.api.sent(SCHOOL)]
-    assert sorry not in texts  # nobody is asked to do it again
-    assert DE.gettext(sorry) not in texts
-    assert "could not be sent" in caplog.text
+        answer = uow.session.exec(select(Delivery).where(col(Delivery.outbox_id).is_(None))).all()[-1]
+    assert (answer.attempts, answer.last_error, answer.sent_at) == (1, "NetworkError", None)
+    assert tg.api.sent(SCHOOL)[since:] == []
+    tg.clock.now = NOW + timedelta(seconds=3)  # past the first retry's pause (2 s)
+    tg.bot.deliverer.wake.set()
+    confirmed = await tg.api.wait_for_message(SCHOOL, _is_text, since=since)
+    assert confirmed.text == EN.gettext("From now on I write in English.")
+    await asyncio.sleep(0.3)
+    texts = [m.text for m in tg.api.sent(SCHOOL)[since:]]
+    assert texts == [confirmed.text]  # once, and nobody is asked to do it again
+    assert "delivery 2 failed: NetworkError" in caplog.text
 
 
 async def test_long_texts_are_split_and_the_buttons_go_with_the_last_part(telegram: Telegram) -> None:

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,8 @@ from services.schools import import_schools, list_schools
 from services.text import N_
 from services.units import parse_money
 from services.vocabulary import Role, parse_modes
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from bot.process import Transport
@@ -100,8 +103,9 @@ def timers(ctx: Context, args: argparse.Namespace) -> int:
 
 def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: str) -> int:
     """Start the transports and the timers, say `started`, and run until SIGINT or SIGTERM."""
-    import aiohttp
+    from sqlalchemy.exc import InterfaceError, OperationalError
 
+    from bot.leader import AnotherProcessRuns
     from bot.process import BotProcess
     from bot.scheduling import Timers
 
@@ -113,7 +117,20 @@ def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await bot.start()
+        pause, said = 1.0, float("-inf")
+        while not stop.is_set():
+            try:
+                await bot.start()
+                break
+            except (OperationalError, InterfaceError) as exc:  # the database is not there (yet)
+                if loop.time() - said >= 60:
+                    log.warning("the database cannot be reached (%s); trying again", type(exc).__name__)
+                    said = loop.time()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
+                pause = min(pause * 2, 30)
+        else:
+            return
         ctx.say(started, **params)
         try:
             await stop.wait()
@@ -122,9 +139,13 @@ def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: 
 
     try:
         asyncio.run(serve())
-    except (aiohttp.ClientError, ConnectionError) as exc:
-        reason = type(exc).__name__
-        raise InvalidInput(N_("Cannot connect to the chat platform: {reason}"), reason=reason) from exc
+    except AnotherProcessRuns as exc:
+        raise InvalidInput(
+            N_(
+                "Another bot process is already running on this SQLite database. Stop it first; "
+                "several processes need PostgreSQL."
+            )
+        ) from exc
     return 0
 
 

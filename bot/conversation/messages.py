@@ -1,5 +1,6 @@
 """What flows between a transport and the conversation: neutral events in, neutral replies out."""
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -87,3 +88,26 @@ def split_text(text: str, limit: int) -> list[str]:
         rest = rest[cut:].lstrip("\n")
     parts.append(rest)
     return parts
+
+
+def reply_to_body(reply: Reply, *, file_pending: bool = False) -> str:
+    """A reply as stored with its delivery: text, choices and the file's name and type (bytes apart)."""
+    file = reply.attachment
+    described = {"name": file.filename, "type": file.mime_type} if file is not None else None
+    return json.dumps(
+        {
+            "text": reply.text,
+            "choices": [[c.key, c.label] for c in reply.choices],
+            "file": described,
+            "file_pending": file_pending,
+        }
+    )
+
+
+def reply_from_body(body: str, data: bytes | None) -> Reply:
+    """The reply stored by `reply_to_body`, with its file when the bytes are there."""
+    stored = json.loads(body)
+    file = stored.get("file")
+    attachment = Attachment(file["name"], file["type"], data) if file and data is not None else None
+    choices = tuple(Choice(key, label) for key, label in stored.get("choices", []))
+    return Reply(stored["text"], choices, attachment)

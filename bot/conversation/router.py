@@ -17,13 +17,13 @@ from sqlmodel import Session
 from bot.conversation.answers import MAX_ID, resolve, whole_number
 from bot.conversation.coordinator import COORDINATOR
 from bot.conversation.interpreter import INTERPRETER
-from bot.conversation.messages import Choice, Incoming, Reply
+from bot.conversation.messages import Choice, Incoming, Reply, reply_to_body
 from bot.conversation.school import SCHOOL
 from bot.conversation.turn import STAY, Feature, Flow, Turn
 from bot.i18n import LOCALES, Translator, pick_locale
 from db.models import Member
 from db.uow import UnitOfWork
-from services import identities, strangers
+from services import deliveries, identities, strangers
 from services.dialogs import first_time, load_dialog, save_dialog
 from services.errors import DomainError, InvalidInvite
 from services.invites import create_link_code
@@ -94,6 +94,23 @@ def _turn_of(session: Session, member: Member, now: datetime) -> Turn:
     return Turn(session, member, Translator(pick_locale(member.locale)), now, load_dialog(session, member.id))
 
 
+def _store_answers(turn: Turn, identity_id: int | None) -> list[int]:
+    """The turn's replies as deliveries to the chat the event came from; returns their ids in order."""
+    assert identity_id is not None
+    pending = {index for index, *_ in turn.pending_files}
+    return [
+        deliveries.add_answer(
+            turn.session,
+            identity_id=identity_id,
+            body=reply_to_body(reply, file_pending=index in pending),
+            attachment=reply.attachment.data if reply.attachment is not None else None,
+            now=turn.now,
+            file_pending=index in pending,
+        )
+        for index, reply in enumerate(turn.replies)
+    ]
+
+
 class Conversation:
     """Turns incoming events into replies; every platform talks to this one object."""
 
@@ -107,19 +124,24 @@ class Conversation:
             member = identities.member_of(uow.session, platform, user_id)
         return pick_locale(member.locale if member and member.locale else hint)
 
-    def handle(self, event: Incoming) -> list[Reply]:
-        """Handle one event; returns the replies for the same chat (notifications go through the outbox)."""
+    def handle(self, event: Incoming, *, queue: bool = False) -> list[Reply]:
+        """Handle one event; returns the replies for the same chat (notifications go through the outbox).
+
+        With `queue`, a member's replies are stored as deliveries in the event's own transaction
+        (its files right after, once drawn) and only a stranger's replies are returned: the
+        answer then survives a crash and goes out through the one paced sender.
+        """
         now = self.clock()
         try:
-            return self._handle(event, now)
+            return self._handle(event, now, queue)
         except DomainError as exc:
-            return self._handle_error(event, exc, now)
+            return self._handle_error(event, exc, now, queue)
         except IntegrityError:
             # The same event arrived twice at the same moment: the other copy wins.
             log.info("duplicate event %s on %s ignored", event.event_key, event.platform)
             return []
 
-    def _handle(self, event: Incoming, now: datetime) -> list[Reply]:
+    def _handle(self, event: Incoming, now: datetime, queue: bool = False) -> list[Reply]:
         with UnitOfWork(self.engine) as uow:
             session = uow.session
             identity = identities.find_identity(session, event.platform, event.user_id)
@@ -138,10 +160,31 @@ class Conversation:
             turn = _turn_of(session, member, now)
             self._dispatch(turn, event)
             save_dialog(session, turn.member_id, turn.dialog, now=now)
+            stored = _store_answers(turn, identity.id) if queue else []
             uow.commit()
-        return turn.render_files()
+        if not queue:
+            return turn.render_files()
+        self._attach_files(turn, stored)
+        return []
 
-    def _handle_error(self, event: Incoming, exc: DomainError, now: datetime) -> list[Reply]:
+    def _attach_files(self, turn: Turn, stored: list[int]) -> None:
+        """Draw the files of stored answers (after the commit) and give them to their deliveries."""
+        waiting = sorted({index for index, *_ in turn.pending_files})
+        if not waiting:
+            return
+        replies = turn.render_files()
+        with UnitOfWork(self.engine) as uow:
+            for index in waiting:
+                reply = replies[index]
+                data = reply.attachment.data if reply.attachment is not None else None
+                deliveries.attach_file(
+                    uow.session, stored[index], body=reply_to_body(reply), data=data, now=self.clock()
+                )
+            uow.commit()
+
+    def _handle_error(
+        self, event: Incoming, exc: DomainError, now: datetime, queue: bool = False
+    ) -> list[Reply]:
         """Answer a domain error with its sentence; nothing of the failed event was kept."""
         with UnitOfWork(self.engine) as uow:
             session = uow.session
@@ -161,8 +204,12 @@ class Conversation:
                 except DomainError:
                     turn.finish()  # the dialog's subject is gone (cancelled, taken): start afresh
             save_dialog(session, turn.member_id, turn.dialog, now=now)
+            identity = identities.find_identity(session, event.platform, event.user_id) if queue else None
+            if identity is not None:
+                identities.touch(session, identity, chat_id=event.chat_id, now=now)
+                _store_answers(turn, identity.id)
             uow.commit()
-            return turn.replies
+            return [] if identity is not None else turn.replies
 
     # --- strangers ------------------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ nothing sent before the bot first started is answered.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from nio import (
     AsyncClient,
     MegolmEvent,
@@ -87,22 +88,35 @@ class MatrixBot:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, wake: Callable[[], None]) -> None:
+    async def start(self, wake: Callable[[], None], say: Callable[[str, Reply], Awaitable[None]]) -> None:
+        """Every process: nothing to do before it leads (one device syncs and sends)."""
         self._wake = wake
         self._stopping = False
-        try:
-            self.state = await log_in(self.client, self.settings)
-            if self.client.should_upload_keys:
-                await self.client.keys_upload()
-            # The first sync after a start asks for the full state: nio keeps rooms and members in memory.
-            await self._sync(timeout_ms=0, full_state=True)
-        except BaseException:
-            await self.client.close()
-            raise
+
+    async def lead(self) -> None:
+        """Sign in and sync; while the homeserver cannot be reached, keep trying (logged once a minute)."""
+        self._stopping = False
+        pause, last_said = 1.0, float("-inf")
+        while True:
+            try:
+                self.state = await log_in(self.client, self.settings)
+                if self.client.should_upload_keys:
+                    await self.client.keys_upload()
+                # The first sync after a start asks for the full state: nio keeps rooms and members in memory.
+                await self._sync(timeout_ms=0, full_state=True)
+                break
+            except (aiohttp.ClientError, OSError, TimeoutError, RuntimeError) as exc:
+                now = asyncio.get_running_loop().time()
+                if now - last_said >= 60:
+                    log.warning("Matrix homeserver cannot be reached (%s); trying again", type(exc).__name__)
+                    last_said = now
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30)
         self._loop = asyncio.create_task(self._run())
         log.info("Matrix: signed in as %s (device %s)", self.client.user_id, self.client.device_id)
 
-    async def stop(self) -> None:
+    async def unlead(self) -> None:
+        """Stop syncing (another process leads now, or this one stops)."""
         self._stopping = True
         if self._poll is not None:
             self._poll.cancel()  # only the waiting long poll; a sync being handled is finished first
@@ -113,6 +127,9 @@ class MatrixBot:
         if self._upkeep is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._upkeep, timeout=10)
+
+    async def stop(self) -> None:
+        await self.unlead()
         await self.client.close()
 
     async def _run(self) -> None:
@@ -241,15 +258,12 @@ class MatrixBot:
             text=strip_reply_fallback(event.body, event.source.get("content", {})),
             event_key=f"event:{event.event_id}",
         )
-        replies = await asyncio.to_thread(self.conversation.handle, incoming)
         try:
-            for index, reply in enumerate(replies):
-                await self.sender.send(room_id, reply, key=f"reply:{event.event_id}:{index}", direct=True)
-        except Exception:
-            # What the person asked for is saved; an apology would invite them to do it twice.
-            log.exception("Matrix: the answer to event %s could not be sent", event.event_id)
+            direct = await asyncio.to_thread(self.conversation.handle, incoming, queue=True)
         finally:
-            self._wake()  # after the answer, so the notifications it caused come after it
+            self._wake()  # the answers are stored with the event; the one sender sends them
+        for index, reply in enumerate(direct):  # a stranger's replies are not stored
+            await self.sender.send(room_id, reply, key=f"reply:{event.event_id}:{index}", direct=True)
 
     async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:
         """An encrypted message without its key (sent before the bot could read along): ask to resend."""

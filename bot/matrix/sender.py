@@ -46,6 +46,8 @@ class MatrixSender:
     message id is `ROOM_ID|EVENT_ID`, because an edit is only valid in the message's own room.
     """
 
+    max_text = MAX_TEXT
+
     def __init__(self, client: AsyncClient, reopen: Callable[[str], Awaitable[str | None]]) -> None:
         self.client = client
         self.reopen = reopen
@@ -70,7 +72,7 @@ class MatrixSender:
             if reopened is None:
                 raise Undeliverable("no room")
             self.moved[chat_id] = room_id = reopened
-        parts = split_text(reply.text, MAX_TEXT)
+        parts = split_text(reply.text, MAX_TEXT) if reply.text else []
         event_id = ""
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
@@ -79,9 +81,10 @@ class MatrixSender:
             event_id = await self._put(room_id, content, part_key, wait_on_limit=direct)
         if reply.attachment is not None:
             file_key = f"{key}/file" if key is not None else None
-            await self._put(
+            file_event = await self._put(
                 room_id, await self._file_content(room_id, reply.attachment), file_key, wait_on_limit=direct
             )
+            event_id = event_id or file_event
         return f"{room_id}|{event_id}"
 
     async def _file_content(self, room_id: str, attachment: Attachment) -> dict[str, Any]:

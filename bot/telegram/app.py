@@ -1,23 +1,59 @@
-"""The Telegram bot: PTB's Application, long polling; handlers only translate to and from neutral events."""
+"""The Telegram bot: updates by long polling or by webhook; it only translates to and from neutral events.
+
+Nothing is confirmed to Telegram before it is saved. With long polling, the next getUpdates
+offset (which is what tells Telegram an update arrived) moves past a batch only once every
+update in it has been handled and committed; with a webhook, the answer to Telegram's POST is
+200 only after the commit, so Telegram delivers again otherwise. The update id is recorded with
+the update's effects, so a redelivered update does nothing. The answers themselves are stored
+with the effects and go out through the process's one paced sender.
+"""
 
 import asyncio
+import contextlib
+import hmac
+import json
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
+from aiohttp import web
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram import BotCommand, Update
-from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram.error import InvalidToken
+from telegram.ext import Application
 
-from bot.conversation.messages import Incoming
+from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import FEATURES, Conversation, command_list
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator
 from bot.telegram.sender import TelegramSender
+from services.errors import InvalidInput
+from services.text import N_
 
 PLATFORM = "telegram"
 OFFICIAL_API = "https://api.telegram.org/bot"
+ALLOWED_UPDATES = ["message", "callback_query"]
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
 log = logging.getLogger(__name__)
+
+Say = Callable[[str, Reply], Awaitable[None]]
+
+
+class Unsaved(Exception):
+    """The database could not take an update just now: it must not be confirmed to Telegram."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Webhook mode: Telegram POSTs updates to `url`; this process listens on `host:port` behind a proxy."""
+
+    url: str
+    secret: str
+    host: str
+    port: int
 
 
 def all_commands(locale: str) -> list[BotCommand]:
@@ -30,8 +66,23 @@ def all_commands(locale: str) -> list[BotCommand]:
     return [BotCommand(name, text) for name, text in seen.items()]
 
 
+class Every:
+    """Lets a repeated complaint into the log once a minute, not on every retry."""
+
+    def __init__(self, seconds: float = 60) -> None:
+        self.seconds = seconds
+        self._last = float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
+
+
 class TelegramBot:
-    """The Telegram transport: receives updates by long polling and answers through the conversation."""
+    """The Telegram transport: takes updates (polling when it leads, or webhook POSTs) and hands them on."""
 
     platform = PLATFORM
 
@@ -43,78 +94,204 @@ class TelegramBot:
         base_url: str = OFFICIAL_API,
         clock: Callable[[], datetime] | None = None,
         poll_timeout: float = 30,
+        webhook: Webhook | None = None,
     ) -> None:
         self.engine = engine
         self.conversation = Conversation(engine, clock)
-        builder = Application.builder().token(token).base_url(base_url).concurrent_updates(True)
+        builder = Application.builder().token(token).base_url(base_url)
         self.app = builder.base_file_url(base_url.replace("/bot", "/file/bot")).build()
-        self.sender = TelegramSender(self.app.bot)
+        self.bot = self.app.bot
+        self.sender = TelegramSender(self.bot)
         self.poll_timeout = poll_timeout
+        self.webhook = webhook
+        self.last_contact: float | None = None  # monotonic time of the last answer from Telegram
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._wake: Callable[[], None] = lambda: None
-        private = filters.ChatType.PRIVATE
-        self.app.add_handler(MessageHandler(private & filters.TEXT, self.on_text))
-        self.app.add_handler(CallbackQueryHandler(self.on_button))
-        self.app.add_error_handler(self.on_error)
+        self._say: Say | None = None
+        self._polling: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._runner: web.AppRunner | None = None
+        self._complaint = Every()
 
-    async def start(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
-        await self.app.initialize()
-        await self.register_commands()
-        await self.app.start()
-        assert self.app.updater is not None
-        await self.app.updater.start_polling(poll_interval=0, timeout=int(self.poll_timeout))
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, wake: Callable[[], None], say: Say) -> None:
+        """What every process does: reach Telegram (retrying until it answers) and, with a webhook, listen."""
+        self._wake, self._say = wake, say
+        self._stopping = False
+        pause = 1.0
+        while True:
+            try:
+                await self.app.initialize()
+                break
+            except InvalidToken as exc:  # no retry can help: whoever started the bot must fix it
+                raise InvalidInput(N_("Telegram refused the bot token (TELEGRAM_TOKEN).")) from exc
+            except Exception as exc:
+                if self._complaint.due():
+                    log.warning("Telegram cannot be reached (%s); trying again", type(exc).__name__)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30)
+        self.last_contact = time.monotonic()
+        if self.webhook is not None:
+            await self._listen(self.webhook)
+
+    async def lead(self) -> None:
+        """What only the leading process does: the command menu, and the webhook's setup or the polling."""
+        await self._retrying(self.register_commands)
+        if self.webhook is None:
+            await self._retrying(lambda: self.bot.delete_webhook(drop_pending_updates=False))
+            self._polling = asyncio.create_task(self._poll_forever())
+        else:
+            webhook = self.webhook
+            await self._retrying(
+                lambda: self.bot.set_webhook(
+                    webhook.url, secret_token=webhook.secret, allowed_updates=ALLOWED_UPDATES
+                )
+            )
+
+    async def unlead(self) -> None:
+        """Stop polling (another process leads now, or this one stops)."""
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            self._polling = None
 
     async def stop(self) -> None:
-        assert self.app.updater is not None
-        if self.app.updater.running:
-            await self.app.updater.stop()
-        if self.app.running:
-            await self.app.stop()
-        await self.app.shutdown()
+        self._stopping = True
+        await self.unlead()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.app._initialized:
+            await self.app.shutdown()
 
     async def register_commands(self) -> None:
         """The command menu in each language; German for everyone else."""
         for locale in LOCALES:
-            await self.app.bot.set_my_commands(all_commands(locale), language_code=locale)
-        await self.app.bot.set_my_commands(all_commands(DEFAULT_LOCALE))
+            await self.bot.set_my_commands(all_commands(locale), language_code=locale)
+        await self.bot.set_my_commands(all_commands(DEFAULT_LOCALE))
 
-    async def _handle(self, incoming: Incoming) -> None:
-        async with self._locks[incoming.user_id]:  # one user's events in order; different users in parallel
-            replies = await asyncio.to_thread(self.conversation.handle, incoming)
+    async def _retrying(self, call: Callable[[], Awaitable[object]]) -> None:
+        pause = 1.0
+        while not self._stopping:
             try:
-                for reply in replies:
-                    await self.sender.send(incoming.chat_id, reply)
-            except Exception:
-                # What the person asked for is saved; an apology would invite them to do it twice.
-                log.exception("the answer to %s could not be sent", incoming.event_key)
-            finally:
-                self._wake()  # after the answer, so the notifications it caused come after it
+                await call()
+                self.last_contact = time.monotonic()
+                return
+            except Exception as exc:
+                if self._complaint.due():
+                    log.warning("Telegram cannot be reached (%s); trying again", type(exc).__name__)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30)
 
-    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Pass a text message on to the conversation."""
-        message, user = update.effective_message, update.effective_user
-        if message is None or user is None or message.text is None:
+    # --- long polling ---------------------------------------------------------------------------
+
+    async def _poll_forever(self) -> None:
+        """getUpdates, handle the batch to the end, and only then move the offset past it."""
+        offset: int | None = None
+        pause = 1.0
+        while not self._stopping:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=int(self.poll_timeout), allowed_updates=ALLOWED_UPDATES
+                )
+                self.last_contact = time.monotonic()
+                if updates:
+                    results = await asyncio.gather(*(self.take(u) for u in updates), return_exceptions=True)
+                    failed = [r for r in results if isinstance(r, BaseException)]
+                    if failed:
+                        raise failed[0]
+                    offset = updates[-1].update_id + 1
+                pause = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Telegram or the database is away: the batch is asked for again, nothing confirmed.
+                if self._complaint.due():
+                    log.warning("Telegram polling interrupted (%s); trying again", type(exc).__name__)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30)
+
+    # --- webhook --------------------------------------------------------------------------------
+
+    async def _listen(self, webhook: Webhook) -> None:
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_post("/{tail:.*}", self._on_post)
+        self._runner = web.AppRunner(app, access_log=None)  # access lines would carry nothing useful
+        await self._runner.setup()
+        await web.TCPSite(self._runner, webhook.host, webhook.port).start()
+        log.info("Telegram webhook listening on %s:%s", webhook.host, webhook.port)
+
+    async def _on_post(self, request: web.Request) -> web.Response:
+        """Take one update from Telegram; 200 only once it is saved, so Telegram retries otherwise."""
+        assert self.webhook is not None
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.webhook.secret.encode()):
+            log.warning("webhook POST without the right secret refused")
+            return web.Response(status=403)
+        try:
+            data = json.loads(await request.read())
+            update = Update.de_json(data, self.bot)
+        except Exception:
+            log.warning("webhook POST with a body that is no update refused")
+            return web.Response(status=400)
+        try:
+            await self.take(update)
+        except Unsaved:
+            return web.Response(status=503)
+        return web.Response(status=200)
+
+    # --- one update -----------------------------------------------------------------------------
+
+    async def take(self, update: Update) -> None:
+        """Handle one update to its commit; raises `Unsaved` when the database could not take it."""
+        incoming = self._incoming(update)
+        if incoming is None:
             return
-        await self._handle(
-            Incoming(
+        if update.callback_query is not None:
+            await self._answer_callback(update)  # the button stops spinning at once
+        async with self._locks[incoming.user_id]:  # one user's events in order; different users in parallel
+            try:
+                direct = await asyncio.to_thread(self.conversation.handle, incoming, queue=True)
+            except (OperationalError, InterfaceError) as exc:  # the database is away, not the update bad
+                raise Unsaved(type(exc).__name__) from exc
+            except Exception:
+                log.exception("update %s failed", update.update_id)
+                await self._apologise(update, incoming)
+                return
+            finally:
+                self._wake()
+            assert self._say is not None
+            for reply in direct:  # a stranger's replies are not stored
+                try:
+                    await self._say(incoming.chat_id, reply)
+                except Exception as exc:
+                    log.warning("a reply to a stranger could not be sent (%s)", type(exc).__name__)
+
+    async def _answer_callback(self, update: Update) -> None:
+        assert update.callback_query is not None
+        try:
+            await update.callback_query.answer()
+        except Exception as exc:
+            log.info("a button press could not be acknowledged (%s)", type(exc).__name__)
+
+    @staticmethod
+    def _incoming(update: Update) -> Incoming | None:
+        message, query = update.message, update.callback_query
+        if message is not None and message.text is not None and message.from_user is not None:
+            if message.chat.type != "private":
+                return None
+            return Incoming(
                 PLATFORM,
-                str(user.id),
+                str(message.from_user.id),
                 str(message.chat_id),
                 text=message.text,
                 event_key=f"update:{update.update_id}",
-                language_hint=user.language_code,
+                language_hint=message.from_user.language_code,
             )
-        )
-
-    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Answer the button press at once, then pass the choice on."""
-        query = update.callback_query
-        if query is None or query.message is None:
-            return
-        await query.answer()
-        await self._handle(
-            Incoming(
+        if query is not None and query.message is not None:
+            return Incoming(
                 PLATFORM,
                 str(query.from_user.id),
                 str(query.message.chat.id),
@@ -122,24 +299,18 @@ class TelegramBot:
                 event_key=f"update:{update.update_id}",
                 language_hint=query.from_user.language_code,
             )
-        )
+        return None
 
-    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log the failure with its traceback (never the message text) and tell the user something neutral."""
-        update_id = update.update_id if isinstance(update, Update) else None
-        log.error("update %s failed", update_id, exc_info=context.error)
-        if not isinstance(update, Update) or update.effective_chat is None or update.effective_user is None:
-            return
-        locale = await asyncio.to_thread(
-            self.conversation.locale_of,
-            PLATFORM,
-            str(update.effective_user.id),
-            update.effective_user.language_code,
-        )
-        text = Translator(locale).gettext(
-            "Sorry, something went wrong on our side. Please try again in a moment."
-        )
+    async def _apologise(self, update: Update, incoming: Incoming) -> None:
+        """A failing handler: the traceback is logged (never the text); the person hears something neutral."""
         try:
-            await self.app.bot.send_message(chat_id=update.effective_chat.id, text=text)
+            locale = await asyncio.to_thread(
+                self.conversation.locale_of, PLATFORM, incoming.user_id, incoming.language_hint
+            )
+            text = Translator(locale).gettext(
+                "Sorry, something went wrong on our side. Please try again in a moment."
+            )
+            assert self._say is not None
+            await self._say(incoming.chat_id, Reply(text))
         except Exception:
-            log.warning("could not tell chat about the failure of update %s", update_id)
+            log.warning("could not tell chat about the failure of update %s", update.update_id)

@@ -30,19 +30,22 @@ def _seconds(exc: RetryAfter) -> float:
 class TelegramSender:
     """The delivery's sender for Telegram; also used for direct replies."""
 
+    max_text = MAX_TEXT
+
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
     async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str:
-        """Send `reply` (split at 4096 characters; the buttons go with the last part)."""
-        parts = split_text(reply.text, MAX_TEXT)
+        """Send `reply` (split at 4096 characters, buttons with the last part; without text only the file)."""
+        parts = split_text(reply.text, MAX_TEXT) if reply.text else []
         message_id = ""
         try:
             for index, part in enumerate(parts):
                 markup = keyboard(reply) if index == len(parts) - 1 else None
                 sent = await self.bot.send_message(chat_id=int(chat_id), text=part, reply_markup=markup)
                 message_id = str(sent.message_id)
-            await self._send_file(chat_id, reply)
+            file_id = await self._send_file(chat_id, reply)
+            message_id = message_id or file_id
         except RetryAfter as exc:
             raise RetryLater(_seconds(exc)) from exc
         except (Forbidden, ChatMigrated) as exc:
@@ -53,14 +56,15 @@ class TelegramSender:
             raise
         return message_id
 
-    async def _send_file(self, chat_id: str, reply: Reply) -> None:
+    async def _send_file(self, chat_id: str, reply: Reply) -> str:
         if reply.attachment is None:
-            return
+            return ""
         file = InputFile(reply.attachment.data, filename=reply.attachment.filename)
         if reply.attachment.mime_type.startswith("image/"):  # a chart shows as a picture in the chat
-            await self.bot.send_photo(chat_id=int(chat_id), photo=file)
+            sent = await self.bot.send_photo(chat_id=int(chat_id), photo=file)
         else:
-            await self.bot.send_document(chat_id=int(chat_id), document=file)
+            sent = await self.bot.send_document(chat_id=int(chat_id), document=file)
+        return str(sent.message_id)
 
     async def edit(self, chat_id: str, message_id: str, reply: Reply, *, key: str | None = None) -> None:
         """Replace an earlier message's text and buttons (an offer that someone else took)."""
