@@ -8,7 +8,7 @@ from bot.budget_chart import budget_chart_png
 from bot.conversation.answers import Answer, parse_minutes
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.turn import Feature, Flow, Step, Turn
-from bot.conversation.views import listing, pace_text, request_line, status_line
+from bot.conversation.views import Section, pace_text, page_number, request_line, show_page, status_line
 from bot.evaluation_export import duration_text, evaluation_pdf, hours_text
 from db.models import District
 from services import closeout, ledger, requests
@@ -54,23 +54,26 @@ def show_budget(turn: Turn, _arg: str) -> None:
     )
 
 
-def show_requests(turn: Turn, _arg: str) -> None:
+def show_requests(turn: Turn, arg: str) -> None:
     """List requests that wait for a decision (with the reason) and those still looking for someone."""
-    waiting = waiting_for_coordinator(turn.session, turn.district_id)
-    lines, choices = [], []
-    for request in waiting:
+    requests_page(turn, page_number(arg))
+
+
+def requests_page(turn: Turn, number: int) -> None:
+    """One page of /requests: those waiting for a decision first, then those being offered."""
+    waiting = Section(N_("Waiting for your decision:"), N_("No request waits for a decision."))
+    for request in waiting_for_coordinator(turn.session, turn.district_id):
         reason = turn.t.gettext(REASONS.get(request.state_reason or "", REASONS["not_filled"]))
-        lines.append(f"{status_line(turn, request)}: {reason}")
-        choices.append(turn.choice(f"rq:ap:{request.id}", "Approve #{request_id}", request_id=request.id))
+        buttons = [turn.choice(f"rq:ap:{request.id}", "Approve #{request_id}", request_id=request.id)]
         if request.state == RequestState.UNFILLED.value:
-            choices.append(turn.choice(f"rq:rf:{request.id}", "Refer #{request_id}", request_id=request.id))
+            buttons.append(turn.choice(f"rq:rf:{request.id}", "Refer #{request_id}", request_id=request.id))
         else:
-            choices.append(turn.choice(f"rq:rj:{request.id}", "Reject #{request_id}", request_id=request.id))
-    text = listing(turn, N_("Waiting for your decision:"), lines, N_("No request waits for a decision."))
-    running = [status_line(turn, r) for r in in_progress(turn.session, turn.district_id, turn.now)]
-    if running:
-        text += "\n\n" + listing(turn, N_("Looking for an interpreter:"), running, N_("Nothing here yet."))
-    turn.say_text(text, choices)
+            buttons.append(turn.choice(f"rq:rj:{request.id}", "Reject #{request_id}", request_id=request.id))
+        waiting.entries.append((f"{status_line(turn, request)}: {reason}", buttons))
+    running = Section(N_("Looking for an interpreter:"), N_("Nothing here yet."))
+    for request in in_progress(turn.session, turn.district_id, turn.now):
+        running.entries.append((status_line(turn, request), ()))
+    show_page(turn, "ls:rq", [waiting, running], number)
 
 
 def approve(turn: Turn, request_id: int) -> None:
@@ -97,37 +100,40 @@ def refer(turn: Turn, request_id: int) -> None:
     turn.say("#{request_id} is referred; the school is told.", request_id=request_id)
 
 
-def show_pool(turn: Turn, _arg: str) -> None:
+def show_pool(turn: Turn, arg: str) -> None:
     """Show the languages the pool covers, by whom, and the languages asked for that nobody speaks."""
-    covered = pool_languages(turn.session, turn.district_id)
-    lines = [
-        f"{turn.t.language(tag)}: {', '.join(i.name for i in people)}" for tag, people in covered.items()
-    ]
-    text = listing(turn, N_("Languages in the pool:"), lines, N_("The pool is empty."))
-    missing = uncovered_demand(turn.session, turn.district_id)
-    if missing:
-        asked = [turn._("{language}: asked {count} times", language=tag, count=n) for tag, n in missing]
-        text += "\n\n" + listing(
-            turn, N_("Asked for, but nobody in the pool speaks it:"), asked, N_("Nothing here yet.")
-        )
-    turn.say_text(text)
+    pool_page(turn, page_number(arg))
 
 
-def show_closeouts(turn: Turn, _arg: str) -> None:
+def pool_page(turn: Turn, number: int) -> None:
+    """One page of /pool: the languages covered, most widely first, then those nobody speaks."""
+    covered = Section(N_("Languages in the pool:"), N_("The pool is empty."))
+    for tag, people in pool_languages(turn.session, turn.district_id).items():
+        covered.entries.append((f"{turn.t.language(tag)}: {', '.join(i.name for i in people)}", ()))
+    missing = Section(N_("Asked for, but nobody in the pool speaks it:"), N_("Nothing here yet."))
+    for tag, n in uncovered_demand(turn.session, turn.district_id):
+        missing.entries.append((turn._("{language}: asked {count} times", language=tag, count=n), ()))
+    show_page(turn, "ls:pl", [covered, missing], number)
+
+
+def show_closeouts(turn: Turn, arg: str) -> None:
     """List the disputed reports, each with a button to correct it."""
-    found = disputed(turn.session, turn.district_id)
-    lines = [
-        turn._(
+    closeouts_page(turn, page_number(arg))
+
+
+def closeouts_page(turn: Turn, number: int) -> None:
+    """One page of /closeouts."""
+    found = Section(N_("Disputed reports:"), N_("No report is disputed."))
+    for r, c in disputed(turn.session, turn.district_id):
+        line = turn._(
             "{line}: {minutes} min, {km} km — “{reason}”",
             line=request_line(turn.t, r),
             minutes=c.actual_minutes,
             km=c.km,
             reason=c.dispute_reason or "",
         )
-        for r, c in found
-    ]
-    choices = [turn.choice(f"co:fx:{r.id}", "Correct #{request_id}", request_id=r.id) for r, _ in found]
-    turn.say_text(listing(turn, N_("Disputed reports:"), lines, N_("No report is disputed.")), choices)
+        found.entries.append((line, [turn.choice(f"co:fx:{r.id}", "Correct #{request_id}", request_id=r.id)]))
+    show_page(turn, "ls:co", [found], number)
 
 
 def start_correction(turn: Turn, request_id: int) -> None:
@@ -242,7 +248,15 @@ COORDINATOR = Feature(
         "billing": (show_billing, N_("the monthly billing as a spreadsheet, e.g. /billing 2026-05")),
         "evaluation": (show_evaluation, N_("the evaluation as a PDF, e.g. /evaluation 2026")),
     },
-    actions={"rq:ap": approve, "rq:rj": reject, "rq:rf": refer, "co:fx": start_correction},
+    actions={
+        "rq:ap": approve,
+        "rq:rj": reject,
+        "rq:rf": refer,
+        "co:fx": start_correction,
+        "ls:rq": requests_page,
+        "ls:pl": pool_page,
+        "ls:co": closeouts_page,
+    },
     flows={
         "correct": Flow(
             Role.COORDINATOR,

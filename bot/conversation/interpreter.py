@@ -15,7 +15,7 @@ from bot.conversation.answers import (
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.messages import Choice
 from bot.conversation.turn import Feature, Flow, Step, Turn
-from bot.conversation.views import listing, request_line
+from bot.conversation.views import Section, page_number, request_line, show_page
 from db.models import Request
 from services import billing, closeout, ledger, offers
 from services.billing_report import paid_in_year
@@ -63,21 +63,25 @@ def give_back(turn: Turn, request_id: int) -> None:
     turn.attach(calendar_attachment(turn.t, request, sequence=sequence, cancelled=True, now=turn.now))
 
 
-def show_jobs(turn: Turn, _arg: str) -> None:
+def show_jobs(turn: Turn, arg: str) -> None:
     """List the jobs ahead and those waiting for a report."""
-    jobs = interpreter_jobs(turn.session, _interpreter_id(turn))
-    lines, choices = [], []
-    for job in jobs:
+    jobs_page(turn, page_number(arg))
+
+
+def jobs_page(turn: Turn, number: int) -> None:
+    """One page of /jobs, soonest first."""
+    section = Section(N_("Your jobs:"), N_("No jobs at the moment."))
+    for job in interpreter_jobs(turn.session, _interpreter_id(turn)):
         line = request_line(turn.t, job)
         if job.mode != Mode.WRITTEN.value:
             line += "\n   " + job.place
-        lines.append(line)
+        choices = []
         if job.state == RequestState.BOOKED.value and job.starts_at > turn.now:
             choices.append(turn.choice(f"bk:gb:{job.id}", "Hand back #{request_id}", request_id=job.id))
         elif job.starts_at <= turn.now:
             choices.append(turn.choice(f"rp:go:{job.id}", "Report #{request_id}", request_id=job.id))
-    text = listing(turn, N_("Your jobs:"), lines, N_("No jobs at the moment."))
-    turn.say_text(text, choices)
+        section.entries.append((line, choices))
+    show_page(turn, "ls:jb", [section], number)
 
 
 # --- the report after a job ---------------------------------------------------------------------
@@ -254,7 +258,13 @@ INTERPRETER = Feature(
         "away": (start_away, N_("tell us when you are away")),
         "earnings": (show_earnings, N_("what you were paid this year")),
     },
-    actions={"of:a": accept, "of:d": decline, "bk:gb": give_back, "rp:go": report_job},
+    actions={
+        "of:a": accept,
+        "of:d": decline,
+        "bk:gb": give_back,
+        "rp:go": report_job,
+        "ls:jb": jobs_page,
+    },
     flows={
         "report": Flow(
             Role.INTERPRETER,

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from bot.conversation.answers import BERLIN, Answer, parse_minutes, parse_when, whole_number
 from bot.conversation.messages import Choice
 from bot.conversation.turn import STAY, Feature, Flow, Step, Turn
-from bot.conversation.views import listing, request_line, status_line
+from bot.conversation.views import Section, page_number, request_line, show_page, status_line
 from db.models import School
 from services import closeout, requests
 from services.errors import InvalidInput
@@ -385,11 +385,16 @@ REQUEST = Flow(
 # --- bookings, cancelling, closeout -------------------------------------------------------------
 
 
-def show_bookings(turn: Turn, _arg: str) -> None:
+def show_bookings(turn: Turn, arg: str) -> None:
     """List the school's upcoming and past requests, with what can be done about them."""
-    found = school_requests(turn.session, turn.member.school_id or 0, now=turn.now)
-    choices: list[Choice] = []
-    for request in found:
+    bookings_page(turn, page_number(arg))
+
+
+def bookings_page(turn: Turn, number: int) -> None:
+    """One page of /bookings: the open requests, soonest first, then the latest past ones."""
+    section = Section(N_("Your requests:"), N_("You have no requests yet. /request makes one."))
+    for request in school_requests(turn.session, turn.member.school_id or 0, now=turn.now):
+        choices: list[Choice] = []
         state = RequestState(request.state)
         if state in CANCELLABLE and request.starts_at > turn.now:
             choices.append(turn.choice(f"rq:cx:{request.id}", "Cancel #{request_id}", request_id=request.id))
@@ -402,11 +407,8 @@ def show_bookings(turn: Turn, _arg: str) -> None:
                 choices.append(
                     turn.choice(f"co:no:{request.id}", "Dispute #{request_id}", request_id=request.id)
                 )
-    lines = [status_line(turn, r) for r in found]
-    turn.say_text(
-        listing(turn, N_("Your requests:"), lines, N_("You have no requests yet. /request makes one.")),
-        choices,
-    )
+        section.entries.append((status_line(turn, request), choices))
+    show_page(turn, "ls:bk", [section], number)
 
 
 def cancel_booking(turn: Turn, request_id: int) -> None:
@@ -497,7 +499,12 @@ SCHOOL = Feature(
         "request": (start_request, N_("ask for an interpreter")),
         "bookings": (show_bookings, N_("your requests and bookings")),
     },
-    actions={"rq:cx": cancel_booking, "co:ok": confirm_closeout, "co:no": dispute_closeout},
+    actions={
+        "rq:cx": cancel_booking,
+        "co:ok": confirm_closeout,
+        "co:no": dispute_closeout,
+        "ls:bk": bookings_page,
+    },
     flows={
         "request": REQUEST,
         "cancel": Flow(Role.SCHOOL, {"confirm": Step(ask_cancel, take_cancel)}),

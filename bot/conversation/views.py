@@ -1,11 +1,21 @@
 """How requests and bookings read in chat, in the member's locale."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 
+from bot.conversation.answers import MAX_ID, whole_number
+from bot.conversation.messages import Choice
 from bot.conversation.turn import Turn
 from bot.i18n import Translator
 from db.models import Interpreter, Request
+from services.text import N_
 from services.vocabulary import STATE_LABELS, RequestState
+
+# A page of a list: 8 lines of at most 400 characters and at most 3 buttons each keep a message far
+# below Telegram's 4,096 characters and its keyboard below 100 buttons and 10 KB.
+PAGE_SIZE = 8
+MAX_LINE = 400
 
 
 def request_line(t: Translator, request: Request) -> str:
@@ -31,11 +41,47 @@ def status_line(turn: Turn, request: Request) -> str:
     return line
 
 
-def listing(turn: Turn, title: str, lines: list[str], empty: str) -> str:
-    """A heading and its lines, or the sentence for an empty list."""
-    if not lines:
-        return turn._(empty)
-    return "\n".join([turn._(title), *lines])
+def page_number(arg: str) -> int:
+    """The page a list command names (`/requests 3`); the first when none or nonsense is given."""
+    return whole_number(arg.strip(), most=MAX_ID) or 1
+
+
+@dataclass(frozen=True)
+class Section:
+    """One heading of a list and its lines, each with the buttons that go with it."""
+
+    title: str
+    empty: str  # said on the first page instead, when the first section has no lines
+    entries: list[tuple[str, Sequence[Choice]]] = field(default_factory=list)
+
+
+def show_page(turn: Turn, prefix: str, sections: Sequence[Section], number: int) -> None:
+    """Say page `number` of the sections' lines, PAGE_SIZE at a time, with ‹ Back and Next › buttons.
+
+    The buttons are `{prefix}:{page}`, a button action of the role that calls this again. A page
+    beyond the last shows the last.
+    """
+    flat = [(index, entry) for index, section in enumerate(sections) for entry in section.entries]
+    pages = max(1, -(-len(flat) // PAGE_SIZE))
+    number = min(max(number, 1), pages)
+    shown = flat[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    parts: list[str] = []
+    choices: list[Choice] = []
+    for index, section in enumerate(sections):
+        mine = [entry for at, entry in shown if at == index]
+        lines = [line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line, _ in mine]
+        if lines:
+            parts.append("\n".join([turn._(section.title), *lines]))
+        elif index == 0 and number == 1 and not section.entries:
+            parts.append(turn._(section.empty))
+        choices += [choice for _, buttons in mine for choice in buttons]
+    if pages > 1:
+        parts.append(turn._(N_("Page {page} of {pages}"), page=number, pages=pages))
+        if number > 1:
+            choices.append(turn.choice(f"{prefix}:{number - 1}", "‹ Back"))
+        if number < pages:
+            choices.append(turn.choice(f"{prefix}:{number + 1}", "Next ›"))
+    turn.say_text("\n\n".join(parts), choices)
 
 
 def pace_text(t: Translator, runs_out_on: date | None, year_end_cents: int) -> str:
