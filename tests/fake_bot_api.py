@@ -40,6 +40,9 @@ BOT_USER: JSONDict = {
 
 MAX_TEXT_LENGTH = 4096
 MAX_CALLBACK_DATA_BYTES = 64
+MAX_BUTTONS = 100  # Telegram refuses an inline keyboard with more buttons
+MAX_MARKUP_BYTES = 10 * 1024  # or a reply markup longer than this, as JSON
+MARKUP_TOO_LONG = "Bad Request: reply markup is too long"
 TOO_LONG = "Bad Request: message is too long"
 BUTTON_DATA_INVALID = "Bad Request: BUTTON_DATA_INVALID"
 TEXT_EMPTY = "Bad Request: message text is empty"
@@ -832,6 +835,10 @@ class FakeBotApi:
             return None
         if not isinstance(markup, dict):
             raise _ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+        count = sum(len(row) for row in markup.get("inline_keyboard", []))
+        size = len(json.dumps(markup, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        if count > MAX_BUTTONS or size > MAX_MARKUP_BYTES:
+            raise _ApiError(400, MARKUP_TOO_LONG)
         for row in markup.get("inline_keyboard", []):
             for button in row:
                 data = button.get("callback_data")

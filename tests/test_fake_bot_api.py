@@ -192,6 +192,14 @@ async def test_over_long_text_and_bad_callback_data_get_400(fake_api: FakeBotApi
         with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
             await app.bot.send_message(USER, "knopf", reply_markup=too_long_data)
 
+        many = [[InlineKeyboardButton(f"{n}", callback_data=f"k:{n}")] for n in range(101)]
+        with pytest.raises(BadRequest, match=r"(?i)reply markup is too long"):
+            await app.bot.send_message(USER, "101 Knöpfe", reply_markup=InlineKeyboardMarkup(many))
+        wide = [[InlineKeyboardButton("ä" * 60, callback_data=f"k:{n}")] for n in range(90)]
+        with pytest.raises(BadRequest, match=r"(?i)reply markup is too long"):
+            await app.bot.send_message(USER, "über 10 KB", reply_markup=InlineKeyboardMarkup(wide))
+        await app.bot.send_message(USER, "100 Knöpfe", reply_markup=InlineKeyboardMarkup(many[:100]))
+
         sent = await app.bot.send_message(USER, "alt", reply_markup=KEYBOARD)
         with pytest.raises(BadRequest, match=r"(?i)message is too long"):
             await app.bot.edit_message_text("y" * 4097, chat_id=USER, message_id=sent.message_id)
@@ -201,7 +209,7 @@ async def test_over_long_text_and_bad_callback_data_get_400(fake_api: FakeBotApi
             )
         with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
             await app.bot.edit_message_text("neu", chat_id=USER, message_id=999)
-    assert [m.text for m in fake_api.sent(USER)] == ["x" * 4096, "alt"]
+    assert [m.text for m in fake_api.sent(USER)] == ["x" * 4096, "100 Knöpfe", "alt"]
 
 
 async def test_commands_and_unknown_methods_are_recorded(fake_api: FakeBotApi) -> None:

@@ -20,6 +20,7 @@ from db.uow import UnitOfWork
 from services.overview import pool_languages
 from services.vocabulary import RequestState
 from tests.chat_world import NOW, START, Clock, make_demo
+from tests.test_telegram import OFFICE, Telegram, telegram  # noqa: F401
 
 DE = Translator("de")
 NEXT, BACK = DE.gettext("Next ›"), DE.gettext("‹ Back")
@@ -198,3 +199,22 @@ def test_the_pool_pages_by_language(engine: Engine) -> None:
     assert listed == covered
     back = [c for c in pages[1].choices if c.label == BACK]
     assert _one(talk, "office", choice=back[0].key).text == pages[0].text
+
+
+async def test_a_long_requests_list_arrives_over_telegram_and_pages(
+    telegram: Telegram,  # noqa: F811  (the fixture of tests/test_telegram.py)
+) -> None:
+    tg = telegram
+    await tg.join(OFFICE, tg.codes.coordinator)
+    held = _requests(tg.engine, 200, RequestState.AWAITING_APPROVAL)
+    first = await tg.say(OFFICE, "/requests")  # the fake refuses a keyboard over Telegram's limits
+    assert first.text.startswith(DE.gettext("Waiting for your decision:") + "\n#")
+    assert [data for _, data in first.buttons] == [
+        *(key for i in held[:PAGE_SIZE] for key in (f"rq:ap:{i}", f"rq:rj:{i}")),
+        "ls:rq:2",
+    ]
+    second = await tg.choose(OFFICE, first, "ls:rq:2")
+    assert [data for _, data in second.buttons][::2][:PAGE_SIZE] == [f"rq:ap:{i}" for i in held[8:16]]
+    assert [label for label, _ in second.buttons][-2:] == [BACK, NEXT]
+    again = await tg.choose(OFFICE, second, "ls:rq:1")
+    assert again.text == first.text
