@@ -27,9 +27,9 @@ NEXT, BACK = DE.gettext("Next ›"), DE.gettext("‹ Back")
 MAX_BUTTONS, MAX_MARKUP_BYTES, MAX_TEXT = 100, 10 * 1024, 4096
 
 
-def _join(engine: Engine) -> Conversation:
+def _join(engine: Engine, clock: Clock | None = None) -> Conversation:
     codes = make_demo(engine, NOW)
-    talk = Conversation(engine, Clock(NOW))
+    talk = Conversation(engine, clock or Clock(NOW))
     for user, code in (("school", codes.school), ("amira", codes.amira), ("office", codes.coordinator)):
         talk.handle(Incoming("test", user, user, text=f"/start {code}"))
     return talk
@@ -175,6 +175,22 @@ def test_120_jobs_of_an_interpreter_page_forwards_and_back(engine: Engine) -> No
     pages = _walk(talk, "amira", "/jobs", "bk:gb")
     _check_paging(pages, 15, booked)
     assert all(len(p.ids) == PAGE_SIZE for p in pages)
+
+
+def test_the_report_offers_8_past_jobs_and_points_to_jobs_for_the_rest(engine: Engine) -> None:
+    clock = Clock(NOW)
+    talk = _join(engine, clock)
+    done = _requests(engine, 120, RequestState.BOOKED, interpreter=True)
+    clock.now = START + timedelta(hours=121)  # all 120 have begun: each may be reported
+    asked = _one(talk, "amira", "/report")
+    assert [c.key for c in asked.choices] == [str(i) for i in done[:PAGE_SIZE]]
+    assert asked.text.splitlines()[:2] == [
+        DE.gettext("Which job do you report?"),
+        DE.render("{count} more are listed under /jobs.", {"count": 112}),
+    ]
+    assert within_limits(asked)
+    pages = _walk(talk, "amira", "/jobs", "rp:go")
+    _check_paging(pages, 15, done)
 
 
 def test_the_pool_pages_by_language(engine: Engine) -> None:

@@ -15,7 +15,7 @@ from bot.conversation.answers import (
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.messages import Choice
 from bot.conversation.turn import Feature, Flow, Step, Turn
-from bot.conversation.views import Section, page_number, request_line, show_page
+from bot.conversation.views import PAGE_SIZE, Section, page_number, request_line, show_page
 from db.models import Request
 from services import billing, closeout, ledger, offers
 from services.billing_report import paid_in_year
@@ -116,7 +116,10 @@ def report_job(turn: Turn, request_id: int) -> None:
 
 def ask_job(turn: Turn) -> None:
     jobs = reportable(turn.session, _interpreter_id(turn), turn.now)
-    turn.ask(N_("Which job do you report?"), [Choice(str(j.id), request_line(turn.t, j)) for j in jobs])
+    text = turn._(N_("Which job do you report?"))
+    if len(jobs) > PAGE_SIZE:  # the rest stay reachable through /jobs, a page at a time
+        text += "\n" + turn._(N_("{count} more are listed under /jobs."), count=len(jobs) - PAGE_SIZE)
+    turn.say_text(text, [Choice(str(j.id), request_line(turn.t, j)) for j in jobs[:PAGE_SIZE]])
 
 
 def take_job(turn: Turn, answer: Answer) -> str:

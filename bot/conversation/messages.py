@@ -11,8 +11,8 @@ _UNUSABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def clean_input(text: str) -> str:
-    """What a person typed, as the conversation takes it: line breaks as `\n`, without control
-    characters other than newline and tab."""
+    """What a person typed, as the conversation takes it: every line break a newline, and no control
+    character but newline and tab."""
     return _UNUSABLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
