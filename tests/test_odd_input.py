@@ -24,7 +24,7 @@ from bot.conversation.answers import parse_count, parse_day, parse_minutes, pars
 from bot.conversation.messages import Incoming, Reply, clean_input
 from bot.conversation.router import Conversation
 from bot.i18n import Translator, echo
-from db.models import DialogState, Member, Offer, Request
+from db.models import Closeout, DialogState, Member, Offer, Request
 from db.uow import UnitOfWork
 from services import identities
 from services.errors import InvalidInput
@@ -465,3 +465,18 @@ def test_every_step_of_every_role_answers_any_input_and_a_refusal_changes_nothin
     started = time.monotonic()
     tried = sum(_fuzz(world, spot) for spot in world.spots)
     print(f"{tried} fuzzed inputs over {len(world.spots)} steps in {time.monotonic() - started:.1f} s")
+
+
+def test_a_reason_keeps_its_text_without_nul_and_100000_characters_get_a_sentence(world: World) -> None:
+    spot = next(s for s in world.spots if s.name == "correct/reason")
+    world.clock.now = spot.at
+    _restore(world.engine, world.members["office"], spot)
+    before = _fingerprint(world.engine)
+    too_long = world.say("office", "Schule und Dolmetscherin einig. " * 4000)
+    assert too_long.splitlines()[0] == DE.gettext("Please give the reason in 3 to 300 characters.")
+    assert _fingerprint(world.engine) == before
+    done = world.say("office", "Nur\x00 60\x1b Minuten\r\nda.\x7f")
+    assert done == DE.render("Corrected; the charge changes by {change_cents}.", {"change_cents": -1200})
+    with UnitOfWork(world.engine) as uow:
+        closeout = uow.session.exec(select(Closeout)).one()
+    assert closeout.correction_reason == "Nur 60 Minuten\nda."
