@@ -138,7 +138,7 @@ class Policy:
 def _parse_count(text: str) -> int:
     raw = text.strip()
     low, high = _COUNT_RANGE
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
         raise InvalidInput(
             N_("“{value}” is not a whole number from {low} to {high}."), value=text, low=low, high=high
         )

@@ -7,9 +7,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from services.errors import InvalidInput
 from services.text import N_
 
-_DURATION_PART = re.compile(r"(\d+)\s*([smhd])")
+_DURATION_PART = re.compile(r"(\d{1,6})\s*([smhd])", re.ASCII)  # ASCII digits: int() takes them
 _UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_MONEY = re.compile(r"^(\d{1,9})(?:[.,](\d{1,2}))?$")
+_MONEY = re.compile(r"^(\d{1,9})(?:[.,](\d{1,2}))?$", re.ASCII)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -48,7 +48,7 @@ def format_money_plain(cents: int) -> str:
 def parse_percent(text: str) -> int:
     """`80%` or `80`, a whole percentage from 1 to 100."""
     raw = text.strip().removesuffix("%").strip()
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= 100:
         raise InvalidInput(N_("“{value}” is not a percentage from 1 to 100."), value=text)
     return int(raw)
 

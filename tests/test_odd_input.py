@@ -28,6 +28,7 @@ from db.models import Closeout, DialogState, Member, Offer, Request
 from db.uow import UnitOfWork
 from services import identities
 from services.errors import InvalidInput
+from services.units import parse_duration, parse_money, parse_percent
 from tests.chat_world import NOW, make_demo
 
 DE = Translator("de")
@@ -67,6 +68,13 @@ def test_dates_beyond_the_years_a_budget_may_have_are_refused(typed: str) -> Non
         parse_when(typed, NOW)
     with pytest.raises(InvalidInput):
         parse_day(typed.split()[0], NOW)
+
+
+@pytest.mark.parametrize("typed", ["²", "1²", "١٢", "9" * 5000, "-1"])
+def test_the_coordinators_numbers_take_ascii_digits_only(typed: str) -> None:
+    for parse in (parse_percent, parse_money, lambda t: parse_duration(t + "m")):
+        with pytest.raises(InvalidInput):
+            parse(typed)
 
 
 def test_control_characters_are_dropped_at_the_entry_but_newlines_and_tabs_stay() -> None:
