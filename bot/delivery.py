@@ -11,13 +11,15 @@ retried later (until the delivery's patience runs out) and never holds up the ot
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -31,6 +33,7 @@ from services.dialogs import offer_choices
 from services.vocabulary import Role
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 IDLE_POLL = 5.0  # seconds between looks at the outbox when nothing woke the loop
 WAKE_CHECK = 0.1  # longest pause in a round before looking whether new answers are due
 
@@ -114,6 +117,13 @@ class Deliverer:
         # Deliveries queued or on their way in this process: a lease that lapses meanwhile (a long
         # 429 wait, a clock moved on) must not bring the same row into the round a second time.
         self._active: set[int] = set()
+        # Its own thread for the database: a burst of events fills the default pool with handlers,
+        # and answers must not wait until the whole burst is handled before the first goes out.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery")
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        call = functools.partial(function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
     # --- reading what is due --------------------------------------------------------------------
 
@@ -224,17 +234,17 @@ class Deliverer:
         too. What becomes due meanwhile (an answer, woken by `wake`) joins the round at once.
         """
         queues: dict[str, deque[_Job]] = {}
-        self._enqueue(queues, await asyncio.to_thread(self._prepare))
+        self._enqueue(queues, await self._in_thread(self._prepare))
         sent = 0
         message_ids: dict[int, str | None] = {}
         while queues:
             if self.stopping:  # the rest stays due; its claim is let go for whoever sends next
                 held = sorted({job.outgoing.due.delivery_id for queue in queues.values() for job in queue})
-                await asyncio.to_thread(self._release, held)
+                await self._in_thread(self._release, held)
                 break
             if self.wake.is_set():
                 self.wake.clear()
-                self._enqueue(queues, await asyncio.to_thread(self._prepare))
+                self._enqueue(queues, await self._in_thread(self._prepare))
             now = time.monotonic()
             ready = [chat for chat in queues if self.limiter.wait(chat, now) == 0]
             if not ready:
@@ -254,26 +264,24 @@ class Deliverer:
                 rest = queues.pop(chat)
                 later = sorted({j.outgoing.due.delivery_id for j in rest} - {outgoing.due.delivery_id})
                 self._active.difference_update(later)
-                await asyncio.to_thread(
+                await self._in_thread(
                     self._record, outgoing, message_id=None, error=exc, parts_sent=job.part, later=later
                 )
                 continue
             except Exception as exc:
                 log.warning("delivery %s failed: %s", outgoing.due.delivery_id, type(exc).__name__)
                 _drop(queues[chat], outgoing)
-                await asyncio.to_thread(
-                    self._record, outgoing, message_id=None, error=exc, parts_sent=job.part
-                )
+                await self._in_thread(self._record, outgoing, message_id=None, error=exc, parts_sent=job.part)
             else:
                 sent += 1
                 message_ids.setdefault(outgoing.due.delivery_id, message_id)
                 first_id = message_ids[outgoing.due.delivery_id]
                 if last:
-                    await asyncio.to_thread(
+                    await self._in_thread(
                         self._record, outgoing, message_id=first_id, error=None, parts_sent=job.part + 1
                     )
                 else:
-                    await asyncio.to_thread(self._record_part, outgoing, job.part + 1, first_id)
+                    await self._in_thread(self._record_part, outgoing, job.part + 1, first_id)
             if not queues[chat]:
                 del queues[chat]
         return sent
@@ -311,7 +319,7 @@ class Deliverer:
                 except Exception:
                     log.exception("delivery round failed; trying again shortly")
                 try:
-                    timeout = await asyncio.to_thread(self._idle_timeout)
+                    timeout = await self._in_thread(self._idle_timeout)
                 except Exception:
                     log.warning("the database could not be asked what is due next; looking again soon")
                     timeout = IDLE_POLL

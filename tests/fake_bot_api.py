@@ -276,14 +276,14 @@ class FakeBotApi:
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self) -> None:
-        """Bind 127.0.0.1 on a free port and serve."""
+    async def start(self, port: int = 0) -> None:
+        """Bind 127.0.0.1 on `port` (a free one by default) and serve."""
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
         self._runner = runner
         self._closing = False

@@ -96,18 +96,29 @@ def _turn_of(session: Session, member: Member, now: datetime) -> Turn:
 
 def _store_answers(turn: Turn, identity_id: int | None) -> list[int]:
     """The turn's replies as deliveries to the chat the event came from; returns their ids in order."""
-    assert identity_id is not None
     pending = {index for index, *_ in turn.pending_files}
+    return _store_replies(turn.session, turn.replies, identity_id, now=turn.now, pending=frozenset(pending))
+
+
+def _store_replies(
+    session: Session,
+    replies: list[Reply],
+    identity_id: int | None,
+    *,
+    now: datetime,
+    pending: frozenset[int] = frozenset(),
+) -> list[int]:
+    assert identity_id is not None
     return [
         deliveries.add_answer(
-            turn.session,
+            session,
             identity_id=identity_id,
             body=reply_to_body(reply, file_pending=index in pending),
             attachment=reply.attachment.data if reply.attachment is not None else None,
-            now=turn.now,
+            now=now,
             file_pending=index in pending,
         )
-        for index, reply in enumerate(turn.replies)
+        for index, reply in enumerate(replies)
     ]
 
 
@@ -148,8 +159,11 @@ class Conversation:
             if identity is None:
                 # Before first_time: a stranger's message must not write a row (services/strangers.py).
                 replies = self._stranger(uow, event, now)
+                linked = identities.find_identity(session, event.platform, event.user_id) if queue else None
+                if linked is not None:  # the code linked the chat: its welcome is an answer like any other
+                    _store_replies(session, replies, linked.id, now=now)
                 uow.commit()
-                return replies
+                return [] if linked is not None else replies
             if event.event_key and not first_time(
                 session, platform=event.platform, event_key=event.event_key, now=now
             ):
