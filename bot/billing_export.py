@@ -11,7 +11,6 @@ import csv
 import io
 from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal
 from openpyxl import Workbook
@@ -20,10 +19,10 @@ from openpyxl.styles import Font
 from bot.i18n import Translator
 from bot.spreadsheet import as_text, formula_like
 from services.billing_report import BillingLine, InterpreterBilling
+from services.clock import BERLIN
 from services.text import N_
 from services.vocabulary import MODE_LABELS, Mode
 
-BERLIN = ZoneInfo("Europe/Berlin")
 HEADERS = (
     N_("Interpreter"),
     N_("Date"),

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from db.models import Budget, Closeout, Interpreter, LedgerEntry, Request, School
 from services.billing import billed_minutes
-from services.clock import BERLIN as BERLIN  # coordinator.py takes it from here
+from services.clock import BERLIN
 from services.errors import InvalidInput
 from services.policy import load_policy
 from services.text import N_

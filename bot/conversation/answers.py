@@ -3,12 +3,10 @@
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
+from services.clock import BERLIN
 from services.errors import InvalidInput
 from services.text import N_
-
-BERLIN = ZoneInfo("Europe/Berlin")
 
 # re.ASCII: `\d` is 0-9 only, never `²`, `①` or Arabic-Indic digits, so int() takes whatever matched.
 _DATE_TIME = re.compile(

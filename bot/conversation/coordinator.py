@@ -12,8 +12,9 @@ from bot.conversation.views import Section, pace_text, page_number, request_line
 from bot.evaluation_export import duration_text, evaluation_pdf, hours_text
 from db.models import District
 from services import closeout, ledger, requests
-from services.billing_report import BERLIN, monthly_billing, parse_month
+from services.billing_report import monthly_billing, parse_month
 from services.budget_picture import budget_picture
+from services.clock import BERLIN
 from services.errors import InvalidInput
 from services.evaluation import evaluate, period_from_text
 from services.overview import disputed, in_progress, pool_languages, uncovered_demand, waiting_for_coordinator

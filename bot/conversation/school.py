@@ -2,12 +2,13 @@
 
 from datetime import datetime, timedelta
 
-from bot.conversation.answers import BERLIN, Answer, parse_minutes, parse_when, whole_number
+from bot.conversation.answers import Answer, parse_minutes, parse_when, whole_number
 from bot.conversation.messages import Choice
 from bot.conversation.turn import STAY, Feature, Flow, Step, Turn
 from bot.conversation.views import Section, page_number, request_line, show_page, status_line
 from db.models import School
 from services import closeout, requests
+from services.clock import BERLIN
 from services.errors import InvalidInput
 from services.languages import search_languages
 from services.overview import most_requested, pool_languages, school_requests
