@@ -113,7 +113,6 @@ class Deliverer:
         self.wake = asyncio.Event()
         self.stopping = False
         self.enabled = True  # False while another process is the one that sends (see bot/leader.py)
-        self.on_failed: Callable[[], None] = lambda: None
         # Deliveries queued or on their way in this process: a lease that lapses meanwhile (a long
         # 429 wait, a clock moved on) must not bring the same row into the round a second time.
         self._active: set[int] = set()
@@ -201,9 +200,8 @@ class Deliverer:
                     session, due.delivery_id, error=type(error).__name__, now=now
                 )
             uow.commit()
-        if gave_up:
+        if gave_up:  # the coordinators are told by a notice written with the record
             log.warning("delivery %s given up after %s attempts", due.delivery_id, due.attempts + 1)
-            self.on_failed()
 
     def _release(self, delivery_ids: Sequence[int]) -> None:
         self._active.difference_update(delivery_ids)

@@ -17,7 +17,7 @@ from bot.calendar_file import calendar_attachment
 from bot.conversation.messages import Choice, Reply, numbered
 from bot.conversation.views import pace_text, request_line
 from bot.i18n import Translator
-from db.models import Offer, Request, School
+from db.models import Interpreter, Member, Offer, Request, School
 from services.notices import (
     AboutOffer,
     AboutRequest,
@@ -32,6 +32,7 @@ from services.notices import (
     CloseoutReminder,
     CloseoutReported,
     CloseoutSettled,
+    DeliveryFailed,
     DigestWeekly,
     Notice,
     NoticeParams,
@@ -155,6 +156,23 @@ def _calendar_details(
     return "\n".join(lines)
 
 
+def _unreachable(session: Session, t: Translator, params: DeliveryFailed) -> Values:
+    """Who could not be reached, by the name the coordinators know them by."""
+    member = session.get(Member, params.member_id)
+    name = member.name if member else ""
+    if member is not None and member.interpreter_id is not None:
+        interpreter = session.get(Interpreter, member.interpreter_id)
+        name = interpreter.name if interpreter else name
+    elif member is not None and member.school_id is not None:
+        school = session.get(School, member.school_id)
+        name = f"{name}, {school.name}" if school and name else (school.name if school else name)
+    if params.cause == "gone":
+        cause = t.gettext("the bot was blocked or the chat no longer exists.")
+    else:
+        cause = t.gettext("the messenger did not take it for hours.")
+    return {"name": name or f"#{params.member_id}", "cause": cause}
+
+
 def _by_notice(*templates: Template[Any]) -> dict[Notice, Template[Any]]:
     return {template.params.notice: template for template in templates}
 
@@ -263,6 +281,11 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         SettlementBlocked,
         N_("This session cannot be charged: the budget is short. Raise the budget, then confirm again."),
+    ),
+    Template(
+        DeliveryFailed,
+        N_("A notification did not reach {name}: {cause} Please get in touch with them another way."),
+        details=_unreachable,
     ),
 )
 

@@ -17,10 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from db.models import ChatIdentity, Delivery, Member, OutboxMessage
+from services.due import Kind, mark_once
 from services.identities import identities_of, members_for
+from services.notices import DeliveryFailed
+from services.outbox import notify
 from services.vocabulary import Recipient
 
 MAX_ATTEMPTS = 8  # other errors than 429 (a 429 is the platform's pacing, bounded by time alone)
@@ -144,6 +148,18 @@ def due(session: Session, *, platforms: list[str], now: datetime, limit: int = B
     A row claimed by another sender (its lease running) is skipped; on PostgreSQL the rows are
     locked with SKIP LOCKED while they are claimed, so two processes never take the same row.
     """
+    earlier = aliased(Delivery)
+    waiting_before = (
+        select(earlier.id)
+        .where(
+            earlier.identity_id == Delivery.identity_id,
+            col(earlier.id) < col(Delivery.id),
+            col(earlier.sent_at).is_(None),
+            col(earlier.failed_at).is_(None),
+            col(earlier.due_at) > now,
+        )
+        .exists()
+    )
     query = (
         select(Delivery, ChatIdentity, Member)
         .join(ChatIdentity, col(ChatIdentity.id) == Delivery.identity_id)
@@ -154,6 +170,7 @@ def due(session: Session, *, platforms: list[str], now: datetime, limit: int = B
             col(Delivery.due_at) <= now,
             or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) <= now),
             col(ChatIdentity.platform).in_(platforms),
+            ~waiting_before,  # a chat's messages keep their order across a retry's wait
         )
         .order_by(col(Delivery.id))
         .limit(limit)
@@ -262,6 +279,7 @@ def mark_retry(
     if too_late or too_often:
         delivery.failed_at = now
         delivery.body, delivery.attachment = None, None
+        _tell_coordinators(session, delivery, cause="kept_failing", now=now)
     else:
         delivery.due_at = now + pause
     session.add(delivery)
@@ -278,6 +296,41 @@ def mark_failed(session: Session, delivery_id: int, *, error: str, now: datetime
     delivery.last_error = error[:200]
     delivery.body, delivery.attachment = None, None
     session.add(delivery)
+    _tell_coordinators(session, delivery, cause="gone", now=now)
+
+
+def _tell_coordinators(session: Session, delivery: Delivery, *, cause: str, now: datetime) -> None:
+    """A notification given up: the coordinators hear whom it did not reach, once a day per person.
+
+    Answers to a person's own message are left out (they notice a missing answer themselves), and
+    so is this very notice when it fails, so a coordinator's broken chat cannot start a loop.
+    """
+    if delivery.outbox_id is None:
+        return
+    message = session.get(OutboxMessage, delivery.outbox_id)
+    identity = session.get(ChatIdentity, delivery.identity_id)
+    if message is None or identity is None or message.template == DeliveryFailed.notice.value:
+        return
+    member = session.get(Member, identity.member_id)
+    assert member is not None
+    assert member.id is not None
+    if not mark_once(
+        session,
+        district_id=member.district_id,
+        kind=Kind.DELIVERY_FAILED,
+        subject_id=member.id,
+        variant=now.date().isoformat(),
+        now=now,
+    ):
+        return
+    notify(
+        session,
+        district_id=member.district_id,
+        recipient=Recipient.COORDINATORS,
+        recipient_id=member.district_id,
+        notice=DeliveryFailed(member_id=member.id, cause=cause),
+        now=now,
+    )
 
 
 def next_due_at(session: Session, platforms: list[str]) -> datetime | None:

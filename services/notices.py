@@ -43,6 +43,7 @@ class Notice(StrEnum):
     BUDGET_ALERT = "budget.alert"
     DIGEST_WEEKLY = "digest.weekly"
     SETTLEMENT_BLOCKED = "settlement.blocked"
+    DELIVERY_FAILED = "delivery.failed"
 
 
 SCHOOL = frozenset({Recipient.SCHOOL})
@@ -283,6 +284,16 @@ class SettlementBlocked(AboutRequest):
     recipients = COORDINATORS
     needed_cents: int
     available_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryFailed(NoticeParams):
+    """A notification never reached a person: the bot is blocked, the chat is gone, or it kept failing."""
+
+    notice = Notice.DELIVERY_FAILED
+    recipients = COORDINATORS
+    member_id: int
+    cause: str  # "gone" (blocked, chat gone) or "kept_failing" (retried until it was too late)
 
 
 def _concrete() -> list[type[NoticeParams]]:

@@ -219,8 +219,15 @@ def test_one_broken_chat_does_not_hold_up_the_others(engine: Engine) -> None:
     # The network is back; once the pause has passed Samir gets his offer, nobody gets anything twice.
     phone.broken = {}
     clock.now = NOW + timedelta(seconds=3)
-    assert asyncio.run(deliverer.run_once()) == 1
+    assert asyncio.run(deliverer.run_once()) == 2  # Samir's offer, and the office hears of Amira
     assert [len(phone.inbox[c]) for c in ("rojin", "samir", "school")] == [1, 1, 1]
+    cause = DE.gettext("the bot was blocked or the chat no longer exists.")
+    assert phone.inbox["office"] == [
+        DE.render(
+            "A notification did not reach {name}: {cause} Please get in touch with them another way.",
+            {"name": "Amira Haddad", "cause": cause},
+        )
+    ]
 
 
 def test_a_429_keeps_the_chat_in_order(engine: Engine) -> None:

@@ -543,6 +543,24 @@ async def test_long_texts_are_split_and_the_buttons_go_with_the_last_part(telegr
     assert [m.buttons for m in sent] == [[], [("X", "x:1")]]
 
 
+async def test_a_keyboard_too_big_for_telegram_is_left_off_and_the_text_still_arrives(
+    telegram: Telegram,
+) -> None:
+    tg = telegram
+    many = tuple(Choice(f"x:{n}", f"Option {n}") for n in range(101))
+    await _telegram(tg.bot).sender.send(str(SCHOOL), Reply("Pick one", many))
+    wide = tuple(Choice(f"x:{n}", "W" * 120) for n in range(90))  # 90 buttons, but over 10 KB
+    await _telegram(tg.bot).sender.send(str(SCHOOL), Reply("Or one of these", wide))
+    fits = tuple(Choice(f"x:{n}", f"Option {n}") for n in range(100))
+    await _telegram(tg.bot).sender.send(str(SCHOOL), Reply("Or these", fits))
+    sent = tg.api.sent(SCHOOL)
+    assert [(m.text, len(m.buttons)) for m in sent] == [
+        ("Pick one", 0),
+        ("Or one of these", 0),
+        ("Or these", 100),
+    ]
+
+
 def _settle_demo_session(engine: Engine) -> None:
     """Samir Khalil interprets 75 min on 10 March for the demo school, 18 km: 41.40 €, confirmed."""
     with UnitOfWork(engine) as uow:

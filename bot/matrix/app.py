@@ -279,14 +279,20 @@ class MatrixBot:
         await self.sender.send(room_id, Reply(text), key=f"unreadable:{event.event_id}", direct=True)
 
     def _first_time_locale(self, event_id: str, user_id: str) -> str | None:
-        """The person's language if this event is new (and now recorded), else None."""
+        """The person's language if this event is new (and now recorded), else None.
+
+        A stranger's event is not recorded: strangers write no rows (services/strangers.py); the
+        sync token, saved after the sync is handled, keeps it from coming back but after a crash.
+        """
         with UnitOfWork(self.engine) as uow:
             now = self.conversation.clock()
+            member = identities.member_of(uow.session, PLATFORM, user_id)
+            if member is None:
+                return pick_locale(None)
             if not first_time(uow.session, platform=PLATFORM, event_key=f"event:{event_id}", now=now):
                 return None
-            member = identities.member_of(uow.session, PLATFORM, user_id)
             uow.commit()
-        return pick_locale(member.locale if member else None)
+        return pick_locale(member.locale)
 
     def _others(self, room_id: str) -> list[str]:
         """The people in a room besides the bot, joined or invited."""

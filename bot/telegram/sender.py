@@ -1,5 +1,7 @@
 """Putting replies into Telegram chats: inline buttons, long texts split, errors sorted for retrying."""
 
+import json
+import logging
 import warnings
 from datetime import timedelta
 
@@ -10,13 +12,27 @@ from bot.conversation.messages import Reply, split_text
 from bot.delivery import RetryLater, Undeliverable
 
 MAX_TEXT = 4096
+MAX_BUTTONS = 100
+MAX_MARKUP = 10_000  # bytes of reply_markup JSON
+log = logging.getLogger(__name__)
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """One button per row, so long labels stay readable on a phone."""
+    """One button per row, so long labels stay readable on a phone.
+
+    Telegram refuses a keyboard of more than 100 buttons or 10 KB, and the message with it; the
+    lists page so that this never happens, but should one grow too big after all, the text goes
+    without its buttons (they are numbered in it, so typing the number still works).
+    """
     if not reply.choices:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(c.label, callback_data=c.key)] for c in reply.choices])
+    markup = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(c.label, callback_data=c.key)] for c in reply.choices]
+    )
+    if len(reply.choices) > MAX_BUTTONS or len(json.dumps(markup.to_dict()).encode()) > MAX_MARKUP:
+        log.warning("a keyboard of %s buttons is too big for Telegram; sent without it", len(reply.choices))
+        return None
+    return markup
 
 
 def _seconds(exc: RetryAfter) -> float:
