@@ -13,6 +13,8 @@ On SQLite there is one process: a lock file beside the database, and a second `r
 import fcntl
 import logging
 import os
+import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import text
@@ -117,3 +119,56 @@ def leadership_for(engine: Engine) -> Leadership:
         return PostgresLeadership(engine)
     database = engine.url.database
     return FileLeadership(f"{database}.run.lock" if database and database != ":memory:" else None)
+
+
+class Doorbell:
+    """On PostgreSQL, how a standby tells the leader that something waits to be sent (LISTEN/NOTIFY).
+
+    A standby that took a webhook POST or fired a due row has stored answers or notifications that
+    only the leader sends; `ring` wakes it at once instead of at its next look at the outbox.
+    """
+
+    CHANNEL = "dolmetscherpool_send"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def ring(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": self.CHANNEL})
+                connection.commit()
+        except Exception as exc:  # the leader looks at the outbox every few seconds anyway
+            log.info("could not ring the leader (%s)", type(exc).__name__)
+
+    def listen(self, on_ring: Callable[[], None]) -> None:
+        """Call `on_ring` (from a thread of its own) whenever a standby rings, until `stop`."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._listen, args=(on_ring,), name="doorbell", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _listen(self, on_ring: Callable[[], None]) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = self.engine.raw_connection()
+                try:
+                    connection = raw.driver_connection
+                    assert connection is not None
+                    connection.autocommit = True
+                    connection.execute(f"LISTEN {self.CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                            on_ring()
+                finally:
+                    raw.invalidate()  # never back into the pool: it is listening
+            except Exception as exc:
+                log.info("the doorbell's connection failed (%s); listening again shortly", type(exc).__name__)
+                self._stop.wait(TRY_EVERY)

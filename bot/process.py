@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from bot.conversation.messages import Reply
 from bot.delivery import Deliverer, Sender
-from bot.leader import TRY_EVERY, AnotherProcessRuns, Leadership, leadership_for
+from bot.leader import TRY_EVERY, AnotherProcessRuns, Doorbell, Leadership, leadership_for
 from bot.rate_limit import RateLimiter
 from bot.scheduling import Timers
 
@@ -68,17 +68,28 @@ class BotProcess:
         self.deliverer.enabled = False
         self.timers = timers
         if timers is not None:
-            timers.on_fired = self.deliverer.wake.set
+            timers.on_fired = self._wake_sender
         self.leadership = leadership or leadership_for(engine)
+        self.doorbell = Doorbell(engine) if engine.dialect.name == "postgresql" else None
         self.leading = False
         self._delivery: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._rings: set[asyncio.Future[None]] = set()
 
     def _after_event(self) -> None:
         """A handled event may have written answers and notifications and armed due rows."""
-        self.deliverer.wake.set()
+        self._wake_sender()
         if self.timers is not None:
             self.timers.poke()
+
+    def _wake_sender(self) -> None:
+        """Something waits to be sent: this process sends it if it leads, else it rings the leader."""
+        if self.leading or self.doorbell is None:
+            self.deliverer.wake.set()
+        else:
+            ring = asyncio.get_running_loop().run_in_executor(None, self.doorbell.ring)
+            self._rings.add(ring)
+            ring.add_done_callback(self._rings.discard)
 
     async def start(self) -> None:
         """Start every transport, then delivery; lead at once if no other process does.
@@ -116,12 +127,21 @@ class BotProcess:
     async def _lead(self) -> None:
         for transport in self.transports:
             await transport.lead()
+        if self.doorbell is not None:
+            loop = asyncio.get_running_loop()
+
+            def rung() -> None:
+                loop.call_soon_threadsafe(self.deliverer.wake.set)
+
+            self.doorbell.listen(rung)
         self.deliverer.enabled = True
         self.deliverer.wake.set()
         log.info("this process leads: it polls, syncs and sends")
 
     async def _unlead(self) -> None:
         self.deliverer.enabled = False
+        if self.doorbell is not None:
+            await asyncio.to_thread(self.doorbell.stop)
         for transport in self.transports:
             await transport.unlead()
 
@@ -159,6 +179,10 @@ class BotProcess:
             self._delivery = None
         for transport in reversed(self.transports):
             await transport.stop()
+        if self.doorbell is not None:
+            await asyncio.to_thread(self.doorbell.stop)
+        if self._rings:
+            await asyncio.wait(set(self._rings), timeout=5)
         self.leading = False
         await asyncio.to_thread(self.leadership.release)
 

@@ -454,3 +454,39 @@ def test_telegram_webhook_settings_are_checked() -> None:
     ):
         with pytest.raises(InvalidInput):
             telegram_webhook(bad)
+
+
+async def test_behind_one_webhook_url_a_standby_takes_the_post_and_rings_the_leader_to_answer(
+    engine: Engine, api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several processes need PostgreSQL")
+    monkeypatch.setattr("bot.delivery.IDLE_POLL", 60.0)  # without the doorbell the answer would wait a minute
+    codes = make_demo(engine, NOW)
+    processes = []
+    for port in (_free_port(), _free_port()):
+        webhook = Webhook(
+            url="https://bot.kreis.example/telegram", secret=SECRET, host="127.0.0.1", port=port
+        )
+        clock = Clock(NOW)
+        telegram = TelegramBot(
+            token=api.token, engine=engine, base_url=api.base_url, clock=clock, webhook=webhook
+        )
+        process = BotProcess(engine, [telegram], limiter=RateLimiter(per_chat_gap=0.02), clock=clock)
+        await process.start()
+        processes.append((process, port))
+    try:
+        (leader, _), (standby, standby_port) = processes
+        assert (leader.leading, standby.leading) == (True, False)
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        async with aiohttp.ClientSession() as http:
+            update = _update(1, 1001, f"/start {codes.school}")
+            async with http.post(
+                f"http://127.0.0.1:{standby_port}/telegram", json=update, headers=headers
+            ) as r:
+                assert r.status == 200
+        welcome = await api.wait_for_message(1001, lambda m: m.method == "sendMessage")
+        assert welcome.text.startswith("Welcome! You are registered as school.")
+    finally:
+        for process, _ in reversed(processes):
+            await process.stop()

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.cli.commands import quiet_libraries
-from bot.conversation.messages import Reply
+from bot.conversation.messages import Incoming, Reply
 from bot.i18n import Translator
 from bot.matrix.app import MatrixBot
 from bot.matrix.session import BotState, MatrixSettings, load_state, save_state
@@ -657,3 +657,29 @@ async def test_a_sync_that_failed_after_handling_is_handled_again_without_answer
     )
     assert unreadable not in [m.text for m in school.inbox]  # the retried sync was decrypted again
     assert load_state(mx.settings.store_path).sync_token not in failures
+
+
+async def test_a_message_that_meets_the_database_away_is_handled_once_it_is_back(
+    matrix: Matrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    mx = matrix
+    school = await mx.person("school", mx.codes.school)
+    handle = mx.transport.conversation.handle
+    away: list[str] = []
+
+    def database_away_once(event: Incoming, **kwargs: bool) -> list[Reply]:
+        if not away:
+            away.append(event.text)
+            raise OperationalError("BEGIN", {}, Exception("connection refused"))
+        return handle(event, **kwargs)
+
+    monkeypatch.setattr(mx.transport.conversation, "handle", database_away_once)
+    answered = await school.say("!bookings")  # the sync is not saved; it comes again after a pause
+    assert away == ["!bookings"]
+    assert answered.text == DE.gettext("You have no requests yet. /request makes one.").replace("/", "!")
+    sorry = DE.gettext("Sorry, something went wrong on our side. Please try again in a moment.")
+    await asyncio.sleep(1)
+    assert [m.text for m in school.inbox].count(answered.text) == 1
+    assert sorry not in [m.text for m in school.inbox]  # nobody is asked to try again

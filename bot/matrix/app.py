@@ -25,6 +25,7 @@ from nio import (
     SyncResponse,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Conversation
@@ -242,6 +243,8 @@ class MatrixBot:
                 await self._on_text(room_id, event)
             elif isinstance(event, MegolmEvent):
                 await self._on_unreadable(room_id, event)
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: the sync is not saved, and comes again once it is back
         except Exception:
             log.exception("Matrix event %s failed", getattr(event, "event_id", "?"))
             await self._apologise(room_id, sender)
