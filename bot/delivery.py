@@ -194,11 +194,16 @@ class Deliverer:
                 deliveries.postpone(session, later, until=now + pause)
             elif isinstance(error, Undeliverable):
                 deliveries.mark_failed(session, due.delivery_id, error=type(error).__name__, now=now)
+                deliveries.release(session, later)  # they find out for themselves in the next round
                 gave_up = True
             else:
                 gave_up = not deliveries.mark_retry(
                     session, due.delivery_id, error=type(error).__name__, now=now
                 )
+                if gave_up:
+                    deliveries.release(session, later)
+                else:  # the chat's later messages wait for this one, so their order holds
+                    deliveries.postpone(session, later, until=deliveries.due_at(session, due.delivery_id))
             uow.commit()
         if gave_up:  # the coordinators are told by a notice written with the record
             log.warning("delivery %s given up after %s attempts", due.delivery_id, due.attempts + 1)
@@ -268,8 +273,13 @@ class Deliverer:
                 continue
             except Exception as exc:
                 log.warning("delivery %s failed: %s", outgoing.due.delivery_id, type(exc).__name__)
-                _drop(queues[chat], outgoing)
-                await self._in_thread(self._record, outgoing, message_id=None, error=exc, parts_sent=job.part)
+                rest = queues.pop(chat)
+                later = sorted({j.outgoing.due.delivery_id for j in rest} - {outgoing.due.delivery_id})
+                self._active.difference_update(later)
+                await self._in_thread(
+                    self._record, outgoing, message_id=None, error=exc, parts_sent=job.part, later=later
+                )
+                continue
             else:
                 sent += 1
                 message_ids.setdefault(outgoing.due.delivery_id, message_id)
@@ -338,9 +348,3 @@ class Deliverer:
         if upcoming is None:
             return IDLE_POLL
         return min(IDLE_POLL, max(0.05, (upcoming - self.clock()).total_seconds()))
-
-
-def _drop(queue: deque[_Job], outgoing: Outgoing) -> None:
-    """Take the remaining parts of a failed delivery out of its chat's queue (it is retried whole)."""
-    for job in [j for j in queue if j.outgoing.due.delivery_id == outgoing.due.delivery_id]:
-        queue.remove(job)

@@ -364,3 +364,9 @@ def release(session: Session, delivery_ids: Sequence[int]) -> None:
         if delivery is not None and delivery.sent_at is None:
             delivery.claimed_until = None
             session.add(delivery)
+
+
+def due_at(session: Session, delivery_id: int) -> datetime:
+    delivery = session.get(Delivery, delivery_id)
+    assert delivery is not None
+    return delivery.due_at

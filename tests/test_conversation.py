@@ -230,7 +230,8 @@ def test_one_broken_chat_does_not_hold_up_the_others(engine: Engine) -> None:
     ]
 
 
-def test_a_429_keeps_the_chat_in_order(engine: Engine) -> None:
+@pytest.mark.parametrize("failure", ["429", "network"])
+def test_a_failed_send_keeps_the_chat_in_order(engine: Engine, failure: str) -> None:
     clock = Clock(NOW)
     _join(engine, clock)
     with UnitOfWork(engine) as uow:
@@ -245,12 +246,13 @@ def test_a_429_keeps_the_chat_in_order(engine: Engine) -> None:
                 now=NOW,
             )
         uow.commit()
-    phone = Phone(broken={"school": RetryLater(2)})
+    error = RetryLater(2) if failure == "429" else RuntimeError("network down")  # a 2 s pause either way
+    phone = Phone(broken={"school": error})
     deliverer = Deliverer(engine, {"test": phone}, limiter=RateLimiter(per_chat_gap=0), clock=clock)
     assert asyncio.run(deliverer.run_once()) == 0
     phone.broken = {}
     clock.now = NOW + timedelta(seconds=1)
-    assert asyncio.run(deliverer.run_once()) == 0  # all three wait for the retry-after
+    assert asyncio.run(deliverer.run_once()) == 0  # all three wait for the first one's retry
     clock.now = NOW + timedelta(seconds=2.5)
     assert asyncio.run(deliverer.run_once()) == 3
     assert [t.count(DE.money(n)) for n, t in zip((1, 2, 3), phone.inbox["school"], strict=True)] == [1, 1, 1]

@@ -335,7 +335,6 @@ async def test_the_homeserver_rate_limit_is_waited_out_and_nothing_arrives_twice
             lambda m: m.text.startswith(DE.gettext("What you can do as {role}:")[:8]), since=since
         )
         assert school.inbox.index(helped) < school.inbox.index(listed)  # answered in order
-        assert "Matrix rate limit: waiting" in caplog.text
     finally:
         mx.server.unlimit_messages(mx.bot_id)
     await asyncio.sleep(1.5)
