@@ -241,7 +241,7 @@ class Deliverer:
         sent = 0
         message_ids: dict[int, str | None] = {}
         while queues:
-            if self.stopping:  # the rest stays due; its claim is let go for whoever sends next
+            if self.stopping or not self.enabled:  # the rest stays due; its claim is let go
                 held = sorted({job.outgoing.due.delivery_id for queue in queues.values() for job in queue})
                 await self._in_thread(self._release, held)
                 break

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -370,3 +370,14 @@ def due_at(session: Session, delivery_id: int) -> datetime:
     delivery = session.get(Delivery, delivery_id)
     assert delivery is not None
     return delivery.due_at
+
+
+def release_all(session: Session) -> int:
+    """Let go of every claim: the process that takes the lead is the only sender, so claims left by
+    one that died (kill -9, power) are void; waiting for their lease would hold answers up."""
+    result = session.exec(
+        update(Delivery)
+        .where(col(Delivery.sent_at).is_(None), col(Delivery.claimed_until).is_not(None))
+        .values(claimed_until=None)
+    )
+    return int(result.rowcount or 0)

@@ -22,7 +22,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.conversation.messages import Incoming
+from bot.conversation.messages import Incoming, Reply, reply_to_body
 from bot.i18n import Translator
 from bot.leader import AnotherProcessRuns
 from bot.process import BotProcess
@@ -30,7 +30,7 @@ from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot, Webhook
 from db.models import ChatIdentity, Delivery, District, ProcessedEvent
 from db.uow import UnitOfWork
-from services import identities
+from services import deliveries, identities
 from services.invites import create_invite
 from services.notices import AllowanceNear
 from services.outbox import notify
@@ -110,7 +110,7 @@ def _count(engine: Engine, query: object) -> int:
 async def _until(check: Callable[[], bool], timeout: float, what: str) -> float:
     """Wait until `check()` holds; returns the seconds it took."""
     started = time.monotonic()
-    while not check():
+    while not await asyncio.to_thread(check):  # off the loop: the fake Bot API serves meanwhile
         if time.monotonic() - started > timeout:
             raise AssertionError(f"not within {timeout}s: {what}")
         await asyncio.sleep(0.1)
@@ -119,9 +119,8 @@ async def _until(check: Callable[[], bool], timeout: float, what: str) -> float:
 
 def _answers(engine: Engine) -> tuple[int, int]:
     """(answers stored, answers sent)."""
-    with UnitOfWork(engine) as uow:
-        rows = uow.session.exec(select(Delivery).where(col(Delivery.outbox_id).is_(None))).all()
-    return len(rows), sum(1 for row in rows if row.sent_at is not None)
+    answers = select(func.count()).select_from(Delivery).where(col(Delivery.outbox_id).is_(None))
+    return _count(engine, answers), _count(engine, answers.where(col(Delivery.sent_at).is_not(None)))
 
 
 def _texts(api: FakeBotApi, users: list[int]) -> list[SentMessage]:
@@ -140,13 +139,14 @@ async def test_kill_9_during_bursts_loses_nothing_and_handles_nothing_twice(
             before = _count(engine, select(func.count()).select_from(ProcessedEvent))
             process = _run(engine, api, tmp_path, "bot")
             pushed += [api.push_text(users[i % len(users)], "/help", language_code="en") for i in range(200)]
-            await _until(
+            began = await _until(
                 lambda before=before: (
                     _count(engine, select(func.count()).select_from(ProcessedEvent)) > before
                 ),  # type: ignore[misc]
                 60,
                 "the process handles updates",
             )
+            print(f"burst {burst}: handling began {began:.1f}s after the start")
             await asyncio.sleep(rng.uniform(0.0, 2.0))  # killed while handling, or sending, or both
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -154,7 +154,10 @@ async def test_kill_9_during_bursts_loses_nothing_and_handles_nothing_twice(
             print(f"burst {burst}: killed with {handled} of {len(pushed)} handled, {_answers(engine)}")
         process = _run(engine, api, tmp_path, "bot")
         try:
-            await _until(lambda: _answers(engine) == (len(pushed), len(pushed)), 120, "every answer sent")
+            drained = await _until(
+                lambda: _answers(engine) == (len(pushed), len(pushed)), 120, "every answer"
+            )
+            print(f"after the last restart every answer was sent in {drained:.1f}s")
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -490,3 +493,27 @@ async def test_behind_one_webhook_url_a_standby_takes_the_post_and_rings_the_lea
     finally:
         for process, _ in reversed(processes):
             await process.stop()
+
+
+async def test_the_process_that_takes_the_lead_sends_what_a_dead_one_had_claimed(
+    engine: Engine, api: FakeBotApi
+) -> None:
+    users = _members(engine, 1)
+    with UnitOfWork(engine) as uow:
+        identity = uow.session.exec(select(ChatIdentity)).one()
+        answer = deliveries.add_answer(
+            uow.session, identity_id=identity.id or 0, body=reply_to_body(Reply("Noch da")), now=NOW
+        )
+        claimed = uow.session.get(Delivery, answer)
+        assert claimed is not None
+        claimed.claimed_until = NOW + timedelta(seconds=60)  # claimed by a process killed while sending
+        uow.commit()
+    clock = Clock(NOW)
+    telegram = TelegramBot(token=api.token, engine=engine, base_url=api.base_url, clock=clock, poll_timeout=1)
+    process = BotProcess(engine, [telegram], limiter=RateLimiter(per_chat_gap=0.02), clock=clock)
+    await process.start()
+    try:
+        sent = await api.wait_for_message(users[0], lambda m: m.method == "sendMessage", timeout=10)
+        assert sent.text == "Noch da"  # at once, not after the dead process's lease of a minute
+    finally:
+        await process.stop()

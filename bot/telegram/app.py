@@ -10,12 +10,14 @@ with the effects and go out through the process's one paced sender.
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +38,7 @@ from services.text import N_
 PLATFORM = "telegram"
 OFFICIAL_API = "https://api.telegram.org/bot"
 ALLOWED_UPDATES = ["message", "callback_query"]
+HANDLER_THREADS = 6  # updates handled at once on PostgreSQL
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,10 @@ class TelegramBot:
         self._stopping = False
         self._runner: web.AppRunner | None = None
         self._complaint = Every()
+        # SQLite takes one writer at a time, and writers that find it busy poll with growing sleeps;
+        # one thread for the handlers queues them without those sleeps. PostgreSQL takes several.
+        workers = 1 if engine.dialect.name == "sqlite" else HANDLER_THREADS
+        self._handlers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telegram-handler")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -253,7 +260,8 @@ class TelegramBot:
             await self._answer_callback(update)  # the button stops spinning at once
         async with self._locks[incoming.user_id]:  # one user's events in order; different users in parallel
             try:
-                direct = await asyncio.to_thread(self.conversation.handle, incoming, queue=True)
+                handle = functools.partial(self.conversation.handle, incoming, queue=True)
+                direct = await asyncio.get_running_loop().run_in_executor(self._handlers, handle)
             except (OperationalError, InterfaceError) as exc:  # the database is away, not the update bad
                 raise Unsaved(type(exc).__name__) from exc
             except Exception:
