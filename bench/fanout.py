@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 from telegram import Bot
 from telegram.error import RetryAfter
 
@@ -27,14 +26,11 @@ from bot.delivery import Deliverer
 from bot.telegram.sender import TelegramSender
 from db.engine import make_engine
 from db.migrate import upgrade
-from db.models import District
 from db.uow import UnitOfWork
-from services import identities
-from services.invites import create_invite
 from services.notices import AllowanceNear
 from services.outbox import notify
-from services.vocabulary import Recipient, Role
-from tests.chat_world import NOW, Clock, make_demo
+from services.vocabulary import Recipient
+from tests.chat_world import NOW, Clock, linked_coordinators
 from tests.fake_bot_api import FakeBotApi
 
 FIRST_CHAT = 5001
@@ -69,30 +65,7 @@ async def bare(api: FakeBotApi, chats: int) -> tuple[int, float, int]:
 def _coordinators(folder: Path, chats: int) -> tuple[Engine, int]:
     engine = make_engine(f"sqlite:///{folder / 'fanout.sqlite3'}")
     upgrade(engine)
-    make_demo(engine, NOW)
-    with UnitOfWork(engine) as uow:
-        district_id = uow.session.exec(select(District.id)).one()
-        assert district_id is not None
-        for chat in range(FIRST_CHAT, FIRST_CHAT + chats):
-            _, code = create_invite(
-                uow.session,
-                district_id=district_id,
-                role=Role.COORDINATOR,
-                for_id=district_id,
-                actor="b",
-                now=NOW,
-            )
-            identities.link(
-                uow.session,
-                platform="telegram",
-                user_id=str(chat),
-                chat_id=str(chat),
-                code=code,
-                now=NOW,
-                locale="de",
-            )
-        uow.commit()
-    return engine, district_id
+    return engine, linked_coordinators(engine, range(FIRST_CHAT, FIRST_CHAT + chats), now=NOW, locale="de")
 
 
 async def paced(api: FakeBotApi, folder: Path, chats: int, year: int) -> tuple[int, float, int]:

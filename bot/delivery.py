@@ -262,19 +262,15 @@ class Deliverer:
             last = job.part == len(outgoing.parts) - 1
             try:
                 message_id = await self._send_part(job)
-            except RetryLater as exc:
-                self.limiter.pause_chat(chat, time.monotonic(), exc.seconds)
-                rest = queues.pop(chat)
-                later = sorted({j.outgoing.due.delivery_id for j in rest} - {outgoing.due.delivery_id})
-                self._active.difference_update(later)
-                await self._in_thread(
-                    self._record, outgoing, message_id=None, error=exc, parts_sent=job.part, later=later
-                )
-                continue
             except Exception as exc:
-                log.warning("delivery %s failed: %s", outgoing.due.delivery_id, type(exc).__name__)
-                rest = queues.pop(chat)
-                later = sorted({j.outgoing.due.delivery_id for j in rest} - {outgoing.due.delivery_id})
+                if isinstance(exc, RetryLater):
+                    self.limiter.pause_chat(chat, time.monotonic(), exc.seconds)
+                else:
+                    log.warning("delivery %s failed: %s", outgoing.due.delivery_id, type(exc).__name__)
+                # The chat's later messages leave the round and wait behind this one: order holds.
+                later = sorted(
+                    {j.outgoing.due.delivery_id for j in queues.pop(chat)} - {outgoing.due.delivery_id}
+                )
                 self._active.difference_update(later)
                 await self._in_thread(
                     self._record, outgoing, message_id=None, error=exc, parts_sent=job.part, later=later

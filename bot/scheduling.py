@@ -12,15 +12,14 @@ a lock file beside the database; a second process says so in its log and leaves 
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
+from bot.leader import FileLeadership
 from db.uow import UnitOfWork
 from services import due, timers
 from services.dialogs import prune_processed_events
@@ -81,31 +80,12 @@ def rearm(engine: Engine, now: datetime) -> None:
         uow.commit()
 
 
-class SingleRunner:
+class SingleRunner(FileLeadership):
     """On SQLite, a lock file beside the database: only its holder runs the timers."""
 
     def __init__(self, engine: Engine) -> None:
         database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-        self.path = f"{database}.timers.lock" if database and database != ":memory:" else None
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        if self.path is None:
-            return True
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        super().__init__(f"{database}.timers.lock" if database and database != ":memory:" else None)
 
 
 class Timers:

@@ -1,14 +1,20 @@
 """The demo district for chat tests, a clock the test moves, and who is who among the invitees."""
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from bot.i18n import Translator
+from db.models import District
 from db.uow import UnitOfWork
 from services.demo import create_demo
+from services.identities import link
+from services.invites import create_invite
+from services.vocabulary import Role
 
 NOW = datetime.fromisoformat("2026-03-02T08:00:00+00:00")  # Monday 09:00 in Berlin
 START_TEXT = "10.3. 10:00"  # Tuesday next week, Berlin time
@@ -64,3 +70,31 @@ def make_demo(engine: Engine, now: datetime) -> DemoCodes:
         uow.commit()
     codes = [invite.code for invite in demo.invites]
     return DemoCodes(*codes)
+
+
+def linked_coordinators(engine: Engine, users: Sequence[int], *, now: datetime, locale: str = "en") -> int:
+    """The demo district with a coordinator for each Telegram user id (chat id = user id); its id."""
+    make_demo(engine, now)
+    with UnitOfWork(engine) as uow:
+        district_id = uow.session.exec(select(District.id)).one()
+        assert district_id is not None
+        for user in users:
+            _, code = create_invite(
+                uow.session,
+                district_id=district_id,
+                role=Role.COORDINATOR,
+                for_id=district_id,
+                actor="t",
+                now=now,
+            )
+            link(
+                uow.session,
+                platform="telegram",
+                user_id=str(user),
+                chat_id=str(user),
+                code=code,
+                now=now,
+                locale=locale,
+            )
+        uow.commit()
+    return district_id

@@ -30,12 +30,11 @@ from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot, Webhook
 from db.models import ChatIdentity, Delivery, District, ProcessedEvent
 from db.uow import UnitOfWork
-from services import deliveries, identities
-from services.invites import create_invite
+from services import deliveries
 from services.notices import AllowanceNear
 from services.outbox import notify
-from services.vocabulary import Recipient, Role
-from tests.chat_world import NOW, Clock, make_demo
+from services.vocabulary import Recipient
+from tests.chat_world import NOW, Clock, linked_coordinators, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
 from tests.pg_cluster import _free_port
 
@@ -47,30 +46,8 @@ DE = Translator("de")
 
 def _members(engine: Engine, count: int) -> list[int]:
     """`count` coordinators of the demo district, each linked to a Telegram chat (user id = chat id)."""
-    make_demo(engine, NOW)
     users = list(range(FIRST_USER, FIRST_USER + count))
-    with UnitOfWork(engine) as uow:
-        district = uow.session.exec(select(District)).one()
-        assert district.id is not None
-        for user in users:
-            _, code = create_invite(
-                uow.session,
-                district_id=district.id,
-                role=Role.COORDINATOR,
-                for_id=district.id,
-                actor="t",
-                now=NOW,
-            )
-            identities.link(
-                uow.session,
-                platform="telegram",
-                user_id=str(user),
-                chat_id=str(user),
-                code=code,
-                now=NOW,
-                locale="en",
-            )
-        uow.commit()
+    linked_coordinators(engine, users, now=NOW)
     return users
 
 

@@ -126,19 +126,10 @@ class TelegramBot:
         """What every process does: reach Telegram (retrying until it answers) and, with a webhook, listen."""
         self._wake, self._say = wake, say
         self._stopping = False
-        pause = 1.0
-        while True:
-            try:
-                await self.app.initialize()
-                break
-            except InvalidToken as exc:  # no retry can help: whoever started the bot must fix it
-                raise InvalidInput(N_("Telegram refused the bot token (TELEGRAM_TOKEN).")) from exc
-            except Exception as exc:
-                if self._complaint.due():
-                    log.warning("Telegram cannot be reached (%s); trying again", type(exc).__name__)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30)
-        self.last_contact = time.monotonic()
+        try:
+            await self._retrying(self.app.initialize)
+        except InvalidToken as exc:  # no retry can help: whoever started the bot must fix it
+            raise InvalidInput(N_("Telegram refused the bot token (TELEGRAM_TOKEN).")) from exc
         if self.webhook is not None:
             await self._listen(self.webhook)
 
@@ -180,12 +171,15 @@ class TelegramBot:
         await self.bot.set_my_commands(all_commands(DEFAULT_LOCALE))
 
     async def _retrying(self, call: Callable[[], Awaitable[object]]) -> None:
+        """Call until Telegram answers, with growing pauses; a refused token is not worth retrying."""
         pause = 1.0
         while not self._stopping:
             try:
                 await call()
                 self.last_contact = time.monotonic()
                 return
+            except InvalidToken:
+                raise
             except Exception as exc:
                 if self._complaint.due():
                     log.warning("Telegram cannot be reached (%s); trying again", type(exc).__name__)
