@@ -103,6 +103,7 @@ class SentMessage:
     method: str = "sendMessage"
     params: JSONDict = field(default_factory=dict)
     deleted: bool = False
+    accepted_at: float = 0.0  # time.monotonic() when the fake accepted it
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -861,6 +862,7 @@ class FakeBotApi:
             date=int(time.time()),
             method=method,
             params=params,
+            accepted_at=time.monotonic(),
         )
         self._sent.setdefault(chat_id, []).append(sent)
         self._by_id[(chat_id, sent.message_id)] = sent
