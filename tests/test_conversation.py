@@ -114,37 +114,37 @@ def test_long_texts_are_split_at_line_breaks() -> None:
     assert split_text("y" * 5000, 4096) == ["y" * 4096, "y" * 904]
 
 
-def test_the_rate_limiter_paces_each_chat_and_the_whole_with_no_burst() -> None:
+def test_the_rate_limiter_paces_each_chat_and_never_lets_more_than_the_rate_into_a_second() -> None:
     limiter = RateLimiter(per_second=25, per_chat_gap=1.0)
     assert limiter.wait("a", 100.0) == 0
     limiter.sent("a", 100.0)
     assert limiter.wait("a", 100.25) == pytest.approx(0.75)  # one per second in a chat
     assert limiter.wait("b", 100.25) == 0
-    overall = RateLimiter(per_second=25, per_chat_gap=1.0)
-    assert overall.wait("c0", 50.0) == 0
-    overall.sent("c0", 50.0)
-    assert overall.wait("c1", 50.0) == pytest.approx(0.0404)  # no burst: the next slot is 1/25 s on
-    assert overall.wait("c1", 50.02) == pytest.approx(0.0204)  # (and 1 % more, against jitter)
-    times = [50.0]
-    for n in range(1, 60):  # as fast as the limiter allows: never more than 25 in any second
-        now = times[-1] + overall.wait(f"c{n}", times[-1])
-        overall.sent(f"c{n}", now)
-        times.append(now)
-    assert max(sum(1 for t in times if start <= t < start + 1) for start in times) == 25
-    assert times[-1] == pytest.approx(50.0 + 59 * 1.01 / 25)
     limiter.pause_chat("b", 101.0, 5.0)  # Telegram said: retry after 5 s
     assert limiter.wait("b", 101.0) == pytest.approx(5.0)
     assert limiter.wait("b", 106.0) == 0
 
+    overall = RateLimiter(per_second=25, per_chat_gap=1.0, burst=5)
+    times = [50.0]
+    overall.sent("c0", 50.0)
+    for n in range(1, 200):  # as fast as the limiter allows, each to another chat
+        now = times[-1] + overall.wait(f"c{n}", times[-1])
+        overall.sent(f"c{n}", now)
+        times.append(now)
+    assert times[:5] == [50.0] * 5  # after a quiet moment a few go at once
+    assert times[5] == pytest.approx(50.0 + 1.01 / 25)  # then one slot apart
+    busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)
+    assert busiest == 25  # never more than 25 in any second
+    after_burst = times[5:]
+    assert (len(after_burst) - 1) / (after_burst[-1] - after_burst[0]) == pytest.approx(25 / 1.01)  # the pace
+
 
 def test_a_429_slows_every_chat_and_the_pace_recovers() -> None:
-    limiter = RateLimiter(per_second=30, per_chat_gap=1.0)
+    limiter = RateLimiter(per_second=30, per_chat_gap=1.0, burst=5)
     limiter.sent("a", 10.0)
     limiter.pause_chat("a", 10.0, 2.0)
     assert limiter.share(10.0) == 0.5  # half the pace for everyone
-    assert limiter.wait("b", 10.0) == pytest.approx(1.01 / 15)  # the next slot for another chat is later
-    limiter.sent("b", 10.0 + 1.01 / 15)
-    assert limiter.wait("c", 10.0 + 1.01 / 15) == pytest.approx(1.01 / (30 * (0.5 + 0.1 * 1.01 / 15)))
+    assert limiter.wait("b", 10.0) == pytest.approx(1.01 / 15)  # and no burst: a full slow slot first
     assert limiter.share(12.0) == pytest.approx(0.7)  # a tenth of the pace back each second
     assert limiter.share(20.0) == 1.0
     limiter.pause_chat("a", 20.0, 1.0)
