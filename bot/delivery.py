@@ -14,9 +14,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -24,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import Engine
 
 from bot.conversation.messages import Reply, reply_from_body, split_text
+from bot.db_thread import database_thread
 from bot.i18n import Translator
 from bot.notifications import render
 from bot.rate_limit import RateLimiter
@@ -35,6 +35,7 @@ from services.vocabulary import Role
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 IDLE_POLL = 5.0  # seconds between looks at the outbox when nothing woke the loop
+SEEN = 10_000  # deliveries remembered as taken, so that a pushed answer is never sent twice
 WAKE_CHECK = 0.1  # longest pause in a round before looking whether new answers are due
 
 
@@ -116,9 +117,11 @@ class Deliverer:
         # Deliveries queued or on their way in this process: a lease that lapses meanwhile (a long
         # 429 wait, a clock moved on) must not bring the same row into the round a second time.
         self._active: set[int] = set()
-        # Its own thread for the database: a burst of events fills the default pool with handlers,
-        # and answers must not wait until the whole burst is handled before the first goes out.
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery")
+        self._pushed: list[Outgoing] = []
+        self._seen: OrderedDict[int, None] = OrderedDict()  # the latest deliveries taken into a round
+        # Not the default pool: a burst of events fills that with handlers, and answers must not
+        # wait until the whole burst is handled before the first goes out (bot/db_thread.py).
+        self._thread = database_thread(engine, workers=1, name="delivery")
 
     async def _in_thread(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         call = functools.partial(function, *args, **kwargs)
@@ -237,17 +240,23 @@ class Deliverer:
         too. What becomes due meanwhile (an answer, woken by `wake`) joins the round at once.
         """
         queues: dict[str, deque[_Job]] = {}
-        self._enqueue(queues, await self._in_thread(self._prepare))
+        self.wake.set()  # the outbox is read in the round, right after any pushed answers went out
         sent = 0
         message_ids: dict[int, str | None] = {}
-        while queues:
+        while True:
             if self.stopping or not self.enabled:  # the rest stays due; its claim is let go
                 held = sorted({job.outgoing.due.delivery_id for queue in queues.values() for job in queue})
                 await self._in_thread(self._release, held)
                 break
-            if self.wake.is_set():
+            if self._pushed:
+                # An answer the outbox brought in first (or sent already) is not pushed again.
+                self._enqueue(queues, [o for o in self._pushed if o.due.delivery_id not in self._seen])
+                self._pushed = []
+            elif self.wake.is_set():
                 self.wake.clear()
                 self._enqueue(queues, await self._in_thread(self._prepare))
+            if not queues:
+                break
             now = time.monotonic()
             ready = [chat for chat in queues if self.limiter.wait(chat, now) == 0]
             if not ready:
@@ -290,11 +299,29 @@ class Deliverer:
                 del queues[chat]
         return sent
 
+    def push(self, platform: str, chat_id: str, answers: Sequence[tuple[int, Reply]]) -> None:
+        """Answers just stored with their event, to send first, without reading them back first.
+
+        The caller made sure no earlier message to the chat waits (`Handled`); the rows are
+        recorded as they go, like any other delivery, and are found in the outbox after a crash.
+        """
+        sender = self.senders[platform]
+        for delivery_id, reply in answers:
+            due = deliveries.Due(
+                delivery_id=delivery_id, member_id=0, role="", template=None, params={},
+                platform=platform, chat_id=chat_id, locale=None, ref=None, attempts=0,
+            )  # fmt: skip
+            self._pushed.append(Outgoing(due, reply, parts_of(reply, sender.max_text), None))
+        self.wake.set()
+
     def _enqueue(self, queues: dict[str, deque[_Job]], outgoing: list[Outgoing]) -> None:
         for item in outgoing:
             if item.due.delivery_id in self._active:
                 continue
             self._active.add(item.due.delivery_id)
+            self._seen[item.due.delivery_id] = None
+            if len(self._seen) > SEEN:
+                self._seen.popitem(last=False)
             chat = f"{item.due.platform}:{item.due.chat_id}"
             jobs = [_Job(item, index) for index in range(item.due.parts_sent, len(item.parts))]
             queues.setdefault(chat, deque()).extend(jobs)

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -28,12 +29,27 @@ from services import deliveries
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Outlet:
+    """Where a transport hands on what an event gave.
+
+    `wake` after each handled event (it may have written notifications and armed due rows);
+    `push(chat_id, answers)` for the answers stored with it, which the leading process sends at
+    once, before it looks at the outbox; `say(chat_id, reply)` for the few replies stored nowhere
+    (to strangers), at the same pace as everything else.
+    """
+
+    wake: Callable[[], None]
+    push: Callable[[str, Sequence[tuple[int, Reply]]], None]
+    say: Callable[[str, Reply], Awaitable[None]]
+
+
 class Transport(Protocol):
     """A chat platform's adapter.
 
-    `start` is what every process does (reach the platform, listen for webhooks); it calls `wake`
-    after each handled event, so delivery runs at once, and sends the few unstored replies with
-    `say`. `lead` and `unlead` begin and end what only the leading process does (poll, sync).
+    `start` is what every process does (reach the platform, listen for webhooks) and hands
+    events' results to the `Outlet`. `lead` and `unlead` begin and end what only the leading
+    process does (poll, sync).
     """
 
     platform: str
@@ -41,7 +57,7 @@ class Transport(Protocol):
     @property
     def sender(self) -> Sender: ...
 
-    async def start(self, wake: Callable[[], None], say: Callable[[str, Reply], Awaitable[None]]) -> None: ...
+    async def start(self, outlet: Outlet) -> None: ...
 
     async def lead(self) -> None: ...
 
@@ -84,6 +100,11 @@ class BotProcess:
         if self.timers is not None:
             self.timers.poke()
 
+    def _push(self, platform: str, chat_id: str, answers: Sequence[tuple[int, Reply]]) -> None:
+        """Answers this process may send at once if it leads (else the leader finds them stored)."""
+        if self.leading:
+            self.deliverer.push(platform, chat_id, answers)
+
     def _wake_sender(self) -> None:
         """Something waits to be sent: this process sends it if it leads, else it rings the leader."""
         if self.leading or self.doorbell is None:
@@ -110,8 +131,12 @@ class BotProcess:
         started: list[Transport] = []
         try:
             for transport in self.transports:
-                say = functools.partial(self.deliverer.send_now, transport.platform)
-                await transport.start(self._after_event, say)
+                outlet = Outlet(
+                    wake=self._after_event,
+                    push=functools.partial(self._push, transport.platform),
+                    say=functools.partial(self.deliverer.send_now, transport.platform),
+                )
+                await transport.start(outlet)
                 started.append(transport)
             if self.leading:
                 await self._lead()

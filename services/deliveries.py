@@ -381,3 +381,14 @@ def release_all(session: Session) -> int:
         .values(claimed_until=None)
     )
     return int(result.rowcount or 0)
+
+
+def waiting_before(session: Session, identity_id: int, delivery_id: int) -> bool:
+    """Whether an earlier message to the same chat is still unsent (waiting for a retry, or queued)."""
+    query = select(Delivery.id).where(
+        Delivery.identity_id == identity_id,
+        col(Delivery.id) < delivery_id,
+        col(Delivery.sent_at).is_(None),
+        col(Delivery.failed_at).is_(None),
+    )
+    return session.exec(query.limit(1)).first() is not None

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from bot.conversation.messages import Incoming, Reply, reply_to_body
+from bot.conversation.router import Handled
 from bot.i18n import Translator
 from bot.leader import AnotherProcessRuns
 from bot.process import BotProcess
@@ -304,11 +305,11 @@ async def test_a_webhook_post_the_database_cannot_take_gets_503_so_telegram_retr
     process = BotProcess(engine, [telegram], limiter=RateLimiter(per_chat_gap=0.02))
     await process.start()
 
-    def away(event: Incoming, **_: object) -> list[object]:
+    def away(event: Incoming) -> Handled:
         raise OperationalError("SELECT 1", {}, Exception("could not connect to server"))
 
     try:
-        monkeypatch.setattr(telegram.conversation, "handle", away)
+        monkeypatch.setattr(telegram.conversation, "handle_stored", away)
         async with aiohttp.ClientSession() as http:
             headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
             async with http.post(

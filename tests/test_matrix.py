@@ -26,6 +26,7 @@ from sqlmodel import select
 
 from bot.cli.commands import quiet_libraries
 from bot.conversation.messages import Incoming, Reply
+from bot.conversation.router import Handled
 from bot.i18n import Translator
 from bot.matrix.app import MatrixBot
 from bot.matrix.session import BotState, MatrixSettings, load_state, save_state
@@ -665,16 +666,16 @@ async def test_a_message_that_meets_the_database_away_is_handled_once_it_is_back
 
     mx = matrix
     school = await mx.person("school", mx.codes.school)
-    handle = mx.transport.conversation.handle
+    handle = mx.transport.conversation.handle_stored
     away: list[str] = []
 
-    def database_away_once(event: Incoming, **kwargs: bool) -> list[Reply]:
+    def database_away_once(event: Incoming) -> Handled:
         if not away:
             away.append(event.text)
             raise OperationalError("BEGIN", {}, Exception("connection refused"))
-        return handle(event, **kwargs)
+        return handle(event)
 
-    monkeypatch.setattr(mx.transport.conversation, "handle", database_away_once)
+    monkeypatch.setattr(mx.transport.conversation, "handle_stored", database_away_once)
     answered = await school.say("!bookings")  # the sync is not saved; it comes again after a pause
     assert away == ["!bookings"]
     assert answered.text == DE.gettext("You have no requests yet. /request makes one.").replace("/", "!")

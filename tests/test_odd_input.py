@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, delete, select
 
 from bot.conversation.answers import parse_count, parse_day, parse_minutes, parse_when, resolve, whole_number
-from bot.conversation.messages import Incoming, Reply, clean_input
-from bot.conversation.router import Conversation
+from bot.conversation.messages import Incoming, clean_input
+from bot.conversation.router import Conversation, Handled
 from bot.i18n import Translator, echo
 from db.models import Closeout, DialogState, Member, Offer, Request
 from db.uow import UnitOfWork
@@ -109,7 +109,7 @@ class Watched(Conversation):
 
     refused = False
 
-    def _handle_error(self, *args: Any, **kwargs: Any) -> list[Reply]:
+    def _handle_error(self, *args: Any, **kwargs: Any) -> Handled:
         self.refused = True
         return super()._handle_error(*args, **kwargs)
 

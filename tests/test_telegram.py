@@ -499,10 +499,10 @@ async def test_an_unexpected_failure_is_logged_without_text_and_answered_neutral
     tg = telegram
     await tg.join(SCHOOL, tg.codes.school)
 
-    def broken(event: object, **_: object) -> list[object]:
+    def broken(event: object) -> list[object]:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(_telegram(tg.bot).conversation, "handle", broken)
+    monkeypatch.setattr(_telegram(tg.bot).conversation, "handle_stored", broken)
     reply = await tg.say(SCHOOL, "geheime Notiz über Familie Müller")
     assert reply.text == DE.gettext("Sorry, something went wrong on our side. Please try again in a moment.")
     assert "database on fire" in caplog.text  # the traceback is logged

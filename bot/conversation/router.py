@@ -8,6 +8,7 @@ asked again, so bad input never changes anything.
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
@@ -94,10 +95,13 @@ def _turn_of(session: Session, member: Member, now: datetime) -> Turn:
     return Turn(session, member, Translator(pick_locale(member.locale)), now, load_dialog(session, member.id))
 
 
-def _store_answers(turn: Turn, identity_id: int | None) -> list[int]:
-    """The turn's replies as deliveries to the chat the event came from; returns their ids in order."""
-    pending = {index for index, *_ in turn.pending_files}
-    return _store_replies(turn.session, turn.replies, identity_id, now=turn.now, pending=frozenset(pending))
+@dataclass(frozen=True)
+class Handled:
+    """What one event gave: replies to send as they are (a stranger's, stored nowhere), and the
+    answers stored as deliveries, as (delivery id, reply), that may go out at once."""
+
+    direct: list[Reply] = field(default_factory=list)
+    answers: list[tuple[int, Reply]] = field(default_factory=list)
 
 
 def _store_replies(
@@ -108,6 +112,7 @@ def _store_replies(
     now: datetime,
     pending: frozenset[int] = frozenset(),
 ) -> list[int]:
+    """The replies as deliveries to the chat the event came from; returns their ids in order."""
     assert identity_id is not None
     return [
         deliveries.add_answer(
@@ -120,6 +125,15 @@ def _store_replies(
         )
         for index, reply in enumerate(replies)
     ]
+
+
+def _ready(session: Session, identity_id: int | None, stored: list[int], replies: list[Reply]) -> Handled:
+    """The stored answers, to go out at once unless earlier messages to the chat still wait (a retry):
+    then they wait their turn in the outbox, so the chat's order holds."""
+    assert identity_id is not None
+    if not stored or deliveries.waiting_before(session, identity_id, stored[0]):
+        return Handled()
+    return Handled(answers=list(zip(stored, replies, strict=True)))
 
 
 class Conversation:
@@ -135,57 +149,73 @@ class Conversation:
             member = identities.member_of(uow.session, platform, user_id)
         return pick_locale(member.locale if member and member.locale else hint)
 
-    def handle(self, event: Incoming, *, queue: bool = False) -> list[Reply]:
-        """Handle one event; returns the replies for the same chat (notifications go through the outbox).
+    def handle(self, event: Incoming) -> list[Reply]:
+        """Handle one event; returns the replies for the same chat (notifications go through the outbox)."""
+        return self._run(event, store=False).direct
 
-        With `queue`, a member's replies are stored as deliveries in the event's own transaction
-        (its files right after, once drawn) and only a stranger's replies are returned: the
-        answer then survives a crash and goes out through the one paced sender.
+    def handle_stored(self, event: Incoming) -> Handled:
+        """Handle one event, storing a member's replies as deliveries in the event's own transaction.
+
+        The answer then survives a crash between the commit and the send, and goes out through
+        the one paced sender. Files drawn after the commit are given to their deliveries before
+        this returns. Only a stranger's replies come back as `direct`.
         """
+        return self._run(event, store=True)
+
+    def _run(self, event: Incoming, *, store: bool) -> Handled:
         now = self.clock()
         try:
-            return self._handle(event, now, queue)
+            return self._handle(event, now, store)
         except DomainError as exc:
-            return self._handle_error(event, exc, now, queue)
+            return self._handle_error(event, exc, now, store)
         except IntegrityError:
             # The same event arrived twice at the same moment: the other copy wins.
             log.info("duplicate event %s on %s ignored", event.event_key, event.platform)
-            return []
+            return Handled()
 
-    def _handle(self, event: Incoming, now: datetime, queue: bool = False) -> list[Reply]:
+    def _handle(self, event: Incoming, now: datetime, store: bool) -> Handled:
         with UnitOfWork(self.engine) as uow:
             session = uow.session
             identity = identities.find_identity(session, event.platform, event.user_id)
             if identity is None:
                 # Before first_time: a stranger's message must not write a row (services/strangers.py).
                 replies = self._stranger(uow, event, now)
-                linked = identities.find_identity(session, event.platform, event.user_id) if queue else None
-                if linked is not None:  # the code linked the chat: its welcome is an answer like any other
-                    _store_replies(session, replies, linked.id, now=now)
+                linked = identities.find_identity(session, event.platform, event.user_id) if store else None
+                if linked is None:
+                    uow.commit()
+                    return Handled(direct=replies)
+                # The code linked the chat: its welcome is an answer like any other.
+                handled = _ready(
+                    session, linked.id, _store_replies(session, replies, linked.id, now=now), replies
+                )
                 uow.commit()
-                return [] if linked is not None else replies
+                return handled
             if event.event_key and not first_time(
                 session, platform=event.platform, event_key=event.event_key, now=now
             ):
-                return []
+                return Handled()
             identities.touch(session, identity, chat_id=event.chat_id, now=now)
             member = session.get(Member, identity.member_id)
             assert member is not None
             turn = _turn_of(session, member, now)
             self._dispatch(turn, event)
             save_dialog(session, turn.member_id, turn.dialog, now=now)
-            stored = _store_answers(turn, identity.id) if queue else []
+            if not store:
+                uow.commit()
+                return Handled(direct=turn.render_files())
+            pending = frozenset(index for index, *_ in turn.pending_files)
+            stored = _store_replies(session, turn.replies, identity.id, now=now, pending=pending)
+            ready = _ready(session, identity.id, stored, turn.replies)
             uow.commit()
-        if not queue:
-            return turn.render_files()
-        self._attach_files(turn, stored)
-        return []
+        if pending:
+            self._attach_files(turn, stored)
+            # Now with their files: the same answers, if they may go at once.
+            return Handled(answers=list(zip(stored, turn.replies, strict=True))) if ready.answers else ready
+        return ready
 
     def _attach_files(self, turn: Turn, stored: list[int]) -> None:
         """Draw the files of stored answers (after the commit) and give them to their deliveries."""
         waiting = sorted({index for index, *_ in turn.pending_files})
-        if not waiting:
-            return
         replies = turn.render_files()
         with UnitOfWork(self.engine) as uow:
             for index in waiting:
@@ -196,9 +226,7 @@ class Conversation:
                 )
             uow.commit()
 
-    def _handle_error(
-        self, event: Incoming, exc: DomainError, now: datetime, queue: bool = False
-    ) -> list[Reply]:
+    def _handle_error(self, event: Incoming, exc: DomainError, now: datetime, store: bool) -> Handled:
         """Answer a domain error with its sentence; nothing of the failed event was kept."""
         with UnitOfWork(self.engine) as uow:
             session = uow.session
@@ -208,7 +236,7 @@ class Conversation:
             if member is None:
                 translator = Translator(pick_locale(event.language_hint))
                 uow.commit()
-                return [Reply(translator.error(exc))]
+                return Handled(direct=[Reply(translator.error(exc))])
             turn = _turn_of(session, member, now)
             turn.say_text(turn.t.error(exc))
             flow = self._flow(turn)
@@ -218,12 +246,15 @@ class Conversation:
                 except DomainError:
                     turn.finish()  # the dialog's subject is gone (cancelled, taken): start afresh
             save_dialog(session, turn.member_id, turn.dialog, now=now)
-            identity = identities.find_identity(session, event.platform, event.user_id) if queue else None
-            if identity is not None:
-                identities.touch(session, identity, chat_id=event.chat_id, now=now)
-                _store_answers(turn, identity.id)
+            identity = identities.find_identity(session, event.platform, event.user_id) if store else None
+            if identity is None:
+                uow.commit()
+                return Handled(direct=turn.replies)
+            identities.touch(session, identity, chat_id=event.chat_id, now=now)
+            stored = _store_replies(session, turn.replies, identity.id, now=now)
+            handled = _ready(session, identity.id, stored, turn.replies)
             uow.commit()
-            return [] if identity is not None else turn.replies
+            return handled
 
     # --- strangers ------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ nothing sent before the bot first started is answered.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from bot.conversation.router import Conversation
 from bot.i18n import DEFAULT_LOCALE, Translator, pick_locale
 from bot.matrix.sender import MatrixSender
 from bot.matrix.session import BotState, MatrixSettings, log_in, make_client, save_state
+from bot.process import Outlet
 from db.uow import UnitOfWork
 from services import identities
 from services.dialogs import first_time
@@ -46,6 +47,10 @@ SYNC_FILTER: dict[str, Any] = {
 ROOM_WAIT = 30.0  # seconds to wait for a room the bot created to show up in its sync
 SYNC_GRACE = 60.0  # seconds a sync may take beyond its long-poll timeout before it counts as hung
 JOIN_TIMEOUT = 30.0
+
+
+async def _nowhere(_chat_id: str, _reply: Reply) -> None:
+    """Until the process starts the transport, there is nowhere to send to."""
 
 
 def strip_reply_fallback(body: str, content: dict[str, Any]) -> str:
@@ -78,7 +83,7 @@ class MatrixBot:
         self.sender = MatrixSender(self.client, self._reopen)
         self.poll_timeout = poll_timeout
         self.state = BotState()
-        self._wake: Callable[[], None] = lambda: None
+        self._outlet = Outlet(wake=lambda: None, push=lambda _chat, _answers: None, say=_nowhere)
         self._stopping = False
         self._poll: asyncio.Future[SyncResponse | SyncError] | None = None
         self._loop: asyncio.Task[None] | None = None
@@ -89,9 +94,9 @@ class MatrixBot:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, wake: Callable[[], None], say: Callable[[str, Reply], Awaitable[None]]) -> None:
+    async def start(self, outlet: Outlet) -> None:
         """Every process: nothing to do before it leads (one device syncs and sends)."""
-        self._wake = wake
+        self._outlet = outlet
         self._stopping = False
 
     async def lead(self) -> None:
@@ -262,10 +267,12 @@ class MatrixBot:
             event_key=f"event:{event.event_id}",
         )
         try:
-            direct = await asyncio.to_thread(self.conversation.handle, incoming, queue=True)
+            handled = await asyncio.to_thread(self.conversation.handle_stored, incoming)
         finally:
-            self._wake()  # the answers are stored with the event; the one sender sends them
-        for index, reply in enumerate(direct):  # a stranger's replies are not stored
+            self._outlet.wake()  # the answers are stored with the event; the one sender sends them
+        if handled.answers:
+            self._outlet.push(room_id, handled.answers)
+        for index, reply in enumerate(handled.direct):  # a stranger's replies are not stored
             await self.sender.send(room_id, reply, key=f"reply:{event.event_id}:{index}", direct=True)
 
     async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:

@@ -17,7 +17,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,7 +29,9 @@ from telegram.ext import Application
 
 from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import FEATURES, Conversation, command_list
+from bot.db_thread import database_thread
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator
+from bot.process import Outlet
 from bot.telegram.sender import TelegramSender
 from services.errors import InvalidInput
 from services.text import N_
@@ -41,8 +42,6 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 HANDLER_THREADS = 6  # updates handled at once on PostgreSQL
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
 log = logging.getLogger(__name__)
-
-Say = Callable[[str, Reply], Awaitable[None]]
 
 
 class Unsaved(Exception):
@@ -109,22 +108,19 @@ class TelegramBot:
         self.webhook = webhook
         self.last_contact: float | None = None  # monotonic time of the last answer from Telegram
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._wake: Callable[[], None] = lambda: None
-        self._say: Say | None = None
+        self._outlet: Outlet | None = None
+        self._acknowledging: set[asyncio.Task[None]] = set()
         self._polling: asyncio.Task[None] | None = None
         self._stopping = False
         self._runner: web.AppRunner | None = None
         self._complaint = Every()
-        # SQLite takes one writer at a time, and writers that find it busy poll with growing sleeps;
-        # one thread for the handlers queues them without those sleeps. PostgreSQL takes several.
-        workers = 1 if engine.dialect.name == "sqlite" else HANDLER_THREADS
-        self._handlers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telegram-handler")
+        self._handlers = database_thread(engine, workers=HANDLER_THREADS, name="telegram-handler")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, wake: Callable[[], None], say: Say) -> None:
+    async def start(self, outlet: Outlet) -> None:
         """What every process does: reach Telegram (retrying until it answers) and, with a webhook, listen."""
-        self._wake, self._say = wake, say
+        self._outlet = outlet
         self._stopping = False
         try:
             await self._retrying(self.app.initialize)
@@ -250,24 +246,28 @@ class TelegramBot:
         incoming = self._incoming(update)
         if incoming is None:
             return
-        if update.callback_query is not None:
-            await self._answer_callback(update)  # the button stops spinning at once
+        if update.callback_query is not None:  # the button stops spinning at once, beside the handling
+            acknowledged = asyncio.create_task(self._answer_callback(update))
+            self._acknowledging.add(acknowledged)
+            acknowledged.add_done_callback(self._acknowledging.discard)
         async with self._locks[incoming.user_id]:  # one user's events in order; different users in parallel
+            outlet = self._outlet
+            assert outlet is not None
             try:
-                handle = functools.partial(self.conversation.handle, incoming, queue=True)
-                direct = await asyncio.get_running_loop().run_in_executor(self._handlers, handle)
+                handle = functools.partial(self.conversation.handle_stored, incoming)
+                handled = await asyncio.get_running_loop().run_in_executor(self._handlers, handle)
             except (OperationalError, InterfaceError) as exc:  # the database is away, not the update bad
                 raise Unsaved(type(exc).__name__) from exc
             except Exception:
                 log.exception("update %s failed", update.update_id)
                 await self._apologise(update, incoming)
                 return
-            finally:
-                self._wake()
-            assert self._say is not None
-            for reply in direct:  # a stranger's replies are not stored
+            if handled.answers:
+                outlet.push(incoming.chat_id, handled.answers)
+            outlet.wake()
+            for reply in handled.direct:  # a stranger's replies are not stored
                 try:
-                    await self._say(incoming.chat_id, reply)
+                    await outlet.say(incoming.chat_id, reply)
                 except Exception as exc:
                     log.warning("a reply to a stranger could not be sent (%s)", type(exc).__name__)
 
@@ -312,7 +312,7 @@ class TelegramBot:
             text = Translator(locale).gettext(
                 "Sorry, something went wrong on our side. Please try again in a moment."
             )
-            assert self._say is not None
-            await self._say(incoming.chat_id, Reply(text))
+            assert self._outlet is not None
+            await self._outlet.say(incoming.chat_id, Reply(text))
         except Exception:
             log.warning("could not tell chat about the failure of update %s", update.update_id)
