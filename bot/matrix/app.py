@@ -8,10 +8,11 @@ nothing sent before the bot first started is answered.
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from nio import (
@@ -29,6 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Conversation
+from bot.db_thread import database_thread
 from bot.i18n import DEFAULT_LOCALE, Translator, pick_locale
 from bot.matrix.sender import MatrixSender
 from bot.matrix.session import BotState, MatrixSettings, log_in, make_client, save_state
@@ -38,6 +40,7 @@ from services import identities
 from services.dialogs import first_time
 
 PLATFORM = "matrix"
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
 SYNC_FILTER: dict[str, Any] = {
@@ -79,6 +82,7 @@ class MatrixBot:
         self.settings = settings
         self.engine = engine
         self.conversation = Conversation(engine, clock)
+        self._db = database_thread(engine, workers=4, name="matrix")
         self.client: AsyncClient = make_client(settings)
         self.sender = MatrixSender(self.client, self._reopen)
         self.poll_timeout = poll_timeout
@@ -91,6 +95,10 @@ class MatrixBot:
         self._upkeep: asyncio.Task[None] | None = None
         self._upkeep_again = False
         self._pending_joins: set[str] = set()  # invitations whose join failed; tried again each sync
+
+    async def _in_db(self, function: Callable[..., T], *args: Any) -> T:
+        """Database work in the process's database thread (one on SQLite: no busy-sleeps)."""
+        return await asyncio.get_running_loop().run_in_executor(self._db, functools.partial(function, *args))
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -267,7 +275,7 @@ class MatrixBot:
             event_key=f"event:{event.event_id}",
         )
         try:
-            handled = await asyncio.to_thread(self.conversation.handle_stored, incoming)
+            handled = await self._in_db(self.conversation.handle_stored, incoming)
         finally:
             self._outlet.wake()  # the answers are stored with the event; the one sender sends them
         if handled.answers:
@@ -277,7 +285,7 @@ class MatrixBot:
 
     async def _on_unreadable(self, room_id: str, event: MegolmEvent) -> None:
         """An encrypted message without its key (sent before the bot could read along): ask to resend."""
-        locale = await asyncio.to_thread(self._first_time_locale, event.event_id, event.sender)
+        locale = await self._in_db(self._first_time_locale, event.event_id, event.sender)
         if locale is None:
             return
         with contextlib.suppress(Exception):
@@ -314,7 +322,7 @@ class MatrixBot:
 
     async def _refuse_group(self, room_id: str, event_id: str) -> None:
         """Personal data stays out of shared rooms: say so once, then leave."""
-        if await asyncio.to_thread(self._first_time_locale, event_id, "") is None:
+        if await self._in_db(self._first_time_locale, event_id, "") is None:
             return
         text = Translator(DEFAULT_LOCALE).gettext(
             "I only talk in direct chats, so that nobody else reads along. "
@@ -325,7 +333,7 @@ class MatrixBot:
 
     async def _apologise(self, room_id: str, user_id: str) -> None:
         try:
-            locale = await asyncio.to_thread(self.conversation.locale_of, PLATFORM, user_id)
+            locale = await self._in_db(self.conversation.locale_of, PLATFORM, user_id)
             text = Translator(locale).gettext(
                 "Sorry, something went wrong on our side. Please try again in a moment."
             )
@@ -342,7 +350,7 @@ class MatrixBot:
 
     async def _reopen(self, room_id: str) -> str | None:
         """Open a new encrypted direct room to the person whose room this was; notifications go there now."""
-        user_id = await asyncio.to_thread(self._user_in_chat, room_id)
+        user_id = await self._in_db(self._user_in_chat, room_id)
         if user_id is None:
             return None
         response = await self.client.room_create(
@@ -355,7 +363,7 @@ class MatrixBot:
             log.warning("Matrix: could not open a direct room (%s)", getattr(response, "status_code", "?"))
             return None
         # Moved before waiting: if the wait times out, a retry sends to this room, not yet another one.
-        await asyncio.to_thread(self._move_chat, room_id, response.room_id)
+        await self._in_db(self._move_chat, room_id, response.room_id)
         await self._wait_for_room(response.room_id, user_id)
         return str(response.room_id)
 
