@@ -333,13 +333,18 @@ async def telegram_process(engine: Engine, api: FakeBotApi) -> AsyncIterator[tup
         await process.stop()
 
 
+async def _coordinator_joins(engine: Engine, api: FakeBotApi) -> None:
+    """The demo's coordination office (chat 3001) redeems its code and is welcomed (in German)."""
+    codes = make_demo(engine, NOW)
+    api.push_text(3001, f"/start {codes.coordinator}")
+    await api.wait_for_message(3001, lambda m: m.method == "sendMessage")
+
+
 async def test_a_429_on_the_file_never_repeats_the_text(
     engine: Engine, api: FakeBotApi, telegram_process: tuple[BotProcess, Clock]
 ) -> None:
     process, clock = telegram_process
-    codes = make_demo(engine, NOW)
-    api.push_text(3001, f"/start {codes.coordinator}")
-    await api.wait_for_message(3001, lambda m: m.method == "sendMessage")
+    await _coordinator_joins(engine, api)
     api.fail_next("sendPhoto", retry_after=7)
     api.push_text(3001, "/budget")
     figures = await api.wait_for_message(3001, lambda m: "5.000,00" in m.text)
@@ -363,9 +368,7 @@ async def test_a_direct_answer_hit_by_a_429_is_sent_after_the_wait(
     engine: Engine, api: FakeBotApi, telegram_process: tuple[BotProcess, Clock]
 ) -> None:
     process, clock = telegram_process
-    codes = make_demo(engine, NOW)
-    api.push_text(3001, f"/start {codes.coordinator}")
-    await api.wait_for_message(3001, lambda m: m.method == "sendMessage")
+    await _coordinator_joins(engine, api)
     api.fail_next("sendMessage", retry_after=3, times=2)
     api.push_text(3001, "/help")
     api.push_text(3001, "/language")

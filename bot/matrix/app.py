@@ -28,6 +28,7 @@ from nio import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from bot.backoff import Backoff
 from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Conversation
 from bot.db_thread import database_thread
@@ -110,7 +111,7 @@ class MatrixBot:
     async def lead(self) -> None:
         """Sign in and sync; while the homeserver cannot be reached, keep trying (logged once a minute)."""
         self._stopping = False
-        pause, last_said = 1.0, float("-inf")
+        away = Backoff(log, "Matrix homeserver cannot be reached")
         while True:
             try:
                 self.state = await log_in(self.client, self.settings)
@@ -120,12 +121,7 @@ class MatrixBot:
                 await self._sync(timeout_ms=0, full_state=True)
                 break
             except (aiohttp.ClientError, OSError, TimeoutError, RuntimeError) as exc:
-                now = asyncio.get_running_loop().time()
-                if now - last_said >= 60:
-                    log.warning("Matrix homeserver cannot be reached (%s); trying again", type(exc).__name__)
-                    last_said = now
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30)
+                await away.failed(exc)
         self._loop = asyncio.create_task(self._run())
         log.info("Matrix: signed in as %s (device %s)", self.client.user_id, self.client.device_id)
 

@@ -27,6 +27,7 @@ from telegram import BotCommand, Update
 from telegram.error import InvalidToken
 from telegram.ext import Application
 
+from bot.backoff import Backoff
 from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import FEATURES, Conversation, command_list
 from bot.db_thread import database_thread
@@ -68,21 +69,6 @@ def all_commands(locale: str) -> list[BotCommand]:
     return [BotCommand(name, text) for name, text in seen.items()]
 
 
-class Every:
-    """Lets a repeated complaint into the log once a minute, not on every retry."""
-
-    def __init__(self, seconds: float = 60) -> None:
-        self.seconds = seconds
-        self._last = float("-inf")
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now - self._last < self.seconds:
-            return False
-        self._last = now
-        return True
-
-
 class TelegramBot:
     """The Telegram transport: takes updates (polling when it leads, or webhook POSTs) and hands them on."""
 
@@ -113,7 +99,7 @@ class TelegramBot:
         self._polling: asyncio.Task[None] | None = None
         self._stopping = False
         self._runner: web.AppRunner | None = None
-        self._complaint = Every()
+        self._unreachable = Backoff(log, "Telegram cannot be reached")
         self._handlers = database_thread(engine, workers=HANDLER_THREADS, name="telegram-handler")
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -168,7 +154,6 @@ class TelegramBot:
 
     async def _retrying(self, call: Callable[[], Awaitable[object]]) -> None:
         """Call until Telegram answers, with growing pauses; a refused token is not worth retrying."""
-        pause = 1.0
         while not self._stopping:
             try:
                 await call()
@@ -177,17 +162,14 @@ class TelegramBot:
             except InvalidToken:
                 raise
             except Exception as exc:
-                if self._complaint.due():
-                    log.warning("Telegram cannot be reached (%s); trying again", type(exc).__name__)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30)
+                await self._unreachable.failed(exc)
 
     # --- long polling ---------------------------------------------------------------------------
 
     async def _poll_forever(self) -> None:
         """getUpdates, handle the batch to the end, and only then move the offset past it."""
         offset: int | None = None
-        pause = 1.0
+        interrupted = Backoff(log, "Telegram polling interrupted")
         while not self._stopping:
             try:
                 updates = await self.bot.get_updates(
@@ -200,15 +182,12 @@ class TelegramBot:
                     if failed:
                         raise failed[0]
                     offset = updates[-1].update_id + 1
-                pause = 1.0
+                interrupted.succeeded()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Telegram or the database is away: the batch is asked for again, nothing confirmed.
-                if self._complaint.due():
-                    log.warning("Telegram polling interrupted (%s); trying again", type(exc).__name__)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30)
+                await interrupted.failed(exc)
 
     # --- webhook --------------------------------------------------------------------------------
 
