@@ -27,7 +27,8 @@ from services.notices import DeliveryFailed
 from services.outbox import notify
 from services.vocabulary import Recipient
 
-MAX_ATTEMPTS = 8  # other errors than 429 (a 429 is the platform's pacing, bounded by time alone)
+MAX_ATTEMPTS = 8  # only for rows from before `give_up_at` existed; the others are bounded by time
+LONGEST_PAUSE = timedelta(minutes=10)  # between tries after other errors than 429 (doubling up to this)
 BATCH = 200
 LEASE = timedelta(seconds=60)  # a claimed row waits this long before another sender may take it
 NOTICE_PATIENCE = timedelta(hours=24)  # a notification later than this is of no use any more
@@ -273,9 +274,10 @@ def mark_retry(
     delivery.attempts += 1
     delivery.last_error = error[:200]
     delivery.claimed_until = None
-    pause = retry_after if retry_after is not None else timedelta(seconds=2 ** min(delivery.attempts, 10))
+    growing = min(timedelta(seconds=2 ** min(delivery.attempts, 10)), LONGEST_PAUSE)
+    pause = retry_after if retry_after is not None else growing
     too_late = delivery.give_up_at is not None and now + pause > delivery.give_up_at
-    too_often = retry_after is None and delivery.attempts >= MAX_ATTEMPTS
+    too_often = delivery.give_up_at is None and retry_after is None and delivery.attempts >= MAX_ATTEMPTS
     if too_late or too_often:
         delivery.failed_at = now
         delivery.body, delivery.attachment = None, None

@@ -1,6 +1,7 @@
 """The conversation layer on its own: typed answers, choices, commands, language, and the outbox texts."""
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from bot.delivery import Deliverer, RetryLater, Undeliverable
 from bot.i18n import Translator
 from bot.rate_limit import RateLimiter
 from bot.scheduling import run_due
-from db.models import Budget, Delivery, DialogState, Member, Offer
+from db.models import Budget, Delivery, DialogState, Member, Offer, OutboxMessage
 from db.uow import UnitOfWork
+from services import deliveries
 from services.errors import InvalidInput
 from services.notices import RequestCancelled
 from services.outbox import notify
@@ -256,6 +258,42 @@ def test_a_failed_send_keeps_the_chat_in_order(engine: Engine, failure: str) -> 
     clock.now = NOW + timedelta(seconds=2.5)
     assert asyncio.run(deliverer.run_once()) == 3
     assert [t.count(DE.money(n)) for n, t in zip((1, 2, 3), phone.inbox["school"], strict=True)] == [1, 1, 1]
+
+
+def test_a_notification_is_retried_for_a_day_however_often_it_fails_then_the_office_is_told(
+    engine: Engine,
+) -> None:
+    clock = Clock(NOW)
+    _join(engine, clock)
+    with UnitOfWork(engine) as uow:
+        member = uow.session.exec(select(Member).where(Member.role == "school")).one()
+        notice = RequestCancelled(request_id=1, fee_cents=0, calendar_sequence=None)
+        notify(
+            uow.session, district_id=member.district_id, recipient=Recipient.SCHOOL,
+            recipient_id=member.school_id or 0, notice=notice, now=NOW,
+        )  # fmt: skip
+        deliveries.expand(uow.session, now=NOW)
+        uow.commit()
+        delivery = uow.session.exec(select(Delivery).where(col(Delivery.outbox_id).is_not(None))).one()
+    assert delivery.give_up_at == NOW + timedelta(hours=24)
+    now, tries = NOW, 0
+    while True:
+        with UnitOfWork(engine) as uow:
+            retrying = deliveries.mark_retry(uow.session, delivery.id or 0, error="NetworkError", now=now)
+            due_at = deliveries.due_at(uow.session, delivery.id or 0)
+            uow.commit()
+        tries += 1
+        if not retrying:
+            break
+        assert due_at - now <= timedelta(minutes=10)  # the pause doubles, but never beyond 10 minutes
+        now = due_at
+    assert NOW + timedelta(hours=23, minutes=50) <= now <= NOW + timedelta(hours=24)
+    assert tries > 100  # not given up after a handful of failures: only when it is too late
+    with UnitOfWork(engine) as uow:
+        told = uow.session.exec(
+            select(OutboxMessage).where(OutboxMessage.template == "delivery.failed")
+        ).one()
+    assert json.loads(told.params) == {"cause": "kept_failing", "member_id": member.id}
 
 
 def test_typing_a_label_a_number_or_cancel(engine: Engine) -> None:
