@@ -252,10 +252,12 @@ def test_a_failed_send_keeps_the_chat_in_order(engine: Engine, failure: str) -> 
     phone = Phone(broken={"school": error})
     deliverer = Deliverer(engine, {"test": phone}, limiter=RateLimiter(per_chat_gap=0), clock=clock)
     assert asyncio.run(deliverer.run_once()) == 0
+    with UnitOfWork(engine) as uow:
+        retry_at = min(d.due_at for d in uow.session.exec(select(Delivery)).all())
     phone.broken = {}
-    clock.now = NOW + timedelta(seconds=1)
+    clock.now = retry_at - timedelta(seconds=1)
     assert asyncio.run(deliverer.run_once()) == 0  # all three wait for the first one's retry
-    clock.now = NOW + timedelta(seconds=2.5)
+    clock.now = retry_at + timedelta(seconds=0.5)
     assert asyncio.run(deliverer.run_once()) == 3
     assert [t.count(DE.money(n)) for n, t in zip((1, 2, 3), phone.inbox["school"], strict=True)] == [1, 1, 1]
 

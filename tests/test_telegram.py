@@ -525,7 +525,7 @@ async def test_an_answer_that_fails_on_the_way_is_sent_again_and_brings_no_apolo
         answer = uow.session.exec(select(Delivery).where(col(Delivery.outbox_id).is_(None))).all()[-1]
     assert (answer.attempts, answer.last_error, answer.sent_at) == (1, "NetworkError", None)
     assert tg.api.sent(SCHOOL)[since:] == []
-    tg.clock.now = NOW + timedelta(seconds=3)  # past the first retry's pause (2 s)
+    tg.clock.now = answer.due_at + timedelta(seconds=0.5)  # past the first retry's pause (2 s)
     tg.bot.deliverer.wake.set()
     confirmed = await tg.api.wait_for_message(SCHOOL, _is_text, since=since)
     assert confirmed.text == EN.gettext("From now on I write in English.")
