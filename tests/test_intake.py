@@ -197,7 +197,7 @@ async def test_two_processes_on_postgresql_send_everything_once_and_a_standby_ta
         await _until(lambda: len(_texts(api, users)) == 65, 30, "the standby answers")
         takeover = time.monotonic() - killed_at
         print(f"the standby answered {takeover:.1f}s after the leader was killed")
-        assert takeover < 10
+        assert takeover < 15  # the standby tries every 2 s, then signs in, polls and answers
         await asyncio.sleep(1)
         assert len(_texts(api, users)) == 65
     finally:
