@@ -194,19 +194,16 @@ class Deliverer:
                 gave_up = not deliveries.mark_retry(
                     session, due.delivery_id, error="429", now=now, retry_after=pause
                 )
-                deliveries.postpone(session, later, until=now + pause)
             elif isinstance(error, Undeliverable):
                 deliveries.mark_failed(session, due.delivery_id, error=type(error).__name__, now=now)
-                deliveries.release(session, later)  # they find out for themselves in the next round
                 gave_up = True
             else:
                 gave_up = not deliveries.mark_retry(
                     session, due.delivery_id, error=type(error).__name__, now=now
                 )
-                if gave_up:
-                    deliveries.release(session, later)
-                else:  # the chat's later messages wait for this one, so their order holds
-                    deliveries.postpone(session, later, until=deliveries.due_at(session, due.delivery_id))
+            # The chat's later messages leave their claim; the outbox holds them behind this one
+            # while it waits for its retry (`deliveries.due`), so their order holds.
+            deliveries.release(session, later)
             uow.commit()
         if gave_up:  # the coordinators are told by a notice written with the record
             log.warning("delivery %s given up after %s attempts", due.delivery_id, due.attempts + 1)
@@ -235,9 +232,10 @@ class Deliverer:
     async def run_once(self) -> int:
         """Send everything due now, pacing per chat and overall; returns how many messages went out.
 
-        Each chat's messages go out in order, answers to events before notifications. A 429
-        postpones the rest of that chat's messages with it, so the order holds across the retry
-        too. What becomes due meanwhile (an answer, woken by `wake`) joins the round at once.
+        Each chat's messages go out in order, answers to events before notifications. A failed
+        send takes the rest of that chat's messages out of the round; they wait behind it in the
+        outbox, so the order holds across the retry too. What becomes due meanwhile (an answer,
+        woken by `wake`) joins the round at once.
         """
         queues: dict[str, deque[_Job]] = {}
         self.wake.set()  # the outbox is read in the round, right after any pushed answers went out

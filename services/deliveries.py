@@ -349,29 +349,13 @@ def next_due_at(session: Session, platforms: list[str]) -> datetime | None:
     return session.exec(query.order_by(col(Delivery.due_at))).first()
 
 
-def postpone(session: Session, delivery_ids: Sequence[int], *, until: datetime) -> None:
-    """Hold later messages to a chat behind one that must be retried, so their order holds."""
-    for delivery_id in delivery_ids:
-        delivery = session.get(Delivery, delivery_id)
-        assert delivery is not None
-        delivery.due_at = max(delivery.due_at, until)
-        delivery.claimed_until = None
-        session.add(delivery)
-
-
 def release(session: Session, delivery_ids: Sequence[int]) -> None:
-    """Let go of claimed rows that will not be sent now (the process is stopping)."""
+    """Let go of claimed rows that will not be sent now (the process stops, or the chat waits for a retry)."""
     for delivery_id in delivery_ids:
         delivery = session.get(Delivery, delivery_id)
         if delivery is not None and delivery.sent_at is None:
             delivery.claimed_until = None
             session.add(delivery)
-
-
-def due_at(session: Session, delivery_id: int) -> datetime:
-    delivery = session.get(Delivery, delivery_id)
-    assert delivery is not None
-    return delivery.due_at
 
 
 def release_all(session: Session) -> int:
