@@ -6,11 +6,16 @@ it wait longer than the work takes. One thread for everything that writes (handl
 recording deliveries) queues them without those sleeps. PostgreSQL takes writers side by side.
 """
 
+import asyncio
+import functools
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
+T = TypeVar("T")
 _SQLITE: "weakref.WeakKeyDictionary[Engine, ThreadPoolExecutor]" = weakref.WeakKeyDictionary()
 
 
@@ -22,3 +27,10 @@ def database_thread(engine: Engine, *, workers: int, name: str) -> ThreadPoolExe
     if executor is None:
         executor = _SQLITE[engine] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
     return executor
+
+
+async def run_in(executor: ThreadPoolExecutor, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function(*args, **kwargs)` in `executor`, awaited from the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(
+        executor, functools.partial(function, *args, **kwargs)
+    )

@@ -11,7 +11,6 @@ retried later (until the delivery's patience runs out) and never holds up the ot
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections import OrderedDict, deque
@@ -23,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import Engine
 
 from bot.conversation.messages import Reply, reply_from_body, split_text
-from bot.db_thread import database_thread
+from bot.db_thread import database_thread, run_in
 from bot.i18n import Translator
 from bot.notifications import render
 from bot.rate_limit import RateLimiter
@@ -124,8 +123,7 @@ class Deliverer:
         self._thread = database_thread(engine, workers=1, name="delivery")
 
     async def _in_thread(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        call = functools.partial(function, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        return await run_in(self._thread, function, *args, **kwargs)
 
     # --- reading what is due --------------------------------------------------------------------
 
@@ -207,6 +205,18 @@ class Deliverer:
             uow.commit()
         if gave_up:  # the coordinators are told by a notice written with the record
             log.warning("delivery %s given up after %s attempts", due.delivery_id, due.attempts + 1)
+
+    async def take_over(self) -> None:
+        """This process sends from now on: claims that a process gone (killed) left are void."""
+        released = await self._in_thread(self._release_all)
+        if released:
+            log.info("took over %s deliveries claimed by a process that is gone", released)
+
+    def _release_all(self) -> int:
+        with UnitOfWork(self.engine) as uow:
+            released = deliveries.release_all(uow.session)
+            uow.commit()
+        return released
 
     def _release(self, delivery_ids: Sequence[int]) -> None:
         self._active.difference_update(delivery_ids)

@@ -23,8 +23,6 @@ from bot.delivery import Deliverer, Sender
 from bot.leader import TRY_EVERY, AnotherProcessRuns, Doorbell, Leadership, leadership_for
 from bot.rate_limit import RateLimiter
 from bot.scheduling import Timers
-from db.uow import UnitOfWork
-from services import deliveries
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +150,7 @@ class BotProcess:
         self._watch = asyncio.create_task(self._watch_leadership())
 
     async def _lead(self) -> None:
-        released = await asyncio.to_thread(self._release_claims)
-        if released:
-            log.info("took over %s deliveries claimed by a process that is gone", released)
+        await self.deliverer.take_over()
         for transport in self.transports:
             await transport.lead()
         if self.doorbell is not None:
@@ -167,12 +163,6 @@ class BotProcess:
         self.deliverer.enabled = True
         self.deliverer.wake.set()
         log.info("this process leads: it polls, syncs and sends")
-
-    def _release_claims(self) -> int:
-        with UnitOfWork(self.engine) as uow:
-            released = deliveries.release_all(uow.session)
-            uow.commit()
-        return released
 
     async def _unlead(self) -> None:
         self.deliverer.enabled = False

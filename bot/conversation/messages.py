@@ -90,17 +90,12 @@ def split_text(text: str, limit: int) -> list[str]:
     return parts
 
 
-def reply_to_body(reply: Reply, *, file_pending: bool = False) -> str:
+def reply_to_body(reply: Reply) -> str:
     """A reply as stored with its delivery: text, choices and the file's name and type (bytes apart)."""
     file = reply.attachment
     described = {"name": file.filename, "type": file.mime_type} if file is not None else None
     return json.dumps(
-        {
-            "text": reply.text,
-            "choices": [[c.key, c.label] for c in reply.choices],
-            "file": described,
-            "file_pending": file_pending,
-        }
+        {"text": reply.text, "choices": [[c.key, c.label] for c in reply.choices], "file": described}
     )
 
 

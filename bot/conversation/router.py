@@ -118,7 +118,7 @@ def _store_replies(
         deliveries.add_answer(
             session,
             identity_id=identity_id,
-            body=reply_to_body(reply, file_pending=index in pending),
+            body=reply_to_body(reply),
             attachment=reply.attachment.data if reply.attachment is not None else None,
             now=now,
             file_pending=index in pending,

@@ -8,7 +8,6 @@ nothing sent before the bot first started is answered.
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -31,7 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from bot.backoff import Backoff
 from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Conversation
-from bot.db_thread import database_thread
+from bot.db_thread import database_thread, run_in
 from bot.i18n import DEFAULT_LOCALE, Translator, pick_locale
 from bot.matrix.sender import MatrixSender
 from bot.matrix.session import BotState, MatrixSettings, log_in, make_client, save_state
@@ -99,7 +98,7 @@ class MatrixBot:
 
     async def _in_db(self, function: Callable[..., T], *args: Any) -> T:
         """Database work in the process's database thread (one on SQLite: no busy-sleeps)."""
-        return await asyncio.get_running_loop().run_in_executor(self._db, functools.partial(function, *args))
+        return await run_in(self._db, function, *args)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

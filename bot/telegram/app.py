@@ -10,11 +10,9 @@ with the effects and go out through the process's one paced sender.
 
 import asyncio
 import contextlib
-import functools
 import hmac
 import json
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from telegram.ext import Application
 from bot.backoff import Backoff
 from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import FEATURES, Conversation, command_list
-from bot.db_thread import database_thread
+from bot.db_thread import database_thread, run_in
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator
 from bot.process import Outlet
 from bot.telegram.sender import TelegramSender
@@ -84,7 +82,6 @@ class TelegramBot:
         poll_timeout: float = 30,
         webhook: Webhook | None = None,
     ) -> None:
-        self.engine = engine
         self.conversation = Conversation(engine, clock)
         builder = Application.builder().token(token).base_url(base_url)
         self.app = builder.base_file_url(base_url.replace("/bot", "/file/bot")).build()
@@ -92,7 +89,6 @@ class TelegramBot:
         self.sender = TelegramSender(self.bot)
         self.poll_timeout = poll_timeout
         self.webhook = webhook
-        self.last_contact: float | None = None  # monotonic time of the last answer from Telegram
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._outlet: Outlet | None = None
         self._acknowledging: set[asyncio.Task[None]] = set()
@@ -157,7 +153,7 @@ class TelegramBot:
         while not self._stopping:
             try:
                 await call()
-                self.last_contact = time.monotonic()
+                self._unreachable.succeeded()
                 return
             except InvalidToken:
                 raise
@@ -175,7 +171,6 @@ class TelegramBot:
                 updates = await self.bot.get_updates(
                     offset=offset, timeout=int(self.poll_timeout), allowed_updates=ALLOWED_UPDATES
                 )
-                self.last_contact = time.monotonic()
                 if updates:
                     results = await asyncio.gather(*(self.take(u) for u in updates), return_exceptions=True)
                     failed = [r for r in results if isinstance(r, BaseException)]
@@ -233,8 +228,7 @@ class TelegramBot:
             outlet = self._outlet
             assert outlet is not None
             try:
-                handle = functools.partial(self.conversation.handle_stored, incoming)
-                handled = await asyncio.get_running_loop().run_in_executor(self._handlers, handle)
+                handled = await run_in(self._handlers, self.conversation.handle_stored, incoming)
             except (OperationalError, InterfaceError) as exc:  # the database is away, not the update bad
                 raise Unsaved(type(exc).__name__) from exc
             except Exception:
