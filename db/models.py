@@ -193,10 +193,18 @@ class LedgerEntry(SQLModel, table=True):
 
 
 class Offer(SQLModel, table=True):
-    """A request put to one interpreter. At most one offer per request is ever accepted."""
+    """A request put to one interpreter. At most one offer per request is ever accepted, and at most
+    one per interpreter is open at a time; after a hand-back the same interpreter may be asked again."""
 
     __table_args__ = (
-        UniqueConstraint("request_id", "interpreter_id"),
+        Index(
+            "offer_one_open_per_interpreter",
+            "request_id",
+            "interpreter_id",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
         Index(
             "offer_one_accepted_per_request",
             "request_id",
