@@ -40,6 +40,7 @@ class Kind(StrEnum):
     COUNT = "count"
     PERCENT = "percent"
     DECIMAL = "decimal"
+    DISTANCE = "distance"  # whole km
     TEXT = "text"
 
 
@@ -77,6 +78,7 @@ RULES: tuple[Rule, ...] = (
     Rule("travel_buffer", Kind.DURATION, "30m", N_("In person: time kept free between two jobs")),
     Rule("invite_validity", Kind.DURATION, "14d", N_("Invite codes are valid for")),
     Rule("volunteer_allowance", Kind.MONEY, "840.00", N_("Tax-free volunteer allowance per year")),
+    Rule("report_km_max", Kind.DISTANCE, "150", N_("Reports: more km than this are flagged as unusual")),
     Rule("referral_text", Kind.TEXT, DEFAULT_REFERRAL_TEXT, N_("Where to turn when the pool cannot help")),
 )
 RULES_BY_KEY = {rule.key: rule for rule in RULES}
@@ -85,6 +87,7 @@ RULES_BY_KEY = {rule.key: rule for rule in RULES}
 _COUNT_RANGE = (1, 20)
 _TEXT_MAX = 1000
 _MONEY_MAX_CENTS = 100_000_00
+_KM_RANGE = (1, 2000)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class Policy:
     travel_buffer: timedelta
     invite_validity: timedelta
     volunteer_allowance: int  # cents
+    report_km_max: int
     referral_text: str
 
     def billing_steps(self, mode: Mode) -> tuple[int, int]:
@@ -138,6 +142,16 @@ class Policy:
 def _parse_count(text: str) -> int:
     raw = text.strip()
     low, high = _COUNT_RANGE
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
+        raise InvalidInput(
+            N_("“{value}” is not a whole number from {low} to {high}."), value=text, low=low, high=high
+        )
+    return int(raw)
+
+
+def _parse_km(text: str) -> int:
+    raw = text.strip().lower().removesuffix("km").strip()
+    low, high = _KM_RANGE
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
         raise InvalidInput(
             N_("“{value}” is not a whole number from {low} to {high}."), value=text, low=low, high=high
@@ -173,6 +187,7 @@ _PARSERS: dict[Kind, Callable[[str], Any]] = {
     Kind.PERCENT: parse_percent,
     Kind.DECIMAL: parse_decimal,
     Kind.TEXT: _parse_text,
+    Kind.DISTANCE: _parse_km,
 }
 
 
