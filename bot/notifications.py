@@ -17,8 +17,9 @@ from bot.calendar_file import calendar_attachment
 from bot.conversation.messages import Choice, Reply, numbered
 from bot.conversation.views import pace_text, request_line
 from bot.i18n import Translator
-from db.models import Interpreter, Member, Offer, Request, School
+from db.models import BookingChange, Interpreter, Member, Offer, Request, School
 from services.notices import (
+    AboutChange,
     AboutOffer,
     AboutRequest,
     AllowanceExceeded,
@@ -26,6 +27,10 @@ from services.notices import (
     BookingCancelled,
     BookingReminder,
     BudgetAlert,
+    ChangeAsked,
+    ChangeConfirmed,
+    ChangeDeclined,
+    ChangeLapsed,
     CloseoutAutoConfirmed,
     CloseoutDisputed,
     CloseoutPrompt,
@@ -44,6 +49,9 @@ from services.notices import (
     RequestAwaitingApproval,
     RequestBooked,
     RequestCancelled,
+    RequestChanged,
+    RequestChangeDeclined,
+    RequestChangeLapsed,
     RequestInterpreterCancelled,
     RequestReceived,
     RequestReferred,
@@ -70,6 +78,7 @@ class Template(Generic[P]):
     details: Callable[[Session, Translator, P], Values] | None = None  # values read from the database
     buttons: tuple[tuple[str, str], ...] = ()  # (key prefix, label); the key ends in `:<request id>`
     buttons_by_offer: bool = False  # the key ends in `:<offer id>` instead
+    buttons_by_change: bool = False  # the key ends in `:<change id>` instead
     buttons_for: Role | None = None  # only this role gets the buttons (None: everyone the message is for)
     calendar: str | None = None  # "booked" or "cancelled": the booking's calendar file goes with it
 
@@ -85,6 +94,8 @@ class Template(Generic[P]):
         choices: tuple[Choice, ...] = ()
         if self.buttons_for in (None, role) and isinstance(params, AboutRequest):
             target = params.offer_id if self.buttons_by_offer and isinstance(params, AboutOffer) else None
+            if self.buttons_by_change and isinstance(params, AboutChange):
+                target = params.change_id
             target = params.request_id if target is None else target
             choices = tuple(Choice(f"{prefix}:{target}", t.gettext(label)) for prefix, label in self.buttons)
         attachment = None
@@ -171,6 +182,43 @@ def _unreachable(session: Session, t: Translator, params: DeliveryFailed) -> Val
     else:
         cause = t.gettext("the messenger did not take it for hours.")
     return {"name": name or f"#{params.member_id}", "cause": cause}
+
+
+def _change_details(session: Session, t: Translator, params: ChangeAsked) -> Values:
+    """What the change would make of the booking, field by field (the request line above is as it is now)."""
+    change = session.get(BookingChange, params.change_id)
+    request = session.get(Request, params.request_id)
+    if change is None or request is None:
+        return {"changes": ""}
+    lines = []
+    if change.starts_at != request.starts_at:
+        lines.append(t.render("New start: {starts_at}", {"starts_at": change.starts_at}))
+    if change.duration_minutes != request.duration_minutes:
+        lines.append(t.render("New duration: {minutes} min", {"minutes": change.duration_minutes}))
+    if change.mode != request.mode:
+        lines.append(t.render("New mode: {mode}", {"mode": change.mode}))
+    if change.place != request.place and change.mode != Mode.WRITTEN.value:
+        lines.append(t.render("New place: {place}", {"place": change.place}))
+    if params.fee_cents:
+        lines.append(
+            t.render(
+                "This late, the school pays {fee_cents} as a late cancellation if you cannot keep it.",
+                {"fee_cents": params.fee_cents},
+            )
+        )
+    return {"changes": "\n".join(lines)}
+
+
+def _change_declined(_session: Session, t: Translator, params: RequestChangeDeclined) -> Values:
+    if params.new_request_id is None:
+        outcome = t.gettext("We are looking for another interpreter for the new time.")
+    else:
+        outcome = t.render(
+            "As a late change, it counts as a late cancellation: {fee_cents} is charged to the budget. "
+            "The changed session goes to the pool as request #{new_request_id}.",
+            {"fee_cents": params.fee_cents, "new_request_id": params.new_request_id},
+        )
+    return {"outcome": outcome}
 
 
 def _by_notice(*templates: Template[Any]) -> dict[Notice, Template[Any]]:
@@ -281,6 +329,50 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         SettlementBlocked,
         N_("This session cannot be charged: the budget is short. Raise the budget, then confirm again."),
+    ),
+    Template(
+        ChangeAsked,
+        N_(
+            "The school asks to change this booking:\n{changes}\n"
+            "Pay about {pay_cents}. Can you keep it? Please answer by {expires_at}."
+        ),
+        details=_change_details,
+        buttons=(("cg:ok", N_("Yes, I can")), ("cg:no", N_("No, I cannot"))),
+        buttons_by_change=True,
+    ),
+    Template(
+        ChangeConfirmed,
+        N_("You have confirmed the change. /jobs shows all your jobs."),
+        calendar="booked",
+    ),
+    Template(
+        ChangeDeclined,
+        N_("You have declined the change; the job is no longer yours.{compensation}"),
+        details=lambda _s, t, p: {
+            "compensation": " " + t.render("Compensation: {fee_cents}.", {"fee_cents": p.fee_cents})
+            if p.fee_cents
+            else ""
+        },
+        calendar="cancelled",
+    ),
+    Template(ChangeLapsed, N_("This change was not answered in time; the booking stays as it was.")),
+    Template(
+        RequestChanged,
+        N_("The interpreter has confirmed the change. Reserved in the budget now: {reserved_cents}."),
+        calendar="booked",
+    ),
+    Template(
+        RequestChangeDeclined,
+        N_("The interpreter cannot keep the change. {outcome}"),
+        details=_change_declined,
+        calendar="cancelled",  # only for a late change: that booking is cancelled
+    ),
+    Template(
+        RequestChangeLapsed,
+        N_(
+            "The interpreter has not answered the change in time; the booking stays as it was. "
+            "You can cancel it or ask for the change again under /bookings."
+        ),
     ),
     Template(
         DeliveryFailed,

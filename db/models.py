@@ -402,3 +402,35 @@ class DueTask(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(sa_column=_utc())
+
+
+class BookingChange(SQLModel, table=True):
+    """A school's change of a booked session (time, duration, place, mode), for the booked interpreter
+    to confirm or decline. Until then the booking stays as it was; at most one change per request waits.
+    """
+
+    __tablename__ = "booking_change"
+    __table_args__ = (
+        Index(
+            "booking_change_one_pending",
+            "request_id",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="request.id", index=True)
+    interpreter_id: int = Field(foreign_key="interpreter.id")
+    starts_at: datetime = Field(sa_column=_utc())
+    duration_minutes: int
+    mode: str = Field(max_length=20)
+    place: str = Field(max_length=300)
+    estimate_cents: int  # the reservation once the change takes effect
+    fee_cents: int = 0  # charged if the interpreter declines: a late change, as the school was told
+    state: str = Field(max_length=20)  # pending, confirmed, declined, lapsed
+    requested_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_column=_utc())
+    expires_at: datetime = Field(sa_column=_utc())
+    decided_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))

@@ -56,9 +56,12 @@ class Due:
 
 
 def ref_of(template: str, params: dict[str, Any]) -> str | None:
-    """Messages about one offer share a ref, so 'taken' can edit the offer message itself."""
+    """Messages about one offer share a ref, so 'taken' can edit the offer message itself; so do the
+    interpreter's messages about one change of a booking."""
     if template.startswith("offer.") and "offer_id" in params:
         return f"offer:{params['offer_id']}"
+    if template.startswith("change.") and "change_id" in params:
+        return f"change:{params['change_id']}"
     return None
 
 

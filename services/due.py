@@ -33,6 +33,7 @@ class Kind(StrEnum):
     BUDGET_ALERT = "budget_alert"  # a marker, fired when written: each threshold once per budget
     ALLOWANCE_WARNING = "allowance_warning"  # a marker: each threshold once per interpreter and year
     DELIVERY_FAILED = "delivery_failed"  # a marker: coordinators hear of a person unreachable once a day
+    CHANGE_EXPIRY = "change_expiry"  # a booking change the interpreter has not answered lapses
 
 
 class Outcome(StrEnum):

@@ -44,6 +44,13 @@ class Notice(StrEnum):
     DIGEST_WEEKLY = "digest.weekly"
     SETTLEMENT_BLOCKED = "settlement.blocked"
     DELIVERY_FAILED = "delivery.failed"
+    CHANGE_ASKED = "change.asked"
+    CHANGE_CONFIRMED = "change.confirmed"
+    CHANGE_DECLINED = "change.declined"
+    CHANGE_LAPSED = "change.lapsed"
+    REQUEST_CHANGED = "request.changed"
+    REQUEST_CHANGE_DECLINED = "request.change_declined"
+    REQUEST_CHANGE_LAPSED = "request.change_lapsed"
 
 
 SCHOOL = frozenset({Recipient.SCHOOL})
@@ -294,6 +301,65 @@ class DeliveryFailed(NoticeParams):
     recipients = COORDINATORS
     member_id: int
     cause: str  # "gone" (blocked, chat gone) or "kept_failing" (retried until it was too late)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AboutChange(AboutRequest):
+    """A notice about one change of a booking (services.changes); its buttons name the change."""
+
+    change_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeAsked(AboutChange):
+    notice = Notice.CHANGE_ASKED
+    recipients = INTERPRETER
+    pay_cents: int  # the estimate with the change
+    fee_cents: int  # what declining would bring the interpreter (a late change), 0 if nothing
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeConfirmed(AboutChange, WithCalendar):
+    notice = Notice.CHANGE_CONFIRMED
+    recipients = INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeDeclined(AboutChange, WithCalendar):
+    notice = Notice.CHANGE_DECLINED
+    recipients = INTERPRETER
+    fee_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeLapsed(AboutChange):
+    notice = Notice.CHANGE_LAPSED
+    recipients = INTERPRETER
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestChanged(WithCalendar):
+    notice = Notice.REQUEST_CHANGED
+    recipients = SCHOOL
+    reserved_cents: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestChangeDeclined(WithCalendar):
+    """The interpreter cannot keep the change: the session goes back to the pool (`new_request_id` None),
+    or, for a late change, the booking is cancelled with `fee_cents` and the change is a new request."""
+
+    notice = Notice.REQUEST_CHANGE_DECLINED
+    recipients = SCHOOL
+    fee_cents: int
+    new_request_id: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestChangeLapsed(AboutRequest):
+    notice = Notice.REQUEST_CHANGE_LAPSED
+    recipients = SCHOOL
 
 
 def _concrete() -> list[type[NoticeParams]]:

@@ -42,6 +42,7 @@ class Kind(StrEnum):
     DECIMAL = "decimal"
     DISTANCE = "distance"  # whole km
     TEXT = "text"
+    YES_NO = "yes_no"
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ RULES: tuple[Rule, ...] = (
     Rule("invite_validity", Kind.DURATION, "14d", N_("Invite codes are valid for")),
     Rule("volunteer_allowance", Kind.MONEY, "840.00", N_("Tax-free volunteer allowance per year")),
     Rule("report_km_max", Kind.DISTANCE, "150", N_("Reports: more km than this are flagged as unusual")),
+    Rule(
+        "late_change_counts_as_cancellation",
+        Kind.YES_NO,
+        "yes",
+        N_("A late change the interpreter cannot keep costs the late-cancellation fee"),
+    ),
     Rule("referral_text", Kind.TEXT, DEFAULT_REFERRAL_TEXT, N_("Where to turn when the pool cannot help")),
 )
 RULES_BY_KEY = {rule.key: rule for rule in RULES}
@@ -118,6 +125,7 @@ class Policy:
     invite_validity: timedelta
     volunteer_allowance: int  # cents
     report_km_max: int
+    late_change_counts_as_cancellation: bool
     referral_text: str
 
     def billing_steps(self, mode: Mode) -> tuple[int, int]:
@@ -159,6 +167,15 @@ def _parse_km(text: str) -> int:
     return int(raw)
 
 
+def _parse_yes_no(text: str) -> bool:
+    raw = text.strip().casefold()
+    if raw in ("yes", "ja", "true", "1"):
+        return True
+    if raw in ("no", "nein", "false", "0"):
+        return False
+    raise InvalidInput(N_("“{value}” is neither yes nor no."), value=text)
+
+
 def _parse_text(text: str) -> str:
     cleaned = text.strip()
     if not cleaned or len(cleaned) > _TEXT_MAX:
@@ -187,6 +204,7 @@ _PARSERS: dict[Kind, Callable[[str], Any]] = {
     Kind.PERCENT: parse_percent,
     Kind.DECIMAL: parse_decimal,
     Kind.TEXT: _parse_text,
+    Kind.YES_NO: _parse_yes_no,
     Kind.DISTANCE: _parse_km,
 }
 
@@ -198,6 +216,8 @@ def _canonical(kind: Kind, value: Any) -> str:
         return format_money_plain(value)
     if kind is Kind.PERCENT:
         return f"{value}%"
+    if kind is Kind.YES_NO:
+        return "yes" if value else "no"
     return str(value)
 
 

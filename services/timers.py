@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from db.models import DueTask, Offer, Request
+from services import changes
 from services import closeout as closeouts
 from services.audit import record
 from services.digest import send_digest
@@ -205,6 +206,11 @@ def _digest(session: Session, task: DueTask, now: datetime) -> Outcome:
     return Outcome.DONE
 
 
+def _change_expiry(session: Session, task: DueTask, now: datetime) -> Outcome:
+    """A change the interpreter has not answered lapses; the booking stays as it was."""
+    return Outcome.DONE if changes.lapse_due(session, task, now) else Outcome.DROPPED
+
+
 def _marker(session: Session, task: DueTask, now: datetime) -> Outcome:
     return Outcome.DROPPED  # written as fired; never pending
 
@@ -218,4 +224,5 @@ HANDLERS: dict[Kind, Callable[[Session, DueTask, datetime], Outcome]] = {
     Kind.DIGEST: _digest,
     Kind.BUDGET_ALERT: _marker,
     Kind.ALLOWANCE_WARNING: _marker,
+    Kind.CHANGE_EXPIRY: _change_expiry,
 }

@@ -17,7 +17,7 @@ from bot.conversation.messages import Choice
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import PAGE_SIZE, Section, page_number, request_line, show_page
 from db.models import Request
-from services import billing, closeout, ledger, offers
+from services import billing, changes, closeout, ledger, offers
 from services.billing_report import paid_in_year
 from services.errors import InvalidInput, NotFound
 from services.overview import interpreter_jobs, reportable
@@ -61,6 +61,28 @@ def give_back(turn: Turn, request_id: int) -> None:
     turn.say("You have handed back #{request_id}. The school is told.", request_id=request_id)
     sequence = request.calendar_sequence
     turn.attach(calendar_attachment(turn.t, request, sequence=sequence, cancelled=True, now=turn.now))
+
+
+def confirm_change(turn: Turn, change_id: int) -> None:
+    """Keep the changed session; the change's message is updated by the notification that follows."""
+    changes.confirm_change(
+        turn.session,
+        change_id=change_id,
+        interpreter_id=_interpreter_id(turn),
+        actor=turn.actor,
+        now=turn.now,
+    )
+
+
+def decline_change(turn: Turn, change_id: int) -> None:
+    """Decline the changed session; it goes to another interpreter and the school is told."""
+    changes.decline_change(
+        turn.session,
+        change_id=change_id,
+        interpreter_id=_interpreter_id(turn),
+        actor=turn.actor,
+        now=turn.now,
+    )
 
 
 def show_jobs(turn: Turn, arg: str) -> None:
@@ -265,6 +287,8 @@ INTERPRETER = Feature(
         "of:a": accept,
         "of:d": decline,
         "bk:gb": give_back,
+        "cg:ok": confirm_change,
+        "cg:no": decline_change,
         "rp:go": report_job,
         "ls:jb": jobs_page,
     },

@@ -1,13 +1,14 @@
 """The school's dialogs: a new request step by step, its bookings, cancelling, and the closeout decision."""
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.conversation.answers import Answer, parse_minutes, parse_when, whole_number
 from bot.conversation.messages import Choice
 from bot.conversation.turn import STAY, Feature, Flow, Step, Turn
 from bot.conversation.views import Section, page_number, request_line, show_page, status_line
-from db.models import School
-from services import closeout, requests
+from db.models import Request, School
+from services import changes, closeout, requests
 from services.clock import BERLIN
 from services.errors import InvalidInput
 from services.languages import search_languages
@@ -399,6 +400,8 @@ def bookings_page(turn: Turn, number: int) -> None:
         state = RequestState(request.state)
         if state in CANCELLABLE and request.starts_at > turn.now:
             choices.append(turn.choice(f"rq:cx:{request.id}", "Cancel #{request_id}", request_id=request.id))
+        if state is RequestState.BOOKED and request.starts_at > turn.now:
+            choices.append(turn.choice(f"rq:cg:{request.id}", "Change #{request_id}", request_id=request.id))
         if state is RequestState.COMPLETED:
             outcome = closeout.closeout_of(turn.session, request.id or 0)
             if outcome is not None and outcome.state == CloseoutState.REPORTED.value:
@@ -454,6 +457,182 @@ def take_cancel(turn: Turn, answer: Answer) -> None:
     turn.finish()
 
 
+# --- changing a booking -------------------------------------------------------------------------
+
+CHANGE_FIELDS = {
+    "when": N_("Start"),
+    "duration": N_("Duration"),
+    "place": N_("Place"),
+    "mode": N_("Mode"),
+}
+
+
+def change_booking(turn: Turn, request_id: int) -> None:
+    """Begin changing a booked session: what should change?"""
+    request = requests.get_request(turn.session, turn.district_id, request_id)
+    if request.school_id != turn.member.school_id:
+        raise InvalidInput(N_("Request {request_id} does not exist."), request_id=request_id)
+    if changes.pending_change(turn.session, request, turn.now) is not None:
+        raise InvalidInput(
+            N_("A change of #{request_id} is already waiting for the interpreter's answer."),
+            request_id=request_id,
+        )
+    turn.start(
+        "change",
+        "field",
+        request_id=request_id,
+        starts_at=request.starts_at.isoformat(),
+        duration=request.duration_minutes,
+        mode=request.mode,
+        place=request.place,
+        topic=request.topic,
+    )
+    ask_change_field(turn)
+
+
+def _booking(turn: Turn) -> Request:
+    return requests.get_request(turn.session, turn.district_id, int(turn.draft["request_id"]))
+
+
+def ask_change_field(turn: Turn) -> None:
+    written = turn.draft["mode"] == Mode.WRITTEN.value
+    fields = [f for f in CHANGE_FIELDS if not (written and f in ("place", "mode"))]
+    turn.ask(
+        N_("What should change in {line}?"),
+        [Choice(f, turn.t.gettext(CHANGE_FIELDS[f])) for f in fields],
+        line=request_line(turn.t, _booking(turn)),
+    )
+
+
+def take_change_field(turn: Turn, answer: Answer) -> str:
+    if answer.key not in CHANGE_FIELDS:
+        raise InvalidInput(N_("Please choose one of the options."))
+    return answer.key
+
+
+def ask_change_mode(turn: Turn) -> None:
+    # Written work stays written: a letter is no talk.
+    modes = [m for m in Mode if m is not Mode.WRITTEN]
+    turn.ask(
+        N_("How should the interpreting happen?"),
+        [Choice(m.value, turn.t.gettext(MODE_LABELS[m])) for m in modes],
+    )
+
+
+def take_change_mode(turn: Turn, answer: Answer) -> str:
+    before = turn.draft["mode"]
+    take_mode(turn, answer)
+    # In person needs an address, phone and video a number or link: another mode asks for the place again.
+    return "place" if turn.draft["mode"] != before else "summary"
+
+
+def _then_summary(take: Callable[[Turn, Answer], object]) -> Callable[[Turn, Answer], str]:
+    """A step of the request dialog, reused: it stores its answer in the draft, then the summary."""
+
+    def take_then_summary(turn: Turn, answer: Answer) -> str:
+        take(turn, answer)
+        return "summary"
+
+    return take_then_summary
+
+
+def _change_draft(turn: Turn) -> changes.ChangeDraft:
+    d = turn.draft
+    return changes.ChangeDraft(
+        starts_at=datetime.fromisoformat(d["starts_at"]),
+        duration_minutes=int(d["duration"]),
+        mode=Mode(d["mode"]),
+        place=d.get("place", ""),
+    )
+
+
+def ask_change_summary(turn: Turn) -> None:
+    request = _booking(turn)
+    draft = _change_draft(turn)
+    quote = changes.quote_change(
+        turn.session,
+        district_id=turn.district_id,
+        request_id=request.id or 0,
+        draft=draft,
+        now=turn.now,
+        school_id=turn.member.school_id,
+    )
+    after = turn._(
+        "#{request_id} · {language} · {mode} · {starts_at} · {minutes} min",
+        request_id=request.id,
+        language=request.language,
+        mode=draft.mode.value,
+        starts_at=draft.starts_at,
+        minutes=draft.duration_minutes,
+    )
+    lines = [
+        turn._("Change of a booking:"),
+        turn._("Before: {line}", line=request_line(turn.t, request)),
+        turn._("After: {line}", line=after),
+    ]
+    place = draft.place.strip() or _school(turn).address
+    if draft.mode is not Mode.WRITTEN and place != request.place:
+        lines.append(turn._("Place: {place}", place=place))
+    lines.append(
+        turn._(
+            "Reserved in the budget: {before_cents} now, {after_cents} with the change.",
+            before_cents=quote.before_cents,
+            after_cents=quote.after_cents,
+        )
+    )
+    if quote.fee_cents:
+        lines.append(
+            turn._(
+                "This is inside the cancellation window: if the interpreter cannot keep the change, "
+                "it counts as a late cancellation and {fee_cents} is charged to the budget.",
+                fee_cents=quote.fee_cents,
+            )
+        )
+    lines.append(turn._("The interpreter is asked to confirm; until then the booking stays as it is."))
+    choices = [
+        turn.choice("send", "Send the change"),
+        turn.choice("field", "Change something else"),
+        turn.choice("drop", "Discard"),
+    ]
+    turn.say_text("\n".join(lines), choices)
+
+
+def take_change_summary(turn: Turn, answer: Answer) -> str | None:
+    if answer.key == "field":
+        return "field"
+    if answer.key == "drop":
+        turn.finish()
+        turn.say("Nothing was changed.")
+        return None
+    if answer.key != "send":
+        raise InvalidInput(N_("Please choose one of the options."))
+    changes.ask_change(
+        turn.session,
+        district_id=turn.district_id,
+        request_id=int(turn.draft["request_id"]),
+        draft=_change_draft(turn),
+        actor=turn.actor,
+        now=turn.now,
+        school_id=turn.member.school_id,
+    )
+    turn.finish()
+    turn.say("The change is sent. The interpreter is asked; you will hear the answer.")
+    return None
+
+
+CHANGE = Flow(
+    Role.SCHOOL,
+    {
+        "field": Step(ask_change_field, take_change_field),
+        "when": Step(ask_when, _then_summary(take_when)),
+        "duration": Step(ask_duration, _then_summary(take_duration)),
+        "place": Step(ask_place, _then_summary(take_place)),
+        "mode": Step(ask_change_mode, take_change_mode),
+        "summary": Step(ask_change_summary, take_change_summary),
+    },
+)
+
+
 def confirm_closeout(turn: Turn, request_id: int) -> None:
     """Confirm the interpreter's report; the amount is charged to the budget."""
     closeout.confirm(
@@ -502,12 +681,14 @@ SCHOOL = Feature(
     },
     actions={
         "rq:cx": cancel_booking,
+        "rq:cg": change_booking,
         "co:ok": confirm_closeout,
         "co:no": dispute_closeout,
         "ls:bk": bookings_page,
     },
     flows={
         "request": REQUEST,
+        "change": CHANGE,
         "cancel": Flow(Role.SCHOOL, {"confirm": Step(ask_cancel, take_cancel)}),
         "dispute": Flow(Role.SCHOOL, {"reason": Step(ask_dispute, take_dispute)}),
     },
