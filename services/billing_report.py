@@ -5,9 +5,11 @@ A session counts in the month it took place (its start, in Berlin). Paid are set
 the ones charged to the budget; billed minutes follow from the policy's steps.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
+from babel.dates import get_month_names
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -63,15 +65,44 @@ class InterpreterBilling:
         return sum(line.amount_cents for line in self.lines)
 
 
-def parse_month(text: str) -> date:
-    """`2026-05` -> 1 May 2026; anything else is refused with a sentence."""
-    try:
-        year, month = (int(part) for part in text.strip().split("-"))
-        if MIN_YEAR <= year <= MAX_YEAR:
-            return date(year, month, 1)
-    except ValueError:
-        pass
-    raise InvalidInput(N_("“{value}” is not a month; write e.g. 2026-05."), value=text)
+def _month_names() -> dict[str, int]:
+    """Month names people type, German and English, full and short (`november`, `nov`, `märz`, `mrz`)."""
+    names: dict[str, int] = {}
+    for locale in ("de", "en"):
+        for width in ("wide", "abbreviated"):
+            for number, name in get_month_names(width, locale=locale).items():
+                names[name.casefold().rstrip(".")] = number
+    names["mrz"] = 3
+    return names
+
+
+_NUMERIC_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$|^(\d{1,2})[./](\d{4})$", re.ASCII)
+
+
+def parse_month(text: str, today: date | None = None) -> date:
+    """`2026-05`, `05/2026`, `5.2026`, `Mai 2026`, `November` or `nov` as the first of that month.
+
+    A month named without its year is the latest one that has begun by `today` (the billing is
+    asked for after the month). Anything else is refused with a sentence.
+    """
+    cleaned = " ".join(text.strip().casefold().split())
+    year: int | None = None
+    month: int | None = None
+    if numeric := _NUMERIC_MONTH.match(cleaned):
+        y1, m1, m2, y2 = numeric.groups()
+        year, month = (int(y1), int(m1)) if y1 else (int(y2), int(m2))
+    else:
+        name, _, rest = cleaned.partition(" ")
+        month = _month_names().get(name.rstrip("."))
+        if month is not None and rest:
+            year = int(rest) if re.fullmatch(r"\d{4}", rest, re.ASCII) else None
+            month = month if year is not None else None
+        elif month is not None:
+            now = today or datetime.now(BERLIN).date()
+            year = now.year if month <= now.month else now.year - 1
+    if year is not None and month is not None and 1 <= month <= 12 and MIN_YEAR <= year <= MAX_YEAR:
+        return date(year, month, 1)
+    raise InvalidInput(N_("“{value}” is not a month; write e.g. 2026-05 or November 2026."), value=text)
 
 
 def _month_bounds(first: date) -> tuple[datetime, datetime]:

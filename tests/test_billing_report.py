@@ -4,7 +4,7 @@ import io
 import json
 import subprocess
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -140,11 +140,16 @@ def test_the_xlsx_has_numbers_a_date_and_the_totals(may: World) -> None:
     assert sheet["A4"].font.bold
 
 
-def test_a_month_is_asked_for_as_year_and_month() -> None:
-    assert parse_month(" 2026-05 ") == datetime(2026, 5, 1).date()
-    with pytest.raises(InvalidInput):
-        parse_month("Mai 2026")
-    for wrong in ("2026-13", "9999-12", "0001-01"):  # beyond the budget years dates overflow
+def test_a_month_is_asked_for_by_number_or_by_name() -> None:
+    today = date(2026, 11, 30)
+    may = date(2026, 5, 1)
+    for typed in (" 2026-05 ", "05/2026", "5.2026", "Mai 2026", "may 2026", "Mai", "mai", "May"):
+        assert parse_month(typed, today) == may, typed
+    assert parse_month("November", today) == date(2026, 11, 1)  # the month under way
+    assert parse_month("Dezember", today) == date(2025, 12, 1)  # not yet begun: last year's
+    assert parse_month("Mrz 2027", today) == date(2027, 3, 1)
+    assert parse_month("märz", today) == date(2026, 3, 1)
+    for wrong in ("2026-13", "9999-12", "0001-01", "Mai 26", "Maibaum", "13/2026", ""):
         with pytest.raises(InvalidInput):
             parse_month(wrong)
 

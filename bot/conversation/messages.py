@@ -76,6 +76,14 @@ def numbered(text: str, choices: tuple[Choice, ...]) -> str:
     return text + "\n\n" + "\n".join(lines)
 
 
+def with_values(text: str, choices: tuple[Choice, ...]) -> str:
+    """The text followed by quick picks that are values (`0 km · 10 km`): no numbers, because where
+    a step asks for a number, a typed number is the value and never an option's place."""
+    if not choices:
+        return text
+    return text + "\n\n" + " · ".join(choice.label for choice in choices)
+
+
 def split_text(text: str, limit: int) -> list[str]:
     """Cut a long text into parts of at most `limit` characters, at line breaks where possible."""
     parts: list[str] = []

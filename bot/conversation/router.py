@@ -21,17 +21,19 @@ from bot.conversation.interpreter import INTERPRETER
 from bot.conversation.messages import Choice, Incoming, Reply, reply_to_body
 from bot.conversation.school import SCHOOL
 from bot.conversation.turn import STAY, Feature, Flow, Turn
-from bot.i18n import LOCALES, Translator, pick_locale
+from bot.i18n import LOCALES, Translator, echo, pick_locale
 from db.models import Member
 from db.uow import UnitOfWork
 from services import deliveries, identities, strangers
-from services.dialogs import first_time, load_dialog, save_dialog
+from services.dialogs import Dialog, first_time, load_dialog, save_dialog
 from services.errors import DomainError, InvalidInvite
 from services.invites import create_link_code
 from services.text import N_
 from services.vocabulary import Role
 
 log = logging.getLogger(__name__)
+
+OUTER = "_outer"  # in a dialog's draft: the unfinished dialog it was begun on top of
 
 FEATURES: dict[Role, Feature] = {
     Role.SCHOOL: SCHOOL,
@@ -43,6 +45,7 @@ COMMON_HELP = {
     "language": N_("Sprache / language"),
     "connect": N_("use this bot on another messenger too"),
     "notify": N_("where notifications reach you"),
+    "continue": N_("go on with an unfinished dialog"),
     "cancel": N_("leave the current dialog"),
 }
 # German words people type instead of the commands.
@@ -52,6 +55,7 @@ ALIASES = {
     "verbinden": "connect",
     "benachrichtigungen": "notify",
     "abbrechen": "cancel",
+    "weiter": "continue",
     "anfrage": "request",
     "buchungen": "bookings",
     "einsaetze": "jobs",
@@ -65,10 +69,10 @@ ALIASES = {
 CANCEL_WORDS = {"abbrechen", "cancel", "stop"}
 LANGUAGE_NAMES = {"de": "Deutsch", "en": "English"}
 PLATFORM_NAMES = {"telegram": "Telegram", "matrix": "Matrix"}
-ROLE_NAMES = {
-    Role.SCHOOL: N_("school"),
-    Role.INTERPRETER: N_("interpreter"),
-    Role.COORDINATOR: N_("coordinator"),
+ROLE_NAMES = {  # said as `as {role}`: English needs the article
+    Role.SCHOOL: N_("a school"),
+    Role.INTERPRETER: N_("an interpreter"),
+    Role.COORDINATOR: N_("a coordinator"),
 }
 
 
@@ -306,6 +310,14 @@ class Conversation:
         return FEATURES[turn.role].flows.get(turn.dialog.flow)
 
     def _dispatch(self, turn: Turn, event: Incoming) -> None:
+        outer = turn.dialog.draft.get(OUTER) if turn.dialog.active else None
+        self._dispatch_event(turn, event)
+        if isinstance(outer, dict) and not turn.dialog.active:
+            # The dialog begun on top of another has ended: the one beneath is offered again.
+            turn.dialog = Dialog(outer["flow"], outer["step"], outer["draft"], turn.dialog.choices)
+            self._remind(turn)
+
+    def _dispatch_event(self, turn: Turn, event: Incoming) -> None:
         feature = FEATURES[turn.role]
         command = split_command(event.text) if event.choice is None else None
         if command is not None:
@@ -316,16 +328,19 @@ class Conversation:
             return
         flow = self._flow(turn)
         step = flow.steps.get(turn.dialog.step) if flow else None
-        answer = resolve(event.text, event.choice, turn.dialog.choices)
+        answer = resolve(event.text, event.choice, turn.dialog.choices, positions=not (step and step.numeric))
         if answer.key is not None and ":" in answer.key:
             self._action(turn, feature, answer.key)
             return
         if event.choice is not None and answer.key is None:
             turn.say("This button belongs to an earlier question. Please use the latest one.")
             return
+        if self._language_choice(turn, answer.key) or self._notify_choice(turn, answer.key):
+            if turn.dialog.active:
+                self._remind(turn)
+            return
         if step is None:
-            if not (self._language_choice(turn, answer.key) or self._notify_choice(turn, answer.key)):
-                self._not_understood(turn)
+            self._not_understood(turn)
             return
         following = step.take(turn, answer)
         if following is None or following == STAY:
@@ -337,28 +352,30 @@ class Conversation:
         flow_now.steps[following].ask(turn)
 
     def _command(self, turn: Turn, feature: Feature, name: str, arg: str) -> None:
+        flow = self._flow(turn) if turn.dialog.active else None
         if name == "cancel":
             self._cancel(turn)
-        elif name == "help":
-            turn.finish()
+        elif name == "start":
+            turn.say("You are already registered as {role}.", role=turn.t.gettext(ROLE_NAMES[turn.role]))
+        elif name == "continue" or (flow is not None and name == flow.resume):
+            self._resume(turn, flow)
+        elif name in COMMON_HELP or name in feature.commands:
+            self._aside(turn, lambda: self._run_command(turn, feature, name, arg))
+        else:
+            turn.say("I do not know the command /{name}. /help lists what you can do.", name=echo(name))
+
+    def _run_command(self, turn: Turn, feature: Feature, name: str, arg: str) -> None:
+        if name == "help":
             self._help(turn)
         elif name == "language":
-            turn.finish()
             choices = [Choice(f"lang-{code}", LANGUAGE_NAMES[code]) for code in LOCALES]
             turn.ask(N_("Which language should I use?"), choices)
         elif name == "connect":
-            turn.finish()
             self._connect(turn)
         elif name == "notify":
-            turn.finish()
             self._ask_notify(turn)
-        elif name == "start":
-            turn.say("You are already registered as {role}.", role=turn.t.gettext(ROLE_NAMES[turn.role]))
-        elif name in feature.commands:
-            turn.finish()
-            feature.commands[name][0](turn, arg)
         else:
-            turn.say("I do not know the command /{name}. /help lists what you can do.", name=name)
+            feature.commands[name][0](turn, arg)
 
     def _action(self, turn: Turn, feature: Feature, key: str) -> None:
         prefix, _, raw_id = key.rpartition(":")
@@ -367,8 +384,48 @@ class Conversation:
         if action is None or number is None:
             turn.say("This button is not meant for you.")
             return
+        self._aside(turn, lambda: action(turn, number))
+
+    def _aside(self, turn: Turn, run: Callable[[], None]) -> None:
+        """Answer a command or a button without losing the unfinished dialog (DESIGN §7).
+
+        What does not begin a dialog of its own leaves the unfinished one where it was, and says
+        so. What begins one keeps the unfinished one beneath it (one level deep), offered again
+        when the new one ends.
+        """
+        kept = Dialog(turn.dialog.flow, turn.dialog.step, dict(turn.dialog.draft), dict(turn.dialog.choices))
         turn.finish()
-        action(turn, number)
+        run()
+        if not kept.active:
+            return
+        if turn.dialog.active:
+            kept.draft.pop(OUTER, None)
+            turn.dialog.draft[OUTER] = {"flow": kept.flow, "step": kept.step, "draft": kept.draft}
+            return
+        # A typed number now picks from what was shown last; with nothing shown, still the step's options.
+        turn.dialog = Dialog(kept.flow, kept.step, kept.draft, turn.dialog.choices or kept.choices)
+        self._remind(turn)
+
+    def _remind(self, turn: Turn) -> None:
+        """Say that a dialog is unfinished, and how to go on with it or drop it."""
+        flow = self._flow(turn)
+        if flow is None or turn.dialog.step not in flow.steps:
+            turn.finish()
+            return
+        turn.say(
+            "{unfinished} Continue with /{command}, or drop it with /cancel.",
+            unfinished=turn.t.gettext(flow.unfinished),
+            command=flow.resume,
+        )
+
+    def _resume(self, turn: Turn, flow: Flow | None) -> None:
+        """Ask the unfinished dialog's current question again."""
+        if flow is None or turn.dialog.step not in flow.steps:
+            turn.finish()
+            turn.say("There is nothing to continue. /help lists what you can do.")
+            return
+        turn.dialog.choices = {}
+        flow.steps[turn.dialog.step].ask(turn)
 
     def _cancel(self, turn: Turn) -> None:
         was_active = turn.dialog.active

@@ -9,10 +9,11 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.conversation.answers import Answer
-from bot.conversation.messages import Attachment, Choice, Reply, numbered
+from bot.conversation.messages import Attachment, Choice, Reply, numbered, with_values
 from bot.i18n import Translator
 from db.models import Member
 from services.dialogs import Dialog
+from services.text import N_
 from services.vocabulary import Role
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,14 @@ class Turn:
     def say(self, message: str, **params: Any) -> None:
         self.replies.append(Reply(self.t.render(message, params)))
 
-    def say_text(self, text: str, choices: Sequence[Choice] = ()) -> None:
-        """A reply already rendered; its choices are listed and become the ones a number picks."""
+    def say_text(self, text: str, choices: Sequence[Choice] = (), *, values: bool = False) -> None:
+        """A reply already rendered; its choices are listed and become the ones a number picks.
+
+        With `values`, the choices are quick picks of a number (`0 km`), listed without numbers
+        (the step is a `Step(..., numeric=True)`, where a typed number is the value).
+        """
         offered = tuple(choices)
-        self.replies.append(Reply(numbered(text, offered), offered))
+        self.replies.append(Reply((with_values if values else numbered)(text, offered), offered))
         if offered:
             self.dialog.choices = {c.key: c.label for c in offered}
 
@@ -97,6 +102,10 @@ class Turn:
     def ask(self, message: str, choices: Sequence[Choice] = (), **params: Any) -> None:
         self.say_text(self.t.render(message, params), choices)
 
+    def ask_number(self, message: str, picks: Sequence[Choice] = (), **params: Any) -> None:
+        """Ask for a number, with quick picks that are values (`30 min`), not numbered options."""
+        self.say_text(self.t.render(message, params), picks, values=True)
+
     def choice(self, key: str, message: str, **params: Any) -> Choice:
         return Choice(key, self.t.render(message, params))
 
@@ -113,16 +122,29 @@ class Turn:
 
 @dataclass(frozen=True)
 class Step:
-    """A question (`ask`) and what to do with its answer (`take` returns the next step, STAY, or None)."""
+    """A question (`ask`) and what to do with its answer (`take` returns the next step, STAY, or None).
+
+    A `numeric` step asks for a number (minutes, km, euros): a typed number is its value, never the
+    place of one of its quick picks, which `Turn.ask_number` shows as values.
+    """
 
     ask: Callable[[Turn], None]
     take: Callable[[Turn, Answer], str | None]
+    numeric: bool = False
+
+
+UNFINISHED = N_("You have not finished what you began.")
 
 
 @dataclass(frozen=True)
 class Flow:
+    """A dialog: its steps, what to call it when a command interrupts it (`unfinished`), and the
+    command that takes it up again (`resume`, without the slash)."""
+
     role: Role | None
     steps: dict[str, Step]
+    unfinished: str = UNFINISHED
+    resume: str = "continue"
 
 
 Command = Callable[[Turn, str], None]
