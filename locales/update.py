@@ -11,7 +11,10 @@ from pathlib import Path
 from babel.messages.pofile import read_po, write_po
 
 HERE = Path(__file__).resolve().parent
-KEYWORDS = ["-k", "N_", "-k", "render", "-k", "say", "-k", "ask", "-k", "choice:2"]
+KEYWORDS = [
+    "-k", "N_", "-k", "render", "-k", "say", "-k", "ask", "-k", "ask_number", "-k", "choice:2",
+    "-k", "render_plural:1,2",  # singular and plural (ngettext, a default keyword, is extracted too)
+]  # fmt: skip
 
 
 def main() -> None:
@@ -30,7 +33,9 @@ def main() -> None:
     with english.open("rb") as f:
         catalog = read_po(f, locale="en")
     for message in catalog:
-        if message.id and not message.string:
+        if isinstance(message.id, tuple) and not all(message.string or ()):
+            message.string = message.id  # singular and plural, English's two forms
+        elif message.id and not message.string:
             message.string = message.id
     with english.open("wb") as f:
         write_po(f, catalog, omit_header=False, no_location=True, sort_output=True)

@@ -13,19 +13,44 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from bot.conversation.messages import Incoming
+from bot.conversation.router import Conversation
+from bot.i18n import Translator
 from bot.scheduling import run_due
-from db.models import AuditEvent, BookingChange, DueTask, Offer, OutboxMessage, Request
+from db.models import (
+    AuditEvent,
+    BookingChange,
+    DialogState,
+    DueTask,
+    Interpreter,
+    Offer,
+    OutboxMessage,
+    Request,
+)
 from db.uow import UnitOfWork
 from services import changes, ledger
 from services.changes import ChangeDraft
 from services.errors import BudgetExceeded, DomainError, IllegalTransition, InvalidInput
+from services.offers import accept_offer
 from services.policy import DEFAULT_POLICY, parse_value, set_rule
 from services.requests import cancel
 from services.vocabulary import Mode
 from tests.builders import ACTOR, NOW, SOON, World, book, build_world, submit
+from tests.chat_world import START, START_TEXT, Clock, make_demo
+from tests.test_telegram import (  # noqa: F401 (the fixture)
+    AMIRA,
+    SCHOOL,
+    Telegram,
+    _budget_json,
+    _calendar_event,
+    _key_of,
+    _request_arabic,
+    telegram,
+)
 
 MakeUow = Callable[[], UnitOfWork]
 HOUR = timedelta(hours=1)
+DE = Translator("de")
 
 
 @pytest.fixture
@@ -338,3 +363,149 @@ def test_the_answer_time_is_the_offer_timeout_but_at_most_half_the_time_left() -
     assert changes.late_fee_cents(Mode.IN_PERSON, NOW + 23 * HOUR, NOW, policy) == 2400
     assert changes.late_fee_cents(Mode.IN_PERSON, NOW + 24 * HOUR, NOW, policy) == 0
     assert changes.held_cents(2400, 3600) == changes.held_cents(3600, 2400) == 3600
+
+
+# --- in chat ---------------------------------------------------------------------------------------
+
+
+def _say(talk: Conversation, user: str, text: str = "", choice: str | None = None) -> str:
+    return "\n".join(r.text for r in talk.handle(Incoming("test", user, user, text=text, choice=choice)))
+
+
+def _booked_in_chat(engine: Engine) -> Conversation:
+    """The demo school's Arabic request (in person, 60 min, 10 March 10:00), booked by Amira (no travel)."""
+    codes = make_demo(engine, NOW)
+    talk = Conversation(engine, Clock(NOW))
+    for user, code in (("school", codes.school), ("amira", codes.amira)):
+        talk.handle(Incoming("test", user, user, text=f"/start {code}"))
+    for line in ("/request", "ar", "vor Ort", START_TEXT, "60", "1", "1", "1", "1", "1"):
+        _say(talk, "school", line)
+    with UnitOfWork(engine) as u:
+        amira = u.session.exec(select(Interpreter.id).where(col(Interpreter.name).startswith("Amira"))).one()
+        offer = u.session.exec(select(Offer).where(Offer.interpreter_id == amira)).one()
+        accept_offer(u.session, offer_id=offer.id or 0, interpreter_id=amira or 0, actor=ACTOR, now=NOW)
+        u.commit()
+    return talk
+
+
+def test_a_school_changes_a_booking_in_chat_and_bad_input_changes_nothing(engine: Engine) -> None:
+    talk = _booked_in_chat(engine)
+    listed = _say(talk, "school", "/bookings")
+    assert DE.render("Change #{request_id}", {"request_id": 1}) in listed
+    asked = _say(talk, "school", choice="rq:cg:1")
+    line = "#1 · Arabisch · vor Ort · Di., 10.03.2026, 10:00 Uhr · 60 min"
+    assert asked.splitlines()[0] == DE.render("What should change in {line}?", {"line": line})
+    assert asked.splitlines()[2:] == ["1. Beginn", "2. Dauer", "3. Ort", "4. Einsatzart"]
+    _say(talk, "school", choice="when")
+    # Tomorrow is too soon for in person (24 h), and nonsense is no date: a sentence each, nothing saved.
+    soon = _say(talk, "school", "3.3. 08:00")
+    assert soon.startswith(
+        DE.render(
+            "Requests {mode} need more notice; the earliest possible start is {earliest_at}.",
+            {"mode": "in_person", "earliest_at": NOW + timedelta(hours=24)},
+        )
+    )
+    nonsense = _say(talk, "school", "Quatsch").splitlines()
+    assert "Quatsch" in nonsense[0]
+    assert nonsense[1].startswith("Wann beginnt der Einsatz?")  # asked again
+    with UnitOfWork(engine) as u:
+        assert u.session.exec(select(BookingChange)).all() == []
+        assert u.session.exec(select(DialogState.step)).all().count("when") == 1
+
+    _say(talk, "school", "10.3. 11:00")
+    _say(talk, "school", choice="field")
+    _say(talk, "school", choice="duration")
+    summary = _say(talk, "school", "90")
+    assert (
+        DE.render(
+            "Reserved in the budget: {before_cents} now, {after_cents} with the change.",
+            {"before_cents": 2400, "after_cents": 3600},
+        )
+        in summary
+    )
+    assert "Di., 10.03.2026, 11:00 Uhr · 90 min" in summary
+    _say(talk, "school", choice="send")
+    with UnitOfWork(engine) as u:
+        (change,) = u.session.exec(select(BookingChange)).all()
+    assert (change.starts_at, change.duration_minutes, change.estimate_cents) == (START + HOUR, 90, 3600)
+
+    _say(talk, "amira", choice=f"cg:ok:{change.id}")
+    with UnitOfWork(engine) as u:
+        request = u.session.get(Request, 1)
+        assert request is not None
+        assert (request.starts_at, request.duration_minutes, request.calendar_sequence) == (
+            START + HOUR,
+            90,
+            2,
+        )
+        assert ledger.open_reservation(u.session, 1) == 3600
+    again = _say(talk, "amira", choice=f"cg:no:{change.id}")
+    assert again == DE.gettext("You have already confirmed this change.")
+
+
+def test_a_late_change_warns_the_school_of_the_fee(engine: Engine) -> None:
+    talk = _booked_in_chat(engine)
+    talk.clock = Clock(START - timedelta(hours=20))  # inside the 24 h window
+    _say(talk, "school", choice="rq:cg:1")
+    _say(talk, "school", choice="when")
+    summary = _say(talk, "school", "12.3. 10:00")
+    assert (
+        DE.render(
+            "This is inside the cancellation window: if the interpreter cannot keep the change, "
+            "it counts as a late cancellation and {fee_cents} is charged to the budget.",
+            {"fee_cents": 2400},
+        )
+        in summary
+    )
+
+
+# --- through the real PTB against the fake Bot API ------------------------------------------------
+
+
+async def test_a_booking_moved_by_an_hour_reaches_both_calendars_and_the_reservation_follows(
+    telegram: Telegram,  # noqa: F811  (the fixture of tests/test_telegram.py)
+) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+    await tg.join(AMIRA, tg.codes.amira)
+    summary = await _request_arabic(tg)
+    await tg.press(SCHOOL, summary, "send")
+    offer = await tg.api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
+    await tg.press(AMIRA, offer, _key_of(offer, "of:a:"))
+    for user in (SCHOOL, AMIRA):
+        await tg.api.wait_for_message(user, lambda m: m.method == "sendDocument")
+    assert _budget_json(tg.engine)["reserved_cents"] == 2400
+
+    listed = await tg.say(SCHOOL, "/bookings")
+    fields = await tg.choose(SCHOOL, listed, _key_of(listed, "rq:cg:"))
+    await tg.choose(SCHOOL, fields, "when")
+    fields = await tg.choose(SCHOOL, await tg.say(SCHOOL, "10.3. 11:00"), "field")
+    await tg.choose(SCHOOL, fields, "duration")
+    summary = await tg.say(SCHOOL, "90")
+    assert DE.money(3600) in summary.text
+    since = len(tg.api.sent(AMIRA))
+    sent = await tg.choose(SCHOOL, summary, "send")
+    assert sent.text == DE.gettext("The change is sent. The interpreter is asked; you will hear the answer.")
+
+    asked = await tg.api.wait_for_message(
+        AMIRA, lambda m: any(k.startswith("cg:") for _, k in m.buttons), since=since
+    )
+    assert DE.render("New start: {starts_at}", {"starts_at": START + HOUR}) in asked.text
+    assert DE.render("New duration: {minutes} min", {"minutes": 90}) in asked.text
+    assert [label for label, _ in asked.buttons] == [DE.gettext("Yes, I can"), DE.gettext("No, I cannot")]
+    await tg.press(AMIRA, asked, _key_of(asked, "cg:ok:"))
+    confirmed = DE.gettext("You have confirmed the change. /jobs shows all your jobs.")
+    await tg.api.wait_for_edit(AMIRA, asked.message_id, lambda m: confirmed in m.text)
+
+    for user in (SCHOOL, AMIRA):  # the same event in both calendars, one SEQUENCE higher, at the new time
+        await tg.api.wait_for_message(
+            user, lambda m: m.method == "sendDocument" and _calendar_event(m)["sequence"] == 2
+        )
+        files = [m for m in tg.api.sent(user) if m.method == "sendDocument"]
+        events = [_calendar_event(m) for m in files]
+        assert [(str(e["uid"]), e["sequence"], str(e["status"])) for e in events] == [
+            ("request-1@dolmetscherpool", 1, "CONFIRMED"),
+            ("request-1@dolmetscherpool", 2, "CONFIRMED"),
+        ]
+        assert (events[1].start, events[1].end) == (START + HOUR, START + HOUR + timedelta(minutes=90))
+    assert _budget_json(tg.engine)["reserved_cents"] == 3600  # 90 min in person: 60 + 30, no travel
