@@ -25,6 +25,7 @@ from services.vocabulary import (
     RequestState,
     Role,
     Topic,
+    UnmetReason,
 )
 
 LANGUAGE_CHOICES = 8
@@ -74,7 +75,7 @@ def ask_language(turn: Turn) -> None:
         if tag not in tags:
             tags.append(tag)
     choices = [Choice(tag, turn.t.language(tag)) for tag in tags]
-    turn.ask(N_("Which language? Choose one or type its name (e.g. Arabisch, Tigrinya)."), choices)
+    turn.ask(N_("Which language? Choose one or type its name (e.g. Arabic, Tigrinya)."), choices)
 
 
 def take_language(turn: Turn, answer: Answer) -> str:
@@ -121,7 +122,12 @@ def _example(turn: Turn) -> str:
 
 
 def ask_when(turn: Turn) -> None:
-    turn.ask(N_("When does it start? Write the date and time, e.g. {example}."), example=_example(turn))
+    soon = (turn.now + timedelta(days=3)).astimezone(BERLIN).date()
+    turn.ask(
+        N_("When does it start? Write the date and time, e.g. {example} or {weekday} 10:00."),
+        example=_example(turn),
+        weekday=turn.t.weekday(soon),
+    )
 
 
 def take_when(turn: Turn, answer: Answer) -> str:
@@ -143,7 +149,7 @@ def take_when(turn: Turn, answer: Answer) -> str:
 def ask_duration(turn: Turn) -> None:
     minutes = (30, 45, 60, 90, 120)
     choices = [Choice(str(m), turn._("{minutes} min", minutes=m)) for m in minutes]
-    turn.ask(N_("How long will it take? Choose or type the minutes (e.g. 75 or 1:15)."), choices)
+    turn.ask_number(N_("How long will it take? Choose or type the minutes (e.g. 75 or 1:15)."), choices)
 
 
 def take_duration(turn: Turn, answer: Answer) -> str:
@@ -278,6 +284,10 @@ def ask_summary(turn: Turn) -> None:
     lines.append(turn._("Interpreter: {gender}", gender=turn.t.gettext(GENDER_LABELS[wish])))
     if draft.note:
         lines.append(turn._("Note: {note}", note=draft.note))
+    switches: list[Choice] = []
+    if quote.covered:
+        available, switches = _availability(turn, draft, quote)
+        lines += available
     if not quote.covered:
         lines.append(
             turn._(
@@ -307,6 +317,7 @@ def ask_summary(turn: Turn) -> None:
                 )
             )
     choices = [
+        *switches,
         turn.choice("send", "Send"),
         turn.choice("change", "Change something"),
         turn.choice("drop", "Discard"),
@@ -314,7 +325,45 @@ def ask_summary(turn: Turn) -> None:
     turn.say_text("\n".join(lines), choices)
 
 
+SWITCH = "to-"  # a summary's choice to ask in another mode: `to-video`
+
+
+def _availability(turn: Turn, draft: RequestDraft, quote: requests.Quote) -> tuple[list[str], list[Choice]]:
+    """How many could take it; when nobody can, why not, and the modes that would work, to switch to."""
+    if quote.eligible:
+        count = quote.eligible
+        could = turn.t.render_plural(
+            "{count} interpreter in the pool could take it.",
+            "{count} interpreters in the pool could take it.",
+            count,
+        )
+        return [could], []
+    if quote.reason is UnmetReason.NOT_IN_MODE:
+        why = turn._(
+            "Nobody in the pool who speaks {language} works {mode}.",
+            language=draft.language,
+            mode=draft.mode.value,
+        )
+    else:
+        why = turn._(
+            "Everyone in the pool who could take it {mode} is busy or away at that time.",
+            mode=draft.mode.value,
+        )
+    if not quote.other_modes:
+        return [why, turn._("If you send it, the coordination office looks at it.")], []
+    lines = [why] + [turn._("Someone could take it {mode}.", mode=m.value) for m in quote.other_modes]
+    switches = [
+        turn.choice(f"{SWITCH}{m.value}", "Ask for it {mode} instead", mode=m.value)
+        for m in quote.other_modes
+    ]
+    return lines, switches
+
+
 def take_summary(turn: Turn, answer: Answer) -> str | None:
+    if answer.key is not None and answer.key.startswith(SWITCH):
+        # As if the mode were changed by hand: a new place is asked for, then the summary again.
+        turn.draft["editing"] = True
+        return take_mode(turn, Answer(answer.key.removeprefix(SWITCH), answer.text))
     if answer.key == "send":
         requests.submit_request(
             turn.session,
@@ -373,7 +422,7 @@ REQUEST = Flow(
         "language": Step(ask_language, take_language),
         "mode": Step(ask_mode, take_mode),
         "when": Step(ask_when, take_when),
-        "duration": Step(ask_duration, take_duration),
+        "duration": Step(ask_duration, take_duration, numeric=True),
         "place": Step(ask_place, take_place),
         "topic": Step(ask_topic, take_topic),
         "gender": Step(ask_gender, take_gender),
@@ -381,6 +430,8 @@ REQUEST = Flow(
         "summary": Step(ask_summary, take_summary),
         "field": Step(ask_field, take_field),
     },
+    unfinished=N_("Your request has not been sent yet."),
+    resume="request",
 )
 
 
@@ -393,9 +444,13 @@ def show_bookings(turn: Turn, arg: str) -> None:
 
 
 def bookings_page(turn: Turn, number: int) -> None:
-    """One page of /bookings: the open requests, soonest first, then the latest past ones."""
-    section = Section(N_("Your requests:"), N_("You have no requests yet. /request makes one."))
-    for request in school_requests(turn.session, turn.member.school_id or 0, now=turn.now):
+    """One page of /bookings: the open requests, soonest first, then all finished ones, newest first."""
+    open_, finished = school_requests(turn.session, turn.member.school_id or 0, now=turn.now)
+    open_ids = {r.id for r in open_}
+    none = N_("No open requests. /request makes one.")
+    section = Section(N_("Open:"), none if finished else N_("You have no requests yet. /request makes one."))
+    done = Section(N_("Finished, newest first:"), none)
+    for request in [*open_, *finished]:
         choices: list[Choice] = []
         state = RequestState(request.state)
         if state in CANCELLABLE and request.starts_at > turn.now:
@@ -411,8 +466,8 @@ def bookings_page(turn: Turn, number: int) -> None:
                 choices.append(
                     turn.choice(f"co:no:{request.id}", "Dispute #{request_id}", request_id=request.id)
                 )
-        section.entries.append((status_line(turn, request), choices))
-    show_page(turn, "ls:bk", [section], number)
+        (section if request.id in open_ids else done).entries.append((status_line(turn, request), choices))
+    show_page(turn, "ls:bk", [section, done], number)
 
 
 def cancel_booking(turn: Turn, request_id: int) -> None:
@@ -625,11 +680,12 @@ CHANGE = Flow(
     {
         "field": Step(ask_change_field, take_change_field),
         "when": Step(ask_when, _then_summary(take_when)),
-        "duration": Step(ask_duration, _then_summary(take_duration)),
+        "duration": Step(ask_duration, _then_summary(take_duration), numeric=True),
         "place": Step(ask_place, _then_summary(take_place)),
         "mode": Step(ask_change_mode, take_change_mode),
         "summary": Step(ask_change_summary, take_change_summary),
     },
+    unfinished=N_("Your change has not been sent yet."),
 )
 
 
@@ -689,7 +745,15 @@ SCHOOL = Feature(
     flows={
         "request": REQUEST,
         "change": CHANGE,
-        "cancel": Flow(Role.SCHOOL, {"confirm": Step(ask_cancel, take_cancel)}),
-        "dispute": Flow(Role.SCHOOL, {"reason": Step(ask_dispute, take_dispute)}),
+        "cancel": Flow(
+            Role.SCHOOL,
+            {"confirm": Step(ask_cancel, take_cancel)},
+            unfinished=N_("You have not yet said whether to cancel."),
+        ),
+        "dispute": Flow(
+            Role.SCHOOL,
+            {"reason": Step(ask_dispute, take_dispute)},
+            unfinished=N_("Your objection to the report has not been sent yet."),
+        ),
     },
 )
