@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m bot run
+	$(BIN)/python -m bot run --demo
 
 test: $(STAMP)
 	$(BIN)/ruff check bot services db tests bench

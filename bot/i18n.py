@@ -75,6 +75,9 @@ class Translator:
     def gettext(self, message: str) -> str:
         return self._catalog.gettext(message)
 
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._catalog.ngettext(singular, plural, n)
+
     def money(self, cents: int) -> str:
         return str(format_currency(Decimal(cents) / 100, "EUR", locale=self.locale))
 

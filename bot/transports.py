@@ -34,6 +34,12 @@ def configured_transports(engine: Engine, env: Mapping[str, str] = os.environ) -
     return transports
 
 
+def platforms_configured(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether a chat platform is named (TELEGRAM_TOKEN, or MATRIX_HOMESERVER and MATRIX_USER_ID)."""
+    matrix = env.get("MATRIX_HOMESERVER", "").strip() and env.get("MATRIX_USER_ID", "").strip()
+    return bool(env.get("TELEGRAM_TOKEN", "").strip() or matrix)
+
+
 def telegram_webhook(env: Mapping[str, str]) -> "Webhook | None":
     """Webhook mode when TELEGRAM_WEBHOOK_URL is set; it needs TELEGRAM_WEBHOOK_SECRET and WEBHOOK_LISTEN."""
     from bot.telegram.app import Webhook

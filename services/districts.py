@@ -3,12 +3,13 @@
 import re
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from db.models import District
+from db.models import District, Member
 from services.errors import InvalidInput, NotFound
 from services.policy import write_defaults
 from services.text import N_
+from services.vocabulary import Role
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -36,6 +37,16 @@ def create_district(session: Session, *, name: str, now: datetime, slug: str | N
 
 def all_districts(session: Session) -> list[District]:
     return list(session.exec(select(District).order_by(col(District.id))))
+
+
+def coordinator_counts(session: Session) -> dict[int, int]:
+    """How many coordinators each district has (districts without any are missing)."""
+    rows = session.exec(
+        select(Member.district_id, func.count())
+        .where(Member.role == Role.COORDINATOR.value)
+        .group_by(col(Member.district_id))
+    )
+    return {district_id: count for district_id, count in rows}
 
 
 def find_district(session: Session, slug: str | None) -> District:

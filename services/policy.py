@@ -23,7 +23,6 @@ from services.units import (
     parse_decimal,
     parse_duration,
     parse_money,
-    parse_percent,
 )
 from services.vocabulary import Mode
 
@@ -90,11 +89,48 @@ RULES: tuple[Rule, ...] = (
 )
 RULES_BY_KEY = {rule.key: rule for rule in RULES}
 
-# Bounds that keep a coordinator's typo from breaking the pool (a zero increment, 500 offers at once).
-_COUNT_RANGE = (1, 20)
-_TEXT_MAX = 1000
-_MONEY_MAX_CENTS = 100_000_00
-_KM_RANGE = (1, 2000)
+# Each rule's range, written as a coordinator types values: it keeps a typo from breaking the pool
+# (a zero increment, 500 offers at once, an offer open for 9999 days). It guards what is typed;
+# stored values are read as they are. Text rules count characters; yes/no rules have no range.
+BOUNDS: dict[str, tuple[str, str]] = {
+    "hourly_rate": ("1.00", "200.00"),
+    "in_person_minimum": ("15m", "8h"),
+    "in_person_increment": ("5m", "2h"),
+    "remote_minimum": ("15m", "8h"),
+    "remote_increment": ("5m", "2h"),
+    "written_minimum": ("15m", "8h"),
+    "written_increment": ("5m", "2h"),
+    "km_rate": ("0.00", "2.00"),
+    "road_factor": ("1.0", "3.0"),
+    "lead_time_in_person": ("1h", "14d"),
+    "lead_time_remote": ("15m", "14d"),
+    "lead_time_written": ("1h", "14d"),
+    "offer_wave_size": ("1", "20"),
+    "offer_timeout": ("5m", "7d"),
+    "offer_timeout_share": ("10%", "100%"),
+    "free_cancellation_until": ("1h", "14d"),
+    "reminder_first": ("1h", "14d"),
+    "reminder_second": ("5m", "3d"),
+    "closeout_reminder_after": ("1h", "14d"),
+    "closeout_auto_confirm_after": ("1d", "60d"),
+    "budget_alert_first": ("10%", "99%"),
+    "budget_alert_second": ("10%", "100%"),
+    "travel_buffer": ("5m", "4h"),
+    "invite_validity": ("1h", "90d"),
+    "volunteer_allowance": ("1.00", "10000.00"),
+    "report_km_max": ("10", "2000"),
+    "referral_text": ("1", "1000"),
+}
+# A rule added without its own range gets its kind's.
+_KIND_BOUNDS: dict[Kind, tuple[str, str]] = {
+    Kind.DURATION: ("5m", "30d"),
+    Kind.MONEY: ("0.00", "1000.00"),
+    Kind.COUNT: ("1", "20"),
+    Kind.PERCENT: ("1%", "100%"),
+    Kind.DECIMAL: ("0.1", "10"),
+    Kind.DISTANCE: ("1", "2000"),
+    Kind.TEXT: ("1", "1000"),
+}
 
 
 @dataclass(frozen=True)
@@ -149,21 +185,15 @@ class Policy:
 
 def _parse_count(text: str) -> int:
     raw = text.strip()
-    low, high = _COUNT_RANGE
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
-        raise InvalidInput(
-            N_("“{value}” is not a whole number from {low} to {high}."), value=text, low=low, high=high
-        )
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+        raise InvalidInput(N_("“{value}” is not a whole number."), value=text)
     return int(raw)
 
 
 def _parse_km(text: str) -> int:
     raw = text.strip().lower().removesuffix("km").strip()
-    low, high = _KM_RANGE
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
-        raise InvalidInput(
-            N_("“{value}” is not a whole number from {low} to {high}."), value=text, low=low, high=high
-        )
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+        raise InvalidInput(N_("“{value}” is not a whole number."), value=text)
     return int(raw)
 
 
@@ -177,31 +207,22 @@ def _parse_yes_no(text: str) -> bool:
 
 
 def _parse_text(text: str) -> str:
-    cleaned = text.strip()
-    if not cleaned or len(cleaned) > _TEXT_MAX:
-        raise InvalidInput(N_("The text must have 1 to {max} characters."), max=_TEXT_MAX)
-    return cleaned
+    return text.strip()
 
 
-def _parse_policy_money(text: str) -> int:
-    cents = parse_money(text)
-    if cents > _MONEY_MAX_CENTS:
-        raise InvalidInput(N_("“{value}” is not an amount; write e.g. 24.00."), value=text)
-    return cents
-
-
-def _parse_policy_duration(text: str) -> timedelta:
-    value = parse_duration(text)
-    if value <= timedelta(0):
-        raise InvalidInput(N_("“{value}” is not a duration; write e.g. 90s, 15m, 4h or 2d."), value=text)
-    return value
+def _parse_policy_percent(text: str) -> int:
+    # Any whole percentage parses; the rule's range (see BOUNDS) says which are allowed.
+    raw = text.strip().removesuffix("%").strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+        raise InvalidInput(N_("“{value}” is not a percentage; write e.g. 80%."), value=text)
+    return int(raw)
 
 
 _PARSERS: dict[Kind, Callable[[str], Any]] = {
-    Kind.DURATION: _parse_policy_duration,
-    Kind.MONEY: _parse_policy_money,
+    Kind.DURATION: parse_duration,
+    Kind.MONEY: parse_money,
     Kind.COUNT: _parse_count,
-    Kind.PERCENT: parse_percent,
+    Kind.PERCENT: _parse_policy_percent,
     Kind.DECIMAL: parse_decimal,
     Kind.TEXT: _parse_text,
     Kind.YES_NO: _parse_yes_no,
@@ -235,6 +256,43 @@ def parse_value(key: str, text: str) -> Any:
     return value
 
 
+def bounds(rule: Rule) -> tuple[str, str] | None:
+    """The lowest and highest value `rule` takes, as typed (for text: characters); None for yes/no."""
+    if rule.kind is Kind.YES_NO:
+        return None
+    return BOUNDS.get(rule.key) or _KIND_BOUNDS[rule.kind]
+
+
+def parse_input(key: str, text: str) -> Any:
+    """Parse what a coordinator typed for `key`, refusing a value outside the rule's range."""
+    value = parse_value(key, text)
+    rule = RULES_BY_KEY[key]
+    limits = bounds(rule)
+    if limits is None:
+        return value
+    low_text, high_text = limits
+    if rule.kind is Kind.TEXT:
+        if not int(low_text) <= len(value) <= int(high_text):
+            raise InvalidInput(
+                N_("Allowed for {key}: {low} to {high} characters. The text has {length}."),
+                key=key,
+                low=low_text,
+                high=high_text,
+                length=len(value),
+            )
+        return value
+    parse = _PARSERS[rule.kind]
+    if not parse(low_text) <= value <= parse(high_text):
+        raise InvalidInput(
+            N_("Allowed for {key}: {low} to {high}. “{value}” is outside this range."),
+            key=key,
+            low=low_text,
+            high=high_text,
+            value=text,
+        )
+    return value
+
+
 def _build(values: dict[str, str]) -> Policy:
     parsed = {rule.key: parse_value(rule.key, values.get(rule.key, rule.default)) for rule in RULES}
     return Policy(**parsed)
@@ -264,7 +322,7 @@ def set_rule(
     session: Session, district_id: int, key: str, text: str, *, actor: str, now: datetime
 ) -> tuple[str, str]:
     """Change one rule; returns (old, new) canonical texts. Cross-rule checks run on the result."""
-    rule_value = parse_value(key, text)
+    rule_value = parse_input(key, text)
     canonical = _canonical(RULES_BY_KEY[key].kind, rule_value)
     current = stored_values(session, district_id)
     candidate = _build({**current, key: canonical})

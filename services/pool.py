@@ -1,5 +1,6 @@
 """The interpreter pool: members, their languages and modes, absences, and the CSV import."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,8 +31,12 @@ class InterpreterData:
     gender: Gender | None = None
 
 
+# A cell listing several: `ar;fa` as the import always took, or `ar, fa` as people type in a `;` file.
+_LIST = re.compile(r"[;,]")
+
+
 def parse_languages(value: str) -> tuple[str, ...]:
-    tags = [normalize_tag(part) for part in value.split(";") if part.strip()]
+    tags = [normalize_tag(part) for part in _LIST.split(value) if part.strip()]
     if not tags:
         raise InvalidInput(N_("At least one language is needed."))
     return tuple(dict.fromkeys(tags))
@@ -39,7 +44,7 @@ def parse_languages(value: str) -> tuple[str, ...]:
 
 def parse_mode_list(value: str) -> frozenset[Mode]:
     modes = set()
-    for part in (p.strip().lower() for p in value.split(";")):
+    for part in (p.strip().lower() for p in _LIST.split(value)):
         if not part:
             continue
         try:

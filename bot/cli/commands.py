@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 from bot.cli.context import Context
 from db.uow import UnitOfWork
 from services import ledger
+from services.csv_import import decode_csv
 from services.demo import create_demo, find_demo
-from services.districts import all_districts, create_district
+from services.districts import all_districts, coordinator_counts, create_district
 from services.errors import InvalidInput
 from services.invites import create_invite, deep_link
-from services.policy import RULES, set_rule, stored_values
+from services.policy import RULES, Kind, bounds, set_rule, stored_values
 from services.pool import import_pool, languages_of, list_pool
 from services.schools import import_schools, list_schools
 from services.text import N_
@@ -53,8 +54,9 @@ def _create_demo(ctx: Context, uow: UnitOfWork) -> None:
     demo = create_demo(uow.session, now=ctx.now(), actor=ctx.actor())
     uow.commit()
     ctx.say(
-        "Created the demo district “{name}” (--district {slug}).",
+        "Created the demo district “{name}” (id {id}, --district {slug}).",
         name=demo.district.name,
+        id=demo.district.id,
         slug=demo.district.slug,
     )
     ctx.say("Invite codes (each works once; in chat: /start CODE):")
@@ -79,17 +81,59 @@ def init(ctx: Context, args: argparse.Namespace) -> int:
             raise InvalidInput(N_("Name the district: init --name “Landkreis …” (or init --demo)."))
         district = create_district(uow.session, name=args.name, slug=args.slug, now=ctx.now())
         uow.commit()
-        ctx.say("Created the district “{name}” (--district {slug}).", name=district.name, slug=district.slug)
+        ctx.say(
+            "Created the district “{name}” (id {id}, --district {slug}).",
+            name=district.name,
+            id=district.id,
+            slug=district.slug,
+        )
+    return 0
+
+
+def district_list(ctx: Context, args: argparse.Namespace) -> int:
+    """Every district: id, name, its --district name, and whether it has coordinators."""
+    with ctx.uow() as uow:
+        districts = all_districts(uow.session)
+        counts = coordinator_counts(uow.session)
+    if not districts:
+        ctx.say("There is no district yet; run “init” first.")
+    for d in districts:
+        count = counts.get(d.id or 0, 0)
+        if count:
+            coordinators = ctx.translator.render("coordinators: {count}", {"count": count})
+        else:
+            coordinators = ctx.translator.render(
+                "no coordinator yet (invite create --role coordinator --for {id})", {"id": d.id}
+            )
+        print(f"{d.id:>4}  {d.name}  (--district {d.slug})  {coordinators}")
     return 0
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    """Run the bot on every configured platform (Telegram, Matrix); with none, the terminal chat."""
-    from bot.transports import configured_transports
+    """Run the bot on every configured platform (Telegram, Matrix); with none, the demo only if asked."""
+    from bot.transports import configured_transports, platforms_configured
 
+    if not platforms_configured(os.environ):
+        if args.demo:
+            return chat(ctx, args)
+        with ctx.uow() as uow:
+            empty = not all_districts(uow.session)
+        if empty:
+            raise InvalidInput(
+                N_(
+                    "This database holds no district, and no chat platform is configured. To try the bot "
+                    "in the terminal on demo data: run --demo (it keeps them in demo.sqlite3). To set up "
+                    "a district: init --name “Landkreis …”, then set TELEGRAM_TOKEN, or MATRIX_HOMESERVER "
+                    "and MATRIX_USER_ID (see the README)."
+                )
+            )
+        raise InvalidInput(
+            N_(
+                "No chat platform is configured: set TELEGRAM_TOKEN, or MATRIX_HOMESERVER and "
+                "MATRIX_USER_ID (see the README). To try the bot in the terminal on demo data: run --demo."
+            )
+        )
     transports = configured_transports(ctx.engine, os.environ)
-    if not transports:
-        return chat(ctx, args)
     names = ", ".join(t.platform for t in transports)
     return _serve(
         ctx, transports, N_("The bot is running ({platforms}). Stop it with Ctrl+C."), platforms=names
@@ -169,14 +213,16 @@ def quiet_libraries() -> None:
 
 
 def chat(ctx: Context, args: argparse.Namespace) -> int:
-    """The terminal chat on the demo data (created on first use)."""
+    """The terminal chat on the demo data (made on first use); in demo.sqlite3 unless DATABASE_URL is set."""
     from bot.terminal import TerminalChat
 
+    if ctx.use_demo_database():
+        ctx.say("The demo's data are kept in demo.sqlite3; delete that file to start afresh.")
     return TerminalChat(ctx.engine, out=sys.stdout, locale=ctx.translator.locale).run()
 
 
 def _read(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8-sig")
+    return decode_csv(Path(path).read_bytes(), file=path)
 
 
 def pool_import(ctx: Context, args: argparse.Namespace) -> int:
@@ -287,10 +333,13 @@ def policy_show(ctx: Context, args: argparse.Namespace) -> int:
         district = ctx.district(uow)
         assert district.id is not None
         values = stored_values(uow.session, district.id)
+    width = max(len(rule.key) for rule in RULES)
     for rule in RULES:
+        limits = bounds(rule)
+        allowed = f" ({limits[0]}–{limits[1]})" if limits and rule.kind is not Kind.TEXT else ""
         print(
-            f"{rule.key:<28} {values.get(rule.key, rule.default):<10} "
-            f"{ctx.translator.gettext(rule.description)}"
+            f"{rule.key:<{width}} {values.get(rule.key, rule.default):<10} "
+            f"{ctx.translator.gettext(rule.description)}{allowed}"
         )
     return 0
 

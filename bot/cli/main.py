@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bot.cli import commands
+from bot.cli.argparse_texts import translated_argparse
 from bot.cli.context import Context
 from bot.i18n import Translator, env_locale
 from services.errors import DomainError
@@ -19,15 +20,28 @@ from services.vocabulary import Role
 Handler = Callable[[Context, argparse.Namespace], int]
 
 
+def _whole_number(t: Translator) -> Callable[[str], int]:
+    """argparse's `type` for ids and years: its error is our sentence, not "invalid int value"."""
+
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.isdigit() and len(text) <= 9):
+            raise argparse.ArgumentTypeError(t.render("“{value}” is not a whole number.", {"value": text}))
+        return int(text)
+
+    return parse
+
+
 def build_parser(t: Translator) -> argparse.ArgumentParser:
+    """The parser; build and use it inside `translated_argparse(t)` for argparse's own texts."""
     _ = t.gettext
+    whole_number = _whole_number(t)
     parser = argparse.ArgumentParser(
         prog="python -m bot", description=_("Dolmetscherpool: book community interpreters for schools.")
     )
     parser.add_argument(
         "--district", metavar="SLUG", help=_("the district to act on (default: the only one)")
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar=_("COMMAND"))
 
     def command(
         name: str,
@@ -46,40 +60,66 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         "--demo", action="store_true", help=_("create the demo district with pool, schools and budget")
     )
 
-    command(
+    run = command(
         "run",
-        _("run the bot (Telegram and/or Matrix as configured, else the terminal chat on demo data)"),
+        _("run the bot on Telegram and/or Matrix as configured (with --demo and neither: the terminal chat)"),
         commands.run,
     )
-    command("chat", _("the terminal chat on the demo data (/as NAME switches person)"), commands.chat)
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help=_(
+            "with no chat platform configured, open the terminal chat on demo data "
+            "(in demo.sqlite3 unless DATABASE_URL is set)"
+        ),
+    )
+    command(
+        "chat",
+        _("the terminal chat on demo data (/as NAME switches; demo.sqlite3 unless DATABASE_URL is set)"),
+        commands.chat,
+    )
     command(
         "timers",
         _("run only the timers (offer expiry, reminders, closeout, digests), no chat"),
         commands.timers,
     )
 
+    district = sub.add_parser("district", help=_("the districts")).add_subparsers(
+        dest="district_command", required=True
+    )
+    command(
+        "list",
+        _("list the districts: id, name, --district name, coordinators"),
+        commands.district_list,
+        district,
+    )
+
     pool = sub.add_parser("pool", help=_("the interpreter pool")).add_subparsers(
         dest="pool_command", required=True
     )
     pool_import = command("import", _("import interpreters from a CSV file"), commands.pool_import, pool)
-    pool_import.add_argument("file", help="name,languages,municipality,latitude,longitude,modes,phone,email")
+    pool_import.add_argument(
+        "file", metavar=_("FILE"), help="name,languages,municipality,latitude,longitude,modes,phone,email"
+    )
     command("list", _("list the interpreters"), commands.pool_list, pool)
 
     schools = sub.add_parser("schools", help=_("the schools")).add_subparsers(
         dest="schools_command", required=True
     )
     schools_import = command("import", _("import schools from a CSV file"), commands.schools_import, schools)
-    schools_import.add_argument("file", help="name,address,municipality,latitude,longitude")
+    schools_import.add_argument(
+        "file", metavar=_("FILE"), help="name,address,municipality,latitude,longitude"
+    )
     command("list", _("list the schools"), commands.schools_list, schools)
 
     budget = sub.add_parser("budget", help=_("the budget")).add_subparsers(
         dest="budget_command", required=True
     )
     budget_set = command("set", _("set a year's budget"), commands.budget_set, budget)
-    budget_set.add_argument("--year", type=int, required=True, help=_("the fiscal year"))
+    budget_set.add_argument("--year", type=whole_number, required=True, help=_("the fiscal year"))
     budget_set.add_argument("--amount", required=True, help=_("the amount in euros, e.g. 5000.00"))
     budget_show = command("show", _("show a year's budget"), commands.budget_show, budget)
-    budget_show.add_argument("--year", type=int, help=_("the fiscal year (default: this year)"))
+    budget_show.add_argument("--year", type=whole_number, help=_("the fiscal year (default: this year)"))
     budget_show.add_argument("--json", action="store_true", help=_("print JSON with amounts in cents"))
 
     policy = sub.add_parser("policy", help=_("the district's rules")).add_subparsers(
@@ -89,8 +129,10 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     policy_set = command(
         "set", _("change a rule, e.g. “policy set offer_timeout 2h”"), commands.policy_set, policy
     )
-    policy_set.add_argument("key", help=_("the rule"))
-    policy_set.add_argument("value", help=_("durations like 90s, 15m, 4h, 2d; money like 24.00"))
+    policy_set.add_argument("key", metavar=_("RULE"), help=_("the rule"))
+    policy_set.add_argument(
+        "value", metavar=_("VALUE"), help=_("durations like 90s, 15m, 4h, 2d; money like 24.00")
+    )
 
     report = sub.add_parser("report", help=_("reports")).add_subparsers(dest="report_command", required=True)
     billing = command(
@@ -122,7 +164,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     invite_create.add_argument(
         "--for",
         dest="for_id",
-        type=int,
+        type=whole_number,
         required=True,
         help=_("the school's or interpreter's id; for a coordinator the district's id"),
     )
@@ -132,7 +174,8 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     t = Translator(env_locale())
-    args = build_parser(t).parse_args(argv)
+    with translated_argparse(t):
+        args = build_parser(t).parse_args(argv)
     context = Context(translator=t, district_slug=args.district)
     try:
         handler: Handler = args.handler
