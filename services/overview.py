@@ -58,8 +58,10 @@ def uncovered_demand(session: Session, district_id: int) -> list[tuple[str, int]
     return [(language, n) for language, n in session.exec(query)]
 
 
-def school_requests(session: Session, school_id: int, *, now: datetime, past: int = 5) -> list[Request]:
-    """The school's open requests (soonest first), then its latest `past` others (newest first)."""
+def school_requests(
+    session: Session, school_id: int, *, now: datetime
+) -> tuple[list[Request], list[Request]]:
+    """The school's open requests (soonest first), and all the others: finished, newest first."""
     base = select(Request).where(Request.school_id == school_id)
     open_ = session.exec(
         base.where(col(Request.state).in_(OPEN_STATES), Request.starts_at >= now).order_by(
@@ -67,11 +69,11 @@ def school_requests(session: Session, school_id: int, *, now: datetime, past: in
         )
     ).all()
     done = session.exec(
-        base.where(col(Request.id).not_in([r.id for r in open_] or [0]))
-        .order_by(col(Request.starts_at).desc())
-        .limit(past)
+        base.where(col(Request.id).not_in([r.id for r in open_] or [0])).order_by(
+            col(Request.starts_at).desc(), col(Request.id).desc()
+        )
     ).all()
-    return [*open_, *done]
+    return list(open_), list(done)
 
 
 def interpreter_jobs(session: Session, interpreter_id: int) -> Sequence[Request]:

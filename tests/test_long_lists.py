@@ -162,7 +162,7 @@ def test_200_bookings_of_a_school_page_forwards_and_back(engine: Engine) -> None
     open_ = _requests(engine, 200, RequestState.REQUESTED)
     pages = _walk(talk, "school", "/bookings", "rq:cx")
     _check_paging(pages, 25, open_)
-    assert pages[0].reply.text.startswith(DE.gettext("Your requests:") + "\n#")
+    assert pages[0].reply.text.startswith(DE.gettext("Open:") + "\n#")
     # Cancelling from page 3 works as from the first.
     asked = _one(talk, "school", choice=f"rq:cx:{pages[2].ids[0]}")
     assert f"#{pages[2].ids[0]} · " in asked.text
