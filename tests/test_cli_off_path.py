@@ -3,11 +3,13 @@ value's range, spreadsheet CSVs, `district list`, and `run` that never writes de
 
 import argparse
 import ast
+import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,8 +20,10 @@ from sqlmodel import select
 from bot.cli.argparse_texts import ARGPARSE_TEXTS, expected_arguments, translated_argparse
 from bot.cli.main import build_parser
 from bot.i18n import Translator
+from bot.terminal import TerminalChat
 from db.models import District, Interpreter, PolicySetting
 from db.uow import UnitOfWork
+from services.clock import BERLIN
 from services.csv_import import decode_csv, read_rows
 from services.districts import coordinator_counts
 from services.errors import DomainError, InvalidInput
@@ -483,3 +487,48 @@ def test_make_run_starts_the_demo_chat() -> None:
     makefile = (ROOT / "Makefile").read_text().splitlines()
     recipe = makefile[makefile.index("run: $(STAMP)") + 1]
     assert recipe.strip() == "$(BIN)/python -m bot run --demo"
+
+
+# --- the README walkthrough, on any day of the year -----------------------------------------------
+
+
+def _walkthrough() -> list[str]:
+    """The README walkthrough as typed lines: two or more spaces part them; (…) and -> … are notes."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("A booking, start to end", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    typed = []
+    for line in block.splitlines():
+        for part in re.split(r"\s{2,}", line.split("->", 1)[0].strip()):
+            text = re.sub(r"\([^)]*\)", "", part).strip()
+            if text:
+                typed.append(text)
+    return typed
+
+
+@pytest.mark.parametrize(
+    "today",
+    [
+        datetime(2026, 1, 1, 0, 5, tzinfo=BERLIN),  # New Year's night
+        datetime(2026, 6, 13, 23, 30, tzinfo=BERLIN),  # a Saturday, late
+        datetime(2026, 12, 29, 18, 0, tzinfo=BERLIN),  # the last day that still books into this year
+    ],
+    ids=["new-year", "saturday-night", "29-december"],
+)
+def test_the_readme_walkthrough_books_and_charges_on_any_day(
+    engine: Engine, tmp_path: Path, today: datetime
+) -> None:
+    typed = _walkthrough()
+    assert typed[:4] == ["/request", "arabisch", "1", "übermorgen 10:00"]
+    session = (today + timedelta(days=2)).replace(hour=10, minute=0)
+    now = [today.astimezone(UTC)]
+    out = io.StringIO()
+    chat = TerminalChat(engine, out=out, locale="de", clock=lambda: now[0], files=tmp_path)
+    for line in typed:
+        if line == "/report":  # "once the session has begun (in the demo: after it)"
+            now[0] = (session + timedelta(hours=2)).astimezone(UTC)
+        chat.say(line)
+    text = out.getvalue()
+    assert f"{DE.day(session.date())}, 10:00 Uhr · 60 min" in text
+    assert "Gebucht: Samir Khalil übernimmt den Einsatz." in text
+    # 75 min in person bill 90 (60, then per started 30): 36.00 EUR, and 18 km at 0.30: 5.40 EUR.
+    assert f"Im Jahr {today.year} abgerechnet: 41,40\xa0€" in text
