@@ -15,9 +15,11 @@ from sqlmodel import Session
 
 from bot.calendar_file import calendar_attachment
 from bot.conversation.messages import Choice, Reply, numbered
-from bot.conversation.views import pace_text, request_line
+from bot.conversation.plausibility import unusual_text
+from bot.conversation.views import budget_command, pace_text, request_line
 from bot.i18n import Translator
-from db.models import BookingChange, Interpreter, Member, Offer, Request, School
+from db.models import BookingChange, District, Interpreter, Member, Offer, Request, School
+from services import ledger
 from services.notices import (
     AboutChange,
     AboutOffer,
@@ -32,11 +34,13 @@ from services.notices import (
     ChangeDeclined,
     ChangeLapsed,
     CloseoutAutoConfirmed,
+    CloseoutCorrected,
     CloseoutDisputed,
     CloseoutPrompt,
     CloseoutReminder,
     CloseoutReported,
     CloseoutSettled,
+    CloseoutUnusual,
     DeliveryFailed,
     DigestWeekly,
     Notice,
@@ -52,6 +56,7 @@ from services.notices import (
     RequestChanged,
     RequestChangeDeclined,
     RequestChangeLapsed,
+    RequestHandedBack,
     RequestInterpreterCancelled,
     RequestReceived,
     RequestReferred,
@@ -62,8 +67,9 @@ from services.notices import (
     WithCalendar,
     from_json,
 )
+from services.policy import load_policy
 from services.text import N_
-from services.vocabulary import Mode, Role
+from services.vocabulary import MODE_LABELS, Mode, RequestState, Role, UnmetReason
 
 P = TypeVar("P", bound=NoticeParams)
 Values = dict[str, Any]
@@ -81,13 +87,16 @@ class Template(Generic[P]):
     buttons_by_change: bool = False  # the key ends in `:<change id>` instead
     buttons_for: Role | None = None  # only this role gets the buttons (None: everyone the message is for)
     calendar: str | None = None  # "booked" or "cancelled": the booking's calendar file goes with it
+    # Another text for some params or roles (a reason, a free cancellation); None keeps `message`.
+    pick: Callable[[P, Role], str | None] | None = None
 
     def reply(self, session: Session, t: Translator, params: P, role: Role) -> Reply:
         """The message for these params, in one locale, for a member of one role."""
         values: Values = {f.name: getattr(params, f.name) for f in fields(params)}
         if self.details is not None:
             values.update(self.details(session, t, params))
-        text = t.render(self.message, values)
+        message = self.pick(params, role) if self.pick is not None else None
+        text = t.render(message or self.message, values)
         request = session.get(Request, params.request_id) if isinstance(params, AboutRequest) else None
         if request is not None:
             text = request_line(t, request) + "\n" + text
@@ -128,7 +137,8 @@ def _offer_details(session: Session, t: Translator, params: OfferNew) -> Values:
         return {}
     school = session.get(School, request.school_id)
     remote = request.mode != Mode.IN_PERSON.value
-    town = school.municipality if school else ""
+    # Phone, video and written work happen nowhere near the school's town: the offer names the mode.
+    town = t.gettext(MODE_LABELS[Mode(request.mode)]) if remote else (school.municipality if school else "")
     distance = "" if remote else " " + t.render("({km} km away)", {"km": round(offer.distance_m / 1000)})
     note = "\n" + t.render("Note: {note}", {"note": request.note}) if request.note else ""
     return {"place": town, "distance": distance, "pay_cents": offer.pay_cents, "note": note}
@@ -145,11 +155,71 @@ def _starts_at(session: Session, _t: Translator, params: AboutRequest) -> Values
     return {"starts_at": starts_at}
 
 
+def _reported(session: Session, t: Translator, params: CloseoutReported) -> Values:
+    """A report far from the plan says so to the school, which confirms it."""
+    request = session.get(Request, params.request_id)
+    if request is None or not params.unusual:
+        return {"unusual": ""}
+    km_max = load_policy(session, request.district_id).report_km_max
+    what = unusual_text(t, request, params.unusual, minutes=params.minutes, km=params.km, km_max=km_max)
+    return {"unusual": "\n" + t.render("Please check: {what}.", {"what": what})}
+
+
+def _unusual(session: Session, t: Translator, params: CloseoutUnusual) -> Values:
+    request = session.get(Request, params.request_id)
+    if request is None:
+        return {"what": ""}
+    what = unusual_text(
+        t, request, params.unusual, minutes=params.minutes, km=params.km, km_max=params.km_max
+    )
+    return {"what": what}
+
+
 def _digest(_session: Session, t: Translator, params: DigestWeekly) -> Values:
     languages = ", ".join(t.language(code) for code in params.uncovered) or t.gettext("none")
     # Where the year's pace leads (nothing without a budget).
     pace = "" if params.year_end_cents is None else pace_text(t, params.runs_out_on, params.year_end_cents)
-    return {"languages": languages, "pace": pace}
+    bookings = t.render_plural("{count} booking", "{count} bookings", params.bookings)
+    return {"languages": languages, "pace": pace, "bookings": bookings}
+
+
+def _budget_year(session: Session, _t: Translator, params: RequestAwaitingApproval) -> Values:
+    """The fiscal year of the request, and the command that gives it a budget."""
+    request = session.get(Request, params.request_id)
+    if request is None:
+        return {"year": "", "command": ""}
+    year = ledger.fiscal_year(request.starts_at)
+    district = session.get(District, request.district_id)
+    return {"year": year, "command": budget_command(district.slug if district else "SLUG", year)}
+
+
+_AWAITING = {
+    ("no_budget", Role.SCHOOL): N_(
+        "There is no budget for {year} yet. The coordination office decides about this request; "
+        "you will hear from us."
+    ),
+    ("no_budget", Role.COORDINATOR): N_(
+        "There is no budget for {year} yet, so this request waits for your decision. Set the budget "
+        "on the command line, e.g. {command}, then approve."
+    ),
+    ("over_budget", Role.COORDINATOR): N_(
+        "The estimate of {estimate_cents} does not fit what is left of the budget. Approve or reject?"
+    ),
+}
+
+
+def _awaiting(params: RequestAwaitingApproval, role: Role) -> str | None:
+    """Why the request is held, in the words for the school or for the coordinators."""
+    return _AWAITING.get((params.reason, role))
+
+
+def _free_cancellation(params: RequestCancelled | BookingCancelled, role: Role) -> str | None:
+    """A cancellation without a fee says it cost nothing, instead of showing 0.00."""
+    if params.fee_cents:
+        return None
+    if role == Role.INTERPRETER:
+        return N_("The school has cancelled this job in time, so there is no compensation.")
+    return N_("Cancelled in time, free of charge: nothing is charged to the budget.")
 
 
 def _calendar_details(
@@ -221,6 +291,79 @@ def _change_declined(_session: Session, t: Translator, params: RequestChangeDecl
     return {"outcome": outcome}
 
 
+_UNFILLED_WHY = {
+    UnmetReason.NOT_COVERED.value: N_("Nobody in the pool speaks {language}."),
+    UnmetReason.NOT_IN_MODE.value: N_("Nobody in the pool who speaks {language} works {mode}."),
+    UnmetReason.NOT_FREE.value: N_(
+        "Everyone in the pool who could take it {mode} is busy or away at that time."
+    ),
+}
+
+
+def _unfilled(
+    session: Session, t: Translator, params: RequestUnfilled | RequestUnfilledCoordinator
+) -> Values:
+    """Why nobody takes the request, and in which other mode someone could."""
+    request = session.get(Request, params.request_id)
+    mode = request.mode if request is not None else Mode.IN_PERSON.value
+    why = _UNFILLED_WHY.get(params.reason or "")
+    other = params.other_mode if params.other_mode in {m.value for m in Mode} else None
+    return {
+        "why": t.render(why, {"language": params.language, "mode": mode}) if why else "",
+        "other": t.gettext(MODE_LABELS[Mode(other)]) if other else "",
+        "alternative": " " + t.render(N_("Someone could take it {mode}."), {"mode": other}) if other else "",
+    }
+
+
+def _unfilled_school(params: RequestUnfilled, _role: Role) -> str | None:
+    """The school's text by reason: never the referral for a language the pool covers."""
+    if params.handed_back:
+        return N_(
+            "The interpreter had to hand this job back, and nobody else in the pool can take it at that "
+            "time. The coordination office is told and will get back to you."
+        )
+    if params.reason in (None, UnmetReason.NOT_FILLED.value):
+        return N_(
+            "Nobody from the pool has accepted this request. The coordination office is told and will "
+            "get back to you."
+        )
+    if params.reason == UnmetReason.NOT_COVERED.value:
+        return N_("{why} Please turn to this service:\n{referral_text}")
+    if params.other_mode:
+        return N_(
+            "{why} Someone could take it {other}: if that suits you, send a new request with /request. "
+            "The coordination office is told as well."
+        )
+    return None
+
+
+def _unfilled_office(params: RequestUnfilledCoordinator, _role: Role) -> str | None:
+    """The coordinators' text by reason; after a hand-back with who gave it back and why."""
+    if params.interpreter_name is not None:
+        return N_(
+            "{interpreter_name} handed this job back: “{handed_back_reason}”. Nobody else in the pool "
+            "can take it at that time.{alternative}"
+        )
+    if params.reason == UnmetReason.NOT_FILLED.value:
+        return N_("Nobody accepted this request: all who were asked declined or let the offer expire.")
+    return None
+
+
+def _handed_back(params: RequestInterpreterCancelled | RequestHandedBack, _role: Role) -> str | None:
+    """Held for the budget instead of offered again (rare: the next interpreters cost more)."""
+    if isinstance(params, RequestInterpreterCancelled) and params.held:
+        return N_(
+            "The interpreter had to hand this job back. Someone else would cost more than the budget "
+            "has left; the coordination office decides."
+        )
+    if isinstance(params, RequestHandedBack) and params.outcome == RequestState.AWAITING_APPROVAL.value:
+        return N_(
+            "{interpreter_name} handed this job back: “{reason}”. Another interpreter would cost more "
+            "than the budget has left, so it waits for your decision."
+        )
+    return None
+
+
 def _by_notice(*templates: Template[Any]) -> dict[Notice, Template[Any]]:
     return {template.params.notice: template for template in templates}
 
@@ -234,21 +377,24 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         RequestAwaitingApproval,
         N_("The estimate of {estimate_cents} does not fit the budget; the coordination office decides."),
+        details=_budget_year,
         buttons=(("rq:ap", N_("Approve")), ("rq:rj", N_("Reject"))),
         buttons_for=Role.COORDINATOR,
+        pick=_awaiting,
     ),
     Template(
         RequestUnfilled,
-        N_(
-            "Nobody from the pool is available. The coordination office is told. "
-            "Other services:\n{referral_text}"
-        ),
+        N_("{why} The coordination office is told and will get back to you."),
+        details=_unfilled,
         calendar="cancelled",  # only after a give-back: then the school has the event
+        pick=_unfilled_school,
     ),
     Template(
         RequestUnfilledCoordinator,
-        N_("Nobody accepted or is available for this request."),
+        N_("Unfilled: {why}{alternative}"),
+        details=_unfilled,
         buttons=(("rq:ap", N_("Try again")), ("rq:rf", N_("Refer"))),
+        pick=_unfilled_office,
     ),
     Template(
         RequestBooked,
@@ -259,9 +405,23 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         RequestInterpreterCancelled,
         N_("The interpreter had to hand this job back. We are looking for someone else."),
+        pick=_handed_back,
     ),
-    Template(RequestRejected, N_("The coordination office could not approve this request. {reason}")),
-    Template(RequestCancelled, N_("Cancelled. Charged to the budget: {fee_cents}."), calendar="cancelled"),
+    Template(
+        RequestHandedBack,
+        N_("{interpreter_name} handed this job back: “{reason}”. It is offered to other interpreters."),
+        pick=_handed_back,
+    ),
+    Template(
+        RequestRejected,
+        N_("The coordination office could not approve this request. Their reason: “{reason}”"),
+    ),
+    Template(
+        RequestCancelled,
+        N_("Cancelled. Charged to the budget: {fee_cents}."),
+        calendar="cancelled",
+        pick=_free_cancellation,
+    ),
     Template(
         OfferNew,
         N_("New job: {place}{distance}\nPay about {pay_cents}. Please answer by {expires_at}.{note}"),
@@ -281,11 +441,29 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
         BookingCancelled,
         N_("The school has cancelled this job. Compensation: {fee_cents}."),
         calendar="cancelled",
+        pick=_free_cancellation,
     ),
     Template(
         CloseoutReported,
-        N_("The interpreter reports {minutes} min, {km} km, other costs {expenses_cents}: {amount_cents}."),
+        N_(
+            "The interpreter reports {minutes} min, {km} km, other costs {expenses_cents}: "
+            "{amount_cents}.{unusual}"
+        ),
+        details=_reported,
         buttons=(("co:ok", N_("Confirm")), ("co:no", N_("Dispute"))),
+    ),
+    Template(
+        CloseoutUnusual,
+        N_("This report is unusual: {what}. The school is asked to check it; you can correct it."),
+        details=_unusual,
+        buttons=(("co:fx", N_("Correct")),),
+    ),
+    Template(
+        CloseoutCorrected,
+        N_(
+            "The coordination office has corrected the report: {minutes} min, {km} km, other costs "
+            "{expenses_cents}, in all {amount_cents} (before: {previous_cents}). Reason: “{reason}”"
+        ),
     ),
     Template(
         CloseoutDisputed,
@@ -318,7 +496,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
         DigestWeekly,
         N_(
             "Weekly digest since {since_at}:\n"
-            "{bookings} bookings, {charged_cents} charged.\n"
+            "{bookings}, {charged_cents} charged.\n"
             "Budget left: {available_cents} ({used_percent} used).\n"
             "Unfilled requests: {unfilled}.\n"
             "Languages asked for that nobody in the pool speaks: {languages}.\n"

@@ -23,7 +23,7 @@ from services.billing import estimate
 from services.clock import BERLIN
 from services.geo import distance_m
 from services.policy import Policy
-from services.vocabulary import Mode, RequestState, parse_modes
+from services.vocabulary import TALK_MODES, Mode, RequestState, UnmetReason, parse_modes
 
 BUSY_STATES = (RequestState.BOOKED.value, RequestState.COMPLETED.value, RequestState.SETTLED.value)
 _NEVER = datetime.min.replace(tzinfo=UTC)
@@ -73,9 +73,9 @@ def _absent(session: Session, ids: Sequence[int], start: datetime, end: datetime
     return set(session.exec(query))
 
 
-def _busy(session: Session, request: Request, ids: Sequence[int], buffer: timedelta) -> set[int]:
+def _busy(session: Session, request: Request, mode: Mode, ids: Sequence[int], buffer: timedelta) -> set[int]:
     """Interpreters with another timed booking that overlaps the request (buffered around in-person work)."""
-    if request.mode == Mode.WRITTEN:
+    if mode == Mode.WRITTEN:
         return set()
     start, end = request.starts_at, request_end(request)
     # Widen the window by the largest buffer, then check each hit exactly.
@@ -89,7 +89,7 @@ def _busy(session: Session, request: Request, ids: Sequence[int], buffer: timede
     )
     busy: set[int] = set()
     for other in session.exec(query):
-        pad = buffer if Mode.IN_PERSON in (request.mode, other.mode) else timedelta(0)
+        pad = buffer if Mode.IN_PERSON in (mode, other.mode) else timedelta(0)
         if other.starts_at < end + pad and request_end(other) + pad > start:
             assert other.interpreter_id is not None
             busy.add(other.interpreter_id)
@@ -132,24 +132,37 @@ def _workload(
     return {iid: (minutes.get(iid, 0), last.get(iid)) for iid in ids}
 
 
+def _suits(interpreter: Interpreter, request: Request, mode: Mode) -> bool:
+    """Works in the mode and matches the gender wish (the language is asked before)."""
+    wish = request.gender_preference
+    return mode in parse_modes(interpreter.modes) and (wish is None or interpreter.gender == wish)
+
+
 def candidates(
-    session: Session, request: Request, policy: Policy, exclude: Iterable[int] = ()
+    session: Session,
+    request: Request,
+    policy: Policy,
+    exclude: Iterable[int] = (),
+    *,
+    mode: Mode | None = None,
 ) -> list[Candidate]:
-    """Eligible interpreters for the request, ranked best first; `exclude` are skipped (already asked)."""
+    """Eligible interpreters for the request, ranked best first; `exclude` are skipped (already asked).
+
+    `mode` asks what another mode would give (the summary's suggestion); by default the request's own.
+    """
     excluded = set(exclude)
-    mode = Mode(request.mode)
+    mode = Mode(request.mode) if mode is None else mode
     pool = [
         i
         for i in speakers(session, request.district_id, request.language)
-        if i.id not in excluded
-        and mode in parse_modes(i.modes)
-        and (request.gender_preference is None or i.gender == request.gender_preference)
+        if i.id not in excluded and _suits(i, request, mode)
     ]
     ids = [i.id for i in pool if i.id is not None]
     if not ids:
         return []
     start, end = request.starts_at, request_end(request)
-    unavailable = _absent(session, ids, start, end) | _busy(session, request, ids, policy.travel_buffer)
+    buffer = policy.travel_buffer
+    unavailable = _absent(session, ids, start, end) | _busy(session, request, mode, ids, buffer)
     workload = _workload(session, request, ids)
     found = []
     for interpreter in pool:
@@ -163,3 +176,34 @@ def candidates(
         minutes, last = workload[interpreter.id]
         found.append(Candidate(interpreter.id, distance, cost.travel_cents, cost.total_cents, minutes, last))
     return rank(found)
+
+
+def why_nobody(session: Session, request: Request) -> UnmetReason:
+    """Why `candidates` finds nobody for the request: the language, the mode, or the time."""
+    speaking = speakers(session, request.district_id, request.language)
+    if not speaking:
+        return UnmetReason.NOT_COVERED
+    if not any(_suits(i, request, Mode(request.mode)) for i in speaking):
+        return UnmetReason.NOT_IN_MODE
+    return UnmetReason.NOT_FREE
+
+
+def other_modes(
+    session: Session, request: Request, policy: Policy, now: datetime, exclude: Iterable[int] = ()
+) -> list[Mode]:
+    """The other modes of a talk in which someone (not in `exclude`) could take the request, still
+    bookable now.
+
+    A written request has no other mode (a letter is not read out on the phone); a mode whose lead
+    time has passed would be refused on sending, so it is not suggested.
+    """
+    excluded = list(exclude)
+    if Mode(request.mode) not in TALK_MODES:
+        return []
+    return [
+        mode
+        for mode in TALK_MODES
+        if mode != request.mode
+        and request.starts_at - now >= policy.lead_time(mode)
+        and candidates(session, request, policy, excluded, mode=mode)
+    ]

@@ -23,6 +23,7 @@ class Notice(StrEnum):
     REQUEST_UNFILLED_COORDINATOR = "request.unfilled_coordinator"
     REQUEST_BOOKED = "request.booked"
     REQUEST_INTERPRETER_CANCELLED = "request.interpreter_cancelled"
+    REQUEST_HANDED_BACK = "request.handed_back"
     REQUEST_REJECTED = "request.rejected"
     REQUEST_CANCELLED = "request.cancelled"
     OFFER_NEW = "offer.new"
@@ -38,6 +39,8 @@ class Notice(StrEnum):
     CLOSEOUT_PROMPT = "closeout.prompt"
     CLOSEOUT_REMINDER = "closeout.reminder"
     CLOSEOUT_AUTO_CONFIRMED = "closeout.auto_confirmed"
+    CLOSEOUT_UNUSUAL = "closeout.unusual"
+    CLOSEOUT_CORRECTED = "closeout.corrected"
     ALLOWANCE_NEAR = "allowance.near"
     ALLOWANCE_EXCEEDED = "allowance.exceeded"
     BUDGET_ALERT = "budget.alert"
@@ -110,10 +113,15 @@ class RequestAwaitingApproval(AboutRequest):
 
 @dataclass(frozen=True, kw_only=True)
 class RequestUnfilled(WithCalendar):
+    """Nobody takes the request; what the school reads depends on why (rows from before: not_filled)."""
+
     notice = Notice.REQUEST_UNFILLED
     recipients = SCHOOL
     language: str
     referral_text: str
+    reason: str | None = None  # an UnmetReason value
+    other_mode: str | None = None  # a Mode in which someone could take it
+    handed_back: bool | None = None  # the booked interpreter gave it back, and nobody else can
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +131,9 @@ class RequestUnfilledCoordinator(AboutRequest):
     language: str
     mode: str
     reason: str  # an UnmetReason value
+    other_mode: str | None = None  # a Mode in which someone could take it
+    interpreter_name: str | None = None  # who gave the booking back, if it was booked
+    handed_back_reason: str | None = None  # why, in their words
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,8 +147,22 @@ class RequestBooked(WithCalendar):
 
 @dataclass(frozen=True, kw_only=True)
 class RequestInterpreterCancelled(AboutRequest):
+    """The booked interpreter gave the job back and it goes out again (or waits for the office: `held`)."""
+
     notice = Notice.REQUEST_INTERPRETER_CANCELLED
     recipients = SCHOOL
+    held: bool | None = None  # another interpreter would cost more than the budget has left
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestHandedBack(AboutRequest):
+    """The coordinators learn who gave a booking back, why, and what happens now (`outcome`)."""
+
+    notice = Notice.REQUEST_HANDED_BACK
+    recipients = COORDINATORS
+    interpreter_name: str
+    reason: str
+    outcome: str  # the request's state afterwards: offered, or awaiting_approval
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,6 +231,31 @@ class CloseoutReported(AboutRequest):
     km: int
     expenses_cents: int
     amount_cents: int
+    unusual: tuple[str, ...] | None = None  # closeout.Unusual values: what the school should look at
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseoutUnusual(AboutRequest):
+    """A report far from the plan: the coordinators look at it before the money moves."""
+
+    notice = Notice.CLOSEOUT_UNUSUAL
+    recipients = COORDINATORS
+    minutes: int
+    km: int
+    km_max: int  # the policy's maximum when it was reported
+    unusual: tuple[str, ...]  # closeout.Unusual values
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseoutCorrected(AboutRequest):
+    notice = Notice.CLOSEOUT_CORRECTED
+    recipients = SCHOOL | INTERPRETER
+    minutes: int
+    km: int
+    expenses_cents: int
+    amount_cents: int
+    previous_cents: int
+    reason: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,26 +4,38 @@ The win is decided by the database, not by Python: accepting is a conditional
 `UPDATE request ... WHERE state = 'offered'`, and only the transaction whose update hit the row
 books it (a unique index on accepted offers backs this up). The others are withdrawn and their
 interpreters told. A decline, or an interpreter giving a booking back, tops the open offers up
-again from the next candidates; with none left the request is `unfilled`.
+again from the next candidates; with none left the request is `unfilled`, with the reason why
+(see `fill_offers` for who is asked again).
 """
 
+import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from db.models import Budget, Interpreter, Offer, Request, UnmetDemand
+from db.models import Budget, Delivery, Interpreter, Offer, OutboxMessage, Request, UnmetDemand
 from services import due, ledger
 from services.audit import record
-from services.errors import AlreadyTaken, BudgetExceeded, IllegalTransition, NotFound, OfferClosed
-from services.matching import candidates
+from services.errors import (
+    AlreadyTaken,
+    BudgetExceeded,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    OfferClosed,
+)
+from services.matching import Candidate, candidates, other_modes, why_nobody
 from services.notices import (
+    Notice,
     OfferConfirmed,
     OfferNew,
     OfferTaken,
     OfferWithdrawn,
     RequestAwaitingApproval,
     RequestBooked,
+    RequestHandedBack,
     RequestInterpreterCancelled,
     RequestUnfilled,
     RequestUnfilledCoordinator,
@@ -33,6 +45,16 @@ from services.policy import Policy, load_policy
 from services.text import N_
 from services.transition import move
 from services.vocabulary import OfferState, Recipient, RequestState, UnmetReason
+
+HAND_BACK_REASON_MAX = 300
+
+
+@dataclass(frozen=True)
+class HandBack:
+    """A booking given back: who gave it back and why (the coordinators read it)."""
+
+    interpreter_name: str
+    reason: str
 
 
 def offers_of(session: Session, request_id: int) -> list[Offer]:
@@ -59,17 +81,27 @@ def release_reservation(session: Session, request: Request, *, actor: str, now: 
 
 
 def await_approval(
-    session: Session, request: Request, *, reason: str, needed_cents: int, actor: str, now: datetime
+    session: Session,
+    request: Request,
+    *,
+    reason: str,
+    needed_cents: int,
+    actor: str,
+    now: datetime,
+    tell_school: bool = True,
 ) -> None:
-    """Hold the request for a coordinator: the money it needs is not there."""
+    """Hold the request for a coordinator: the money it needs is not there.
+
+    `tell_school=False`: the caller tells the school in its own message (a hand-back).
+    """
     assert request.id is not None
     release_reservation(session, request, actor=actor, now=now)
     request.estimate_cents = needed_cents
     move(session, request, RequestState.AWAITING_APPROVAL, actor=actor, now=now, reason=reason)
-    for recipient, rid in (
-        (Recipient.COORDINATORS, request.district_id),
-        (Recipient.SCHOOL, request.school_id),
-    ):
+    recipients = [(Recipient.COORDINATORS, request.district_id)]
+    if tell_school:
+        recipients.append((Recipient.SCHOOL, request.school_id))
+    for recipient, rid in recipients:
         notify(
             session,
             district_id=request.district_id,
@@ -80,16 +112,34 @@ def await_approval(
         )
 
 
-def mark_unfilled(session: Session, request: Request, *, actor: str, now: datetime) -> None:
-    """Nobody can or will take the request: record the unmet demand, tell the school and coordinators."""
+def mark_unfilled(
+    session: Session,
+    request: Request,
+    *,
+    actor: str,
+    now: datetime,
+    reason: UnmetReason = UnmetReason.NOT_FILLED,
+    handed_back: HandBack | None = None,
+) -> None:
+    """Nobody can or will take the request: record the unmet demand, tell the school and coordinators
+    why (and in which other mode someone could take it)."""
     assert request.id is not None
     release_reservation(session, request, actor=actor, now=now)
-    move(session, request, RequestState.UNFILLED, actor=actor, now=now, reason=UnmetReason.NOT_FILLED.value)
-    _record_unmet(session, request, UnmetReason.NOT_FILLED, now)
+    move(session, request, RequestState.UNFILLED, actor=actor, now=now, reason=reason.value)
+    # The evaluation counts two kinds of unmet demand: a language nobody speaks, and all the rest.
+    covered = reason is not UnmetReason.NOT_COVERED
+    _record_unmet(session, request, UnmetReason.NOT_FILLED if covered else reason, now)
     in_calendar = request.calendar_sequence > 0  # booked before a give-back: the school's event goes
     if in_calendar:
         request.calendar_sequence += 1
     policy = load_policy(session, request.district_id)
+    alternative = None
+    if reason in (UnmetReason.NOT_IN_MODE, UnmetReason.NOT_FREE):
+        # Not who said no to this request (declined it, gave it back): they would not in another mode.
+        said_no = (OfferState.DECLINED, OfferState.CANCELLED)
+        refused = [o.interpreter_id for o in offers_of(session, request.id) if o.state in said_no]
+        alternative = next(iter(other_modes(session, request, policy, now, refused)), None)
+    other_mode = alternative.value if alternative else None
     notify(
         session,
         district_id=request.district_id,
@@ -100,6 +150,9 @@ def mark_unfilled(session: Session, request: Request, *, actor: str, now: dateti
             language=request.language,
             referral_text=policy.referral_text,
             calendar_sequence=request.calendar_sequence if in_calendar else None,
+            reason=reason.value,
+            other_mode=other_mode,
+            handed_back=handed_back is not None,
         ),
         now=now,
     )
@@ -112,7 +165,10 @@ def mark_unfilled(session: Session, request: Request, *, actor: str, now: dateti
             request_id=request.id,
             language=request.language,
             mode=request.mode,
-            reason=UnmetReason.NOT_FILLED.value,
+            reason=reason.value,
+            other_mode=other_mode,
+            interpreter_name=handed_back.interpreter_name if handed_back else None,
+            handed_back_reason=handed_back.reason if handed_back else None,
         ),
         now=now,
     )
@@ -140,12 +196,26 @@ def record_not_covered(session: Session, request: Request, now: datetime) -> Non
     _record_unmet(session, request, UnmetReason.NOT_COVERED, now)
 
 
-def fill_offers(session: Session, request: Request, *, actor: str, now: datetime) -> None:
-    """Top the request's open offers up to the policy's wave size from the best untried candidates.
+def fill_offers(
+    session: Session,
+    request: Request,
+    *,
+    actor: str,
+    now: datetime,
+    retry: bool = False,
+    handed_back: HandBack | None = None,
+) -> None:
+    """Top the request's open offers up to the policy's wave size from the best candidates not to skip.
+
+    Skipped: those with an open offer, those who declined it, the one who gave the booking back (and
+    one who holds it), and those whose offer expired unanswered: asked once and silent, they are not
+    pressed again by the automatic waves; a coordinator's retry (`retry`) asks them again. Those
+    whose offer was withdrawn because someone else took the job are asked again after a hand-back.
 
     The reservation grows to cover the most expensive open offer; if the budget cannot carry that
     and no offer is open, the request waits for a coordinator. With no candidates and no open
-    offer left, the request is unfilled.
+    offer left, the request is unfilled, with the reason. `handed_back`: the booked interpreter
+    gave it back, and the school and coordinators hear of it in the same message as the outcome.
     """
     assert request.id is not None
     policy = load_policy(session, request.district_id)
@@ -154,14 +224,59 @@ def fill_offers(session: Session, request: Request, *, actor: str, now: datetime
     wanted = policy.offer_wave_size - len(open_offers)
     if wanted <= 0:
         return
-    found = candidates(session, request, policy, exclude=[o.interpreter_id for o in existing])[:wanted]
+    found = candidates(session, request, policy, exclude=_not_to_ask(existing, retry=retry))[:wanted]
     if not found:
-        if open_offers:
-            return
-        if request.state == RequestState.UNFILLED:
-            raise NotFound(N_("Still nobody in the pool is available for this request."))
-        mark_unfilled(session, request, actor=actor, now=now)
+        if not open_offers:
+            gave_back = [o.interpreter_id for o in existing if o.state == OfferState.CANCELLED]
+            _nobody_left(session, request, policy, gave_back, actor=actor, now=now, handed_back=handed_back)
         return
+    if _reserve(session, request, found, open_offers, actor=actor, now=now, handed_back=handed_back):
+        first_rank = len(open_offers) + 1
+        _make_offers(session, request, found, first_rank=first_rank, policy=policy, actor=actor, now=now)
+
+
+_NOT_ASKED_AGAIN = frozenset(
+    {OfferState.OPEN, OfferState.DECLINED, OfferState.ACCEPTED, OfferState.CANCELLED}
+)
+
+
+def _not_to_ask(existing: list[Offer], *, retry: bool) -> set[int]:
+    """The interpreters `fill_offers` skips (see there)."""
+    skipped = _NOT_ASKED_AGAIN if retry else _NOT_ASKED_AGAIN | {OfferState.EXPIRED}
+    return {o.interpreter_id for o in existing if o.state in skipped}
+
+
+def _nobody_left(
+    session: Session,
+    request: Request,
+    policy: Policy,
+    gave_back: list[int],
+    *,
+    actor: str,
+    now: datetime,
+    handed_back: HandBack | None,
+) -> None:
+    """No candidate and no open offer: the request is unfilled, with the reason why."""
+    if request.state == RequestState.UNFILLED:
+        raise NotFound(N_("Still nobody in the pool is available for this request."))
+    # Someone else could take it, but was asked already: nobody accepted. Else nobody could.
+    could = candidates(session, request, policy, exclude=gave_back)
+    reason = UnmetReason.NOT_FILLED if could else why_nobody(session, request)
+    mark_unfilled(session, request, actor=actor, now=now, reason=reason, handed_back=handed_back)
+
+
+def _reserve(
+    session: Session,
+    request: Request,
+    found: list[Candidate],
+    open_offers: list[Offer],
+    *,
+    actor: str,
+    now: datetime,
+    handed_back: HandBack | None,
+) -> bool:
+    """Reserve for the dearest open offer; False when the budget cannot carry it (see `fill_offers`)."""
+    assert request.id is not None
     needed = max(c.pay_cents for c in found)
     reserve = max([needed] + [o.pay_cents for o in open_offers])
     budget = _budget_for(session, request)
@@ -175,19 +290,42 @@ def fill_offers(session: Session, request: Request, *, actor: str, now: datetime
         )
     except BudgetExceeded:
         if open_offers:
-            return
+            return False
         if request.state == RequestState.AWAITING_APPROVAL:
             raise  # a coordinator's approval that still does not fit: they are told why
         reason = "no_budget" if budget is None else "over_budget"
-        await_approval(session, request, reason=reason, needed_cents=needed, actor=actor, now=now)
-        return
+        await_approval(
+            session,
+            request,
+            reason=reason,
+            needed_cents=needed,
+            actor=actor,
+            now=now,
+            tell_school=handed_back is None,
+        )
+        return False
     request.estimate_cents = reserve
+    return True
+
+
+def _make_offers(
+    session: Session,
+    request: Request,
+    found: list[Candidate],
+    *,
+    first_rank: int,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+) -> None:
+    """A new wave: an offer to each candidate, with one expiry, each interpreter told."""
+    assert request.id is not None
     request.wave += 1
     if request.state != RequestState.OFFERED:
         move(session, request, RequestState.OFFERED, actor=actor, now=now)
     expires_at = offer_expiry(request, policy, now)
     due.arm_offer_expiry(session, request, expires_at, now)
-    for rank, candidate in enumerate(found, start=len(open_offers) + 1):
+    for rank, candidate in enumerate(found, start=first_rank):
         offer = Offer(
             request_id=request.id,
             interpreter_id=candidate.interpreter_id,
@@ -288,7 +426,7 @@ def accept_offer(
         notice=RequestBooked(
             request_id=request.id,
             calendar_sequence=request.calendar_sequence,
-            interpreter_name=interpreter.name.split()[0],
+            interpreter_name=interpreter.name,
             interpreter_phone=interpreter.phone,
             interpreter_email=interpreter.email,
         ),
@@ -331,10 +469,8 @@ def decline_offer(session: Session, *, offer_id: int, interpreter_id: int, actor
     fill_offers(session, request, actor=actor, now=now)
 
 
-def give_back(
-    session: Session, *, request_id: int, interpreter_id: int, actor: str, now: datetime
-) -> Request:
-    """The booked interpreter cannot come after all: back to matching at once, and the school is told."""
+def booked_job(session: Session, *, request_id: int, interpreter_id: int, now: datetime) -> Request:
+    """The interpreter's booking that they may still give back; raises a domain error otherwise."""
     request = session.get(Request, request_id)
     if request is None or request.interpreter_id != interpreter_id:
         raise NotFound(N_("This booking does not exist."))
@@ -344,6 +480,25 @@ def give_back(
             state=request.state,
             target=RequestState.OFFERED.value,
         )
+    if request.starts_at <= now:
+        raise IllegalTransition(N_("The session has already begun; it can no longer be handed back."))
+    return request
+
+
+def give_back(
+    session: Session, *, request_id: int, interpreter_id: int, reason: str, actor: str, now: datetime
+) -> Request:
+    """The booked interpreter cannot come after all: back to matching at once.
+
+    The school gets one message that says what happens now (someone else is asked, or nobody else
+    can take it and the coordination office looks at it); the coordinators read the reason.
+    """
+    request = booked_job(session, request_id=request_id, interpreter_id=interpreter_id, now=now)
+    why = " ".join(reason.split())
+    if not 3 <= len(why) <= HAND_BACK_REASON_MAX:
+        raise InvalidInput(N_("Please give the reason in 3 to 300 characters."))
+    interpreter = session.get(Interpreter, interpreter_id)
+    assert interpreter is not None
     for offer in offers_of(session, request_id):
         if offer.state == OfferState.ACCEPTED:
             offer.state = OfferState.CANCELLED.value
@@ -354,16 +509,72 @@ def give_back(
     request.calendar_sequence += 1  # the interpreter's copy of the event is cancelled with this SEQUENCE
     session.add(request)
     session.flush()
+    record(
+        session,
+        district_id=request.district_id,
+        actor=actor,
+        action="booking.handed_back",
+        entity="request",
+        entity_id=request_id,
+        now=now,
+        interpreter_id=interpreter_id,
+        reason=why,
+    )
+    fill_offers(session, request, actor=actor, now=now, handed_back=HandBack(interpreter.name, why))
+    state = RequestState(request.state)
+    if state is RequestState.UNFILLED:
+        return request  # its one message each for school and coordinators says it was handed back
     notify(
         session,
         district_id=request.district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        notice=RequestInterpreterCancelled(request_id=request_id),
+        notice=RequestInterpreterCancelled(
+            request_id=request_id, held=state is RequestState.AWAITING_APPROVAL
+        ),
         now=now,
     )
-    fill_offers(session, request, actor=actor, now=now)
+    notify(
+        session,
+        district_id=request.district_id,
+        recipient=Recipient.COORDINATORS,
+        recipient_id=request.district_id,
+        notice=RequestHandedBack(
+            request_id=request_id, interpreter_name=interpreter.name, reason=why, outcome=state.value
+        ),
+        now=now,
+    )
     return request
+
+
+def taken_notice_pending(session: Session, *, offer_id: int, interpreter_id: int) -> bool:
+    """Whether the notice that someone else took the job is still on its way to this interpreter.
+
+    That notice edits the offer message itself (its buttons go), so an Accept tapped meanwhile needs
+    no answer of its own: the interpreter reads it once. Once the notice has gone out (or failed, or
+    was never written: the offer had expired), the tap's own answer is the one that tells them.
+    """
+    offer = session.get(Offer, offer_id)
+    if offer is None or offer.interpreter_id != interpreter_id:
+        return False
+    query = select(OutboxMessage).where(
+        OutboxMessage.template == Notice.OFFER_TAKEN.value,
+        OutboxMessage.recipient_type == Recipient.INTERPRETER.value,
+        OutboxMessage.recipient_id == interpreter_id,
+        col(OutboxMessage.created_at) >= offer.created_at,
+    )
+    for message in session.exec(query):
+        if json.loads(message.params).get("offer_id") != offer_id:
+            continue
+        if message.expanded_at is None:
+            return True
+        waiting = select(Delivery.id).where(
+            Delivery.outbox_id == message.id,
+            col(Delivery.sent_at).is_(None),
+            col(Delivery.failed_at).is_(None),
+        )
+        return session.exec(waiting).first() is not None
+    return False
 
 
 def withdraw_open_offers(

@@ -17,7 +17,7 @@ from services.allowance import check_allowance
 from services.billing import Cost, cancellation_fee, estimate
 from services.errors import IllegalTransition, InvalidInput, NotFound
 from services.languages import normalize_tag
-from services.matching import candidates, speakers
+from services.matching import candidates, other_modes, speakers, why_nobody
 from services.notices import (
     BookingCancelled,
     RequestCancelled,
@@ -59,12 +59,18 @@ class RequestDraft:
 
 @dataclass(frozen=True)
 class Quote:
-    """What the school sees before confirming: the estimate and its effect on the budget."""
+    """What the school sees before confirming: who could take it, the estimate and its effect on the budget.
+
+    With nobody eligible, `reason` says why (language, mode or time) and `other_modes` where
+    someone could take it instead.
+    """
 
     covered: bool
-    eligible: int
+    eligible: int  # pool members who could take it: language, mode, gender wish, free at that time
     estimate_cents: int
     available_cents: int | None  # None: no budget for that year
+    reason: UnmetReason | None = None
+    other_modes: tuple[Mode, ...] = ()
 
     @property
     def fits_budget(self) -> bool:
@@ -138,7 +144,8 @@ def quote(session: Session, *, district_id: int, draft: RequestDraft, now: datet
     school = _school_in(session, district_id, draft.school_id)
     language = validate_draft(draft, policy, now)
     probe = _new_request(school, draft, language, None, now)
-    found = candidates(session, probe, policy)[: policy.offer_wave_size]
+    eligible = candidates(session, probe, policy)
+    found = eligible[: policy.offer_wave_size]
     if found:
         amount = max(c.pay_cents for c in found)
     else:
@@ -146,7 +153,11 @@ def quote(session: Session, *, district_id: int, draft: RequestDraft, now: datet
     budget = ledger.find_budget(session, district_id, ledger.fiscal_year(draft.starts_at))
     available = ledger.balance_of(budget).available_cents if budget else None
     covered = bool(speakers(session, district_id, language))
-    return Quote(covered, len(found), amount, available)
+    if eligible:
+        return Quote(covered, len(eligible), amount, available)
+    reason = why_nobody(session, probe)
+    others = tuple(other_modes(session, probe, policy, now)) if covered else ()
+    return Quote(covered, 0, amount, available, reason, others)
 
 
 def submit_request(
@@ -226,7 +237,8 @@ def approve(session: Session, *, district_id: int, request_id: int, actor: str, 
     """A coordinator lets a held or unfilled request try again.
 
     The money must be there: a request that still does not fit raises BudgetExceeded (raise the
-    budget first); an unfilled one with still nobody available raises NotFound.
+    budget first); an unfilled one with still nobody available raises NotFound. Those whose offer
+    was withdrawn or expired are asked again; those who declined or gave it back are not.
     """
     request = get_request(session, district_id, request_id)
     if request.state not in (RequestState.AWAITING_APPROVAL, RequestState.UNFILLED):
@@ -235,14 +247,16 @@ def approve(session: Session, *, district_id: int, request_id: int, actor: str, 
             state=request.state,
             target=RequestState.OFFERED.value,
         )
-    fill_offers(session, request, actor=actor, now=now)
+    fill_offers(session, request, actor=actor, now=now, retry=True)
     return request
 
 
 def reject(
     session: Session, *, district_id: int, request_id: int, actor: str, now: datetime, reason: str = ""
 ) -> Request:
-    """A coordinator turns a held request down; the school is told."""
+    """A coordinator turns a held request down; the school is told, and reads the reason."""
+    if not reason.strip():
+        raise InvalidInput(N_("A rejection needs a reason."))
     request = get_request(session, district_id, request_id)
     move(session, request, RequestState.REJECTED, actor=actor, now=now, reason=reason.strip()[:40] or None)
     notify(

@@ -68,7 +68,11 @@ class CloseoutState(StrEnum):
 
 class UnmetReason(StrEnum):
     NOT_COVERED = "not_covered"  # no active pool member speaks the language
-    NOT_FILLED = "not_filled"  # members speak it, but nobody could or would take it
+    # Members speak it, but nobody could or would take it. As unmet demand the one category of all
+    # three below; as a request's reason: those who could were asked, and none accepted.
+    NOT_FILLED = "not_filled"
+    NOT_IN_MODE = "not_in_mode"  # nobody who speaks it works in the mode (with the gender wished)
+    NOT_FREE = "not_free"  # those who could are busy or away at that time
 
 
 class Recipient(StrEnum):
@@ -105,6 +109,7 @@ STATE_LABELS: dict[RequestState, str] = {
 }
 
 REMOTE_MODES = frozenset({Mode.PHONE, Mode.VIDEO})
+TALK_MODES = (Mode.IN_PERSON, Mode.PHONE, Mode.VIDEO)  # the modes a talk can switch between
 
 
 def parse_modes(text: str) -> frozenset[Mode]:

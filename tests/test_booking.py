@@ -240,7 +240,7 @@ def test_interpreter_giving_back_sends_the_request_to_the_next_candidate(world: 
     request = submit(world)
     accept(world, request.id or 0, a)
     with world.make_uow() as u:
-        give_back(u.session, request_id=request.id or 0, interpreter_id=a, actor=ACTOR, now=NOW)
+        give_back(u.session, request_id=request.id or 0, interpreter_id=a, reason="ill", actor=ACTOR, now=NOW)
         u.commit()
     assert state_of(world, request.id or 0) == "offered"
     assert set(open_offers(world, request.id or 0)) == {b}
@@ -260,7 +260,7 @@ def test_after_a_give_back_the_schools_calendar_event_goes_when_the_request_ends
     request_id = request.id or 0
     accept(world, request_id, a)  # SEQUENCE 1: school and interpreter have the event
     with world.make_uow() as u:
-        give_back(u.session, request_id=request_id, interpreter_id=a, actor=ACTOR, now=NOW)  # 2: A's goes
+        give_back(u.session, request_id=request_id, interpreter_id=a, reason="ill", actor=ACTOR, now=NOW)  # 2
         u.commit()
     with world.make_uow() as u:
         if ending == "cancelled":

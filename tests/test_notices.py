@@ -49,10 +49,11 @@ def sample(cls: type[NoticeParams], *, request_id: int = 1, offer_id: int = 1) -
         "mode": "in_person",
         "reason": "not_filled",
         "uncovered": ("ka", "ti"),
+        "unusual": ("twice_planned", "early"),
         "runs_out_on": date(2026, 10, 26),
         "year": 2026,
     }
-    by_type: dict[Any, Any] = {int: 7, str: "x", datetime: NOW, date: date(2026, 10, 26)}
+    by_type: dict[Any, Any] = {int: 7, str: "x", bool: True, datetime: NOW, date: date(2026, 10, 26)}
     values = {}
     for f in fields(cls):
         kind = get_type_hints(cls)[f.name]

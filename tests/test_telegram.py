@@ -155,7 +155,7 @@ async def test_school_books_in_person_arabic_and_the_money_comes_out_exact(teleg
         user: await tg.api.wait_for_message(user, lambda m: bool(m.buttons)) for user in (AMIRA, SAMIR, ROJIN)
     }
     assert "Soltau" in offers[AMIRA].text
-    assert "10.03.26, 10:00" in offers[AMIRA].text
+    assert "Di., 10.03.2026, 10:00 Uhr" in offers[AMIRA].text
     assert DE.money(2400) in offers[AMIRA].text  # Amira lives in Soltau: no travel
     assert "€36.88" in offers[ROJIN].text
     assert "(17 km away)" in offers[ROJIN].text
@@ -306,7 +306,9 @@ async def test_a_job_handed_back_leaves_the_interpreters_calendar_and_updates_th
     await tg.api.wait_for_message(AMIRA, lambda m: m.method == "sendDocument")
 
     jobs = await tg.say(AMIRA, "/jobs")
-    handed = await tg.choose(AMIRA, jobs, _key_of(jobs, "bk:gb:"))
+    asked = await tg.choose(AMIRA, jobs, _key_of(jobs, "bk:gb:"))
+    await tg.choose(AMIRA, asked, "yes")
+    handed = await tg.say(AMIRA, "Mein Auto ist kaputt.")  # the reason
     assert handed.text == DE.render(
         "You have handed back #{request_id}. The school is told.", {"request_id": 1}
     )
@@ -389,7 +391,8 @@ async def test_bad_input_gets_a_sentence_and_the_step_is_asked_again(telegram: T
     before = _dialog(tg.engine)
     error = await tg.say(SCHOOL, "31.2. 10:00")
     assert error.text == DE.render(
-        "“{value}” is not a date with a time; write e.g. 12.3. 14:30.", {"value": "31.2. 10:00"}
+        "“{value}” is not a date with a time; write e.g. 12.3. 14:30 or tomorrow 10:00.",
+        {"value": "31.2. 10:00"},
     )
     again = await tg.api.wait_for_message(SCHOOL)
     assert again.text == asked.text
@@ -444,7 +447,8 @@ async def test_a_restart_continues_the_dialog(telegram: Telegram) -> None:
     await tg.api.wait_for_message(SCHOOL, lambda m: "#7" in m.text or "nicht freigeben" in m.text)
     when = await tg.say(SCHOOL, "2")  # by phone
     assert when.text == DE.render(
-        "When does it start? Write the date and time, e.g. {example}.", {"example": "5.3. 10:00"}
+        "When does it start? Write the date and time, e.g. {example} or {weekday} 10:00.",
+        {"example": "5.3. 10:00", "weekday": "Donnerstag"},
     )
 
 

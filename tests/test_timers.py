@@ -163,6 +163,7 @@ def test_a_reminder_missed_until_the_session_began_is_dropped_and_one_for_a_canc
             u.session,
             request_id=given_back,
             interpreter_id=world.interpreters["Samir"],
+            reason="ill",
             actor=ACTOR,
             now=NOW + timedelta(hours=1),
         )

@@ -8,15 +8,24 @@ from bot.budget_chart import budget_chart_png
 from bot.conversation.answers import Answer, parse_minutes
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.turn import Feature, Flow, Step, Turn
-from bot.conversation.views import Section, pace_text, page_number, request_line, show_page, status_line
+from bot.conversation.views import (
+    Section,
+    budget_command,
+    pace_text,
+    page_number,
+    request_line,
+    show_page,
+    status_line,
+)
 from bot.evaluation_export import duration_text, evaluation_pdf, hours_text
 from db.models import District
 from services import closeout, ledger, requests
 from services.billing_report import monthly_billing, parse_month
 from services.budget_picture import budget_picture
 from services.clock import BERLIN
-from services.errors import InvalidInput
+from services.errors import BudgetExceeded, InvalidInput
 from services.evaluation import evaluate, period_from_text
+from services.lifecycle import check_transition
 from services.overview import disputed, in_progress, pool_languages, uncovered_demand, waiting_for_coordinator
 from services.text import N_
 from services.vocabulary import RequestState, Role
@@ -24,7 +33,10 @@ from services.vocabulary import RequestState, Role
 REASONS = {
     "over_budget": N_("over budget"),
     "no_budget": N_("no budget for the year"),
-    "not_filled": N_("nobody accepted or was available"),
+    "not_filled": N_("nobody accepted"),
+    "not_free": N_("nobody free at that time"),
+    "not_in_mode": N_("nobody works in this mode"),
+    "not_covered": N_("nobody in the pool speaks the language"),
 }
 
 
@@ -33,11 +45,16 @@ def show_budget(turn: Turn, _arg: str) -> None:
     year = ledger.fiscal_year(turn.now)
     budget = ledger.find_budget(turn.session, turn.district_id, year)
     if budget is None:
-        turn.say("There is no budget for {year} yet.", year=year)
+        turn.say(
+            "There is no budget for {year} yet. Set it on the command line, e.g. {command}.",
+            year=year,
+            command=_budget_command(turn, year),
+        )
         return
     balance = ledger.balance_of(budget)
     text = turn._(
-        "Budget {year}\nTotal: {total_cents}\nReserved: {reserved_cents}\nCharged: {charged_cents}\n"
+        "Budget {year}\nTotal: {total_cents}\nReserved: {reserved_cents}\n"
+        "Charged in {year}: {charged_cents}\n"
         "Available: {available_cents}\nUsed: {used_percent}",
         year=year,
         total_cents=balance.total_cents,
@@ -79,18 +96,66 @@ def requests_page(turn: Turn, number: int) -> None:
 
 def approve(turn: Turn, request_id: int) -> None:
     """Let a held or unfilled request go out to interpreters."""
-    request = requests.approve(
-        turn.session, district_id=turn.district_id, request_id=request_id, actor=turn.actor, now=turn.now
-    )
+    try:
+        request = requests.approve(
+            turn.session, district_id=turn.district_id, request_id=request_id, actor=turn.actor, now=turn.now
+        )
+    except BudgetExceeded:
+        held = requests.get_request(turn.session, turn.district_id, request_id)
+        year = ledger.fiscal_year(held.starts_at)
+        if ledger.find_budget(turn.session, turn.district_id, year) is not None:
+            raise
+        raise BudgetExceeded(
+            N_(
+                "There is no budget for {year} yet, so the request cannot go out. "
+                "Set the budget on the command line, e.g. {command}, then approve."
+            ),
+            year=year,
+            command=_budget_command(turn, year),
+        ) from None
     turn.say("#{request_id} is now {state}.", request_id=request_id, state=request.state)
 
 
+def _budget_command(turn: Turn, year: int) -> str:
+    district = turn.session.get(District, turn.district_id)
+    return budget_command(district.slug if district else "SLUG", year)
+
+
 def reject(turn: Turn, request_id: int) -> None:
-    """Turn a held request down; the school is told."""
-    requests.reject(
-        turn.session, district_id=turn.district_id, request_id=request_id, actor=turn.actor, now=turn.now
+    """Ask why a held request is turned down; the school reads the reason."""
+    request = requests.get_request(turn.session, turn.district_id, request_id)
+    check_transition(RequestState(request.state), RequestState.REJECTED)
+    turn.start("reject", "reason", request_id=request_id)
+    ask_reject_reason(turn)
+
+
+def ask_reject_reason(turn: Turn) -> None:
+    turn.ask(
+        N_("Why can #{request_id} not be approved? The school reads your reason (3 to 300 characters)."),
+        request_id=turn.draft["request_id"],
     )
+
+
+def take_reject_reason(turn: Turn, answer: Answer) -> None:
+    reason = _reason(answer)
+    request_id = int(turn.draft["request_id"])
+    requests.reject(
+        turn.session,
+        district_id=turn.district_id,
+        request_id=request_id,
+        reason=reason,
+        actor=turn.actor,
+        now=turn.now,
+    )
+    turn.finish()
     turn.say("#{request_id} is rejected; the school is told.", request_id=request_id)
+
+
+def _reason(answer: Answer) -> str:
+    reason = answer.text.strip()
+    if not 3 <= len(reason) <= 300:
+        raise InvalidInput(N_("Please give the reason in 3 to 300 characters."))
+    return reason
 
 
 def refer(turn: Turn, request_id: int) -> None:
@@ -113,7 +178,10 @@ def pool_page(turn: Turn, number: int) -> None:
         covered.entries.append((f"{turn.t.language(tag)}: {', '.join(i.name for i in people)}", ()))
     missing = Section(N_("Asked for, but nobody in the pool speaks it:"), N_("Nothing here yet."))
     for tag, n in uncovered_demand(turn.session, turn.district_id):
-        missing.entries.append((turn._("{language}: asked {count} times", language=tag, count=n), ()))
+        asked = turn.t.render_plural(
+            "{language}: asked once", "{language}: asked {count} times", n, {"language": tag}
+        )
+        missing.entries.append((asked, ()))
     show_page(turn, "ls:pl", [covered, missing], number)
 
 
@@ -157,23 +225,73 @@ def ask_reason(turn: Turn) -> None:
     turn.ask(N_("The reason for the correction (it is kept with the ledger entry)?"))
 
 
-def take_reason(turn: Turn, answer: Answer) -> None:
-    reason = answer.text.strip()
-    if not 3 <= len(reason) <= 300:
-        raise InvalidInput(N_("Please give the reason in 3 to 300 characters."))
-    change = closeout.correct(
+def take_reason(turn: Turn, answer: Answer) -> str:
+    turn.draft["reason"] = _reason(answer)
+    return "confirm"
+
+
+def _figures(turn: Turn, figures: closeout.Figures) -> str:
+    return turn._(
+        "{minutes} min, {km} km, other costs {expenses_cents}: {amount_cents}",
+        minutes=figures.minutes,
+        km=figures.km,
+        expenses_cents=figures.expenses_cents,
+        amount_cents=figures.amount_cents,
+    )
+
+
+def charge_change(turn: Turn, change_cents: int) -> str:
+    """`The charge rises by 18,00 €`, `falls by`, or `stays the same`: never a negative amount."""
+    if change_cents > 0:
+        return turn._("The charge rises by {change_cents}.", change_cents=change_cents)
+    if change_cents < 0:
+        return turn._("The charge falls by {change_cents}.", change_cents=-change_cents)
+    return turn._("The charge stays the same.")
+
+
+def ask_confirm(turn: Turn) -> None:
+    request_id = int(turn.draft["request_id"])
+    correction = closeout.preview_correction(
+        turn.session,
+        district_id=turn.district_id,
+        request_id=request_id,
+        minutes=int(turn.draft["minutes"]),
+        km=int(turn.draft["km"]),
+        expenses_cents=int(turn.draft["expenses"]),
+    )
+    request = requests.get_request(turn.session, turn.district_id, request_id)
+    lines = [
+        turn._("Correction of {line}", line=request_line(turn.t, request)),
+        turn._("Before: {figures}", figures=_figures(turn, correction.before)),
+        turn._("After: {figures}", figures=_figures(turn, correction.after)),
+        turn._("Reason: “{reason}”", reason=turn.draft["reason"]),
+        charge_change(turn, correction.change_cents),
+        turn._("School and interpreter are told. Apply the correction?"),
+    ]
+    choices = [turn.choice("apply", "Apply the correction"), turn.choice("again", "Start again")]
+    turn.say_text("\n".join(lines), choices)
+
+
+def take_confirm(turn: Turn, answer: Answer) -> str | None:
+    if answer.key == "again":
+        turn.dialog.draft = {"request_id": turn.draft["request_id"]}
+        return "minutes"
+    if answer.key != "apply":
+        raise InvalidInput(N_("Please choose one of the options."))
+    correction = closeout.correct(
         turn.session,
         district_id=turn.district_id,
         request_id=int(turn.draft["request_id"]),
         minutes=int(turn.draft["minutes"]),
         km=int(turn.draft["km"]),
         expenses_cents=int(turn.draft["expenses"]),
-        reason=reason,
+        reason=turn.draft["reason"],
         actor=turn.actor,
         now=turn.now,
     )
     turn.finish()
-    turn.say("Corrected; the charge changes by {change_cents}.", change_cents=change)
+    turn.say_text(turn._("Corrected.") + " " + charge_change(turn, correction.change_cents))
+    return None
 
 
 def show_evaluation(turn: Turn, arg: str) -> None:
@@ -188,14 +306,13 @@ def show_evaluation(turn: Turn, arg: str) -> None:
         for g in missing[:5]
     )
     turn.say(
-        "Evaluation {start_on} – {end_on}\n"
+        "Evaluation {period}\n"
         "Requests: {requests}, filled: {filled} (fill rate {fill_rate})\n"
         "Median time to fill: {wait}\n"
         "Not covered: {not_covered}; not filled: {not_filled}; missing most: {unmet}\n"
         "Hours interpreted: {hours}; cost: {cost_cents}\n\n"
         "The whole report with charts and tables is in the PDF.",
-        start_on=period.start,
-        end_on=period.end,
+        period=turn.t.period(period.start, period.end),
         requests=total.requests,
         filled=total.filled,
         fill_rate="–" if total.fill_rate_percent is None else turn.t.percent(total.fill_rate_percent),
@@ -215,7 +332,7 @@ def show_evaluation(turn: Turn, arg: str) -> None:
 def show_billing(turn: Turn, arg: str) -> None:
     """Send the monthly billing (last month unless one is named, e.g. 2026-05) as a spreadsheet."""
     if arg.strip():
-        month = parse_month(arg)
+        month = parse_month(arg, turn.now.astimezone(BERLIN).date())
     else:
         this_month = turn.now.astimezone(BERLIN).date().replace(day=1)
         month = (this_month - timedelta(days=1)).replace(day=1)
@@ -259,14 +376,17 @@ COORDINATOR = Feature(
         "ls:co": closeouts_page,
     },
     flows={
+        "reject": Flow(Role.COORDINATOR, {"reason": Step(ask_reject_reason, take_reject_reason)}),
         "correct": Flow(
             Role.COORDINATOR,
             {
-                "minutes": Step(ask_minutes, take_minutes),
+                "minutes": Step(ask_minutes, take_minutes, numeric=True),
                 "km": km_step(N_("The correct kilometres (there and back)?"), then="expenses"),
                 "expenses": expenses_step(then="reason"),
                 "reason": Step(ask_reason, take_reason),
+                "confirm": Step(ask_confirm, take_confirm),
             },
-        )
+            unfinished=N_("The correction has not been saved yet."),
+        ),
     },
 )

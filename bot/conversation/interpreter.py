@@ -1,6 +1,6 @@
 """The interpreter's side: answering offers, the jobs ahead, the report after a job, absences."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from bot.calendar_file import calendar_attachment
 from bot.conversation.answers import (
@@ -14,15 +14,17 @@ from bot.conversation.answers import (
 )
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.messages import Choice
+from bot.conversation.plausibility import unusual_text
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import PAGE_SIZE, Section, page_number, request_line, show_page
-from db.models import Request
+from db.models import Absence, Request
 from services import billing, changes, closeout, ledger, offers
 from services.billing_report import paid_in_year
-from services.errors import InvalidInput, NotFound
+from services.clock import BERLIN
+from services.errors import AlreadyTaken, InvalidInput, NotFound
 from services.overview import interpreter_jobs, reportable
 from services.policy import load_policy
-from services.pool import add_absence
+from services.pool import absences_ahead, add_absence, booked_between, remove_absence
 from services.text import N_
 from services.vocabulary import Mode, RequestState, Role
 
@@ -36,9 +38,15 @@ def _interpreter_id(turn: Turn) -> int:
 
 def accept(turn: Turn, offer_id: int) -> None:
     """Take the job; the offer message is updated by the notification that follows."""
-    offers.accept_offer(
-        turn.session, offer_id=offer_id, interpreter_id=_interpreter_id(turn), actor=turn.actor, now=turn.now
-    )
+    interpreter_id = _interpreter_id(turn)
+    try:
+        offers.accept_offer(
+            turn.session, offer_id=offer_id, interpreter_id=interpreter_id, actor=turn.actor, now=turn.now
+        )
+    except AlreadyTaken:
+        # Nothing was written. The notice on its way edits this very offer message: it alone tells them.
+        if not offers.taken_notice_pending(turn.session, offer_id=offer_id, interpreter_id=interpreter_id):
+            raise
 
 
 def decline(turn: Turn, offer_id: int) -> None:
@@ -50,15 +58,56 @@ def decline(turn: Turn, offer_id: int) -> None:
 
 
 def give_back(turn: Turn, request_id: int) -> None:
-    """Hand a booked job back; it goes to the next interpreter and the school is told."""
+    """Ask whether to hand a booked job back, and why; nothing changes before that."""
+    offers.booked_job(turn.session, request_id=request_id, interpreter_id=_interpreter_id(turn), now=turn.now)
+    turn.start("give_back", "confirm", request_id=request_id)
+    ask_give_back(turn)
+
+
+def _booked(turn: Turn) -> Request:
+    return offers.booked_job(
+        turn.session,
+        request_id=int(turn.draft["request_id"]),
+        interpreter_id=_interpreter_id(turn),
+        now=turn.now,
+    )
+
+
+def ask_give_back(turn: Turn) -> None:
+    text = turn._(
+        "Hand back {line}? It goes to other interpreters at once, and the school is told.",
+        line=request_line(turn.t, _booked(turn)),
+    )
+    turn.say_text(text, [turn.choice("yes", "Yes, hand it back"), turn.choice("no", "No, keep it")])
+
+
+def take_give_back(turn: Turn, answer: Answer) -> str | None:
+    if answer.key == "yes":
+        return "reason"
+    if answer.key == "no":
+        turn.finish()
+        turn.say("Nothing was changed. The job stays yours.")
+        return None
+    raise InvalidInput(N_("Please choose one of the options."))
+
+
+def ask_give_back_reason(turn: Turn) -> None:
+    turn.ask(
+        N_("Why can you not take it? One short sentence for the coordination office (3 to 300 characters).")
+    )
+
+
+def take_give_back_reason(turn: Turn, answer: Answer) -> None:
     request = offers.give_back(
         turn.session,
-        request_id=request_id,
+        request_id=int(turn.draft["request_id"]),
         interpreter_id=_interpreter_id(turn),
+        reason=answer.text,
         actor=turn.actor,
         now=turn.now,
     )
-    turn.say("You have handed back #{request_id}. The school is told.", request_id=request_id)
+    turn.finish()
+    turn.say("You have handed back #{request_id}. The school is told.", request_id=request.id)
     sequence = request.calendar_sequence
     turn.attach(calendar_attachment(turn.t, request, sequence=sequence, cancelled=True, now=turn.now))
 
@@ -140,7 +189,10 @@ def ask_job(turn: Turn) -> None:
     jobs = reportable(turn.session, _interpreter_id(turn), turn.now)
     text = turn._(N_("Which job do you report?"))
     if len(jobs) > PAGE_SIZE:  # the rest stay reachable through /jobs, a page at a time
-        text += "\n" + turn._(N_("{count} more are listed under /jobs."), count=len(jobs) - PAGE_SIZE)
+        more = len(jobs) - PAGE_SIZE
+        text += "\n" + turn.t.render_plural(
+            "{count} more is listed under /jobs.", "{count} more are listed under /jobs.", more
+        )
     turn.say_text(text, [Choice(str(j.id), request_line(turn.t, j)) for j in jobs[:PAGE_SIZE]])
 
 
@@ -157,9 +209,11 @@ def ask_minutes(turn: Turn) -> None:
     job = _job(turn)
     planned = turn.choice(str(job.duration_minutes), "{minutes} min as planned", minutes=job.duration_minutes)
     if job.mode == Mode.WRITTEN.value:
-        turn.ask(N_("How many minutes did the translation take?"), [planned])
+        turn.ask_number(N_("How many minutes did the translation take?"), [planned])
     else:
-        turn.ask(N_("How many minutes did {line} actually take?"), [planned], line=request_line(turn.t, job))
+        turn.ask_number(
+            N_("How many minutes did {line} actually take?"), [planned], line=request_line(turn.t, job)
+        )
 
 
 def take_minutes(turn: Turn, answer: Answer) -> str:
@@ -178,17 +232,32 @@ def ask_check(turn: Turn) -> None:
     job = _job(turn)
     minutes, km, expenses = (int(turn.draft[k]) for k in ("minutes", "km", "expenses"))
     billing.validate_report(Mode(job.mode), minutes, km, expenses)
-    cost = billing.actual(Mode(job.mode), minutes, km, expenses, load_policy(turn.session, turn.district_id))
+    policy = load_policy(turn.session, turn.district_id)
+    cost = billing.actual(Mode(job.mode), minutes, km, expenses, policy)
+    flags = closeout.unusual(job, minutes, km, policy, turn.now)
+    figures = {
+        "line": request_line(turn.t, job),
+        "minutes": minutes,
+        "km": km,
+        "expenses_cents": expenses,
+        "amount_cents": cost.total_cents,
+    }
+    if not flags:
+        text = turn._(
+            "{line}\n{minutes} min, {km} km, other costs {expenses_cents}: "
+            "you will be paid {amount_cents}. Send?",
+            **figures,
+        )
+        turn.say_text(text, [turn.choice("send", "Send"), turn.choice("again", "Start again")])
+        return
+    what = unusual_text(turn.t, job, flags, minutes=minutes, km=km, km_max=policy.report_km_max)
     text = turn._(
-        "{line}\n{minutes} min, {km} km, other costs {expenses_cents}: "
-        "you will be paid {amount_cents}. Send?",
-        line=request_line(turn.t, job),
-        minutes=minutes,
-        km=km,
-        expenses_cents=expenses,
-        amount_cents=cost.total_cents,
+        "{line}\n{minutes} min, {km} km, other costs {expenses_cents}: you would be paid {amount_cents}.\n"
+        "That is unusual: {what}.\nIf it is right, send it; the coordination office is told. Send anyway?",
+        what=what,
+        **figures,
     )
-    turn.say_text(text, [turn.choice("send", "Send"), turn.choice("again", "Start again")])
+    turn.say_text(text, [turn.choice("send", "Send anyway"), turn.choice("again", "Start again")])
 
 
 def take_check(turn: Turn, answer: Answer) -> str | None:
@@ -218,10 +287,59 @@ def take_check(turn: Turn, answer: Answer) -> str | None:
 # --- absences -----------------------------------------------------------------------------------
 
 
+MAX_ABSENCE = timedelta(days=366)
+
+
 def start_away(turn: Turn, _arg: str) -> None:
-    """Begin entering an absence."""
-    turn.start("away", "from")
-    ask_from(turn)
+    """Show the absences ahead (each can be removed) or begin entering one."""
+    if absences_ahead(turn.session, _interpreter_id(turn), turn.now):
+        turn.start("away", "list")
+        ask_list(turn)
+    else:
+        turn.start("away", "from")
+        ask_from(turn)
+
+
+def _days(absence: Absence) -> tuple[date, date]:
+    """The first and last day away, as they were typed (the stored end is the midnight after)."""
+    first = absence.starts_at.astimezone(BERLIN).date()
+    return first, (absence.ends_at.astimezone(BERLIN) - timedelta(days=1)).date()
+
+
+def ask_list(turn: Turn) -> None:
+    absences = absences_ahead(turn.session, _interpreter_id(turn), turn.now)[:PAGE_SIZE]
+    lines = [turn._("You are away:")]
+    choices = []
+    for absence in absences:
+        first, last = _days(absence)
+        lines.append(turn._("{from_on} – {until_on}", from_on=first, until_on=last))
+        choices.append(
+            turn.choice(f"aw:rm:{absence.id}", "Remove {from_on} – {until_on}", from_on=first, until_on=last)
+        )
+    choices.append(turn.choice("new", "New absence"))
+    turn.say_text("\n".join(lines), choices)
+
+
+def take_list(turn: Turn, answer: Answer) -> str:
+    if answer.key == "new":
+        return "from"
+    if answer.key is None and answer.text.strip():
+        return take_from(turn, answer)  # the first day, typed straight away
+    raise InvalidInput(N_("Please choose one of the options."))
+
+
+def remove_away(turn: Turn, absence_id: int) -> None:
+    """Remove an absence: offers reach the interpreter again for those days."""
+    absence = remove_absence(
+        turn.session,
+        district_id=turn.district_id,
+        interpreter_id=_interpreter_id(turn),
+        absence_id=absence_id,
+        actor=turn.actor,
+        now=turn.now,
+    )
+    first, last = _days(absence)
+    turn.say("Removed: offers reach you again for {from_on} – {until_on}.", from_on=first, until_on=last)
 
 
 def ask_from(turn: Turn) -> None:
@@ -229,7 +347,12 @@ def ask_from(turn: Turn) -> None:
 
 
 def take_from(turn: Turn, answer: Answer) -> str:
-    turn.draft["from"] = parse_day(answer.text, turn.now).isoformat()
+    first = parse_day(answer.text, turn.now)
+    if first < turn.now.astimezone(BERLIN).date():
+        raise InvalidInput(
+            N_("{from_on} lies in the past; an absence can start today at the earliest."), from_on=first
+        )
+    turn.draft["from"] = first.isoformat()
     return "until"
 
 
@@ -242,21 +365,28 @@ def take_until(turn: Turn, answer: Answer) -> None:
     last = parse_day(answer.text, turn.now)
     if last < first:
         raise InvalidInput(N_("An absence must end after it starts."))
+    starts_at, ends_at = start_of_day(first), end_of_day(last)
+    if ends_at - starts_at > MAX_ABSENCE:
+        raise InvalidInput(N_("An absence can last a year at most."))
     add_absence(
         turn.session,
         district_id=turn.district_id,
         interpreter_id=_interpreter_id(turn),
-        starts_at=start_of_day(first),
-        ends_at=end_of_day(last),
+        starts_at=starts_at,
+        ends_at=ends_at,
         actor=turn.actor,
         now=turn.now,
     )
     turn.finish()
-    turn.say(
-        "Noted: no offers from {from_at} until {until_at}.",
-        from_at=start_of_day(first),
-        until_at=end_of_day(last),
-    )
+    text = turn._("Noted: no offers from {from_on} until {until_on}.", from_on=first, until_on=last)
+    jobs = booked_between(turn.session, _interpreter_id(turn), starts_at, ends_at)[:PAGE_SIZE]
+    if not jobs:
+        turn.say_text(text)
+        return
+    lines = [text, turn._("You are booked in that time; hand a job back if you cannot do it:")]
+    lines += [request_line(turn.t, job) for job in jobs]
+    choices = [turn.choice(f"bk:gb:{j.id}", "Hand back #{request_id}", request_id=j.id) for j in jobs]
+    turn.say_text("\n".join(lines), choices)
 
 
 def show_earnings(turn: Turn, _arg: str) -> None:
@@ -267,7 +397,7 @@ def show_earnings(turn: Turn, _arg: str) -> None:
     allowance = load_policy(turn.session, turn.district_id).volunteer_allowance
     turn.say(
         "Paid for sessions in {year}: {paid_cents}. The tax-free volunteer allowance is "
-        "{allowance_cents}; {left_cents} of it are left.",
+        "{allowance_cents}; {left_cents} of it is left.",
         year=year,
         paid_cents=paid,
         allowance_cents=allowance,
@@ -290,6 +420,7 @@ INTERPRETER = Feature(
         "cg:ok": confirm_change,
         "cg:no": decline_change,
         "rp:go": report_job,
+        "aw:rm": remove_away,
         "ls:jb": jobs_page,
     },
     flows={
@@ -297,7 +428,7 @@ INTERPRETER = Feature(
             Role.INTERPRETER,
             {
                 "job": Step(ask_job, take_job),
-                "minutes": Step(ask_minutes, take_minutes),
+                "minutes": Step(ask_minutes, take_minutes, numeric=True),
                 "km": km_step(
                     N_("How many kilometres did you drive, there and back? (0 if you took public transport)"),
                     then="expenses",
@@ -305,9 +436,26 @@ INTERPRETER = Feature(
                 "expenses": expenses_step(then="check"),
                 "check": Step(ask_check, take_check),
             },
+            unfinished=N_("Your report has not been sent yet."),
+            resume="report",
+        ),
+        "give_back": Flow(
+            Role.INTERPRETER,
+            {
+                "confirm": Step(ask_give_back, take_give_back),
+                "reason": Step(ask_give_back_reason, take_give_back_reason),
+            },
+            unfinished=N_("The job has not been handed back yet."),
         ),
         "away": Flow(
-            Role.INTERPRETER, {"from": Step(ask_from, take_from), "until": Step(ask_until, take_until)}
+            Role.INTERPRETER,
+            {
+                "list": Step(ask_list, take_list),
+                "from": Step(ask_from, take_from),
+                "until": Step(ask_until, take_until),
+            },
+            unfinished=N_("Your absence has not been saved yet."),
+            resume="away",
         ),
     },
 )
