@@ -22,6 +22,7 @@ from db.models import Interpreter, Offer, OutboxMessage, Request
 from db.uow import UnitOfWork
 from services.errors import InvalidInput, NotFound
 from services.offers import accept_offer, decline_offer, give_back
+from services.policy import set_rule
 from services.requests import approve
 from services.vocabulary import Mode, Role
 from tests.builders import ACTOR, NOW, SOON, World, book, build_world, submit
@@ -440,3 +441,38 @@ async def test_a_hand_back_is_offered_to_a_first_wave_interpreter_who_accepts_an
     assert told == [_line(tg.engine) + "\n" + DE.gettext(SEARCHING), booked.text]  # one message, then booked
     reason = DE.render(TO_OFFICE, {"interpreter_name": "Samir Khalil", "reason": "Mein Kind ist krank."})
     await tg.api.wait_for_message(OFFICE, lambda m: reason in m.text)
+
+
+def test_a_hand_back_the_budget_cannot_carry_again_waits_for_the_office_in_one_message(
+    uow: MakeUow, engine: Engine
+) -> None:
+    world = build_world(uow, budget_cents=2500)
+    world.interpreter("A")
+    world.interpreter("B", km_north=50)  # 60 min plus 2 x 50 km x 1.3 x 0.30 = 63.00 EUR
+    with world.make_uow() as u:
+        set_rule(u.session, world.district_id, "offer_wave_size", "1", actor=ACTOR, now=NOW)
+        u.commit()
+    request_id = submit(world)
+    book(world, request_id, "A")
+    _give_back(world, request_id, "A")
+    assert _state(engine, request_id) == ("awaiting_approval", None)
+    [(to, school)] = _outbox(world, "request.interpreter_cancelled")
+    assert (to, school["held"]) == ("school", True)
+    assert [to for to, _ in _outbox(world, "request.awaiting_approval")] == ["coordinators"]  # not the school
+    [(_, office)] = _outbox(world, "request.handed_back")
+    assert _rendered(engine, "request.handed_back", office, Role.COORDINATOR) == (
+        _line(engine, request_id)
+        + "\n"
+        + DE.render(
+            "{interpreter_name} handed this job back: “{reason}”. Another interpreter would cost more "
+            "than the budget has left, so it waits for your decision.",
+            {"interpreter_name": "A", "reason": "Ich bin krank."},
+        )
+    )
+    assert _rendered(engine, "request.interpreter_cancelled", school, Role.SCHOOL).endswith(
+        "\n"
+        + DE.gettext(
+            "The interpreter had to hand this job back. Someone else would cost more than the budget "
+            "has left; the coordination office decides."
+        )
+    )
