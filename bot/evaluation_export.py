@@ -271,7 +271,7 @@ def evaluation_pdf(t: Translator, evaluation: Evaluation, district: str) -> byte
 
 def _evaluation_pdf(t: Translator, evaluation: Evaluation, district: str) -> bytes:
     period = evaluation.period
-    subtitle = t.render("{start_on} – {end_on}", {"start_on": period.start, "end_on": period.end})
+    subtitle = t.period(period.start, period.end)
     pages = [_overview(t, evaluation, district, subtitle)]
     for section, title, groups in (
         ("language", N_("Languages"), evaluation.by_language),

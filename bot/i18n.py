@@ -65,6 +65,11 @@ def echo(typed: str) -> str:
     return line if len(line) <= ECHO else line[: ECHO - 1] + "…"
 
 
+# Day and time patterns: always the weekday and four digits of the year (a two-digit year hid that a
+# date without one had landed in the next year); English in day-month order, as in Britain.
+_DATE_PATTERNS = {"de": ("EEE, dd.MM.yyyy", "HH:mm 'Uhr'"), "en": ("EEE d MMM yyyy", "HH:mm")}
+
+
 class Translator:
     """Everything a user reads, in one locale."""
 
@@ -96,9 +101,14 @@ class Translator:
         return str(format_percent(share / 100, pattern, locale=self.locale))
 
     def when(self, moment: datetime | str) -> str:
+        """A Berlin date and time with weekday and full year: `Fr., 12.03.2027, 10:00 Uhr` (de) or
+        `Fri 12 Mar 2027, 10:00` (en)."""
         if isinstance(moment, str):
             moment = datetime.fromisoformat(moment)
-        return str(format_datetime(moment.astimezone(BERLIN), "short", tzinfo=BERLIN, locale=self.locale))
+        day, clock = _DATE_PATTERNS[self.locale]
+        return str(
+            format_datetime(moment.astimezone(BERLIN), f"{day}, {clock}", tzinfo=BERLIN, locale=self.locale)
+        )
 
     def month(self, day: date) -> str:
         """`2026-10-01` -> `Oktober 2026` (de) or `October 2026` (en)."""
@@ -109,7 +119,18 @@ class Translator:
         return str(format_date(day, "LLL", locale=self.locale)).rstrip(".")
 
     def day(self, day: date) -> str:
-        return str(format_date(day, "medium", locale=self.locale))
+        """`2027-03-12` -> `Fr., 12.03.2027` (de) or `Fri 12 Mar 2027` (en)."""
+        return str(format_date(day, _DATE_PATTERNS[self.locale][0], locale=self.locale))
+
+    def period(self, first: date, last: date) -> str:
+        """`01.04.2026 – 30.06.2026` (de) or `1 Apr 2026 – 30 Jun 2026` (en): a span of whole days,
+        where weekdays would only be noise."""
+        pattern = _DATE_PATTERNS[self.locale][0].removeprefix("EEE, ").removeprefix("EEE ")
+        return " – ".join(str(format_date(day, pattern, locale=self.locale)) for day in (first, last))
+
+    def weekday(self, day: date) -> str:
+        """`2027-03-12` -> `Freitag` (de) or `Friday` (en)."""
+        return str(format_date(day, "EEEE", locale=self.locale))
 
     def language(self, tag: str) -> str:
         return language_name(tag, self.locale, self.gettext)
@@ -136,6 +157,14 @@ class Translator:
         if name in ("state", "target"):
             return self.gettext(STATE_LABELS[RequestState(value)])
         return str(value)
+
+    def render_plural(
+        self, singular: str, plural: str, count: int, params: Mapping[str, Any] | None = None
+    ) -> str:
+        """The form of a message for `count` (gettext's ngettext: `asked once`, `asked {count} times`),
+        with `{count}` and the other parameters filled in like `render` does."""
+        values = {name: self._param(name, value) for name, value in (params or {}).items()}
+        return self._catalog.ngettext(singular, plural, count).format(count=count, **values)
 
     def render(self, message: str, params: Mapping[str, Any] | None = None) -> str:
         """Translate `message` and fill in its parameters, each formatted for the locale."""

@@ -281,7 +281,7 @@ async def test_a_webhook_takes_updates_only_with_the_secret_and_answers_200_afte
                 assert _count(engine, select(func.count()).select_from(ChatIdentity)) == 1
                 assert _answers(engine)[0] == 1
             welcome = await api.wait_for_message(1001, lambda m: m.method == "sendMessage")
-            assert welcome.text.startswith("Welcome! You are registered as school.")
+            assert welcome.text.startswith("Welcome! You are registered as a school.")
             async with http.post(url, json=start, headers=good) as response:  # Telegram delivers it again
                 assert response.status == 200
             async with http.post(url, data=b"{not json", headers=good) as response:
@@ -409,7 +409,7 @@ async def test_run_waits_for_telegram_when_it_cannot_be_reached_at_start(
         await api.start(port)
         api.push_text(1001, f"/start {codes.school}", language_code="en")
         welcome = await api.wait_for_message(1001, lambda m: m.method == "sendMessage", timeout=40)
-        assert welcome.text.startswith("Welcome! You are registered as school.")
+        assert welcome.text.startswith("Welcome! You are registered as a school.")
         log = log_file.read_text()
         assert log.count(unreachable) == 1  # said once a minute, not on every try
         assert api.token not in log
@@ -478,7 +478,7 @@ async def test_behind_one_webhook_url_a_standby_takes_the_post_and_rings_the_lea
             ) as r:
                 assert r.status == 200
         welcome = await api.wait_for_message(1001, lambda m: m.method == "sendMessage")
-        assert welcome.text.startswith("Welcome! You are registered as school.")
+        assert welcome.text.startswith("Welcome! You are registered as a school.")
     finally:
         for process, _ in reversed(processes):
             await process.stop()

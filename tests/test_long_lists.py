@@ -186,7 +186,7 @@ def test_the_report_offers_8_past_jobs_and_points_to_jobs_for_the_rest(engine: E
     assert [c.key for c in asked.choices] == [str(i) for i in done[:PAGE_SIZE]]
     assert asked.text.splitlines()[:2] == [
         DE.gettext("Which job do you report?"),
-        DE.render("{count} more are listed under /jobs.", {"count": 112}),
+        DE.render_plural("{count} more is listed under /jobs.", "{count} more are listed under /jobs.", 112),
     ]
     assert within_limits(asked)
     pages = _walk(talk, "amira", "/jobs", "rp:go")

@@ -157,7 +157,7 @@ async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact
     offers = {
         p.user_id: await p.next_message(is_offer, since=since[p.user_id]) for p in (amira, samir, rojin)
     }
-    assert "10.03.26, 10:00" in offers[amira.user_id].text
+    assert "Di., 10.03.2026, 10:00 Uhr" in offers[amira.user_id].text
     assert DE.money(2400) in offers[amira.user_id].text  # Amira lives in Soltau: no travel
     assert "€36.88" in offers[rojin.user_id].text
     assert offers[rojin.user_id].encrypted

@@ -45,7 +45,8 @@ def test_the_booking_passes_in_the_terminal_chat(engine: Engine, tmp_path: Path)
     assert "→ an Rojin Ahmed (geänderte Nachricht):" in accepted
     assert (
         DE.render(
-            "Booked: {interpreter_name} will come.{contact}", {"interpreter_name": "Samir", "contact": ""}
+            "Booked: {interpreter_name} will come.{contact}",
+            {"interpreter_name": "Samir Khalil", "contact": ""},
         )
         in accepted
     )
@@ -84,7 +85,7 @@ def test_the_booking_passes_in_the_terminal_chat(engine: Engine, tmp_path: Path)
     assert (
         DE.render(
             "Paid for sessions in {year}: {paid_cents}. The tax-free volunteer allowance is "
-            "{allowance_cents}; {left_cents} of it are left.",
+            "{allowance_cents}; {left_cents} of it is left.",
             {"year": 2026, "paid_cents": 4140, "allowance_cents": 84000, "left_cents": 79860},
         )
         in earned

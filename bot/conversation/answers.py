@@ -15,6 +15,26 @@ _DATE_TIME = re.compile(
 )
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ t](\d{1,2}):(\d{2})$", re.ASCII)
 _DATE = re.compile(r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?$", re.ASCII)
+# `morgen 10:00`, `Di. 14:30`, `tomorrow at 9.30`, `Tuesday 2:30 pm`: a day word, then the time.
+_WORD_TIME = re.compile(
+    r"^([a-zäöüß]+(?: after tomorrow)?)\.?,?\s*(?:um|at)?\s*"
+    r"(\d{1,2})(?:[:.](\d{2}))?\s*(?:uhr|h|([ap])\.?m\.?)?$",
+    re.ASCII,
+)
+_WORD = re.compile(r"^([a-zäöüß]+(?: after tomorrow)?)\.?$", re.ASCII)
+_DAYS_AHEAD = {
+    "heute": 0, "today": 0, "morgen": 1, "tomorrow": 1,
+    "übermorgen": 2, "uebermorgen": 2, "day after tomorrow": 2,
+}  # fmt: skip
+_WEEKDAYS = {
+    **dict.fromkeys(("mo", "montag", "mon", "monday"), 0),
+    **dict.fromkeys(("di", "dienstag", "tue", "tues", "tuesday"), 1),
+    **dict.fromkeys(("mi", "mittwoch", "wed", "wednesday"), 2),
+    **dict.fromkeys(("do", "donnerstag", "thu", "thur", "thurs", "thursday"), 3),
+    **dict.fromkeys(("fr", "freitag", "fri", "friday"), 4),
+    **dict.fromkeys(("sa", "samstag", "sonnabend", "sat", "saturday"), 5),
+    **dict.fromkeys(("so", "sonntag", "sun", "sunday"), 6),
+}
 _MINUTES = re.compile(r"^(\d{1,3})\s*(?:min|minuten|minutes|m)?\.?$", re.ASCII)
 _HOURS = re.compile(r"^(\d{1,2})(?:[.,](\d{1,2}))?\s*(?:h|std|stunden?|hours?)\.?$", re.ASCII)
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})\s*(?:h|std)?$", re.ASCII)
@@ -72,14 +92,44 @@ def _year_for(day: int, month: int, year: str | None, today: date) -> int:
     return full
 
 
+def _day_word(word: str, today: date) -> date | None:
+    """`heute`, `morgen`, `übermorgen` (and in English) from today; a weekday (`Di`, `Dienstag`,
+    `Tue`, `Tuesday`) is the next such day after today, so today's own weekday means a week ahead
+    (today is `heute`). None for any other word."""
+    if word in _DAYS_AHEAD:
+        return today + timedelta(days=_DAYS_AHEAD[word])
+    if word in _WEEKDAYS:
+        return today + timedelta(days=(_WEEKDAYS[word] - today.weekday() - 1) % 7 + 1)
+    return None
+
+
+def _hour(hour: str, half: str | None) -> int:
+    """The hour of the day; `2 pm` is 14, `12 am` is 0."""
+    value = int(hour)
+    if half is None:
+        return value
+    if not 1 <= value <= 12:
+        raise ValueError(hour)
+    return value % 12 + (12 if half == "p" else 0)
+
+
 def parse_when(text: str, now: datetime) -> datetime:
-    """`12.3. 14:30`, `12.03.2026 14:30`, `Do 12.3. 9 Uhr` or `2026-03-12 14:30`, Berlin time, to UTC."""
+    """`12.3. 14:30`, `12.03.2026 14:30`, `Do 12.3. 9 Uhr` or `2026-03-12 14:30`, Berlin time, to UTC.
+
+    Also a day word and a time: `heute 15:00`, `morgen 10:00`, `übermorgen 9:30`, `Di 14:30`,
+    `Dienstag 14:30`, `today 15:00`, `tomorrow 10:00`, `Tue 2:30 pm`; a weekday is the next such day
+    after today (see `_day_word`).
+    """
     cleaned = " ".join(text.strip().lower().split())
     today = now.astimezone(BERLIN).date()
     match = _DATE_TIME.match(cleaned)
     iso = _ISO.match(cleaned)
+    worded = _WORD_TIME.match(cleaned)
     try:
-        if match:
+        if worded and (day_of := _day_word(worded.group(1), today)) is not None:
+            clock = time(_hour(worded.group(2), worded.group(4)), int(worded.group(3) or 0))
+            moment = datetime.combine(day_of, clock, tzinfo=BERLIN)
+        elif match:
             day, month, year, hour, minute = match.groups()
             moment = datetime(
                 _year_for(int(day), int(month), year, today),
@@ -96,24 +146,31 @@ def parse_when(text: str, now: datetime) -> datetime:
             raise ValueError(cleaned)
     except ValueError:
         raise InvalidInput(
-            N_("“{value}” is not a date with a time; write e.g. 12.3. 14:30."), value=text
+            N_("“{value}” is not a date with a time; write e.g. 12.3. 14:30 or tomorrow 10:00."), value=text
         ) from None
     return moment.astimezone(UTC)
 
 
 def parse_day(text: str, now: datetime) -> date:
-    """`12.3.` or `12.03.2026` as a calendar day (the next such day when the year is left out)."""
-    cleaned = text.strip().lower()
+    """`12.3.` or `12.03.2026` as a calendar day (the next such day when the year is left out).
+
+    Also `heute`, `morgen`, `übermorgen`, a weekday (`Fr`, `Freitag`, `Fri`, `Friday`: the next such
+    day after today) and their English words.
+    """
+    cleaned = " ".join(text.strip().lower().split())
+    today = now.astimezone(BERLIN).date()
     match = _DATE.match(cleaned)
+    worded = _WORD.match(cleaned)
     try:
+        if worded and (day_of := _day_word(worded.group(1), today)) is not None:
+            return day_of
         if not match:
             raise ValueError(cleaned)
         day, month, year = match.groups()
-        today = now.astimezone(BERLIN).date()
         return date(_year_for(int(day), int(month), year, today), int(month), int(day))
     except ValueError:
         raise InvalidInput(
-            N_("“{value}” is not a date; write e.g. 12.3. or 12.03.2027."), value=text
+            N_("“{value}” is not a date; write e.g. 12.3., 12.03.2027 or Friday."), value=text
         ) from None
 
 

@@ -37,7 +37,7 @@ def status_line(turn: Turn, request: Request) -> str:
     if request.interpreter_id is not None and request.state != RequestState.CANCELLED:
         interpreter = turn.session.get(Interpreter, request.interpreter_id)
         if interpreter is not None:
-            line += " " + turn._("({name})", name=interpreter.name.split()[0])
+            line += " " + turn._("({name})", name=interpreter.name)
     return line
 
 
@@ -82,6 +82,11 @@ def show_page(turn: Turn, prefix: str, sections: Sequence[Section], number: int)
         if number < pages:
             choices.append(turn.choice(f"{prefix}:{number + 1}", "Next ›"))
     turn.say_text("\n\n".join(parts), choices)
+
+
+def budget_command(district_slug: str, year: int) -> str:
+    """The command line that sets a year's budget (bot/cli/main.py), with an amount to change."""
+    return f"python -m bot --district {district_slug} budget set --year {year} --amount 5000"
 
 
 def pace_text(t: Translator, runs_out_on: date | None, year_end_cents: int) -> str:
