@@ -5,7 +5,10 @@ exceeds the reservation by more than the budget has left, the confirmation is ke
 stays `completed`, and the coordinators are asked to raise the budget and settle it.
 """
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlmodel import Session, select
 
@@ -14,13 +17,47 @@ from services import billing, due, ledger
 from services.allowance import check_allowance
 from services.audit import record
 from services.errors import BudgetExceeded, IllegalTransition, InvalidInput, NotFound
-from services.notices import CloseoutDisputed, CloseoutReported, CloseoutSettled, SettlementBlocked
+from services.notices import (
+    CloseoutCorrected,
+    CloseoutDisputed,
+    CloseoutReported,
+    CloseoutSettled,
+    CloseoutUnusual,
+    SettlementBlocked,
+)
 from services.outbox import notify
-from services.policy import load_policy
+from services.policy import Policy, load_policy
 from services.requests import get_request
 from services.text import N_
 from services.transition import move
 from services.vocabulary import CloseoutState, Mode, Recipient, RequestState
+
+LONG_DAY = timedelta(hours=8)
+
+
+class Unusual(StrEnum):
+    """Why a report looks far from the plan; such a report is sent only when confirmed, and flagged."""
+
+    TWICE_PLANNED = "twice_planned"  # more than twice the planned time
+    LONG_DAY = "long_day"  # more than 8 hours
+    FAR = "far"  # more km than the policy's `report_km_max`
+    EARLY = "early"  # reported before the planned end
+
+
+def unusual(request: Request, minutes: int, km: int, policy: Policy, now: datetime) -> tuple[Unusual, ...]:
+    """What is unusual about these figures for this request (nothing for a report close to the plan)."""
+    found = []
+    if minutes > 2 * request.duration_minutes:
+        found.append(Unusual.TWICE_PLANNED)
+    if timedelta(minutes=minutes) > LONG_DAY:
+        found.append(Unusual.LONG_DAY)
+    if km > policy.report_km_max:
+        found.append(Unusual.FAR)
+    # A letter may well be done early; a talk cannot have ended before its planned end.
+    ends_at = request.starts_at + timedelta(minutes=request.duration_minutes)
+    if request.mode != Mode.WRITTEN.value and now < ends_at:
+        found.append(Unusual.EARLY)
+    return tuple(found)
 
 
 def closeout_of(session: Session, request_id: int) -> Closeout | None:
@@ -51,7 +88,9 @@ def report(
         raise IllegalTransition(N_("This session cannot be reported (any more)."))
     if now < request.starts_at:
         raise InvalidInput(N_("A session can be reported once it has begun."))
-    cost = _cost(session, request, minutes, km, expenses_cents)
+    policy = load_policy(session, request.district_id)
+    cost = billing.actual(Mode(request.mode), minutes, km, expenses_cents, policy)
+    flags = unusual(request, minutes, km, policy, now)
     closeout = closeout_of(session, request_id)
     if closeout is not None and closeout.state not in (CloseoutState.REPORTED, CloseoutState.DISPUTED):
         raise IllegalTransition(N_("This report has already been decided."))
@@ -79,6 +118,7 @@ def report(
         km=km,
         expenses_cents=expenses_cents,
         amount_cents=cost.total_cents,
+        unusual=list(flags),
     )
     notify(
         session,
@@ -91,9 +131,21 @@ def report(
             km=km,
             expenses_cents=expenses_cents,
             amount_cents=cost.total_cents,
+            unusual=tuple(flags) or None,
         ),
         now=now,
     )
+    if flags:
+        notify(
+            session,
+            district_id=request.district_id,
+            recipient=Recipient.COORDINATORS,
+            recipient_id=request.district_id,
+            notice=CloseoutUnusual(
+                request_id=request_id, minutes=minutes, km=km, km_max=policy.report_km_max, unusual=flags
+            ),
+            now=now,
+        )
     return closeout
 
 
@@ -225,6 +277,40 @@ def dispute(
         )
 
 
+@dataclass(frozen=True)
+class Figures:
+    """A report's figures and what they come to."""
+
+    minutes: int
+    km: int
+    expenses_cents: int
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A correction before it is made: the report as it stands and as it would be."""
+
+    before: Figures
+    after: Figures
+
+    @property
+    def change_cents(self) -> int:
+        return self.after.amount_cents - self.before.amount_cents
+
+
+def preview_correction(
+    session: Session, *, district_id: int, request_id: int, minutes: int, km: int, expenses_cents: int
+) -> Correction:
+    """What correcting the report to these figures would change; nothing is written."""
+    request, closeout = _decided(session, district_id, request_id, None)
+    before = Figures(
+        closeout.actual_minutes, closeout.km, closeout.expenses_cents, closeout.amount_cents or 0
+    )
+    cost = _cost(session, request, minutes, km, expenses_cents)
+    return Correction(before, Figures(minutes, km, expenses_cents, cost.total_cents))
+
+
 def correct(
     session: Session,
     *,
@@ -236,24 +322,25 @@ def correct(
     reason: str,
     actor: str,
     now: datetime,
-) -> int:
-    """A coordinator sets the figures, with a reason; returns the change in the charge (cents).
+) -> Correction:
+    """A coordinator sets the figures, with a reason; school and interpreter are told.
 
     Before settlement this decides the report and settles it; after, the difference is booked
     as a ledger adjustment.
     """
     if not reason.strip():
         raise InvalidInput(N_("A correction needs a reason."))
+    correction = preview_correction(
+        session,
+        district_id=district_id,
+        request_id=request_id,
+        minutes=minutes,
+        km=km,
+        expenses_cents=expenses_cents,
+    )
     request, closeout = _decided(session, district_id, request_id, None)
-    cost = _cost(session, request, minutes, km, expenses_cents)
-    previous = closeout.amount_cents or 0
     already_settled = request.state == RequestState.SETTLED
-    closeout.actual_minutes, closeout.km, closeout.expenses_cents = minutes, km, expenses_cents
-    closeout.amount_cents = cost.total_cents
-    closeout.state = CloseoutState.CORRECTED.value
-    closeout.correction_reason = reason.strip()[:300]
-    closeout.decided_by, closeout.decided_at = actor, now
-    session.add(closeout)
+    _write_correction(session, closeout, correction.after, reason.strip()[:300], actor=actor, now=now)
     record(
         session,
         district_id=district_id,
@@ -262,33 +349,77 @@ def correct(
         entity="request",
         entity_id=request_id,
         now=now,
-        previous_cents=previous,
-        amount_cents=cost.total_cents,
+        previous_cents=correction.before.amount_cents,
+        amount_cents=correction.after.amount_cents,
         reason=closeout.correction_reason,
     )
     if already_settled:
-        delta = cost.total_cents - previous
-        if delta:
-            budget = ledger.get_budget(session, district_id, ledger.fiscal_year(request.starts_at), lock=True)
-            ledger.adjust(
-                session,
-                budget,
-                amount_cents=delta,
-                reason=reason,
-                request_id=request_id,
-                actor=actor,
-                now=now,
-            )
-            assert request.interpreter_id is not None
-            session.flush()
-            check_allowance(
-                session,
-                district_id=district_id,
-                interpreter_id=request.interpreter_id,
-                year=ledger.fiscal_year(request.starts_at),
-                now=now,
-            )
-        return delta
-    if not settle(session, request, closeout, actor=actor, now=now):
+        _adjust_settled(session, request, correction.change_cents, reason, actor=actor, now=now)
+    elif not settle(session, request, closeout, actor=actor, now=now):
         raise BudgetExceeded(N_("The budget does not cover this amount; raise the budget first."))
-    return cost.total_cents - previous
+    _tell_correction(session, request, correction, closeout.correction_reason or "", now=now)
+    return correction
+
+
+def _write_correction(
+    session: Session, closeout: Closeout, after: Figures, reason: str, *, actor: str, now: datetime
+) -> None:
+    closeout.actual_minutes, closeout.km, closeout.expenses_cents = (
+        after.minutes,
+        after.km,
+        after.expenses_cents,
+    )
+    closeout.amount_cents = after.amount_cents
+    closeout.state = CloseoutState.CORRECTED.value
+    closeout.correction_reason = reason
+    closeout.decided_by, closeout.decided_at = actor, now
+    session.add(closeout)
+
+
+def _adjust_settled(
+    session: Session, request: Request, delta: int, reason: str, *, actor: str, now: datetime
+) -> None:
+    """Book the difference of a correction after settlement (nothing when there is none)."""
+    if not delta:
+        return
+    assert request.id is not None
+    assert request.interpreter_id is not None
+    year = ledger.fiscal_year(request.starts_at)
+    budget = ledger.get_budget(session, request.district_id, year, lock=True)
+    ledger.adjust(
+        session, budget, amount_cents=delta, reason=reason, request_id=request.id, actor=actor, now=now
+    )
+    session.flush()
+    check_allowance(
+        session, district_id=request.district_id, interpreter_id=request.interpreter_id, year=year, now=now
+    )
+
+
+def _tell_correction(
+    session: Session, request: Request, correction: Correction, reason: str, *, now: datetime
+) -> None:
+    assert request.id is not None
+    assert request.interpreter_id is not None
+    after = correction.after
+    notice = CloseoutCorrected(
+        request_id=request.id,
+        minutes=after.minutes,
+        km=after.km,
+        expenses_cents=after.expenses_cents,
+        amount_cents=after.amount_cents,
+        previous_cents=correction.before.amount_cents,
+        reason=reason,
+    )
+    recipients: Sequence[tuple[Recipient, int]] = (
+        (Recipient.SCHOOL, request.school_id),
+        (Recipient.INTERPRETER, request.interpreter_id),
+    )
+    for recipient, recipient_id in recipients:
+        notify(
+            session,
+            district_id=request.district_id,
+            recipient=recipient,
+            recipient_id=recipient_id,
+            notice=notice,
+            now=now,
+        )

@@ -7,13 +7,13 @@ from datetime import datetime
 
 from sqlmodel import Session, col, delete, select
 
-from db.models import Absence, Interpreter, InterpreterLanguage
+from db.models import Absence, Interpreter, InterpreterLanguage, Request
 from services.audit import record
 from services.csv_import import latitude, longitude, optional_text, read_rows, required_text
 from services.errors import InvalidInput, NotFound
 from services.languages import normalize_tag
 from services.text import N_
-from services.vocabulary import Gender, Mode, format_modes
+from services.vocabulary import Gender, Mode, RequestState, format_modes
 
 POOL_COLUMNS = ("name", "languages", "municipality", "latitude", "longitude", "modes", "phone", "email")
 
@@ -181,3 +181,52 @@ def add_absence(
         ends_at=ends_at,
     )
     return absence
+
+
+def absences_ahead(session: Session, interpreter_id: int, now: datetime) -> Sequence[Absence]:
+    """The interpreter's absences that have not ended yet, soonest first."""
+    query = (
+        select(Absence)
+        .where(Absence.interpreter_id == interpreter_id, Absence.ends_at > now)
+        .order_by(col(Absence.starts_at), col(Absence.id))
+    )
+    return session.exec(query).all()
+
+
+def remove_absence(
+    session: Session, *, district_id: int, interpreter_id: int, absence_id: int, actor: str, now: datetime
+) -> Absence:
+    """The interpreter is not away after all: offers reach them again for that time."""
+    absence = session.get(Absence, absence_id)
+    if absence is None or absence.interpreter_id != interpreter_id:
+        raise NotFound(N_("This absence does not exist (any more)."))
+    session.delete(absence)
+    record(
+        session,
+        district_id=district_id,
+        actor=actor,
+        action="absence.removed",
+        entity="interpreter",
+        entity_id=interpreter_id,
+        now=now,
+        starts_at=absence.starts_at,
+        ends_at=absence.ends_at,
+    )
+    return absence
+
+
+def booked_between(
+    session: Session, interpreter_id: int, starts_at: datetime, ends_at: datetime
+) -> Sequence[Request]:
+    """The interpreter's booked sessions that start inside `[starts_at, ends_at)`, soonest first."""
+    query = (
+        select(Request)
+        .where(
+            Request.interpreter_id == interpreter_id,
+            Request.state == RequestState.BOOKED.value,
+            Request.starts_at >= starts_at,
+            Request.starts_at < ends_at,
+        )
+        .order_by(col(Request.starts_at))
+    )
+    return session.exec(query).all()

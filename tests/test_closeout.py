@@ -47,12 +47,12 @@ def report(uow: MakeUow, request_id: int, interpreter: int, minutes: int, km: in
 def correct(uow: MakeUow, world: World, request_id: int, minutes: int, reason: str) -> int:
     """A coordinator corrects to `minutes` and 18 km, committed; returns the change in the charge."""
     with uow() as u:
-        delta = closeout.correct(
+        correction = closeout.correct(
             u.session, district_id=world.district_id, request_id=request_id, minutes=minutes, km=18,
             expenses_cents=0, reason=reason, actor=ACTOR, now=AFTER,
         )  # fmt: skip
         u.commit()
-        return delta
+        return correction.change_cents
 
 
 def balance(uow: MakeUow, world: World) -> ledger.Balance:

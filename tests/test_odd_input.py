@@ -268,6 +268,8 @@ class World:
             self.mark(f"correct/{step}", "office")
             self.say("office", typed)
         self.mark("correct/reason", "office")
+        self.say("office", "Schule und Dolmetscherin einig")
+        self.mark("correct/confirm", "office")
         self.say("office", "/cancel")
 
 
@@ -424,6 +426,7 @@ SPOT_NAMES = [
     "correct/km",
     "correct/expenses",
     "correct/reason",
+    "correct/confirm",
 ]
 
 
@@ -483,8 +486,11 @@ def test_a_reason_keeps_its_text_without_nul_and_100000_characters_get_a_sentenc
     too_long = world.say("office", "Schule und Dolmetscherin einig. " * 4000)
     assert too_long.splitlines()[0] == DE.gettext("Please give the reason in 3 to 300 characters.")
     assert _fingerprint(world.engine) == before
-    done = world.say("office", "Nur\x00 60\x1b Minuten\r\nda.\x7f")
-    assert done == DE.render("Corrected; the charge changes by {change_cents}.", {"change_cents": -1200})
+    world.say("office", "Nur\x00 60\x1b Minuten\r\nda.\x7f")  # before and after, to confirm
+    done = world.say("office", "1")
+    assert done == DE.gettext("Corrected.") + " " + DE.render(
+        "The charge falls by {change_cents}.", {"change_cents": 1200}
+    )
     with UnitOfWork(world.engine) as uow:
         closeout = uow.session.exec(select(Closeout)).one()
     assert closeout.correction_reason == "Nur 60 Minuten\nda."
