@@ -20,6 +20,7 @@ from services.clock import BERLIN
 from services.errors import InvalidInput
 from services.vocabulary import Role
 from tests.chat_world import NOW, Clock, make_demo
+from tests.test_telegram import AMIRA, SCHOOL, Telegram, telegram  # noqa: F401  (the fixture)
 
 DE, EN = Translator("de"), Translator("en")
 ROLE = {"school": Role.SCHOOL, "interpreter": Role.INTERPRETER, "coordinators": Role.COORDINATOR}
@@ -352,3 +353,35 @@ def test_the_pool_page_counts_asked_once_and_asked_twice(engine: Engine) -> None
     shown = "\n".join(_say(talk, "office", f"/pool {page}") for page in (1, 2, 3))
     assert "Georgian: asked 3 times" in shown
     assert "Japanese: asked once" in shown
+
+
+# --- through the real PTB --------------------------------------------------------------------------
+
+
+async def test_through_telegram_a_request_for_tomorrow_reaches_the_interpreter_with_its_date(
+    telegram: Telegram,  # noqa: F811  (the fixture of tests/test_telegram.py)
+) -> None:
+    tg = telegram
+    await tg.join(SCHOOL, tg.codes.school)
+    await tg.join(AMIRA, tg.codes.amira)
+    await tg.say(SCHOOL, "/request")
+    mode = await tg.say(SCHOOL, "arabisch")
+    when = await tg.choose(SCHOOL, mode, "in_person")
+    assert when.text == (
+        "Wann beginnt der Einsatz? Schreiben Sie Datum und Uhrzeit, z. B. 5.3. 10:00 oder Donnerstag 10:00."
+    )
+    duration = await tg.say(SCHOOL, "morgen 10:00")
+    place = await tg.choose(SCHOOL, duration, "60")
+    await tg.choose(SCHOOL, place, "school")
+    gender = await tg.say(SCHOOL, "1")  # parent talk
+    note = await tg.choose(SCHOOL, gender, "any")
+    summary = await tg.choose(SCHOOL, note, "none")
+    assert "Beginn: Di., 03.03.2026, 10:00 Uhr" in summary.text.splitlines()
+    await tg.press(SCHOOL, summary, "send")
+    offer = await tg.api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
+    assert offer.text == (
+        "#1 · Arabisch · vor Ort · Di., 03.03.2026, 10:00 Uhr · 60 min\n"
+        "Neuer Einsatz: Soltau (0 km entfernt)\n"
+        "Vergütung ca. 24,00\xa0€. Bitte antworten Sie bis Mo., 02.03.2026, 13:00 Uhr.\n\n"
+        "1. Annehmen\n2. Ablehnen"
+    )
