@@ -33,6 +33,7 @@ from services.vocabulary import Role
 
 log = logging.getLogger(__name__)
 
+CLASH_ATTEMPTS = 3  # an event that meets a unique-row clash is handled again from the start
 OUTER = "_outer"  # in a dialog's draft: the unfinished dialog it was begun on top of
 
 FEATURES: dict[Role, Feature] = {
@@ -167,15 +168,18 @@ class Conversation:
         return self._run(event, store=True)
 
     def _run(self, event: Incoming, *, store: bool) -> Handled:
-        now = self.clock()
-        try:
-            return self._handle(event, now, store)
-        except DomainError as exc:
-            return self._handle_error(event, exc, now, store)
-        except IntegrityError:
-            # The same event arrived twice at the same moment: the other copy wins.
-            log.info("duplicate event %s on %s ignored", event.event_key, event.platform)
-            return Handled()
+        for attempt in range(1, CLASH_ATTEMPTS + 1):
+            now = self.clock()
+            try:
+                return self._handle(event, now, store)
+            except DomainError as exc:
+                return self._handle_error(event, exc, now, store)
+            except IntegrityError:
+                # Another transaction wrote the same row first: the same event delivered twice at
+                # once (then the retry finds it recorded and does nothing), or the sender storing a
+                # notification's buttons as the dialog's choices while this press was handled.
+                log.info("event %s on %s clashed (attempt %s)", event.event_key, event.platform, attempt)
+        return Handled()
 
     def _handle(self, event: Incoming, now: datetime, store: bool) -> Handled:
         with UnitOfWork(self.engine) as uow:
