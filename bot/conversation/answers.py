@@ -35,7 +35,7 @@ _WEEKDAYS = {
     **dict.fromkeys(("sa", "samstag", "sonnabend", "sat", "saturday"), 5),
     **dict.fromkeys(("so", "sonntag", "sun", "sunday"), 6),
 }
-_MINUTES = re.compile(r"^(\d{1,3})\s*(?:min|minuten|minutes|m)?\.?$", re.ASCII)
+_MINUTES = re.compile(r"^(\d{1,6})\s*(?:min|minuten|minutes|m)?\.?$", re.ASCII)
 _HOURS = re.compile(r"^(\d{1,2})(?:[.,](\d{1,2}))?\s*(?:h|std|stunden?|hours?)\.?$", re.ASCII)
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})\s*(?:h|std)?$", re.ASCII)
 _DIGITS = re.compile(r"[0-9]{1,18}", re.ASCII)
@@ -63,23 +63,35 @@ class Answer:
     text: str
 
 
-def resolve(text: str, choice: str | None, offered: dict[str, str]) -> Answer:
-    """Match a button, a typed number (`2`) or a typed label (`Telefon`) to one of the offered choices.
+def _first_word(label: str) -> str:
+    """`Ja, stornieren` -> `ja`: the word a person types for a whole label."""
+    words = label.casefold().replace(",", " ").split()
+    return words[0] if words else ""
 
-    `offered` maps each key to its label, in the order they were numbered.
+
+def resolve(text: str, choice: str | None, offered: dict[str, str], *, positions: bool = True) -> Answer:
+    """Match a button, a typed number (`2`) or a typed label (`Telefon`, or `ja` for `Ja, stornieren`)
+    to one of the offered choices.
+
+    `offered` maps each key to its label, in the order they were numbered. Where the step asks for a
+    number (`positions=False`), a typed number is the value and never picks an option by its place.
     """
     if choice is not None:
         return Answer(choice if choice in offered or ":" in choice else None, text)
     cleaned = text.strip()
     keys = list(offered)
-    number = whole_number(cleaned, most=len(keys))
+    number = whole_number(cleaned, most=len(keys)) if positions else None
     if number is not None and number >= 1:
         return Answer(keys[number - 1], cleaned)
     folded = cleaned.casefold()
+    if not folded:
+        return Answer(None, cleaned)
     for key, label in offered.items():
-        if folded and folded in (label.casefold(), key.casefold()):
+        if folded in (label.casefold(), key.casefold()):
             return Answer(key, cleaned)
-    return Answer(None, cleaned)
+    # One word for a longer label (`ja`, `nein`), when it names exactly one of them.
+    starting = [key for key, label in offered.items() if _first_word(label) == folded]
+    return Answer(starting[0] if len(starting) == 1 else None, cleaned)
 
 
 def _year_for(day: int, month: int, year: str | None, today: date) -> int:

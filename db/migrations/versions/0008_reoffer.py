@@ -46,4 +46,4 @@ def downgrade() -> None:
             sqlite_where=sa.text("state = 'open'"),
             postgresql_where=sa.text("state = 'open'"),
         )
-        batch_op.create_unique_constraint(None, ["request_id", "interpreter_id"])
+        batch_op.create_unique_constraint(_unique_name(), ["request_id", "interpreter_id"])
