@@ -3,6 +3,7 @@ without a budget, and texts that read naturally in German and English."""
 
 import json
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -12,14 +13,16 @@ from bot.conversation.answers import parse_day, parse_when
 from bot.conversation.messages import Incoming
 from bot.conversation.router import Conversation
 from bot.i18n import Translator
-from bot.notifications import render
+from bot.notifications import render, render_notice
 from db.models import Interpreter, Member, Offer, OutboxMessage
 from db.uow import UnitOfWork
 from services import ledger
 from services.clock import BERLIN
 from services.errors import InvalidInput
+from services.notices import DigestWeekly
 from services.vocabulary import Role
 from tests.chat_world import NOW, Clock, make_demo
+from tests.test_cli import cli
 from tests.test_telegram import AMIRA, SCHOOL, Telegram, telegram  # noqa: F401  (the fixture)
 
 DE, EN = Translator("de"), Translator("en")
@@ -145,6 +148,42 @@ def test_counts_read_naturally_in_both_languages() -> None:
     booking = ("{count} booking", "{count} bookings")
     assert [DE.render_plural(*booking, n) for n in (0, 1, 2)] == ["0 Buchungen", "1 Buchung", "2 Buchungen"]
     assert [EN.render_plural(*booking, n) for n in (0, 1, 2)] == ["0 bookings", "1 booking", "2 bookings"]
+
+
+def test_the_weekly_digest_counts_one_booking_in_the_singular(engine: Engine) -> None:
+    digest = DigestWeekly(
+        since_at=datetime.fromisoformat("2026-02-23T08:00:00+00:00"),
+        bookings=1,
+        charged_cents=2940,
+        available_cents=497060,
+        used_percent=1,
+        unfilled=0,
+        uncovered=(),
+        year_end_cents=None,
+        runs_out_on=None,
+    )
+    with UnitOfWork(engine) as uow:
+        german = render_notice(uow.session, DE, digest, Role.COORDINATOR).text
+        english = render_notice(uow.session, EN, digest, Role.COORDINATOR).text
+    assert german.splitlines()[:2] == [
+        "Wochenübersicht seit Mo., 23.02.2026, 09:00 Uhr:",
+        "1 Buchung, 29,40\xa0€ abgerechnet.",
+    ]
+    assert english.splitlines()[:2] == [
+        "Weekly digest since Mon 23 Feb 2026, 09:00:",
+        "1 booking, €29.40 charged.",
+    ]
+
+
+def test_the_command_line_counts_an_import_of_one(tmp_path: Path) -> None:
+    (tmp_path / "pool.csv").write_text(
+        "name,languages,municipality,latitude,longitude,modes,phone,email\n"
+        "Amira Haddad,ar,Soltau,52.98,9.84,in_person,,\n"
+    )
+    assert cli(tmp_path, "init", "--name", "Landkreis Test").returncode == 0
+    for locale, said in (("de", "1 Dolmetscher/in importiert.\n"), ("en", "Imported 1 interpreter.\n")):
+        done = cli(tmp_path, "pool", "import", str(tmp_path / "pool.csv"), locale=locale)
+        assert (done.returncode, done.stdout, done.stderr) == (0, said, "")
 
 
 # --- in the chat -----------------------------------------------------------------------------------

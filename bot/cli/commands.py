@@ -235,7 +235,9 @@ def pool_import(ctx: Context, args: argparse.Namespace) -> int:
             uow.session, district_id=district.id, text=text, file=args.file, actor=ctx.actor(), now=ctx.now()
         )
         uow.commit()
-    ctx.say("Imported {count} interpreters.", count=count)
+    print(
+        ctx.translator.render_plural("Imported {count} interpreter.", "Imported {count} interpreters.", count)
+    )
     return 0
 
 
@@ -264,7 +266,7 @@ def schools_import(ctx: Context, args: argparse.Namespace) -> int:
             uow.session, district_id=district.id, text=text, file=args.file, actor=ctx.actor(), now=ctx.now()
         )
         uow.commit()
-    ctx.say("Imported {count} schools.", count=count)
+    print(ctx.translator.render_plural("Imported {count} school.", "Imported {count} schools.", count))
     return 0
 
 
