@@ -148,7 +148,7 @@ async def test_kill_9_during_bursts_loses_nothing_and_handles_nothing_twice(
         # An answer is sent again only if the process died between Telegram's accepting it and
         # the record of that: one message at a time is on its way, so at most one per kill.
         assert len(pushed) <= len(texts) <= len(pushed) + kills
-        assert all(message.text.startswith("What you can do as coordinator:") for message in texts)
+        assert all(message.text.startswith("What you can do as a coordinator:") for message in texts)
         assert api.conflicts == 0
 
 
@@ -387,7 +387,7 @@ async def test_a_direct_answer_hit_by_a_429_is_sent_after_the_wait(
         await asyncio.sleep(0.5)
     await _until(lambda: len(api.sent(3001)) == 3, 10, "both answers")
     help_text, language = (m.text.splitlines()[0] for m in api.sent(3001)[1:])
-    assert help_text == DE.render("What you can do as {role}:", {"role": DE.gettext("coordinator")})
+    assert help_text == DE.render("What you can do as {role}:", {"role": DE.gettext("a coordinator")})
     assert language == DE.gettext("Which language should I use?")  # in order, after the wait
 
 

@@ -136,7 +136,7 @@ async def test_a_school_books_in_an_encrypted_room_and_the_money_comes_out_exact
     welcome = school.inbox[0]
     assert welcome.encrypted  # the bot answered in the encrypted room, encrypted
     assert welcome.body.startswith(
-        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("school")})
+        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("a school")})
     )
     assert "!request" in welcome.body  # commands as Element users type them
     assert "/request" not in welcome.body
@@ -446,12 +446,12 @@ async def test_one_process_serves_both_platforms_and_a_person_linked_on_both(
         linked = await amira.say(f"!start {code}")
         assert linked.text.startswith(
             DE.render(
-                "This chat is linked now: here too you act as {role}.", {"role": DE.gettext("interpreter")}
+                "This chat is linked now: here too you act as {role}.", {"role": DE.gettext("an interpreter")}
             )
         )
         reused = await amira.say(f"!start {code}")
         assert reused.text == DE.render(
-            "You are already registered as {role}.", {"role": DE.gettext("interpreter")}
+            "You are already registered as {role}.", {"role": DE.gettext("an interpreter")}
         )
 
         # She wrote on Matrix last: the offer goes there, not to Telegram.
@@ -508,7 +508,7 @@ async def test_a_message_encrypted_before_the_bot_joined_gets_a_request_to_send_
     assert asked.encrypted
     welcome = await school.say(f"!start {mx.codes.school}")  # sent again, now readable
     assert welcome.text.startswith(
-        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("school")})
+        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("a school")})
     )
 
 

@@ -107,7 +107,7 @@ def test_wrong_codes_are_limited_per_account_counted_in_one_row_and_logged_witho
         [("telegram", account_hash("telegram", "777"), 1), ("telegram", account_hash("telegram", "666"), 1)]
     )
     assert start(talk, "666", codes.school, "later:2").startswith(
-        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("school")})
+        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("a school")})
     )
     assert attempts(engine) == [("telegram", account_hash("telegram", "777"), 1)]  # a member now: no counter
     with UnitOfWork(engine) as uow:

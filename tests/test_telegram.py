@@ -141,7 +141,7 @@ async def test_school_books_in_person_arabic_and_the_money_comes_out_exact(teleg
     tg = telegram
     welcome = await tg.join(SCHOOL, tg.codes.school)
     assert welcome.text.startswith(
-        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("school")})
+        DE.render("Welcome! You are registered as {role}.", {"role": DE.gettext("a school")})
     )
     assert "/request" in welcome.text  # with what the role can do
     for user, code in ((AMIRA, tg.codes.amira), (SAMIR, tg.codes.samir), (ROJIN, tg.codes.rojin)):
@@ -421,7 +421,7 @@ async def test_an_update_seen_twice_has_no_second_effect(telegram: Telegram) -> 
     tg.api.push_text(SCHOOL, "/request", update_id=update_id)  # Telegram sends it again
     tg.api.push_text(SCHOOL, "/help")
     after = await tg.api.wait_for_message(SCHOOL)
-    assert after.text.startswith(DE.render("What you can do as {role}:", {"role": DE.gettext("school")}))
+    assert after.text.startswith(DE.render("What you can do as {role}:", {"role": DE.gettext("a school")}))
     assert [m.text for m in tg.api.sent(SCHOOL)].count(first.text) == 1
 
 
