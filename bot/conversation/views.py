@@ -19,7 +19,7 @@ MAX_LINE = 400
 
 
 def request_line(t: Translator, request: Request) -> str:
-    """`#12 · Arabic · in person · 3/10/26, 10:00 AM · 60 min`"""
+    """`#12 · Arabic · in person · Tue 10 Mar 2026, 10:00 · 60 min`"""
     params = {
         "request_id": request.id,
         "language": request.language,
