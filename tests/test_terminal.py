@@ -31,7 +31,7 @@ class Terminal:
 
 def test_the_booking_passes_in_the_terminal_chat(engine: Engine, tmp_path: Path) -> None:
     term = Terminal(engine, tmp_path)
-    for line in ("/request", "arabisch", "1", START_TEXT, "3", "1", "1", "1", "1"):
+    for line in ("/request", "arabisch", "1", START_TEXT, "60", "1", "1", "1", "1"):
         shown = term.say(line)
     assert DE.money(3688) in shown  # the estimate: the dearest of three offers
     sent = term.say("1")
