@@ -167,8 +167,11 @@ def test_the_command_line_writes_both_files(may: World, engine: Engine, tmp_path
     sheet = load_workbook(tmp_path / "billing-2026-05.xlsx").active
     assert sheet is not None
     assert sheet.cell(row=sheet.max_row, column=10).value == 86.9
-    wrong = run("--month", "May")
-    assert (wrong.returncode, wrong.stderr) == (2, "“May” is not a month; write e.g. 2026-05.\n")
+    wrong = run("--month", "Maybe")
+    assert (wrong.returncode, wrong.stderr) == (
+        2,
+        "“Maybe” is not a month; write e.g. 2026-05 or November 2026.\n",
+    )
     empty = run("--month", "2025-01")
     assert empty.stdout.splitlines()[1:] == ["Total,,,,,0,0,0,0.00,0.00,"]
 

@@ -263,3 +263,39 @@ def test_no_answer_quotes_more_than_100_characters_of_what_was_typed(engine: Eng
             quoted.append(max((len(run) for run in reply.split() if set(run) <= set("x/“”…")), default=0))
         _say(talk, "school", step)
     assert max(quoted) <= 101  # the echo (100 characters with its `…`) and a quote mark at most
+
+
+def test_dialogs_begun_on_top_of_each_other_come_back_in_turn(engine: Engine) -> None:
+    talk = _join(engine, Clock(NOW))
+    request_id = _book_samir(engine)
+    _say(talk, "school", "/request")
+    _say(talk, "school", "ar")
+    _say(talk, "school", choice=f"rq:cx:{request_id}")  # cancelling, on top of the request
+    _say(talk, "school", choice=f"rq:cg:{request_id}")  # changing, on top of both
+    dropped = _say(talk, "school", "/cancel")
+    assert dropped == DE.gettext("Cancelled. Nothing was saved.") + "\n" + _remind(
+        "You have not yet said whether to cancel.", "continue"
+    )
+    kept = _say(talk, "school", "nein")
+    assert kept == DE.gettext("Nothing was changed.") + "\n" + _remind(
+        "Your request has not been sent yet.", "request"
+    )
+
+
+def test_a_dialog_whose_subject_has_gone_ends_and_gives_back_the_one_beneath(engine: Engine) -> None:
+    talk = _join(engine, Clock(NOW))
+    request_id = _book_samir(engine)
+    _say(talk, "school", "/request")
+    _say(talk, "school", "ar")
+    _say(talk, "school", choice=f"rq:cx:{request_id}")
+    with UnitOfWork(engine) as uow:  # the office cancels it meanwhile
+        request = uow.session.get(Request, request_id)
+        assert request is not None
+        request.state = "cancelled"
+        uow.commit()
+    gone = DE.render(
+        "This request is {state} and cannot become {target}.", {"state": "cancelled", "target": "cancelled"}
+    )
+    answered = _say(talk, "school", "ja")
+    assert answered == gone + "\n" + _remind("Your request has not been sent yet.", "request")
+    assert _say(talk, "school", "/request").startswith(DE.gettext("How should the interpreting happen?"))

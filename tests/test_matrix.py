@@ -329,9 +329,7 @@ async def test_the_homeserver_rate_limit_is_waited_out_and_nothing_arrives_twice
         since = len(school.inbox)
         await school.send("!help")
         await school.send("!bookings")
-        listed = await school.next_message(
-            lambda m: m.text.startswith(DE.gettext("Your requests:")), since=since
-        )
+        listed = await school.next_message(lambda m: m.text.startswith(DE.gettext("Open:")), since=since)
         helped = await school.next_message(
             lambda m: m.text.startswith(DE.gettext("What you can do as {role}:")[:8]), since=since
         )

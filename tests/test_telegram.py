@@ -649,8 +649,10 @@ async def test_coordinators_get_the_budget_chart_the_billing_and_the_evaluation_
 
     wrong = await tg.say(OFFICE, "/evaluation 31.3.2026 1.3.2026")
     assert wrong.text == DE.gettext("The period ends before it begins.")
-    month = await tg.say(OFFICE, "/billing März")
-    assert month.text == DE.render("“{value}” is not a month; write e.g. 2026-05.", {"value": "März"})
+    month = await tg.say(OFFICE, "/billing 13/2026")
+    assert month.text == DE.render(
+        "“{value}” is not a month; write e.g. 2026-05 or November 2026.", {"value": "13/2026"}
+    )
 
     since = len(tg.api.sent(SCHOOL))
     refused = await tg.say(SCHOOL, "/evaluation")

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CLASH_ATTEMPTS = 3  # an event that meets a unique-row clash is handled again from the start
 OUTER = "_outer"  # in a dialog's draft: the unfinished dialog it was begun on top of
+MAX_BENEATH = 5  # unfinished dialogs kept beneath the current one; a sixth drops the oldest
 
 FEATURES: dict[Role, Feature] = {
     Role.SCHOOL: SCHOOL,
@@ -139,6 +141,16 @@ def _ready(session: Session, identity_id: int | None, stored: list[int], replies
     if not stored or deliveries.waiting_before(session, identity_id, stored[0]):
         return Handled()
     return Handled(answers=list(zip(stored, replies, strict=True)))
+
+
+def _beneath(dialog: Dialog, depth: int = 1) -> dict[str, Any]:
+    """A dialog as stored beneath a new one, with those beneath it, at most MAX_BENEATH deep."""
+    draft = dict(dialog.draft)
+    outer = draft.pop(OUTER, None)
+    if isinstance(outer, dict) and depth < MAX_BENEATH:
+        beneath = Dialog(outer["flow"], outer["step"], outer["draft"], dict(outer.get("choices", {})))
+        draft[OUTER] = _beneath(beneath, depth + 1)
+    return {"flow": dialog.flow, "step": dialog.step, "draft": draft, "choices": dialog.choices}
 
 
 class Conversation:
@@ -249,10 +261,12 @@ class Conversation:
             turn.say_text(turn.t.error(exc))
             flow = self._flow(turn)
             if flow is not None and turn.dialog.step in flow.steps:
+                outer = turn.dialog.draft.get(OUTER)
                 try:
                     flow.steps[turn.dialog.step].ask(turn)
                 except DomainError:
                     turn.finish()  # the dialog's subject is gone (cancelled, taken): start afresh
+                    self._give_back(turn, outer)
             save_dialog(session, turn.member_id, turn.dialog, now=now)
             identity = identities.find_identity(session, event.platform, event.user_id) if store else None
             if identity is None:
@@ -316,9 +330,14 @@ class Conversation:
     def _dispatch(self, turn: Turn, event: Incoming) -> None:
         outer = turn.dialog.draft.get(OUTER) if turn.dialog.active else None
         self._dispatch_event(turn, event)
-        if isinstance(outer, dict) and not turn.dialog.active:
-            # The dialog begun on top of another has ended: the one beneath is offered again.
-            turn.dialog = Dialog(outer["flow"], outer["step"], outer["draft"], turn.dialog.choices)
+        if not turn.dialog.active:
+            self._give_back(turn, outer)
+
+    def _give_back(self, turn: Turn, outer: object) -> None:
+        """The dialog begun on top of another has ended: the one beneath is offered again."""
+        if isinstance(outer, dict):
+            choices = turn.dialog.choices or dict(outer.get("choices", {}))
+            turn.dialog = Dialog(outer["flow"], outer["step"], outer["draft"], choices)
             self._remind(turn)
 
     def _dispatch_event(self, turn: Turn, event: Incoming) -> None:
@@ -394,7 +413,7 @@ class Conversation:
         """Answer a command or a button without losing the unfinished dialog (DESIGN §7).
 
         What does not begin a dialog of its own leaves the unfinished one where it was, and says
-        so. What begins one keeps the unfinished one beneath it (one level deep), offered again
+        so. What begins one keeps the unfinished one beneath it (MAX_BENEATH deep), offered again
         when the new one ends.
         """
         kept = Dialog(turn.dialog.flow, turn.dialog.step, dict(turn.dialog.draft), dict(turn.dialog.choices))
@@ -403,8 +422,7 @@ class Conversation:
         if not kept.active:
             return
         if turn.dialog.active:
-            kept.draft.pop(OUTER, None)
-            turn.dialog.draft[OUTER] = {"flow": kept.flow, "step": kept.step, "draft": kept.draft}
+            turn.dialog.draft[OUTER] = _beneath(kept)
             return
         # A typed number now picks from what was shown last; with nothing shown, still the step's options.
         turn.dialog = Dialog(kept.flow, kept.step, kept.draft, turn.dialog.choices or kept.choices)

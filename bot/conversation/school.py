@@ -472,17 +472,22 @@ def bookings_page(turn: Turn, number: int) -> None:
 
 def cancel_booking(turn: Turn, request_id: int) -> None:
     """Show what cancelling would cost and ask to confirm."""
+    turn.start("cancel", "confirm", request_id=request_id)
+    ask_cancel(turn)
+
+
+def _cancellable(turn: Turn, request_id: int) -> Request:
+    """The school's own request, if it can still be cancelled (asked again after every answer)."""
     request = requests.get_request(turn.session, turn.district_id, request_id)
     if request.school_id != turn.member.school_id:
         raise InvalidInput(N_("Request {request_id} does not exist."), request_id=request_id)
     if RequestState(request.state) not in CANCELLABLE:
         raise InvalidInput(N_("Request #{request_id} can no longer be cancelled."), request_id=request_id)
-    turn.start("cancel", "confirm", request_id=request_id)
-    ask_cancel(turn)
+    return request
 
 
 def ask_cancel(turn: Turn) -> None:
-    request = requests.get_request(turn.session, turn.district_id, int(turn.draft["request_id"]))
+    request = _cancellable(turn, int(turn.draft["request_id"]))
     fee = requests.cancellation_cost(request, load_policy(turn.session, turn.district_id), turn.now)
     if fee.total_cents:
         text = turn._(
