@@ -27,6 +27,7 @@ from services.notices import (
 )
 from services.outbox import notify
 from services.policy import Policy, load_policy
+from services.reasons import clean_reason
 from services.requests import get_request
 from services.text import N_
 from services.transition import move
@@ -247,10 +248,9 @@ def dispute(
     request, closeout = _decided(session, district_id, request_id, school_id)
     if closeout.state != CloseoutState.REPORTED:
         raise IllegalTransition(N_("This report has already been decided."))
-    if not reason.strip():
-        raise InvalidInput(N_("Please say briefly what is wrong with the report."))
+    why = clean_reason(reason)
     closeout.state = CloseoutState.DISPUTED.value
-    closeout.dispute_reason = reason.strip()[:300]
+    closeout.dispute_reason = why
     closeout.decided_by, closeout.decided_at = actor, now
     session.add(closeout)
     record(
@@ -328,8 +328,7 @@ def correct(
     Before settlement this decides the report and settles it; after, the difference is booked
     as a ledger adjustment.
     """
-    if not reason.strip():
-        raise InvalidInput(N_("A correction needs a reason."))
+    why = clean_reason(reason)
     correction = preview_correction(
         session,
         district_id=district_id,
@@ -340,7 +339,7 @@ def correct(
     )
     request, closeout = _decided(session, district_id, request_id, None)
     already_settled = request.state == RequestState.SETTLED
-    _write_correction(session, closeout, correction.after, reason.strip()[:300], actor=actor, now=now)
+    _write_correction(session, closeout, correction.after, why, actor=actor, now=now)
     record(
         session,
         district_id=district_id,
@@ -354,7 +353,7 @@ def correct(
         reason=closeout.correction_reason,
     )
     if already_settled:
-        _adjust_settled(session, request, correction.change_cents, reason, actor=actor, now=now)
+        _adjust_settled(session, request, correction.change_cents, why, actor=actor, now=now)
     elif not settle(session, request, closeout, actor=actor, now=now):
         raise BudgetExceeded(N_("The budget does not cover this amount; raise the budget first."))
     _tell_correction(session, request, correction, closeout.correction_reason or "", now=now)

@@ -179,12 +179,16 @@ def candidates(
 
 
 def why_nobody(session: Session, request: Request) -> UnmetReason:
-    """Why `candidates` finds nobody for the request: the language, the mode, or the time."""
+    """Why `candidates` finds nobody for the request: the language, the mode, the gender wish (when
+    it alone stands in the way: the school can drop it), or the time."""
     speaking = speakers(session, request.district_id, request.language)
     if not speaking:
         return UnmetReason.NOT_COVERED
-    if not any(_suits(i, request, Mode(request.mode)) for i in speaking):
+    mode = Mode(request.mode)
+    if not any(mode in parse_modes(i.modes) for i in speaking):
         return UnmetReason.NOT_IN_MODE
+    if not any(_suits(i, request, mode) for i in speaking):
+        return UnmetReason.NOT_GENDER
     return UnmetReason.NOT_FREE
 
 

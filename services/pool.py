@@ -3,7 +3,7 @@
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, delete, select
 
@@ -218,15 +218,17 @@ def remove_absence(
 def booked_between(
     session: Session, interpreter_id: int, starts_at: datetime, ends_at: datetime
 ) -> Sequence[Request]:
-    """The interpreter's booked sessions that start inside `[starts_at, ends_at)`, soonest first."""
+    """The interpreter's booked sessions that overlap `[starts_at, ends_at)`, soonest first: also one
+    that begins before and runs into it."""
+    # No session lasts a day (requests.MAX_DURATION): widen the window by one in SQL, check each end here.
     query = (
         select(Request)
         .where(
             Request.interpreter_id == interpreter_id,
             Request.state == RequestState.BOOKED.value,
-            Request.starts_at >= starts_at,
+            Request.starts_at > starts_at - timedelta(days=1),
             Request.starts_at < ends_at,
         )
         .order_by(col(Request.starts_at))
     )
-    return session.exec(query).all()
+    return [r for r in session.exec(query) if r.starts_at + timedelta(minutes=r.duration_minutes) > starts_at]

@@ -100,7 +100,7 @@ def _expire_wave(session: Session, task: DueTask, now: datetime) -> Outcome:
 
 def _remind(session: Session, task: DueTask, now: datetime) -> Outcome:
     request = _request(session, task)
-    booked_for = f"i{request.interpreter_id}"
+    booked_for = f":i{request.interpreter_id}"  # the colon: `first:i15` is not interpreter 5's
     if (
         request.state != RequestState.BOOKED
         or now >= request.starts_at

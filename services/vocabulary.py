@@ -71,7 +71,8 @@ class UnmetReason(StrEnum):
     # Members speak it, but nobody could or would take it. As unmet demand the one category of all
     # three below; as a request's reason: those who could were asked, and none accepted.
     NOT_FILLED = "not_filled"
-    NOT_IN_MODE = "not_in_mode"  # nobody who speaks it works in the mode (with the gender wished)
+    NOT_IN_MODE = "not_in_mode"  # nobody who speaks it works in the mode
+    NOT_GENDER = "not_gender"  # some who speak it work in the mode, but none of the gender wished
     NOT_FREE = "not_free"  # those who could are busy or away at that time
 
 

@@ -217,16 +217,20 @@ def test_away_names_the_bookings_inside_and_absences_are_listed_and_removed(engi
     days = {"from_on": date(2026, 3, 9), "until_on": date(2026, 3, 11)}
     assert _text(listed) == DE.gettext("You are away:") + "\n" + DE.render("{from_on} – {until_on}", days)
     assert [(c.key, c.label) for c in listed.choices] == [
-        (f"aw:rm:{absence_id}", DE.render("Remove {from_on} – {until_on}", days)),
+        (f"rm-{absence_id}", DE.render("Remove {from_on} – {until_on}", days)),
         ("new", DE.gettext("New absence")),
     ]
     assert _say(talk, "amira", "2") == QUESTION_FROM  # a new one
     _say(talk, "amira", "/cancel")
 
-    # Nobody else can remove it.
+    # Nobody else can remove it (a button of an earlier list asks first, as the list does).
     refused = _say(talk, "samir", choice=f"aw:rm:{absence_id}")
     assert refused == DE.gettext("This absence does not exist (any more).")
-    removed = _say(talk, "amira", choice=f"aw:rm:{absence_id}")
+    asked = _say(talk, "amira", choice=f"aw:rm:{absence_id}")
+    assert asked.startswith(
+        DE.render("Remove your absence {from_on} – {until_on}? Offers reach you again for those days.", days)
+    )
+    removed = _say(talk, "amira", choice="yes")
     assert removed == DE.render("Removed: offers reach you again for {from_on} – {until_on}.", days)
     with UnitOfWork(engine) as uow:
         assert uow.session.exec(select(Absence)).all() == []

@@ -116,9 +116,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if not platforms_configured(os.environ):
         if args.demo:
             return chat(ctx, args)
-        with ctx.uow() as uow:
-            empty = not all_districts(uow.session)
-        if empty:
+        if not _holds_a_district():
             raise InvalidInput(
                 N_(
                     "This database holds no district, and no chat platform is configured. To try the bot "
@@ -138,6 +136,30 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     return _serve(
         ctx, transports, N_("The bot is running ({platforms}). Stop it with Ctrl+C."), platforms=names
     )
+
+
+def _holds_a_district() -> bool:
+    """Whether the configured database holds a district, read without creating or migrating it.
+
+    `run` that refuses must leave no trace: no new SQLite file, no tables in an empty database.
+    """
+    from sqlalchemy import create_engine, func, inspect, make_url, select
+
+    from db.engine import database_url
+    from db.models import District
+
+    url = database_url()
+    file = make_url(url).database if url.startswith("sqlite") else None
+    if file is not None and file != ":memory:" and not file.startswith("file:") and not Path(file).exists():
+        return False
+    engine = create_engine(url)
+    try:
+        if not inspect(engine).has_table("district"):
+            return False
+        with engine.connect() as connection:
+            return bool(connection.execute(select(func.count()).select_from(District)).scalar())
+    finally:
+        engine.dispose()
 
 
 def timers(ctx: Context, args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from bot.conversation.views import (
     status_line,
 )
 from bot.evaluation_export import duration_text, evaluation_pdf, hours_text
+from bot.i18n import echo
 from db.models import District
 from services import closeout, ledger, requests
 from services.billing_report import monthly_billing, parse_month
@@ -27,6 +28,7 @@ from services.errors import BudgetExceeded, InvalidInput
 from services.evaluation import evaluate, period_from_text
 from services.lifecycle import check_transition
 from services.overview import disputed, in_progress, pool_languages, uncovered_demand, waiting_for_coordinator
+from services.reasons import clean_reason
 from services.text import N_
 from services.vocabulary import RequestState, Role
 
@@ -36,6 +38,7 @@ REASONS = {
     "not_filled": N_("nobody accepted"),
     "not_free": N_("nobody free at that time"),
     "not_in_mode": N_("nobody works in this mode"),
+    "not_gender": N_("nobody of the gender wished"),
     "not_covered": N_("nobody in the pool speaks the language"),
 }
 
@@ -123,13 +126,14 @@ def _budget_command(turn: Turn, year: int) -> str:
 
 def reject(turn: Turn, request_id: int) -> None:
     """Ask why a held request is turned down; the school reads the reason."""
-    request = requests.get_request(turn.session, turn.district_id, request_id)
-    check_transition(RequestState(request.state), RequestState.REJECTED)
     turn.start("reject", "reason", request_id=request_id)
     ask_reject_reason(turn)
 
 
 def ask_reject_reason(turn: Turn) -> None:
+    # Asked again after every answer: another coordinator may have decided meanwhile (the dialog ends).
+    request = requests.get_request(turn.session, turn.district_id, int(turn.draft["request_id"]))
+    check_transition(RequestState(request.state), RequestState.REJECTED)
     turn.ask(
         N_("Why can #{request_id} not be approved? The school reads your reason (3 to 300 characters)."),
         request_id=turn.draft["request_id"],
@@ -137,25 +141,17 @@ def ask_reject_reason(turn: Turn) -> None:
 
 
 def take_reject_reason(turn: Turn, answer: Answer) -> None:
-    reason = _reason(answer)
     request_id = int(turn.draft["request_id"])
     requests.reject(
         turn.session,
         district_id=turn.district_id,
         request_id=request_id,
-        reason=reason,
+        reason=answer.text,
         actor=turn.actor,
         now=turn.now,
     )
     turn.finish()
     turn.say("#{request_id} is rejected; the school is told.", request_id=request_id)
-
-
-def _reason(answer: Answer) -> str:
-    reason = answer.text.strip()
-    if not 3 <= len(reason) <= 300:
-        raise InvalidInput(N_("Please give the reason in 3 to 300 characters."))
-    return reason
 
 
 def refer(turn: Turn, request_id: int) -> None:
@@ -226,7 +222,7 @@ def ask_reason(turn: Turn) -> None:
 
 
 def take_reason(turn: Turn, answer: Answer) -> str:
-    turn.draft["reason"] = _reason(answer)
+    turn.draft["reason"] = clean_reason(answer.text)  # checked now: the confirm step quotes it
     return "confirm"
 
 
@@ -264,7 +260,7 @@ def ask_confirm(turn: Turn) -> None:
         turn._("Correction of {line}", line=request_line(turn.t, request)),
         turn._("Before: {figures}", figures=_figures(turn, correction.before)),
         turn._("After: {figures}", figures=_figures(turn, correction.after)),
-        turn._("Reason: “{reason}”", reason=turn.draft["reason"]),
+        turn._("Reason: “{reason}”", reason=echo(turn.draft["reason"])),
         charge_change(turn, correction.change_cents),
         turn._("School and interpreter are told. Apply the correction?"),
     ]
@@ -274,7 +270,7 @@ def ask_confirm(turn: Turn) -> None:
 
 def take_confirm(turn: Turn, answer: Answer) -> str | None:
     if answer.key == "again":
-        turn.dialog.draft = {"request_id": turn.draft["request_id"]}
+        turn.restart_draft(request_id=turn.draft["request_id"])
         return "minutes"
     if answer.key != "apply":
         raise InvalidInput(N_("Please choose one of the options."))

@@ -19,6 +19,7 @@ from services.vocabulary import Role
 log = logging.getLogger(__name__)
 
 STAY = "."  # an answer that replied itself and keeps the dialog at its step
+OUTER = "_outer"  # in a dialog's draft: the unfinished dialog it was begun on top of (router.py)
 
 
 @dataclass
@@ -113,6 +114,11 @@ class Turn:
         self.dialog.flow, self.dialog.step = flow, step
         self.dialog.draft = dict(draft)
         self.dialog.choices = {}
+
+    def restart_draft(self, **keep: Any) -> None:
+        """Begin the dialog's answers afresh with `keep`, still holding the dialog beneath it (OUTER)."""
+        outer = self.dialog.draft.get(OUTER)
+        self.dialog.draft = dict(keep) if outer is None else {**keep, OUTER: outer}
 
     def finish(self) -> None:
         self.dialog.flow, self.dialog.step = "", ""
