@@ -125,8 +125,8 @@ class Template(Generic[P]):
         return Reply(numbered(text, choices), choices, attachment)
 
 
-def _contact(t: Translator, params: RequestBooked) -> str:
-    parts = [p for p in (params.interpreter_phone, params.interpreter_email) if p]
+def _contact(t: Translator, phone: str, email: str) -> str:
+    parts = [p for p in (phone, email) if p]
     return "\n" + t.render("Contact: {contact}", {"contact": ", ".join(parts)}) if parts else ""
 
 
@@ -232,9 +232,24 @@ def _calendar_details(
     lines.append(t.render("Topic: {topic}", {"topic": request.topic}))
     if request.note:
         lines.append(t.render("Note: {note}", {"note": request.note}))
-    if role == Role.SCHOOL and isinstance(params, RequestBooked) and params.interpreter_name:
-        lines.append(t.render("Interpreter: {name}", {"name": params.interpreter_name}) + _contact(t, params))
+    if role == Role.SCHOOL:
+        lines += _who_comes(session, t, request, params)
     return "\n".join(lines)
+
+
+def _who_comes(session: Session, t: Translator, request: Request, params: WithCalendar) -> list[str]:
+    """The booked interpreter and how to reach them, in every calendar entry of a booked session (a
+    changed booking's file replaces the whole event)."""
+    if isinstance(params, RequestBooked):
+        name, phone, email = params.interpreter_name, params.interpreter_phone, params.interpreter_email
+    elif request.state == RequestState.BOOKED.value and request.interpreter_id is not None:
+        interpreter = session.get(Interpreter, request.interpreter_id)
+        if interpreter is None:
+            return []
+        name, phone, email = interpreter.name, interpreter.phone, interpreter.email
+    else:
+        return []
+    return [t.render("Interpreter: {name}", {"name": name}) + _contact(t, phone, email)] if name else []
 
 
 def _unreachable(session: Session, t: Translator, params: DeliveryFailed) -> Values:
@@ -279,21 +294,46 @@ def _change_details(session: Session, t: Translator, params: ChangeAsked) -> Val
     return {"changes": "\n".join(lines)}
 
 
+_CHANGE_OUTCOME = {
+    RequestState.OFFERED.value: N_("We are looking for another interpreter for the new time."),
+    RequestState.AWAITING_APPROVAL.value: N_(
+        "Another interpreter would cost more than the budget has left; the coordination office decides."
+    ),
+    RequestState.UNFILLED.value: N_(
+        "Nobody else in the pool can take it at the new time. The coordination office is told and will "
+        "get back to you."
+    ),
+}
+
+
 def _change_declined(_session: Session, t: Translator, params: RequestChangeDeclined) -> Values:
-    if params.new_request_id is None:
-        outcome = t.gettext("We are looking for another interpreter for the new time.")
-    else:
-        outcome = t.render(
+    """What happens now, as `fill_offers` left it (rows from before: offered)."""
+    outcome = t.gettext(
+        _CHANGE_OUTCOME.get(params.outcome or "", _CHANGE_OUTCOME[RequestState.OFFERED.value])
+    )
+    if params.new_request_id is not None:
+        late = t.render(
             "As a late change, it counts as a late cancellation: {fee_cents} is charged to the budget. "
             "The changed session goes to the pool as request #{new_request_id}.",
             {"fee_cents": params.fee_cents, "new_request_id": params.new_request_id},
         )
+        outcome = f"{late} {outcome}"
     return {"outcome": outcome}
+
+
+def _change_declined_why(params: RequestChangeDeclined, _role: Role) -> str | None:
+    if params.reason:
+        return N_("The interpreter cannot keep the change: “{reason}” {outcome}")
+    return None
 
 
 _UNFILLED_WHY = {
     UnmetReason.NOT_COVERED.value: N_("Nobody in the pool speaks {language}."),
     UnmetReason.NOT_IN_MODE.value: N_("Nobody in the pool who speaks {language} works {mode}."),
+    UnmetReason.NOT_GENDER.value: N_(
+        "Nobody in the pool who speaks {language} and works {mode} is of the gender wished; "
+        "without that wish, someone could take it."
+    ),
     UnmetReason.NOT_FREE.value: N_(
         "Everyone in the pool who could take it {mode} is busy or away at that time."
     ),
@@ -317,6 +357,12 @@ def _unfilled(
 
 def _unfilled_school(params: RequestUnfilled, _role: Role) -> str | None:
     """The school's text by reason: never the referral for a language the pool covers."""
+    if params.handed_back and params.change_dropped:
+        return N_(
+            "The interpreter had to hand this job back before answering your change, so the change was "
+            "not applied. Nobody else in the pool can take it at that time. The coordination office is "
+            "told and will get back to you."
+        )
     if params.handed_back:
         return N_(
             "The interpreter had to hand this job back, and nobody else in the pool can take it at that "
@@ -339,6 +385,11 @@ def _unfilled_school(params: RequestUnfilled, _role: Role) -> str | None:
 
 def _unfilled_office(params: RequestUnfilledCoordinator, _role: Role) -> str | None:
     """The coordinators' text by reason; after a hand-back with who gave it back and why."""
+    if params.interpreter_name is not None and params.change_declined:
+        return N_(
+            "{interpreter_name} cannot keep the school's change of this booking: “{handed_back_reason}”. "
+            "Nobody else in the pool can take it at the new time.{alternative}"
+        )
     if params.interpreter_name is not None:
         return N_(
             "{interpreter_name} handed this job back: “{handed_back_reason}”. Nobody else in the pool "
@@ -350,7 +401,29 @@ def _unfilled_office(params: RequestUnfilledCoordinator, _role: Role) -> str | N
 
 
 def _handed_back(params: RequestInterpreterCancelled | RequestHandedBack, _role: Role) -> str | None:
-    """Held for the budget instead of offered again (rare: the next interpreters cost more)."""
+    """Held for the budget instead of offered again (rare: the next interpreters cost more); a change
+    still waiting that was not applied; a change the interpreter declined."""
+    if isinstance(params, RequestInterpreterCancelled) and params.change_dropped:
+        if params.held:
+            return N_(
+                "The interpreter had to hand this job back before answering your change, so the change "
+                "was not applied. Someone else would cost more than the budget has left; the "
+                "coordination office decides."
+            )
+        return N_(
+            "The interpreter had to hand this job back before answering your change, so the change was "
+            "not applied. We are looking for someone else for the booking as it was."
+        )
+    if isinstance(params, RequestHandedBack) and params.change_declined:
+        if params.outcome == RequestState.AWAITING_APPROVAL.value:
+            return N_(
+                "{interpreter_name} cannot keep the school's change of this booking: “{reason}”. Another "
+                "interpreter would cost more than the budget has left, so it waits for your decision."
+            )
+        return N_(
+            "{interpreter_name} cannot keep the school's change of this booking: “{reason}”. It is "
+            "offered to other interpreters at the new time."
+        )
     if isinstance(params, RequestInterpreterCancelled) and params.held:
         return N_(
             "The interpreter had to hand this job back. Someone else would cost more than the budget "
@@ -399,7 +472,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         RequestBooked,
         N_("Booked: {interpreter_name} will come.{contact}"),
-        details=lambda _s, t, p: {"contact": _contact(t, p)},
+        details=lambda _s, t, p: {"contact": _contact(t, p.interpreter_phone, p.interpreter_email)},
         calendar="booked",
     ),
     Template(
@@ -543,7 +616,8 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
         RequestChangeDeclined,
         N_("The interpreter cannot keep the change. {outcome}"),
         details=_change_declined,
-        calendar="cancelled",  # only for a late change: that booking is cancelled
+        calendar="cancelled",  # only when the school's event goes: a late change, or nobody else
+        pick=_change_declined_why,
     ),
     Template(
         RequestChangeLapsed,

@@ -32,11 +32,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NoReturn
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from db.models import BookingChange, DueTask, Offer, Request, School
+from db.models import BookingChange, DueTask, Interpreter, Offer, Request, School
 from services import due, ledger
-from services.allowance import check_allowance
 from services.audit import record
 from services.billing import cancellation_fee, estimate
 from services.errors import BudgetExceeded, IllegalTransition, InvalidInput, NotFound
@@ -48,14 +48,14 @@ from services.notices import (
     RequestChanged,
     RequestChangeDeclined,
     RequestChangeLapsed,
-    RequestReceived,
+    RequestHandedBack,
 )
-from services.offers import fill_offers, withdraw_open_offers
+from services.offers import HandBack, fill_offers, unbook
 from services.outbox import notify
 from services.policy import Policy, load_policy
-from services.requests import RequestDraft, get_request, validate_draft
+from services.reasons import clean_reason
+from services.requests import RequestDraft, cancel_and_settle, get_request, validate_draft
 from services.text import N_
-from services.transition import move
 from services.vocabulary import Gender, Mode, OfferState, Recipient, RequestState, Topic
 
 
@@ -117,22 +117,20 @@ def changes_anything(request: Request, draft: ChangeDraft, place: str) -> bool:
     )
 
 
-def held_cents(before_cents: int, after_cents: int) -> int:
-    """The reservation while the interpreter decides: enough for either outcome."""
-    return max(before_cents, after_cents)
-
-
 # --- reading -------------------------------------------------------------------------------------
 
 
-def _changeable(session: Session, district_id: int, request_id: int, school_id: int | None) -> Request:
-    request = get_request(session, district_id, request_id)
+def _changeable(
+    session: Session, district_id: int, request_id: int, school_id: int | None, *, lock: bool = False
+) -> Request:
+    request = get_request(session, district_id, request_id, lock=lock)
     if school_id is not None and request.school_id != school_id:
         raise NotFound(N_("Request {request_id} does not exist."), request_id=request_id)
     return request
 
 
-def _check_booked(request: Request, now: datetime) -> None:
+def check_booked(request: Request, now: datetime) -> None:
+    """Raise unless the request is a booked session that has not begun."""
     if request.state != RequestState.BOOKED or request.starts_at <= now:
         raise IllegalTransition(
             N_("Request #{request_id} cannot be changed: only a booked session that has not begun can."),
@@ -176,7 +174,7 @@ def _place(session: Session, request: Request, draft: ChangeDraft) -> str:
 
 def _validate(session: Session, request: Request, draft: ChangeDraft, policy: Policy, now: datetime) -> str:
     """Check the change like a new request; returns the place it stores."""
-    _check_booked(request, now)
+    check_booked(request, now)
     validate_draft(
         RequestDraft(
             school_id=request.school_id,
@@ -218,11 +216,19 @@ def quote_change(
 ) -> ChangeQuote:
     """The change's effect on the money, without saving anything; raises for a change not allowed."""
     request = _changeable(session, district_id, request_id, school_id)
-    policy = load_policy(session, district_id)
-    _validate(session, request, draft, policy, now)
+    quote, _place = _quote(session, request, draft, load_policy(session, district_id), now)
+    return quote
+
+
+def _quote(
+    session: Session, request: Request, draft: ChangeDraft, policy: Policy, now: datetime
+) -> tuple[ChangeQuote, str]:
+    """Check the change and price it against the budget as this session has it (locked, when the
+    change is to be saved); returns the quote and the place the change stores."""
+    place = _validate(session, request, draft, policy, now)
     assert request.id is not None
     after = estimate(draft.mode, draft.duration_minutes, booked_distance_m(session, request), policy)
-    budget = ledger.get_budget(session, district_id, ledger.fiscal_year(request.starts_at))
+    budget = ledger.get_budget(session, request.district_id, ledger.fiscal_year(request.starts_at))
     quote = ChangeQuote(
         before_cents=ledger.open_reservation(session, request.id),
         after_cents=after.total_cents,
@@ -231,7 +237,7 @@ def quote_change(
     )
     if quote.difference_cents > quote.available_cents:
         _too_dear(quote.difference_cents, quote.available_cents)
-    return quote
+    return quote, place
 
 
 def _too_dear(extra_cents: int, available_cents: int) -> NoReturn:
@@ -258,27 +264,19 @@ def ask_change(
     now: datetime,
     school_id: int | None = None,
 ) -> BookingChange:
-    """Save the change for the booked interpreter to answer; the booking stays as it is until then."""
-    request = _changeable(session, district_id, request_id, school_id)
+    """Save the change for the booked interpreter to answer; the booking stays as it is until then.
+
+    The request, then the budget, are locked before anything is checked or priced: a cancellation,
+    hand-back or reservation committed meanwhile is seen, never overwritten."""
+    request = _changeable(session, district_id, request_id, school_id, lock=True)
     policy = load_policy(session, district_id)
-    place = _validate(session, request, draft, policy, now)
+    budget = ledger.get_budget(session, district_id, ledger.fiscal_year(request.starts_at), lock=True)
+    quote, place = _quote(session, request, draft, policy, now)
     assert request.id is not None
     assert request.interpreter_id is not None
-    quote = quote_change(
-        session, district_id=district_id, request_id=request_id, draft=draft, now=now, school_id=school_id
-    )
-    budget = ledger.get_budget(session, district_id, ledger.fiscal_year(request.starts_at), lock=True)
-    try:
-        ledger.set_reservation(
-            session,
-            budget,
-            request_id=request.id,
-            amount_cents=held_cents(quote.before_cents, quote.after_cents),
-            actor=actor,
-            now=now,
-        )
-    except BudgetExceeded:  # spent meanwhile
-        _too_dear(quote.difference_cents, ledger.balance_of(budget).available_cents)
+    # Held while the interpreter decides: enough for either outcome (the quote checked it fits).
+    held = max(quote.before_cents, quote.after_cents)
+    ledger.set_reservation(session, budget, request_id=request.id, amount_cents=held, actor=actor, now=now)
     change = BookingChange(
         request_id=request.id,
         interpreter_id=request.interpreter_id,
@@ -293,18 +291,8 @@ def ask_change(
         created_at=now,
         expires_at=answer_by(request.starts_at, draft.starts_at, now, policy),
     )
-    session.add(change)
-    session.flush()
+    _save(session, request, change, actor, now)
     assert change.id is not None
-    due.arm(
-        session,
-        district_id=district_id,
-        kind=due.Kind.CHANGE_EXPIRY,
-        subject_id=change.id,
-        due_at=change.expires_at,
-        now=now,
-    )
-    _audit(session, request, change, "change.asked", actor, now)
     notify(
         session,
         district_id=district_id,
@@ -320,6 +308,22 @@ def ask_change(
         now=now,
     )
     return change
+
+
+def _save(session: Session, request: Request, change: BookingChange, actor: str, now: datetime) -> None:
+    """Store the asked change, with its answer time for the timers and its audit entry."""
+    session.add(change)
+    session.flush()
+    assert change.id is not None
+    due.arm(
+        session,
+        district_id=request.district_id,
+        kind=due.Kind.CHANGE_EXPIRY,
+        subject_id=change.id,
+        due_at=change.expires_at,
+        now=now,
+    )
+    _audit(session, request, change, "change.asked", actor, now)
 
 
 def _audit(
@@ -346,11 +350,16 @@ def _audit(
     )
 
 
-def _close(session: Session, change: BookingChange, state: ChangeState, now: datetime) -> None:
-    change.state = state.value
-    change.decided_at = now
-    session.add(change)
-    session.flush()  # the one-pending index must see it closed before another change is saved
+def _close(session: Session, change: BookingChange, state: ChangeState, now: datetime) -> bool:
+    """Decide a waiting change, once: False when another transaction decided it first (a double tap,
+    an answer racing the answer time). The one-pending index sees it closed at once."""
+    closed = session.exec(
+        update(BookingChange)
+        .where(col(BookingChange.id) == change.id, col(BookingChange.state) == ChangeState.PENDING.value)
+        .values(state=state.value, decided_at=now)
+    )
+    session.refresh(change)
+    return closed.rowcount == 1
 
 
 # --- the interpreter answers ---------------------------------------------------------------------
@@ -364,6 +373,7 @@ def _answerable(
         raise NotFound(N_("This change does not exist."))
     request = session.get(Request, change.request_id, with_for_update=True, populate_existing=True)
     assert request is not None
+    session.refresh(change)  # as decided by whoever held the request's lock before
     if change.state == ChangeState.CONFIRMED:
         raise IllegalTransition(N_("You have already confirmed this change."))
     if change.state == ChangeState.DECLINED:
@@ -373,6 +383,14 @@ def _answerable(
         # An error rolls the event back: its due row lapses the change.
         raise IllegalTransition(N_("This change is no longer open; the booking stays as it is."))
     return change, request
+
+
+def answerable(
+    session: Session, *, change_id: int, interpreter_id: int, now: datetime
+) -> tuple[BookingChange, Request]:
+    """The change still waiting for this interpreter's answer, with its booking; raises the sentence
+    that says why not (before a decline asks for its reason)."""
+    return _answerable(session, change_id, interpreter_id, now)
 
 
 def _apply(request: Request, change: BookingChange, now: datetime) -> None:
@@ -391,6 +409,7 @@ def confirm_change(
     change, request = _answerable(session, change_id, interpreter_id, now)
     assert request.id is not None
     assert change.id is not None
+    _settle_answer(session, change, ChangeState.CONFIRMED, now)
     _audit(session, request, change, "change.confirmed", actor, now)
     _apply(request, change, now)
     budget = ledger.get_budget(session, request.district_id, ledger.fiscal_year(request.starts_at), lock=True)
@@ -400,7 +419,6 @@ def confirm_change(
     request.estimate_cents = change.estimate_cents
     request.calendar_sequence += 1  # the same event in both calendars, at its new time
     session.add(request)
-    _close(session, change, ChangeState.CONFIRMED, now)
     rearm_booking(session, request, change.id, now)
     notify(
         session,
@@ -427,26 +445,38 @@ def confirm_change(
     return request
 
 
+def _settle_answer(session: Session, change: BookingChange, state: ChangeState, now: datetime) -> None:
+    if not _close(session, change, state, now):
+        raise IllegalTransition(N_("This change is no longer open; the booking stays as it is."))
+
+
 def decline_change(
-    session: Session, *, change_id: int, interpreter_id: int, actor: str, now: datetime
+    session: Session, *, change_id: int, interpreter_id: int, reason: str, actor: str, now: datetime
 ) -> Request | None:
-    """The interpreter cannot keep the changed session; returns the new request of a late change.
+    """The interpreter cannot keep the changed session, and says why; returns the new request of a
+    late change.
 
     Late (a fee was named when the school asked): the booking is cancelled with that fee and the
     change goes to the pool as a new request. Otherwise the request itself, changed, goes back to
-    the pool. Either way the interpreter's calendar drops the event.
+    the pool. Either way the interpreter's calendar drops the event, the school reads the reason and
+    what happens now in one message, and the coordinators learn that a booked interpreter dropped out.
     """
+    why = clean_reason(reason)
     change, request = _answerable(session, change_id, interpreter_id, now)
     assert request.id is not None
     assert change.id is not None
+    _settle_answer(session, change, ChangeState.DECLINED, now)
     _audit(session, request, change, "change.declined", actor, now)
-    _close(session, change, ChangeState.DECLINED, now)
+    interpreter = session.get(Interpreter, interpreter_id)
+    assert interpreter is not None
+    handed_back = HandBack(interpreter.name, why, change_declined=True)
     if change.fee_cents:
-        new_request = _cancel_late(session, request, change, actor=actor, now=now)
-        school_sequence: int | None = request.calendar_sequence
+        new_request: Request | None = _cancel_late(
+            session, request, change, handed_back, actor=actor, now=now
+        )
     else:
-        _back_to_pool(session, request, change, actor=actor, now=now)
-        new_request, school_sequence = None, None  # the school's event stays until someone else is booked
+        _back_to_pool(session, request, change, handed_back, actor=actor, now=now)
+        new_request = None
     notify(
         session,
         district_id=request.district_id,
@@ -460,6 +490,25 @@ def decline_change(
         ),
         now=now,
     )
+    _tell_declined(session, request, change, new_request, handed_back, now)
+    return new_request
+
+
+def _tell_declined(
+    session: Session,
+    request: Request,
+    change: BookingChange,
+    new_request: Request | None,
+    handed_back: HandBack,
+    now: datetime,
+) -> None:
+    """One message to the school: the reason, the fee of a late change, and what happens now; the
+    coordinators hear of it too (from `mark_unfilled` when nobody else can take it)."""
+    assert request.id is not None
+    carrier = new_request or request  # the request that carries the changed session now
+    outcome = RequestState(carrier.state)
+    # The school's event goes when the booking is cancelled (late) or nobody else can take it.
+    dropped = new_request is not None or outcome is RequestState.UNFILLED
     notify(
         session,
         district_id=request.district_id,
@@ -467,63 +516,77 @@ def decline_change(
         recipient_id=request.school_id,
         notice=RequestChangeDeclined(
             request_id=request.id,
-            calendar_sequence=school_sequence,
+            calendar_sequence=request.calendar_sequence if dropped else None,
             fee_cents=change.fee_cents,
             new_request_id=new_request.id if new_request else None,
+            outcome=outcome.value,
+            reason=handed_back.reason,
         ),
         now=now,
     )
-    return new_request
-
-
-def _release_interpreter(session: Session, request: Request, now: datetime) -> None:
-    for offer in session.exec(
-        select(Offer).where(Offer.request_id == request.id, Offer.state == OfferState.ACCEPTED.value)
-    ):
-        offer.state = OfferState.CANCELLED.value
-        offer.responded_at = now
-        session.add(offer)
+    if outcome is RequestState.UNFILLED:
+        return
+    assert carrier.id is not None
+    notify(
+        session,
+        district_id=request.district_id,
+        recipient=Recipient.COORDINATORS,
+        recipient_id=request.district_id,
+        notice=RequestHandedBack(
+            request_id=carrier.id,
+            interpreter_name=handed_back.interpreter_name,
+            reason=handed_back.reason,
+            outcome=outcome.value,
+            change_declined=True,
+        ),
+        now=now,
+    )
 
 
 def _back_to_pool(
-    session: Session, request: Request, change: BookingChange, *, actor: str, now: datetime
+    session: Session,
+    request: Request,
+    change: BookingChange,
+    handed_back: HandBack,
+    *,
+    actor: str,
+    now: datetime,
 ) -> None:
     """The changed request goes to the next interpreters, as after a hand-back."""
-    _release_interpreter(session, request, now)
     _apply(request, change, now)
-    request.interpreter_id = None
-    request.booked_at = None
-    request.calendar_sequence += 1  # the interpreter's copy of the event is cancelled with this SEQUENCE
-    session.add(request)
-    session.flush()
-    fill_offers(session, request, actor=actor, now=now)
+    unbook(session, request, now)
+    fill_offers(session, request, actor=actor, now=now, handed_back=handed_back)
 
 
 def _cancel_late(
-    session: Session, request: Request, change: BookingChange, *, actor: str, now: datetime
+    session: Session,
+    request: Request,
+    change: BookingChange,
+    handed_back: HandBack,
+    *,
+    actor: str,
+    now: datetime,
 ) -> Request:
     """A late change not kept counts as a late cancellation; the change becomes a new request."""
-    assert request.id is not None
-    assert request.interpreter_id is not None
-    move(session, request, RequestState.CANCELLED, actor=actor, now=now, reason="change_declined")
-    request.calendar_sequence += 1  # both calendars drop the event
-    budget = ledger.get_budget(session, request.district_id, ledger.fiscal_year(request.starts_at), lock=True)
-    ledger.settle(session, budget, request_id=request.id, charge_cents=change.fee_cents, actor=actor, now=now)
-    withdraw_open_offers(session, request, now=now)
-    session.flush()
-    check_allowance(
-        session,
-        district_id=request.district_id,
-        interpreter_id=request.interpreter_id,
-        year=ledger.fiscal_year(request.starts_at),
-        now=now,
+    cancel_and_settle(
+        session, request, fee_cents=change.fee_cents, actor=actor, now=now, reason="change_declined"
     )
-    return _as_new_request(session, request, change, actor=actor, now=now)
+    new_request = _as_new_request(session, request, change, now=now)
+    record(
+        session,
+        district_id=new_request.district_id,
+        actor=actor,
+        action="request.requested",
+        entity="request",
+        entity_id=new_request.id or 0,
+        now=now,
+        changed_from=request.id,
+    )
+    fill_offers(session, new_request, actor=actor, now=now, handed_back=handed_back)
+    return new_request
 
 
-def _as_new_request(
-    session: Session, old: Request, change: BookingChange, *, actor: str, now: datetime
-) -> Request:
+def _as_new_request(session: Session, old: Request, change: BookingChange, *, now: datetime) -> Request:
     """The changed session as a request of its own, checked when the school asked; the interpreter who
     declined it counts as having declined its offer."""
     request = Request(
@@ -562,26 +625,6 @@ def _as_new_request(
         )
     )
     session.flush()
-    record(
-        session,
-        district_id=request.district_id,
-        actor=actor,
-        action="request.requested",
-        entity="request",
-        entity_id=request.id,
-        now=now,
-        changed_from=old.id,
-    )
-    fill_offers(session, request, actor=actor, now=now)
-    if request.state == RequestState.OFFERED:
-        notify(
-            session,
-            district_id=request.district_id,
-            recipient=Recipient.SCHOOL,
-            recipient_id=request.school_id,
-            notice=RequestReceived(request_id=request.id),
-            now=now,
-        )
     return request
 
 
@@ -590,15 +633,12 @@ def lapse(session: Session, change: BookingChange, *, now: datetime) -> bool:
 
     Returns False when the change had already been decided (or its booking is gone: then silently).
     """
-    if change.state != ChangeState.PENDING:
-        return False
     request = session.get(Request, change.request_id, with_for_update=True, populate_existing=True)
     assert request is not None
     assert request.id is not None
     assert change.id is not None
     still_booked = request.state == RequestState.BOOKED and request.interpreter_id == change.interpreter_id
-    _close(session, change, ChangeState.LAPSED, now)
-    if not still_booked:
+    if not _close(session, change, ChangeState.LAPSED, now) or not still_booked:
         return False
     _audit(session, request, change, "change.lapsed", "system:timers", now)
     budget = ledger.get_budget(session, request.district_id, ledger.fiscal_year(request.starts_at), lock=True)

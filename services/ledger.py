@@ -57,7 +57,8 @@ def balance_of(budget: Budget) -> Balance:
 def find_budget(session: Session, district_id: int, year: int, *, lock: bool = False) -> Budget | None:
     query = select(Budget).where(Budget.district_id == district_id, Budget.fiscal_year == year)
     if lock:
-        query = query.with_for_update()
+        # The row as it is once locked: an object this session loaded earlier keeps stale totals otherwise.
+        query = query.with_for_update().execution_options(populate_existing=True)
     return session.exec(query).first()
 
 

@@ -122,6 +122,7 @@ class RequestUnfilled(WithCalendar):
     reason: str | None = None  # an UnmetReason value
     other_mode: str | None = None  # a Mode in which someone could take it
     handed_back: bool | None = None  # the booked interpreter gave it back, and nobody else can
+    change_dropped: bool | None = None  # ... before answering the school's change: it was not applied
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +135,7 @@ class RequestUnfilledCoordinator(AboutRequest):
     other_mode: str | None = None  # a Mode in which someone could take it
     interpreter_name: str | None = None  # who gave the booking back, if it was booked
     handed_back_reason: str | None = None  # why, in their words
+    change_declined: bool | None = None  # they did not give it back but declined the school's change
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +154,7 @@ class RequestInterpreterCancelled(AboutRequest):
     notice = Notice.REQUEST_INTERPRETER_CANCELLED
     recipients = SCHOOL
     held: bool | None = None  # another interpreter would cost more than the budget has left
+    change_dropped: bool | None = None  # the school's change still waiting was not applied
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +166,7 @@ class RequestHandedBack(AboutRequest):
     interpreter_name: str
     reason: str
     outcome: str  # the request's state afterwards: offered, or awaiting_approval
+    change_declined: bool | None = None  # not given back: the interpreter declined the school's change
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -404,6 +408,8 @@ class RequestChangeDeclined(WithCalendar):
     recipients = SCHOOL
     fee_cents: int
     new_request_id: int | None
+    outcome: str | None = None  # the state of the request that carries the changed session now
+    reason: str | None = None  # why the interpreter cannot keep it, in their words
 
 
 @dataclass(frozen=True, kw_only=True)
