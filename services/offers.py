@@ -15,14 +15,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from db.models import Budget, Delivery, Interpreter, Offer, OutboxMessage, Request, UnmetDemand
+from db.models import BookingChange, Budget, Delivery, Interpreter, Offer, OutboxMessage, Request, UnmetDemand
 from services import due, ledger
 from services.audit import record
 from services.errors import (
     AlreadyTaken,
     BudgetExceeded,
     IllegalTransition,
-    InvalidInput,
     NotFound,
     OfferClosed,
 )
@@ -42,19 +41,24 @@ from services.notices import (
 )
 from services.outbox import notify
 from services.policy import Policy, load_policy
+from services.reasons import clean_reason
 from services.text import N_
 from services.transition import move
 from services.vocabulary import OfferState, Recipient, RequestState, UnmetReason
 
-HAND_BACK_REASON_MAX = 300
-
 
 @dataclass(frozen=True)
 class HandBack:
-    """A booking given back: who gave it back and why (the coordinators read it)."""
+    """A booking given back: who gave it back and why (the coordinators read it).
+
+    `change_declined`: the interpreter declined the school's change of the booking (the caller tells
+    the school in its own message); `change_dropped`: a change still waiting was not applied.
+    """
 
     interpreter_name: str
     reason: str
+    change_declined: bool = False
+    change_dropped: bool = False
 
 
 def offers_of(session: Session, request_id: int) -> list[Offer]:
@@ -92,16 +96,15 @@ def await_approval(
 ) -> None:
     """Hold the request for a coordinator: the money it needs is not there.
 
-    `tell_school=False`: the caller tells the school in its own message (a hand-back).
+    `tell_school=False`: a hand-back, whose own messages tell the school and the coordinators (one
+    each, the coordinators' with who handed it back and why), so nobody is told here.
     """
     assert request.id is not None
     release_reservation(session, request, actor=actor, now=now)
     request.estimate_cents = needed_cents
     move(session, request, RequestState.AWAITING_APPROVAL, actor=actor, now=now, reason=reason)
-    recipients = [(Recipient.COORDINATORS, request.district_id)]
-    if tell_school:
-        recipients.append((Recipient.SCHOOL, request.school_id))
-    for recipient, rid in recipients:
+    recipients = [(Recipient.COORDINATORS, request.district_id), (Recipient.SCHOOL, request.school_id)]
+    for recipient, rid in recipients if tell_school else []:
         notify(
             session,
             district_id=request.district_id,
@@ -140,22 +143,24 @@ def mark_unfilled(
         refused = [o.interpreter_id for o in offers_of(session, request.id) if o.state in said_no]
         alternative = next(iter(other_modes(session, request, policy, now, refused)), None)
     other_mode = alternative.value if alternative else None
-    notify(
-        session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
-        notice=RequestUnfilled(
-            request_id=request.id,
-            language=request.language,
-            referral_text=policy.referral_text,
-            calendar_sequence=request.calendar_sequence if in_calendar else None,
-            reason=reason.value,
-            other_mode=other_mode,
-            handed_back=handed_back is not None,
-        ),
-        now=now,
-    )
+    if handed_back is None or not handed_back.change_declined:
+        notify(
+            session,
+            district_id=request.district_id,
+            recipient=Recipient.SCHOOL,
+            recipient_id=request.school_id,
+            notice=RequestUnfilled(
+                request_id=request.id,
+                language=request.language,
+                referral_text=policy.referral_text,
+                calendar_sequence=request.calendar_sequence if in_calendar else None,
+                reason=reason.value,
+                other_mode=other_mode,
+                handed_back=handed_back is not None,
+                change_dropped=handed_back.change_dropped if handed_back else None,
+            ),
+            now=now,
+        )
     notify(
         session,
         district_id=request.district_id,
@@ -169,6 +174,7 @@ def mark_unfilled(
             other_mode=other_mode,
             interpreter_name=handed_back.interpreter_name if handed_back else None,
             handed_back_reason=handed_back.reason if handed_back else None,
+            change_declined=handed_back.change_declined if handed_back else None,
         ),
         now=now,
     )
@@ -470,8 +476,11 @@ def decline_offer(session: Session, *, offer_id: int, interpreter_id: int, actor
 
 
 def booked_job(session: Session, *, request_id: int, interpreter_id: int, now: datetime) -> Request:
-    """The interpreter's booking that they may still give back; raises a domain error otherwise."""
-    request = session.get(Request, request_id)
+    """The interpreter's booking that they may still give back; raises a domain error otherwise.
+
+    The request is locked and read as it is now: giving back raises its calendar SEQUENCE, which a
+    change confirmed meanwhile may have raised already."""
+    request = session.get(Request, request_id, with_for_update=True, populate_existing=True)
     if request is None or request.interpreter_id != interpreter_id:
         raise NotFound(N_("This booking does not exist."))
     if request.state != RequestState.BOOKED:
@@ -494,21 +503,11 @@ def give_back(
     can take it and the coordination office looks at it); the coordinators read the reason.
     """
     request = booked_job(session, request_id=request_id, interpreter_id=interpreter_id, now=now)
-    why = " ".join(reason.split())
-    if not 3 <= len(why) <= HAND_BACK_REASON_MAX:
-        raise InvalidInput(N_("Please give the reason in 3 to 300 characters."))
+    why = clean_reason(reason)
     interpreter = session.get(Interpreter, interpreter_id)
     assert interpreter is not None
-    for offer in offers_of(session, request_id):
-        if offer.state == OfferState.ACCEPTED:
-            offer.state = OfferState.CANCELLED.value
-            offer.responded_at = now
-            session.add(offer)
-    request.interpreter_id = None
-    request.booked_at = None
-    request.calendar_sequence += 1  # the interpreter's copy of the event is cancelled with this SEQUENCE
-    session.add(request)
-    session.flush()
+    dropped = _drop_waiting_change(session, request_id, now)
+    unbook(session, request, now)
     record(
         session,
         district_id=request.district_id,
@@ -520,7 +519,8 @@ def give_back(
         interpreter_id=interpreter_id,
         reason=why,
     )
-    fill_offers(session, request, actor=actor, now=now, handed_back=HandBack(interpreter.name, why))
+    handed_back = HandBack(interpreter.name, why, change_dropped=dropped)
+    fill_offers(session, request, actor=actor, now=now, handed_back=handed_back)
     state = RequestState(request.state)
     if state is RequestState.UNFILLED:
         return request  # its one message each for school and coordinators says it was handed back
@@ -530,7 +530,7 @@ def give_back(
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
         notice=RequestInterpreterCancelled(
-            request_id=request_id, held=state is RequestState.AWAITING_APPROVAL
+            request_id=request_id, held=state is RequestState.AWAITING_APPROVAL, change_dropped=dropped
         ),
         now=now,
     )
@@ -545,6 +545,33 @@ def give_back(
         now=now,
     )
     return request
+
+
+def unbook(session: Session, request: Request, now: datetime) -> None:
+    """The booked interpreter no longer has the job: their accepted offer counts as given back (they
+    are not asked again), and their copy of the calendar event is cancelled with a higher SEQUENCE."""
+    for offer in offers_of(session, request.id or 0):
+        if offer.state == OfferState.ACCEPTED:
+            offer.state = OfferState.CANCELLED.value
+            offer.responded_at = now
+            session.add(offer)
+    request.interpreter_id = None
+    request.booked_at = None
+    request.calendar_sequence += 1
+    session.add(request)
+    session.flush()
+
+
+def _drop_waiting_change(session: Session, request_id: int, now: datetime) -> bool:
+    """Close the school's change still waiting for the interpreter who gives the booking back (it lapses:
+    the booking goes out as it was); True if there was one. The states are services.changes.ChangeState's,
+    which imports this module."""
+    dropped = session.exec(
+        update(BookingChange)
+        .where(col(BookingChange.request_id) == request_id, col(BookingChange.state) == "pending")
+        .values(state="lapsed", decided_at=now)
+    )
+    return bool(dropped.rowcount)
 
 
 def taken_notice_pending(session: Session, *, offer_id: int, interpreter_id: int) -> bool:

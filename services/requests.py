@@ -33,6 +33,7 @@ from services.offers import (
 )
 from services.outbox import notify
 from services.policy import Policy, load_policy
+from services.reasons import clean_reason
 from services.text import N_
 from services.transition import move
 from services.vocabulary import Gender, Mode, Recipient, RequestState, Topic, UnmetReason
@@ -217,8 +218,14 @@ def refer(session: Session, request: Request, *, reason: UnmetReason, actor: str
     )
 
 
-def get_request(session: Session, district_id: int, request_id: int) -> Request:
-    request = session.get(Request, request_id)
+def get_request(session: Session, district_id: int, request_id: int, *, lock: bool = False) -> Request:
+    """The district's request; `lock`: locked for this transaction and read as it is now (whoever
+    changes a request's state or calendar SEQUENCE takes the lock first)."""
+    request = (
+        session.get(Request, request_id, with_for_update=True, populate_existing=True)
+        if lock
+        else session.get(Request, request_id)
+    )
     if request is None or request.district_id != district_id:
         raise NotFound(N_("Request {request_id} does not exist."), request_id=request_id)
     return request
@@ -255,16 +262,15 @@ def reject(
     session: Session, *, district_id: int, request_id: int, actor: str, now: datetime, reason: str = ""
 ) -> Request:
     """A coordinator turns a held request down; the school is told, and reads the reason."""
-    if not reason.strip():
-        raise InvalidInput(N_("A rejection needs a reason."))
+    why = clean_reason(reason)
     request = get_request(session, district_id, request_id)
-    move(session, request, RequestState.REJECTED, actor=actor, now=now, reason=reason.strip()[:40] or None)
+    move(session, request, RequestState.REJECTED, actor=actor, now=now, reason=why[:40])
     notify(
         session,
         district_id=district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        notice=RequestRejected(request_id=request_id, reason=reason.strip()),
+        notice=RequestRejected(request_id=request_id, reason=why),
         now=now,
     )
     return request
@@ -275,6 +281,43 @@ def cancellation_cost(request: Request, policy: Policy, now: datetime) -> Cost:
     if request.state != RequestState.BOOKED:
         return Cost(0, 0, 0, 0)
     return cancellation_fee(Mode(request.mode), request.starts_at, now, policy)
+
+
+def cancel_and_settle(
+    session: Session,
+    request: Request,
+    *,
+    fee_cents: int,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> int | None:
+    """The core of every cancellation: the request is cancelled (its calendar event too, if it has
+    one), the fee charged and the rest of its reservation released, open offers withdrawn, and the
+    booked interpreter's allowance checked. Returns who was booked; the caller tells whom it must."""
+    assert request.id is not None
+    interpreter_id = request.interpreter_id if request.state == RequestState.BOOKED else None
+    move(session, request, RequestState.CANCELLED, actor=actor, now=now, reason=reason)
+    if request.calendar_sequence > 0:
+        request.calendar_sequence += 1  # the calendar event is cancelled with a higher SEQUENCE
+    if fee_cents:
+        budget = ledger.get_budget(
+            session, request.district_id, ledger.fiscal_year(request.starts_at), lock=True
+        )
+        ledger.settle(session, budget, request_id=request.id, charge_cents=fee_cents, actor=actor, now=now)
+    else:
+        release_reservation(session, request, actor=actor, now=now)
+    withdraw_open_offers(session, request, now=now)
+    if interpreter_id is not None and fee_cents:
+        session.flush()
+        check_allowance(
+            session,
+            district_id=request.district_id,
+            interpreter_id=interpreter_id,
+            year=ledger.fiscal_year(request.starts_at),
+            now=now,
+        )
+    return interpreter_id
 
 
 def cancel(
@@ -291,38 +334,18 @@ def cancel(
     Releases the reservation and charges the policy's fee when a booked session is cancelled
     inside the window; open offers are withdrawn and a booked interpreter is told.
     """
-    request = get_request(session, district_id, request_id)
+    request = get_request(session, district_id, request_id, lock=True)
     if school_id is not None and request.school_id != school_id:
         raise NotFound(N_("Request {request_id} does not exist."), request_id=request_id)
     if request.state == RequestState.BOOKED and request.starts_at <= now:
         raise IllegalTransition(N_("The session has already begun; it can no longer be cancelled."))
     policy = load_policy(session, district_id)
     fee = cancellation_cost(request, policy, now)
-    interpreter_id = request.interpreter_id if request.state == RequestState.BOOKED else None
     in_calendars = (
         request.calendar_sequence > 0
     )  # booked once: the school has the event, even after a give-back
-    move(session, request, RequestState.CANCELLED, actor=actor, now=now)
-    if in_calendars:
-        request.calendar_sequence += 1  # the calendar event is cancelled with a higher SEQUENCE
+    interpreter_id = cancel_and_settle(session, request, fee_cents=fee.total_cents, actor=actor, now=now)
     assert request.id is not None
-    if fee.total_cents:
-        budget = ledger.get_budget(session, district_id, ledger.fiscal_year(request.starts_at), lock=True)
-        ledger.settle(
-            session, budget, request_id=request.id, charge_cents=fee.total_cents, actor=actor, now=now
-        )
-    else:
-        release_reservation(session, request, actor=actor, now=now)
-    withdraw_open_offers(session, request, now=now)
-    if interpreter_id is not None and fee.total_cents:
-        session.flush()
-        check_allowance(
-            session,
-            district_id=district_id,
-            interpreter_id=interpreter_id,
-            year=ledger.fiscal_year(request.starts_at),
-            now=now,
-        )
     if interpreter_id is not None:
         notify(
             session,

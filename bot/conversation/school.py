@@ -344,6 +344,13 @@ def _availability(turn: Turn, draft: RequestDraft, quote: requests.Quote) -> tup
             language=draft.language,
             mode=draft.mode.value,
         )
+    elif quote.reason is UnmetReason.NOT_GENDER:
+        why = turn._(
+            "Nobody in the pool who speaks {language} and works {mode} is of the gender wished; "
+            "without that wish, someone could take it.",
+            language=draft.language,
+            mode=draft.mode.value,
+        )
     else:
         why = turn._(
             "Everyone in the pool who could take it {mode} is busy or away at that time.",
@@ -529,9 +536,7 @@ CHANGE_FIELDS = {
 
 def change_booking(turn: Turn, request_id: int) -> None:
     """Begin changing a booked session: what should change?"""
-    request = requests.get_request(turn.session, turn.district_id, request_id)
-    if request.school_id != turn.member.school_id:
-        raise InvalidInput(N_("Request {request_id} does not exist."), request_id=request_id)
+    request = _changeable(turn, request_id)
     if changes.pending_change(turn.session, request, turn.now) is not None:
         raise InvalidInput(
             N_("A change of #{request_id} is already waiting for the interpreter's answer."),
@@ -550,8 +555,28 @@ def change_booking(turn: Turn, request_id: int) -> None:
     ask_change_field(turn)
 
 
+def _changeable(turn: Turn, request_id: int) -> Request:
+    """The school's own booking, if it can still be changed (a stale Change button, or a booking
+    cancelled or handed back during the dialog, ends it with the sentence why)."""
+    request = requests.get_request(turn.session, turn.district_id, request_id)
+    if request.school_id != turn.member.school_id:
+        raise InvalidInput(N_("Request {request_id} does not exist."), request_id=request_id)
+    changes.check_booked(request, turn.now)
+    return request
+
+
 def _booking(turn: Turn) -> Request:
-    return requests.get_request(turn.session, turn.district_id, int(turn.draft["request_id"]))
+    return _changeable(turn, int(turn.draft["request_id"]))
+
+
+def _while_booked(ask: Callable[[Turn], None]) -> Callable[[Turn], None]:
+    """A step of the request dialog, reused: asked only while the booking can still be changed."""
+
+    def ask_while_booked(turn: Turn) -> None:
+        _booking(turn)
+        ask(turn)
+
+    return ask_while_booked
 
 
 def ask_change_field(turn: Turn) -> None:
@@ -571,6 +596,7 @@ def take_change_field(turn: Turn, answer: Answer) -> str:
 
 
 def ask_change_mode(turn: Turn) -> None:
+    _booking(turn)
     # Written work stays written: a letter is no talk.
     modes = [m for m in Mode if m is not Mode.WRITTEN]
     turn.ask(
@@ -684,9 +710,9 @@ CHANGE = Flow(
     Role.SCHOOL,
     {
         "field": Step(ask_change_field, take_change_field),
-        "when": Step(ask_when, _then_summary(take_when)),
-        "duration": Step(ask_duration, _then_summary(take_duration), numeric=True),
-        "place": Step(ask_place, _then_summary(take_place)),
+        "when": Step(_while_booked(ask_when), _then_summary(take_when)),
+        "duration": Step(_while_booked(ask_duration), _then_summary(take_duration), numeric=True),
+        "place": Step(_while_booked(ask_place), _then_summary(take_place)),
         "mode": Step(ask_change_mode, take_change_mode),
         "summary": Step(ask_change_summary, take_change_summary),
     },
@@ -718,14 +744,11 @@ def ask_dispute(turn: Turn) -> None:
 
 
 def take_dispute(turn: Turn, answer: Answer) -> None:
-    reason = answer.text.strip()
-    if not 3 <= len(reason) <= 300:
-        raise InvalidInput(N_("Please give the reason in 3 to 300 characters."))
     closeout.dispute(
         turn.session,
         district_id=turn.district_id,
         request_id=int(turn.draft["request_id"]),
-        reason=reason,
+        reason=answer.text,
         actor=turn.actor,
         now=turn.now,
         school_id=turn.member.school_id,
