@@ -377,7 +377,7 @@ def test_run_without_a_platform_creates_and_migrates_nothing(engine: Engine, tmp
 
 
 def test_one_reason_rule_in_the_services(uow: MakeUow, engine: Engine) -> None:
-    assert clean_reason("  zu \n lang  ") == "zu lang"
+    assert clean_reason("  zu \n\n  lang  ") == "zu\nlang"
     for bad in ("", " \n ab \n", "x" * 301):
         with pytest.raises(InvalidInput) as refused:
             clean_reason(bad)
