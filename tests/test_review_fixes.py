@@ -21,7 +21,7 @@ from bot.conversation.router import Conversation
 from bot.i18n import Translator
 from bot.notifications import render
 from bot.scheduling import run_due
-from db.models import Absence, DialogState, DueTask, OutboxMessage
+from db.models import Absence, DialogState, DueTask, Interpreter, OutboxMessage
 from db.uow import UnitOfWork
 from services import closeout, identities, requests
 from services.clock import BERLIN
@@ -428,3 +428,31 @@ def test_the_corrections_confirm_step_quotes_a_long_reason_at_100_characters(eng
     confirm = _reply(talk, "office", reason)
     quoted = DE.render("Reason: “{reason}”", {"reason": reason.strip()[:99] + "…"})
     assert quoted in confirm.text.splitlines()
+
+
+def test_the_school_reads_before_sending_that_only_the_gender_wish_stands_in_the_way(engine: Engine) -> None:
+    talk = _join(engine, Clock(NOW))
+    with UnitOfWork(engine) as uow:  # Dari: only Leyla (a woman, every mode) is left
+        ahmad = uow.session.exec(select(Interpreter).where(Interpreter.name == "Ahmad Noori")).one()
+        ahmad.active = False
+        uow.session.add(ahmad)
+        uow.commit()
+    for line in ("/request", "Dari", "telefonisch", "10.3. 10:00", "60", "1", "1", "3"):  # 3: a man
+        _say(talk, "school", line)
+    summary = _say(talk, "school", "1")
+    why = DE.render(
+        "Nobody in the pool who speaks {language} and works {mode} is of the gender wished; "
+        "without that wish, someone could take it.",
+        {"language": "prs", "mode": "phone"},
+    )
+    assert why == (
+        "Niemand im Pool, der Dari spricht und telefonisch arbeitet, hat das gewünschte Geschlecht; "
+        "ohne diesen Wunsch könnte jemand sie übernehmen."
+    )
+    assert why in summary
+    assert (
+        DE.render(
+            "Nobody in the pool who speaks {language} works {mode}.", {"language": "prs", "mode": "phone"}
+        )
+        not in summary
+    )
