@@ -163,23 +163,28 @@ def parse_when(text: str, now: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def parse_day(text: str, now: datetime) -> date:
+def parse_day(text: str, now: datetime, *, on_or_after: date | None = None) -> date:
     """`12.3.` or `12.03.2026` as a calendar day (the next such day when the year is left out).
 
     Also `heute`, `morgen`, `übermorgen`, a weekday (`Fr`, `Freitag`, `Fri`, `Friday`: the next such
-    day after today) and their English words.
+    day after today) and their English words. `on_or_after` (the first day, when the last is asked)
+    is where a weekday or a day without year counts from instead: the first such day from it on.
     """
     cleaned = " ".join(text.strip().lower().split())
     today = now.astimezone(BERLIN).date()
     match = _DATE.match(cleaned)
     worded = _WORD.match(cleaned)
     try:
-        if worded and (day_of := _day_word(worded.group(1), today)) is not None:
+        word = worded.group(1) if worded else ""
+        if on_or_after is not None and word in _WEEKDAYS:
+            return on_or_after + timedelta(days=(_WEEKDAYS[word] - on_or_after.weekday()) % 7)
+        if worded and (day_of := _day_word(word, today)) is not None:
             return day_of
         if not match:
             raise ValueError(cleaned)
         day, month, year = match.groups()
-        return date(_year_for(int(day), int(month), year, today), int(month), int(day))
+        base = today if on_or_after is None else on_or_after
+        return date(_year_for(int(day), int(month), year, base), int(month), int(day))
     except ValueError:
         raise InvalidInput(
             N_("“{value}” is not a date; write e.g. 12.3., 12.03.2027 or Friday."), value=text
