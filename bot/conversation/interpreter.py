@@ -92,6 +92,7 @@ def take_give_back(turn: Turn, answer: Answer) -> str | None:
 
 
 def ask_give_back_reason(turn: Turn) -> None:
+    _booked(turn)  # asked again after every answer: cancelled or handed back meanwhile, the dialog ends
     turn.ask(
         N_("Why can you not take it? One short sentence for the coordination office (3 to 300 characters).")
     )
@@ -124,14 +125,62 @@ def confirm_change(turn: Turn, change_id: int) -> None:
 
 
 def decline_change(turn: Turn, change_id: int) -> None:
-    """Decline the changed session; it goes to another interpreter and the school is told."""
+    """Ask whether to decline the changed session, and why; nothing changes before that."""
+    changes.answerable(turn.session, change_id=change_id, interpreter_id=_interpreter_id(turn), now=turn.now)
+    turn.start("decline_change", "confirm", change_id=change_id)
+    ask_decline_change(turn)
+
+
+def _change_asked(turn: Turn) -> Request:
+    """The booking whose change waits for this interpreter (raises once it no longer does)."""
+    _change, request = changes.answerable(
+        turn.session,
+        change_id=int(turn.draft["change_id"]),
+        interpreter_id=_interpreter_id(turn),
+        now=turn.now,
+    )
+    return request
+
+
+def ask_decline_change(turn: Turn) -> None:
+    text = turn._(
+        "Decline the change of {line}? Then the job is no longer yours, and the school is told.",
+        line=request_line(turn.t, _change_asked(turn)),
+    )
+    turn.say_text(text, [turn.choice("yes", "Yes, decline it"), turn.choice("no", "No, back")])
+
+
+def take_decline_change(turn: Turn, answer: Answer) -> str | None:
+    if answer.key == "yes":
+        return "reason"
+    if answer.key == "no":
+        turn.finish()
+        turn.say("Nothing was changed. The change still waits for your answer.")
+        return None
+    raise InvalidInput(N_("Please choose one of the options."))
+
+
+def ask_decline_change_reason(turn: Turn) -> None:
+    _change_asked(turn)
+    turn.ask(
+        N_(
+            "Why can you not keep the changed session? One short sentence; the school reads it "
+            "(3 to 300 characters)."
+        )
+    )
+
+
+def take_decline_change_reason(turn: Turn, answer: Answer) -> None:
+    """The declined change's notice (with the calendar file) follows and tells the interpreter."""
     changes.decline_change(
         turn.session,
-        change_id=change_id,
+        change_id=int(turn.draft["change_id"]),
         interpreter_id=_interpreter_id(turn),
+        reason=answer.text,
         actor=turn.actor,
         now=turn.now,
     )
+    turn.finish()
 
 
 def show_jobs(turn: Turn, arg: str) -> None:
@@ -262,7 +311,7 @@ def ask_check(turn: Turn) -> None:
 
 def take_check(turn: Turn, answer: Answer) -> str | None:
     if answer.key == "again":
-        turn.dialog.draft = {"request_id": turn.draft["request_id"]}
+        turn.restart_draft(request_id=turn.draft["request_id"])
         return "minutes"
     if answer.key != "send":
         raise InvalidInput(N_("Please choose one of the options."))
@@ -306,30 +355,77 @@ def _days(absence: Absence) -> tuple[date, date]:
     return first, (absence.ends_at.astimezone(BERLIN) - timedelta(days=1)).date()
 
 
+REMOVE, PAGE = "rm-", "page-"  # the list step's own choices: `rm-7` (asks first), `page-2`
+
+
 def ask_list(turn: Turn) -> None:
-    absences = absences_ahead(turn.session, _interpreter_id(turn), turn.now)[:PAGE_SIZE]
+    absences = absences_ahead(turn.session, _interpreter_id(turn), turn.now)
+    pages = max(1, -(-len(absences) // PAGE_SIZE))
+    number = min(int(turn.draft.get("page", 1)), pages)
     lines = [turn._("You are away:")]
     choices = []
-    for absence in absences:
+    for absence in absences[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]:
         first, last = _days(absence)
         lines.append(turn._("{from_on} – {until_on}", from_on=first, until_on=last))
-        choices.append(
-            turn.choice(f"aw:rm:{absence.id}", "Remove {from_on} – {until_on}", from_on=first, until_on=last)
-        )
+        label = turn._("Remove {from_on} – {until_on}", from_on=first, until_on=last)
+        choices.append(Choice(f"{REMOVE}{absence.id}", label))
+    if pages > 1:
+        lines.append(turn._(N_("Page {page} of {pages}"), page=number, pages=pages))
+        if number > 1:
+            choices.append(turn.choice(f"{PAGE}{number - 1}", "‹ Back"))
+        if number < pages:
+            choices.append(turn.choice(f"{PAGE}{number + 1}", "Next ›"))
     choices.append(turn.choice("new", "New absence"))
     turn.say_text("\n".join(lines), choices)
 
 
 def take_list(turn: Turn, answer: Answer) -> str:
-    if answer.key == "new":
+    key = answer.key or ""
+    if key == "new":
         return "from"
+    if key.startswith(PAGE):
+        turn.draft["page"] = whole_number(key.removeprefix(PAGE), most=MAX_ID) or 1
+        return "list"
+    if key.startswith(REMOVE):
+        turn.draft["absence_id"] = whole_number(key.removeprefix(REMOVE), most=MAX_ID) or 0
+        return "remove"
     if answer.key is None and answer.text.strip():
         return take_from(turn, answer)  # the first day, typed straight away
     raise InvalidInput(N_("Please choose one of the options."))
 
 
 def remove_away(turn: Turn, absence_id: int) -> None:
-    """Remove an absence: offers reach the interpreter again for those days."""
+    """Ask before removing an absence (a button of an earlier list)."""
+    turn.start("away", "remove", absence_id=absence_id)
+    ask_remove(turn)
+
+
+def _absence(turn: Turn) -> Absence:
+    absence = turn.session.get(Absence, int(turn.draft["absence_id"]))
+    if absence is None or absence.interpreter_id != _interpreter_id(turn):
+        raise NotFound(N_("This absence does not exist (any more)."))
+    return absence
+
+
+def ask_remove(turn: Turn) -> None:
+    first, last = _days(_absence(turn))
+    text = turn._(
+        "Remove your absence {from_on} – {until_on}? Offers reach you again for those days.",
+        from_on=first,
+        until_on=last,
+    )
+    turn.say_text(text, [turn.choice("yes", "Yes, remove it"), turn.choice("no", "No, keep it")])
+
+
+def take_remove(turn: Turn, answer: Answer) -> None:
+    if answer.key == "no":
+        turn.finish()
+        turn.say("Nothing was changed.")
+        return
+    if answer.key != "yes":
+        raise InvalidInput(N_("Please choose one of the options."))
+    absence_id = int(turn.draft["absence_id"])
+    turn.finish()  # done: nothing of the away dialog is left to remind of
     absence = remove_absence(
         turn.session,
         district_id=turn.district_id,
@@ -362,7 +458,7 @@ def ask_until(turn: Turn) -> None:
 
 def take_until(turn: Turn, answer: Answer) -> None:
     first = date.fromisoformat(turn.draft["from"])
-    last = parse_day(answer.text, turn.now)
+    last = parse_day(answer.text, turn.now, on_or_after=first)
     if last < first:
         raise InvalidInput(N_("An absence must end after it starts."))
     starts_at, ends_at = start_of_day(first), end_of_day(last)
@@ -447,10 +543,19 @@ INTERPRETER = Feature(
             },
             unfinished=N_("The job has not been handed back yet."),
         ),
+        "decline_change": Flow(
+            Role.INTERPRETER,
+            {
+                "confirm": Step(ask_decline_change, take_decline_change),
+                "reason": Step(ask_decline_change_reason, take_decline_change_reason),
+            },
+            unfinished=N_("The change has not been declined yet; it still waits for your answer."),
+        ),
         "away": Flow(
             Role.INTERPRETER,
             {
                 "list": Step(ask_list, take_list),
+                "remove": Step(ask_remove, take_remove),
                 "from": Step(ask_from, take_from),
                 "until": Step(ask_until, take_until),
             },
