@@ -21,7 +21,7 @@ from bot.conversation.coordinator import COORDINATOR
 from bot.conversation.interpreter import INTERPRETER
 from bot.conversation.messages import Choice, Incoming, Reply, reply_to_body
 from bot.conversation.school import SCHOOL
-from bot.conversation.turn import STAY, Feature, Flow, Turn
+from bot.conversation.turn import OUTER, STAY, Feature, Flow, Turn
 from bot.i18n import LOCALES, Translator, echo, pick_locale
 from db.models import Member
 from db.uow import UnitOfWork
@@ -35,7 +35,6 @@ from services.vocabulary import Role
 log = logging.getLogger(__name__)
 
 CLASH_ATTEMPTS = 3  # an event that meets a unique-row clash is handled again from the start
-OUTER = "_outer"  # in a dialog's draft: the unfinished dialog it was begun on top of
 MAX_BENEATH = 5  # unfinished dialogs kept beneath the current one; a sixth drops the oldest
 
 FEATURES: dict[Role, Feature] = {

@@ -19,7 +19,7 @@ from services.vocabulary import Role
 log = logging.getLogger(__name__)
 
 STAY = "."  # an answer that replied itself and keeps the dialog at its step
-OUTER = "_outer"  # in a dialog's draft: the unfinished dialog it was begun on top of (router.py)
+OUTER = "_outer"  # in a dialog's draft: the unfinished dialog it was begun on top of (see router.py)
 
 
 @dataclass
