@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/ruff check bot services db tests bench
 	$(BIN)/ruff format --check bot services db tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile  # two workers, a file each: most tests wait on servers
 
 # Re-extract the catalog template and merge it into de and en (translators fill the gaps).
 catalogs: $(STAMP)
