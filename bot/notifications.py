@@ -86,6 +86,7 @@ class Template(Generic[P]):
     buttons_by_offer: bool = False  # the key ends in `:<offer id>` instead
     buttons_by_change: bool = False  # the key ends in `:<change id>` instead
     buttons_for: Role | None = None  # only this role gets the buttons (None: everyone the message is for)
+    buttons_if: Callable[[P], bool] | None = None  # the buttons only for such params (None: always)
     calendar: str | None = None  # "booked" or "cancelled": the booking's calendar file goes with it
     # Another text for some params or roles (a reason, a free cancellation); None keeps `message`.
     pick: Callable[[P, Role], str | None] | None = None
@@ -101,7 +102,8 @@ class Template(Generic[P]):
         if request is not None:
             text = request_line(t, request) + "\n" + text
         choices: tuple[Choice, ...] = ()
-        if self.buttons_for in (None, role) and isinstance(params, AboutRequest):
+        wanted = self.buttons_if is None or self.buttons_if(params)
+        if wanted and self.buttons_for in (None, role) and isinstance(params, AboutRequest):
             target = params.offer_id if self.buttons_by_offer and isinstance(params, AboutOffer) else None
             if self.buttons_by_change and isinstance(params, AboutChange):
                 target = params.change_id
@@ -484,6 +486,9 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
         RequestHandedBack,
         N_("{interpreter_name} handed this job back: “{reason}”. It is offered to other interpreters."),
         pick=_handed_back,
+        # Held for the budget: this one message is the coordinators' only one, so it carries the decision.
+        buttons=(("rq:ap", N_("Approve")), ("rq:rj", N_("Reject"))),
+        buttons_if=lambda p: p.outcome == RequestState.AWAITING_APPROVAL.value,
     ),
     Template(
         RequestRejected,

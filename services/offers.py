@@ -92,19 +92,20 @@ def await_approval(
     needed_cents: int,
     actor: str,
     now: datetime,
-    tell_school: bool = True,
+    announce: bool = True,
 ) -> None:
     """Hold the request for a coordinator: the money it needs is not there.
 
-    `tell_school=False`: a hand-back, whose own messages tell the school and the coordinators (one
-    each, the coordinators' with who handed it back and why), so nobody is told here.
+    `announce=False`: a hand-back (or a declined change), whose own messages tell the school and the
+    coordinators (one each, the coordinators' with who handed it back and why, and the buttons to
+    decide), so nobody is told here.
     """
     assert request.id is not None
     release_reservation(session, request, actor=actor, now=now)
     request.estimate_cents = needed_cents
     move(session, request, RequestState.AWAITING_APPROVAL, actor=actor, now=now, reason=reason)
     recipients = [(Recipient.COORDINATORS, request.district_id), (Recipient.SCHOOL, request.school_id)]
-    for recipient, rid in recipients if tell_school else []:
+    for recipient, rid in recipients if announce else []:
         notify(
             session,
             district_id=request.district_id,
@@ -307,7 +308,7 @@ def _reserve(
             needed_cents=needed,
             actor=actor,
             now=now,
-            tell_school=handed_back is None,
+            announce=handed_back is None,
         )
         return False
     request.estimate_cents = reserve

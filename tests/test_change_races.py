@@ -289,6 +289,7 @@ def test_a_declined_change_another_interpreter_would_cost_too_much_for_waits_for
     )
     assert text_for(world, "request.handed_back", Role.COORDINATOR).endswith(
         "Another interpreter would cost more than the budget has left, so it waits for your decision."
+        "\n\n1. Approve\n2. Reject"  # the decision's buttons go with it: it is the coordinators' one message
     )
     assert money(world) == (0, 0)
 

@@ -468,6 +468,7 @@ def test_a_hand_back_the_budget_cannot_carry_again_waits_for_the_office_in_one_m
             "than the budget has left, so it waits for your decision.",
             {"interpreter_name": "A", "reason": "Ich bin krank."},
         )
+        + f"\n\n1. {DE.gettext('Approve')}\n2. {DE.gettext('Reject')}"  # the decision goes with it
     )
     assert _rendered(engine, "request.interpreter_cancelled", school, Role.SCHOOL).endswith(
         "\n"

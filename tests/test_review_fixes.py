@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from bot.conversation.answers import parse_day
 from bot.conversation.messages import Incoming
 from bot.conversation.router import Conversation
 from bot.i18n import Translator
-from bot.notifications import render
+from bot.notifications import TEMPLATES, render
 from bot.scheduling import run_due
 from db.models import Absence, DialogState, DueTask, Interpreter, OutboxMessage
 from db.uow import UnitOfWork
@@ -27,6 +28,7 @@ from services import closeout, identities, requests
 from services.clock import BERLIN
 from services.errors import InvalidInput
 from services.matching import why_nobody
+from services.notices import Notice, RequestHandedBack
 from services.offers import give_back
 from services.policy import set_rule
 from services.pool import add_absence, booked_between
@@ -340,6 +342,21 @@ def test_a_hand_back_held_for_the_budget_tells_the_coordinators_once(uow: MakeUo
         state = requests.get_request(u.session, world.district_id, request_id).state
     assert state == "awaiting_approval"
     assert [t for t in told if t != "budget.alert"] == ["request.handed_back"]
+    # That one message carries the decision: Approve and Reject, which a hand-back re-offered has not.
+    template = TEMPLATES[Notice.REQUEST_HANDED_BACK]
+    held = RequestHandedBack(
+        request_id=request_id, interpreter_name="A", reason="Ich bin krank.", outcome="awaiting_approval"
+    )
+    with world.make_uow() as u:
+        shown = template.reply(u.session, Translator("en"), held, Role.COORDINATOR)
+        offered = template.reply(
+            u.session, Translator("en"), replace(held, outcome="offered"), Role.COORDINATOR
+        )
+    assert [(c.key, c.label) for c in shown.choices] == [
+        (f"rq:ap:{request_id}", "Approve"),
+        (f"rq:rj:{request_id}", "Reject"),
+    ]
+    assert offered.choices == ()
 
 
 # --- 9. run without a platform touches no database ---------------------------------------------------
