@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar, Event
 
-from bot.conversation.messages import Attachment
 from bot.i18n import Translator
+from bot.messages import Attachment
 from db.models import Request
 from services.vocabulary import Mode
 

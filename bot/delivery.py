@@ -21,9 +21,9 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from bot.conversation.messages import Reply, reply_from_body, split_text
 from bot.db_thread import database_thread, run_in
 from bot.i18n import Translator
+from bot.messages import Reply, reply_from_body, split_text
 from bot.notifications import render
 from bot.rate_limit import RateLimiter
 from db.uow import UnitOfWork

@@ -14,10 +14,10 @@ from typing import Any, Generic, TypeVar
 from sqlmodel import Session
 
 from bot.calendar_file import calendar_attachment
-from bot.conversation.messages import Choice, Reply, numbered
 from bot.conversation.plausibility import unusual_text
 from bot.conversation.views import budget_command, pace_text, request_line
 from bot.i18n import Translator
+from bot.messages import Choice, Reply, numbered
 from db.models import BookingChange, District, Interpreter, Member, Offer, Request, School
 from services import ledger
 from services.notices import (

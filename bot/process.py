@@ -18,9 +18,9 @@ from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
-from bot.conversation.messages import Reply
 from bot.delivery import Deliverer, Sender
 from bot.leader import TRY_EVERY, AnotherProcessRuns, Doorbell, Leadership, leadership_for
+from bot.messages import Reply
 from bot.rate_limit import RateLimiter
 from bot.scheduling import Timers
 

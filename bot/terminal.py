@@ -16,10 +16,10 @@ from typing import TextIO
 
 from sqlalchemy.engine import Engine
 
-from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Conversation
 from bot.delivery import Deliverer
 from bot.i18n import Translator
+from bot.messages import Incoming, Reply
 from bot.rate_limit import RateLimiter
 from bot.scheduling import run_due
 from db.models import District

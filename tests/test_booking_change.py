@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.conversation.messages import Incoming
 from bot.conversation.router import Conversation
 from bot.i18n import Translator
+from bot.messages import Incoming
 from bot.scheduling import run_due
 from db.models import (
     AuditEvent,

@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from bot.conversation.answers import parse_day, parse_minutes, parse_when, resolve
-from bot.conversation.messages import Choice, Incoming, Reply, split_text
 from bot.conversation.router import Conversation, split_command
 from bot.delivery import Deliverer, RetryLater, Undeliverable
 from bot.i18n import Translator
+from bot.messages import Choice, Incoming, Reply, split_text
 from bot.rate_limit import RateLimiter
 from bot.scheduling import run_due
 from db.models import Budget, Delivery, DialogState, Member, Offer, OutboxMessage

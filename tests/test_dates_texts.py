@@ -10,9 +10,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from bot.conversation.answers import parse_day, parse_when
-from bot.conversation.messages import Incoming
 from bot.conversation.router import Conversation
 from bot.i18n import Translator
+from bot.messages import Incoming
 from bot.notifications import render, render_notice
 from db.models import Interpreter, Member, Offer, OutboxMessage
 from db.uow import UnitOfWork

@@ -10,9 +10,9 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.conversation.messages import Incoming
 from bot.conversation.router import Conversation
 from bot.i18n import Translator
+from bot.messages import Incoming
 from db.models import Closeout, Interpreter, Offer, Request, School
 from db.uow import UnitOfWork
 from services.offers import accept_offer

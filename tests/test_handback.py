@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.conversation.messages import Incoming
 from bot.conversation.views import request_line
 from bot.delivery import Deliverer, Undeliverable
 from bot.i18n import Translator
+from bot.messages import Incoming
 from bot.notifications import render
 from bot.rate_limit import RateLimiter
 from bot.scheduling import run_due

@@ -22,10 +22,10 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.conversation.messages import Incoming, Reply, reply_to_body
 from bot.conversation.router import Handled
 from bot.i18n import Translator
 from bot.leader import AnotherProcessRuns
+from bot.messages import Incoming, Reply, reply_to_body
 from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot, Webhook

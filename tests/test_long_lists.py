@@ -11,10 +11,10 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Conversation
 from bot.conversation.views import PAGE_SIZE
 from bot.i18n import Translator
+from bot.messages import Incoming, Reply
 from db.models import Interpreter, InterpreterLanguage, Request, School
 from db.uow import UnitOfWork
 from services.overview import pool_languages

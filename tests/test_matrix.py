@@ -25,11 +25,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from bot.cli.commands import quiet_libraries
-from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Handled
 from bot.i18n import Translator
 from bot.matrix.app import MatrixBot
 from bot.matrix.session import BotState, MatrixSettings, load_state, save_state
+from bot.messages import Incoming, Reply
 from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot

@@ -1,9 +1,9 @@
 """How replies look on Matrix: `!` commands, a plain and an HTML body, edits, transaction ids."""
 
-from bot.conversation.messages import Choice, Reply, numbered
 from bot.matrix.app import strip_reply_fallback
 from bot.matrix.formatting import bang_commands, edit_content, message_content
 from bot.matrix.sender import transaction_id
+from bot.messages import Choice, Reply, numbered
 
 
 def test_commands_are_written_with_an_exclamation_mark_but_urls_and_words_stay() -> None:

@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, delete, select
 
 from bot.conversation.answers import parse_count, parse_day, parse_minutes, parse_when, resolve, whole_number
-from bot.conversation.messages import Incoming, clean_input
 from bot.conversation.router import Conversation, Handled
 from bot.i18n import Translator, echo
+from bot.messages import Incoming, clean_input
 from db.models import Closeout, DialogState, Member, Offer, Request
 from db.uow import UnitOfWork
 from services import identities

@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Conversation
 from bot.conversation.views import PAGE_SIZE, request_line
 from bot.delivery import Deliverer
 from bot.i18n import Translator
+from bot.messages import Incoming, Reply
 from bot.rate_limit import RateLimiter
 from db.models import Absence, AuditEvent, Budget, DialogState, OutboxMessage, Request, School
 from db.uow import UnitOfWork

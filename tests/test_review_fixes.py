@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, select
 
 from bot.conversation.answers import parse_day
-from bot.conversation.messages import Incoming
 from bot.conversation.router import Conversation
 from bot.i18n import Translator
+from bot.messages import Incoming
 from bot.notifications import TEMPLATES, render
 from bot.scheduling import run_due
 from db.models import Absence, DialogState, DueTask, Interpreter, OutboxMessage

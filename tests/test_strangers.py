@@ -9,9 +9,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col
 from sqlmodel import select as select_rows
 
-from bot.conversation.messages import Incoming
 from bot.conversation.router import Conversation
 from bot.i18n import Translator
+from bot.messages import Incoming
 from db.models import ChatIdentity, Invite, ProcessedEvent, StrangerAttempt
 from db.uow import UnitOfWork
 from services.strangers import LIMIT, WINDOW, account_hash

@@ -23,8 +23,8 @@ from pypdf import PdfReader
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.conversation.messages import Choice, Reply
 from bot.i18n import Translator
+from bot.messages import Choice, Reply
 from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot

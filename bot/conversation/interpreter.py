@@ -13,10 +13,10 @@ from bot.conversation.answers import (
     whole_number,
 )
 from bot.conversation.figures import expenses_step, km_step
-from bot.conversation.messages import Choice
 from bot.conversation.plausibility import unusual_text
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import PAGE_SIZE, Section, page_number, request_line, show_page
+from bot.messages import Choice
 from db.models import Absence, Request
 from services import billing, changes, closeout, ledger, offers
 from services.billing_report import paid_in_year

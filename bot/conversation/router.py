@@ -19,10 +19,10 @@ from sqlmodel import Session
 from bot.conversation.answers import MAX_ID, resolve, whole_number
 from bot.conversation.coordinator import COORDINATOR
 from bot.conversation.interpreter import INTERPRETER
-from bot.conversation.messages import Choice, Incoming, Reply, reply_to_body
 from bot.conversation.school import SCHOOL
 from bot.conversation.turn import OUTER, STAY, Feature, Flow, Turn
 from bot.i18n import LOCALES, Translator, echo, pick_locale
+from bot.messages import Choice, Incoming, Reply, reply_to_body
 from db.models import Member
 from db.uow import UnitOfWork
 from services import deliveries, identities, strangers

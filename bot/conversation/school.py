@@ -4,9 +4,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.conversation.answers import Answer, parse_minutes, parse_when, whole_number
-from bot.conversation.messages import Choice
 from bot.conversation.turn import STAY, Feature, Flow, Step, Turn
 from bot.conversation.views import Section, page_number, request_line, show_page, status_line
+from bot.messages import Choice
 from db.models import Request, School
 from services import changes, closeout, requests
 from services.clock import BERLIN

@@ -9,8 +9,8 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.conversation.answers import Answer
-from bot.conversation.messages import Attachment, Choice, Reply, numbered, with_values
 from bot.i18n import Translator
+from bot.messages import Attachment, Choice, Reply, numbered, with_values
 from db.models import Member
 from services.dialogs import Dialog
 from services.text import N_

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from bot.conversation.answers import MAX_ID, whole_number
-from bot.conversation.messages import Choice
 from bot.conversation.turn import Turn
 from bot.i18n import Translator
+from bot.messages import Choice
 from db.models import Interpreter, Request
 from services.text import N_
 from services.vocabulary import STATE_LABELS, RequestState

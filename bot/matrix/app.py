@@ -28,12 +28,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.backoff import Backoff
-from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import Conversation
 from bot.db_thread import database_thread, run_in
 from bot.i18n import DEFAULT_LOCALE, Translator, pick_locale
 from bot.matrix.sender import MatrixSender
 from bot.matrix.session import BotState, MatrixSettings, log_in, make_client, save_state
+from bot.messages import Incoming, Reply
 from bot.process import Outlet
 from db.uow import UnitOfWork
 from services import identities

@@ -10,8 +10,8 @@ import re
 from functools import cache
 from typing import Any
 
-from bot.conversation.messages import Reply, numbered
 from bot.conversation.router import FEATURES, command_list
+from bot.messages import Reply, numbered
 
 HTML_FORMAT = "org.matrix.custom.html"
 

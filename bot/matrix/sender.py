@@ -23,9 +23,9 @@ from nio import (
     UploadResponse,
 )
 
-from bot.conversation.messages import Attachment, Reply, split_text
 from bot.delivery import RetryLater, Undeliverable
 from bot.matrix.formatting import edit_content, message_content
+from bot.messages import Attachment, Reply, split_text
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 16000  # well below the 64 KiB event limit, HTML body included

@@ -26,10 +26,10 @@ from telegram.error import InvalidToken
 from telegram.ext import Application
 
 from bot.backoff import Backoff
-from bot.conversation.messages import Incoming, Reply
 from bot.conversation.router import FEATURES, Conversation, command_list
 from bot.db_thread import database_thread, run_in
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator
+from bot.messages import Incoming, Reply
 from bot.process import Outlet
 from bot.telegram.sender import TelegramSender
 from services.errors import InvalidInput

@@ -8,8 +8,8 @@ from datetime import timedelta
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
 
-from bot.conversation.messages import Reply, split_text
 from bot.delivery import RetryLater, Undeliverable
+from bot.messages import Reply, split_text
 
 MAX_TEXT = 4096
 MAX_BUTTONS = 100
