@@ -424,3 +424,23 @@ async def test_through_telegram_a_request_for_tomorrow_reaches_the_interpreter_w
         "Vergütung ca. 24,00\xa0€. Bitte antworten Sie bis Mo., 02.03.2026, 13:00 Uhr.\n\n"
         "1. Annehmen\n2. Ablehnen"
     )
+
+
+def test_a_weekday_that_contradicts_its_date_is_asked_again() -> None:
+    de = Translator("de")
+    # 12 March 2026 is a Thursday (NOW is Monday 2 March).
+    for typed in ("Do 12.3. 9 Uhr", "Do. 12.3. 9 Uhr", "Donnerstag, 12.3. 9:00", "am 12.3. 9 Uhr"):
+        assert de.when(parse_when(typed, NOW)) == "Do., 12.03.2026, 09:00 Uhr", typed
+    assert parse_day("Do 12.3.", NOW) == date(2026, 3, 12)
+    for wrong in ("Fr 12.3. 10:00", "Freitag 12.3. 10:00", "fri 12.3. 10:00"):
+        with pytest.raises(InvalidInput) as refused:
+            parse_when(wrong, NOW)
+        assert (
+            de.error(refused.value)
+            == "Do., 12.03.2026 – das ist ein anderer Wochentag; bitte prüfen Sie das Datum."
+        )
+    with pytest.raises(InvalidInput) as refused:
+        parse_day("Fr 12.3.", NOW)
+    assert (
+        Translator("en").error(refused.value) == "Thu 12 Mar 2026 is another weekday; please check the date."
+    )

@@ -43,7 +43,7 @@ async def test_an_absence_over_a_booking_hands_it_back_after_a_confirmation_and_
         tg,
         SAMIR,
         "/away",
-        lambda m: m.text.startswith(DE.gettext("From which day are you away? (e.g. 12.3.)")[:20]),
+        lambda m: m.text.startswith(DE.gettext("From which day are you away? (e.g. 12.3. or Monday)")[:20]),
     )
     await _answer(tg, SAMIR, "9.3.", lambda m: m.text == DE.gettext("Until which day, inclusive?"))
     noted = await _answer(tg, SAMIR, "11.3.", lambda m: f"bk:gb:{request_id}" in {k for _, k in m.buttons})

@@ -24,7 +24,7 @@ from tests.test_conversation import Phone, _join, _request, _say
 from tests.test_telegram import OFFICE, SCHOOL, Telegram, _key_of, telegram  # noqa: F401
 
 DE = Translator("de")
-QUESTION_FROM = DE.gettext("From which day are you away? (e.g. 12.3.)")
+QUESTION_FROM = DE.gettext("From which day are you away? (e.g. 12.3. or Monday)")
 
 
 def _reply(talk: Conversation, user: str, text: str = "", choice: str | None = None) -> Reply:

@@ -43,7 +43,7 @@ from tests.test_reports_away_reasons import _booked, _held_request, _reply
 DE = Translator("de")
 ROOT = Path(__file__).resolve().parent.parent
 MakeUow = Callable[[], UnitOfWork]
-QUESTION_FROM = DE.gettext("From which day are you away? (e.g. 12.3.)")
+QUESTION_FROM = DE.gettext("From which day are you away? (e.g. 12.3. or Monday)")
 
 
 def _handle(talk: Conversation, user: str, typed: str = "", choice: str | None = None) -> list[str]:

@@ -10,11 +10,11 @@ from services.text import N_
 
 # re.ASCII: `\d` is 0-9 only, never `²`, `①` or Arabic-Indic digits, so int() takes whatever matched.
 _DATE_TIME = re.compile(
-    r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?\s*(?:,|um)?\s*(\d{1,2})(?:[:.](\d{2}))?\s*(?:uhr|h)?$",
+    r"^(?:(\w+)\.?,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?\s*(?:,|um)?\s*(\d{1,2})(?:[:.](\d{2}))?\s*(?:uhr|h)?$",
     re.ASCII,
 )
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ t](\d{1,2}):(\d{2})$", re.ASCII)
-_DATE = re.compile(r"^(?:\w+,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?$", re.ASCII)
+_DATE = re.compile(r"^(?:(\w+)\.?,?\s+)?(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})?$", re.ASCII)
 # `morgen 10:00`, `Di. 14:30`, `tomorrow at 9.30`, `Tuesday 2:30 pm`: a day word, then the time.
 _WORD_TIME = re.compile(
     r"^([a-zäöüß]+(?: after tomorrow)?)\.?,?\s*(?:um|at)?\s*"
@@ -137,12 +137,13 @@ def parse_when(text: str, now: datetime) -> datetime:
     match = _DATE_TIME.match(cleaned)
     iso = _ISO.match(cleaned)
     worded = _WORD_TIME.match(cleaned)
+    weekday: str | None = None  # a weekday written before a date, to check against it
     try:
         if worded and (day_of := _day_word(worded.group(1), today)) is not None:
             clock = time(_hour(worded.group(2), worded.group(4)), int(worded.group(3) or 0))
             moment = datetime.combine(day_of, clock, tzinfo=BERLIN)
         elif match:
-            day, month, year, hour, minute = match.groups()
+            weekday, day, month, year, hour, minute = match.groups()
             moment = datetime(
                 _year_for(int(day), int(month), year, today),
                 int(month),
@@ -160,7 +161,14 @@ def parse_when(text: str, now: datetime) -> datetime:
         raise InvalidInput(
             N_("“{value}” is not a date with a time; write e.g. 12.3. 14:30 or tomorrow 10:00."), value=text
         ) from None
+    _check_weekday(weekday, moment.date())
     return moment.astimezone(UTC)
+
+
+def _check_weekday(word: str | None, day: date) -> None:
+    """`Fr 12.3.` where the 12th is a Thursday: one of the two is a typing error, so ask again."""
+    if word is not None and word in _WEEKDAYS and _WEEKDAYS[word] != day.weekday():
+        raise InvalidInput(N_("{day_on} is another weekday; please check the date."), day_on=day)
 
 
 def parse_day(text: str, now: datetime, *, on_or_after: date | None = None) -> date:
@@ -182,13 +190,15 @@ def parse_day(text: str, now: datetime, *, on_or_after: date | None = None) -> d
             return day_of
         if not match:
             raise ValueError(cleaned)
-        day, month, year = match.groups()
+        weekday, day, month, year = match.groups()
         base = today if on_or_after is None else on_or_after
-        return date(_year_for(int(day), int(month), year, base), int(month), int(day))
+        typed = date(_year_for(int(day), int(month), year, base), int(month), int(day))
     except ValueError:
         raise InvalidInput(
             N_("“{value}” is not a date; write e.g. 12.3., 12.03.2027 or Friday."), value=text
         ) from None
+    _check_weekday(weekday, typed)
+    return typed
 
 
 def start_of_day(day: date) -> datetime:

@@ -439,7 +439,7 @@ def take_remove(turn: Turn, answer: Answer) -> None:
 
 
 def ask_from(turn: Turn) -> None:
-    turn.ask(N_("From which day are you away? (e.g. 12.3.)"))
+    turn.ask(N_("From which day are you away? (e.g. 12.3. or Monday)"))
 
 
 def take_from(turn: Turn, answer: Answer) -> str:
