@@ -51,7 +51,7 @@ from services.notices import (
     RequestHandedBack,
 )
 from services.offers import HandBack, fill_offers, unbook
-from services.outbox import notify
+from services.outbox import notify, tell
 from services.policy import Policy, load_policy
 from services.reasons import clean_reason
 from services.requests import RequestDraft, cancel_and_settle, get_request, validate_draft
@@ -420,21 +420,20 @@ def confirm_change(
     request.calendar_sequence += 1  # the same event in both calendars, at its new time
     session.add(request)
     rearm_booking(session, request, change.id, now)
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.INTERPRETER,
-        recipient_id=interpreter_id,
+        request,
+        Recipient.INTERPRETER,
+        interpreter_id=interpreter_id,
         notice=ChangeConfirmed(
             request_id=request.id, change_id=change.id, calendar_sequence=request.calendar_sequence
         ),
         now=now,
     )
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
+        request,
+        Recipient.SCHOOL,
         notice=RequestChanged(
             request_id=request.id,
             calendar_sequence=request.calendar_sequence,
@@ -477,11 +476,11 @@ def decline_change(
     else:
         _back_to_pool(session, request, change, handed_back, actor=actor, now=now)
         new_request = None
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.INTERPRETER,
-        recipient_id=interpreter_id,
+        request,
+        Recipient.INTERPRETER,
+        interpreter_id=interpreter_id,
         notice=ChangeDeclined(
             request_id=request.id,
             change_id=change.id,
@@ -509,11 +508,10 @@ def _tell_declined(
     outcome = RequestState(carrier.state)
     # The school's event goes when the booking is cancelled (late) or nobody else can take it.
     dropped = new_request is not None or outcome is RequestState.UNFILLED
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
+        request,
+        Recipient.SCHOOL,
         notice=RequestChangeDeclined(
             request_id=request.id,
             calendar_sequence=request.calendar_sequence if dropped else None,
@@ -527,11 +525,10 @@ def _tell_declined(
     if outcome is RequestState.UNFILLED:
         return
     assert carrier.id is not None
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.COORDINATORS,
-        recipient_id=request.district_id,
+        request,
+        Recipient.COORDINATORS,
         notice=RequestHandedBack(
             request_id=carrier.id,
             interpreter_name=handed_back.interpreter_name,
@@ -650,19 +647,18 @@ def lapse(session: Session, change: BookingChange, *, now: datetime) -> bool:
         actor="system:timers",
         now=now,
     )
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.INTERPRETER,
-        recipient_id=change.interpreter_id,
+        request,
+        Recipient.INTERPRETER,
+        interpreter_id=change.interpreter_id,
         notice=ChangeLapsed(request_id=request.id, change_id=change.id),
         now=now,
     )
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
+        request,
+        Recipient.SCHOOL,
         notice=RequestChangeLapsed(request_id=request.id),
         now=now,
     )

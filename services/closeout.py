@@ -25,7 +25,7 @@ from services.notices import (
     CloseoutUnusual,
     SettlementBlocked,
 )
-from services.outbox import notify
+from services.outbox import notify, tell
 from services.policy import Policy, load_policy
 from services.reasons import clean_reason
 from services.requests import get_request
@@ -121,11 +121,10 @@ def report(
         amount_cents=cost.total_cents,
         unusual=list(flags),
     )
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
+        request,
+        Recipient.SCHOOL,
         notice=CloseoutReported(
             request_id=request_id,
             minutes=minutes,
@@ -137,11 +136,10 @@ def report(
         now=now,
     )
     if flags:
-        notify(
+        tell(
             session,
-            district_id=request.district_id,
-            recipient=Recipient.COORDINATORS,
-            recipient_id=request.district_id,
+            request,
+            Recipient.COORDINATORS,
             notice=CloseoutUnusual(
                 request_id=request_id, minutes=minutes, km=km, km_max=policy.report_km_max, unusual=flags
             ),
@@ -172,11 +170,10 @@ def settle(session: Session, request: Request, closeout: Closeout, *, actor: str
             session, budget, request_id=request.id, charge_cents=closeout.amount_cents, actor=actor, now=now
         )
     except BudgetExceeded as exc:
-        notify(
+        tell(
             session,
-            district_id=request.district_id,
-            recipient=Recipient.COORDINATORS,
-            recipient_id=request.district_id,
+            request,
+            Recipient.COORDINATORS,
             notice=SettlementBlocked(
                 request_id=request.id,
                 needed_cents=int(exc.params["needed_cents"]),
@@ -195,11 +192,10 @@ def settle(session: Session, request: Request, closeout: Closeout, *, actor: str
         year=ledger.fiscal_year(request.starts_at),
         now=now,
     )
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.INTERPRETER,
-        recipient_id=request.interpreter_id,
+        request,
+        Recipient.INTERPRETER,
         notice=CloseoutSettled(request_id=request.id, amount_cents=closeout.amount_cents),
         now=now,
     )

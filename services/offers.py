@@ -39,7 +39,7 @@ from services.notices import (
     RequestUnfilled,
     RequestUnfilledCoordinator,
 )
-from services.outbox import notify
+from services.outbox import notify, tell
 from services.policy import Policy, load_policy
 from services.reasons import clean_reason
 from services.text import N_
@@ -145,11 +145,10 @@ def mark_unfilled(
         alternative = next(iter(other_modes(session, request, policy, now, refused)), None)
     other_mode = alternative.value if alternative else None
     if handed_back is None or not handed_back.change_declined:
-        notify(
+        tell(
             session,
-            district_id=request.district_id,
-            recipient=Recipient.SCHOOL,
-            recipient_id=request.school_id,
+            request,
+            Recipient.SCHOOL,
             notice=RequestUnfilled(
                 request_id=request.id,
                 language=request.language,
@@ -162,11 +161,10 @@ def mark_unfilled(
             ),
             now=now,
         )
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.COORDINATORS,
-        recipient_id=request.district_id,
+        request,
+        Recipient.COORDINATORS,
         notice=RequestUnfilledCoordinator(
             request_id=request.id,
             language=request.language,
@@ -347,11 +345,11 @@ def _make_offers(
         session.add(offer)
         session.flush()
         assert offer.id is not None
-        notify(
+        tell(
             session,
-            district_id=request.district_id,
-            recipient=Recipient.INTERPRETER,
-            recipient_id=candidate.interpreter_id,
+            request,
+            Recipient.INTERPRETER,
+            interpreter_id=candidate.interpreter_id,
             notice=OfferNew(offer_id=offer.id, request_id=request.id, expires_at=expires_at),
             now=now,
         )
@@ -425,11 +423,10 @@ def accept_offer(
     due.arm_booking(session, request, now)
     interpreter = session.get(Interpreter, interpreter_id)
     assert interpreter is not None
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
+        request,
+        Recipient.SCHOOL,
         notice=RequestBooked(
             request_id=request.id,
             calendar_sequence=request.calendar_sequence,
@@ -439,11 +436,11 @@ def accept_offer(
         ),
         now=now,
     )
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.INTERPRETER,
-        recipient_id=interpreter_id,
+        request,
+        Recipient.INTERPRETER,
+        interpreter_id=interpreter_id,
         notice=OfferConfirmed(
             offer_id=offer.id, request_id=request.id, calendar_sequence=request.calendar_sequence
         ),
@@ -525,21 +522,19 @@ def give_back(
     state = RequestState(request.state)
     if state is RequestState.UNFILLED:
         return request  # its one message each for school and coordinators says it was handed back
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
+        request,
+        Recipient.SCHOOL,
         notice=RequestInterpreterCancelled(
             request_id=request_id, held=state is RequestState.AWAITING_APPROVAL, change_dropped=dropped
         ),
         now=now,
     )
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.COORDINATORS,
-        recipient_id=request.district_id,
+        request,
+        Recipient.COORDINATORS,
         notice=RequestHandedBack(
             request_id=request_id, interpreter_name=interpreter.name, reason=why, outcome=state.value
         ),
@@ -620,11 +615,11 @@ def withdraw_open_offers(
             offer.responded_at = now
             session.add(offer)
             assert offer.id is not None
-            notify(
+            tell(
                 session,
-                district_id=request.district_id,
-                recipient=Recipient.INTERPRETER,
-                recipient_id=offer.interpreter_id,
+                request,
+                Recipient.INTERPRETER,
+                interpreter_id=offer.interpreter_id,
                 notice=notice(offer_id=offer.id, request_id=request.id),
                 now=now,
             )

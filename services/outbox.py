@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from db.models import OutboxMessage
+from db.models import OutboxMessage, Request
 from services.notices import NoticeParams, as_json
 from services.vocabulary import Recipient
 
@@ -31,6 +31,33 @@ def notify(
             params=json.dumps(as_json(notice), sort_keys=True),
             created_at=now,
         )
+    )
+
+
+def tell(
+    session: Session,
+    request: Request,
+    recipient: Recipient,
+    *,
+    notice: NoticeParams,
+    now: datetime,
+    interpreter_id: int | None = None,
+) -> None:
+    """Queue a notification about `request` to its school, its district's coordinators, or an
+    interpreter (`interpreter_id`, else the one booked)."""
+    recipient_id = {
+        Recipient.SCHOOL: request.school_id,
+        Recipient.COORDINATORS: request.district_id,
+        Recipient.INTERPRETER: request.interpreter_id if interpreter_id is None else interpreter_id,
+    }[recipient]
+    assert recipient_id is not None, "an interpreter's notification needs the interpreter"
+    notify(
+        session,
+        district_id=request.district_id,
+        recipient=recipient,
+        recipient_id=recipient_id,
+        notice=notice,
+        now=now,
     )
 
 

@@ -31,7 +31,7 @@ from services.offers import (
     release_reservation,
     withdraw_open_offers,
 )
-from services.outbox import notify
+from services.outbox import notify, tell
 from services.policy import Policy, load_policy
 from services.reasons import clean_reason
 from services.text import N_
@@ -203,11 +203,10 @@ def refer(session: Session, request: Request, *, reason: UnmetReason, actor: str
     move(session, request, RequestState.REFERRED, actor=actor, now=now, reason=reason.value)
     if reason is UnmetReason.NOT_COVERED:
         record_not_covered(session, request, now)
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
+        request,
+        Recipient.SCHOOL,
         notice=RequestReferred(
             request_id=request.id,
             language=request.language,

@@ -24,7 +24,7 @@ from services.notices import (
     OfferExpired,
 )
 from services.offers import fill_offers
-from services.outbox import notify
+from services.outbox import notify, tell
 from services.policy import load_policy
 from services.vocabulary import CloseoutState, OfferState, Recipient, RequestState
 
@@ -75,11 +75,11 @@ def _expire_wave(session: Session, task: DueTask, now: datetime) -> Outcome:
         offer.state, offer.responded_at = OfferState.EXPIRED.value, now
         session.add(offer)
         assert offer.id is not None
-        notify(
+        tell(
             session,
-            district_id=request.district_id,
-            recipient=Recipient.INTERPRETER,
-            recipient_id=offer.interpreter_id,
+            request,
+            Recipient.INTERPRETER,
+            interpreter_id=offer.interpreter_id,
             notice=OfferExpired(offer_id=offer.id, request_id=task.subject_id),
             now=now,
         )
@@ -139,11 +139,10 @@ def _prompt(
     if not _still_unreported(session, request, task.variant):
         return Outcome.DROPPED
     assert request.interpreter_id is not None
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.INTERPRETER,
-        recipient_id=request.interpreter_id,
+        request,
+        Recipient.INTERPRETER,
         notice=notice(request_id=task.subject_id),
         now=now,
     )
@@ -186,11 +185,10 @@ def _auto_confirm(session: Session, task: DueTask, now: datetime) -> Outcome:
         session, district_id=request.district_id, request_id=task.subject_id, actor=SYSTEM, now=now
     )
     assert closeout.amount_cents is not None  # reported
-    notify(
+    tell(
         session,
-        district_id=request.district_id,
-        recipient=Recipient.SCHOOL,
-        recipient_id=request.school_id,
+        request,
+        Recipient.SCHOOL,
         notice=CloseoutAutoConfirmed(request_id=task.subject_id, amount_cents=closeout.amount_cents),
         now=now,
     )
