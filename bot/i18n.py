@@ -20,6 +20,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
 
+import locales
 from services.clock import BERLIN
 from services.errors import DomainError, ImportRowError
 from services.languages import language_name
@@ -27,7 +28,8 @@ from services.vocabulary import MODE_LABELS, STATE_LABELS, TOPIC_LABELS, Mode, R
 
 LOCALES = ("de", "en")
 DEFAULT_LOCALE = "de"
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+# The catalogs are package data of `locales`, so an installed bot finds them outside the source tree.
+LOCALES_DIR = Path(locales.__file__).resolve().parent
 
 
 def catalog_path(locale: str) -> Path:

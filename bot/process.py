@@ -12,7 +12,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from bot.delivery import Deliverer, Sender
 from bot.leader import TRY_EVERY, AnotherProcessRuns, Doorbell, Leadership, leadership_for
+from bot.liveness import Liveness
 from bot.messages import Reply
 from bot.rate_limit import RateLimiter
 from bot.scheduling import Timers
@@ -34,12 +35,14 @@ class Outlet:
     `wake` after each handled event (it may have written notifications and armed due rows);
     `push(chat_id, answers)` for the answers stored with it, which the leading process sends at
     once, before it looks at the outbox; `say(chat_id, reply)` for the few replies stored nowhere
-    (to strangers), at the same pace as everything else.
+    (to strangers), at the same pace as everything else; `liveness` to record each successful
+    (and failed) poll, sync or webhook check.
     """
 
     wake: Callable[[], None]
     push: Callable[[str, Sequence[tuple[int, Reply]]], None]
     say: Callable[[str, Reply], Awaitable[None]]
+    liveness: Liveness = field(default_factory=Liveness)
 
 
 class Transport(Protocol):
@@ -88,6 +91,7 @@ class BotProcess:
         self.leadership = leadership or leadership_for(engine)
         self.doorbell = Doorbell(engine) if engine.dialect.name == "postgresql" else None
         self.leading = False
+        self.liveness = Liveness(clock) if clock is not None else Liveness()
         self._delivery: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._rings: set[asyncio.Future[None]] = set()
@@ -133,6 +137,7 @@ class BotProcess:
                     wake=self._after_event,
                     push=functools.partial(self._push, transport.platform),
                     say=functools.partial(self.deliverer.send_now, transport.platform),
+                    liveness=self.liveness,
                 )
                 await transport.start(outlet)
                 started.append(transport)

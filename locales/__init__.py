@@ -1,0 +1,1 @@
+"""The gettext catalogs (English ids, German default), shipped inside the installed package."""
