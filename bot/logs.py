@@ -5,8 +5,11 @@ the row it could not write), and logs are kept longer and read by more people th
 The frames (file, line, function, source line) and the type are what a fix needs.
 """
 
+import json
 import logging
+import os
 import traceback
+from datetime import UTC, datetime
 from types import TracebackType
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
@@ -62,8 +65,48 @@ class NoMessageFormatter(logging.Formatter):
             record.exc_text = cached
 
 
+# What every LogRecord has; anything else on a record came through `extra=` (ids, counts).
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, event, process, the ids given as `extra`.
+
+    For a log collector (journald, Loki, Elasticsearch) that wants fields, not prose. The same
+    rule as the text lines holds: an exception is its type and frames, never its message.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": record.getMessage(),
+            "process": record.process,
+        }
+        ids = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _STANDARD and isinstance(value, int | str | float | bool | None)
+        }
+        if ids:
+            entry["ids"] = ids
+        if record.exc_info is not None and record.exc_info[1] is not None:
+            entry["exception"] = type_name(record.exc_info[1])
+            entry["traceback"] = traceback_without_messages(record.exc_info[1])
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def formatter_for(log_format: str | None) -> logging.Formatter:
+    """`LOG_FORMAT=json` for JSON lines; anything else the readable lines."""
+    if (log_format or "").strip().lower() == "json":
+        return JsonFormatter()
+    return NoMessageFormatter(FORMAT)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr at `level`, every handler with the message-free tracebacks."""
+    """Log to stderr at `level` as LOG_FORMAT says, every handler with the message-free tracebacks."""
     logging.basicConfig(level=level, format=FORMAT)
+    formatter = formatter_for(os.environ.get("LOG_FORMAT"))
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(NoMessageFormatter(FORMAT))
+        handler.setFormatter(formatter)

@@ -7,6 +7,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x646F6C6D  # an advisory lock key of its own ("dolm")
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -20,6 +21,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply every migration up to `revision`; a no-op on an up-to-date database."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several processes started with AUTO_MIGRATE=1 take turns; the later ones find it done.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

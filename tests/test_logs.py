@@ -1,6 +1,8 @@
 """Logs: tracebacks with frames and exception types but never the messages (they quote user input),
 and no chatter from the libraries (fontTools' ~200 INFO lines per PDF)."""
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -51,11 +53,12 @@ def test_a_chained_traceback_keeps_frames_and_types_and_drops_the_messages() -> 
     assert "in test_a_chained_traceback_keeps_frames_and_types_and_drops_the_messages" in blocks[4]
 
 
-def run_logged(code: str) -> subprocess.CompletedProcess[str]:
+def run_logged(code: str, log_format: str = "") -> subprocess.CompletedProcess[str]:
     """`code` in a fresh interpreter after logging is set up as `python -m bot run` sets it up."""
     script = "from bot.cli.commands import quiet_http_logs\nquiet_http_logs()\n" + textwrap.dedent(code)
+    env = {**os.environ, "LOG_FORMAT": log_format}
     return subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, env=env
     )
 
 
@@ -100,3 +103,45 @@ def test_making_a_pdf_writes_no_font_lines() -> None:
     lines = logged.stderr.splitlines()
     assert len(lines) == 1
     assert lines[0].endswith(" INFO bot: made a PDF")  # INFO is logged, only not the libraries'
+
+
+def test_json_lines_carry_fields_and_ids_but_neither_the_typed_text_nor_its_exception_message() -> None:
+    logged = run_logged(
+        f"""
+        import logging
+        from tests.test_logs import handle
+        log = logging.getLogger("bot.telegram.app")
+        log.info("update %s handled", 41, extra={{"update_id": 41, "platform": "telegram"}})
+        try:
+            handle({TYPED!r})
+        except Exception:
+            log.exception("update %s failed", 42, extra={{"update_id": 42}})
+        """,
+        log_format="json",
+    )
+    lines = logged.stderr.splitlines()
+    assert len(lines) == 2  # one object per line, the traceback inside it
+    first, second = (json.loads(line) for line in lines)
+    assert set(first) == {"time", "level", "logger", "event", "process", "ids"}
+    assert first["time"].endswith("+00:00")
+    assert (first["level"], first["logger"], first["event"]) == (
+        "INFO",
+        "bot.telegram.app",
+        "update 41 handled",
+    )
+    assert first["ids"] == {"update_id": 41, "platform": "telegram"}
+    assert (second["level"], second["event"], second["ids"]) == (
+        "ERROR",
+        "update 42 failed",
+        {"update_id": 42},
+    )
+    assert second["exception"] == "tests.test_logs.StepFailed"
+    assert "in read_minutes\n    return int(text)\n" in second["traceback"]
+    assert TYPED not in logged.stderr
+    assert "Karim" not in logged.stderr
+
+
+def test_the_default_stays_readable_lines() -> None:
+    logged = run_logged('import logging\nlogging.getLogger("bot").info("started")', log_format="")
+    assert logged.stderr.strip().endswith(" INFO bot: started")
+    assert not logged.stderr.lstrip().startswith("{")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli.context import Context
+from bot.cli.context import Context, Schema
 from db.uow import UnitOfWork
 from services import ledger
 from services.csv_import import decode_csv
@@ -66,6 +66,7 @@ def _create_demo(ctx: Context, uow: UnitOfWork) -> None:
 
 def init(ctx: Context, args: argparse.Namespace) -> int:
     """Migrate; create the named district, or the demo district with --demo."""
+    ctx.schema = Schema.MIGRATE
     with ctx.uow() as uow:
         if args.demo:
             existing = find_demo(uow.session)
@@ -87,6 +88,27 @@ def init(ctx: Context, args: argparse.Namespace) -> int:
             id=district.id,
             slug=district.slug,
         )
+    return 0
+
+
+def migrate(ctx: Context, args: argparse.Namespace) -> int:
+    """Bring the database to this version's schema; with --check only say whether it is."""
+    from db.migrate import current_revision, head_revision, upgrade
+
+    ctx.schema = Schema.LATER
+    before, head = current_revision(ctx.engine), head_revision()
+    if before == head:
+        ctx.say("The database is up to date (revision {head}).", head=head)
+        return 0
+    if args.check:
+        ctx.say(
+            "The database is at revision {current}; this version needs {head}: run “python -m bot migrate”.",
+            current=before or "–",
+            head=head,
+        )
+        return 1
+    upgrade(ctx.engine)
+    ctx.say("The database was at revision {current} and is now at {head}.", current=before or "–", head=head)
     return 0
 
 
@@ -113,6 +135,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     """Run the bot on every configured platform (Telegram, Matrix); with none, the demo only if asked."""
     from bot.transports import configured_transports, platforms_configured
 
+    ctx.schema = Schema.LATER  # checked once the database answers (`_serve`)
     if not platforms_configured(os.environ):
         if args.demo:
             return chat(ctx, args)
@@ -164,6 +187,7 @@ def _holds_a_district() -> bool:
 
 def timers(ctx: Context, args: argparse.Namespace) -> int:
     """Run only the timers (offer expiry, reminders, closeout, digests), without any chat."""
+    ctx.schema = Schema.LATER
     return _serve(ctx, [], N_("The timers are running. Stop them with Ctrl+C."))
 
 
@@ -186,6 +210,7 @@ def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: 
         pause, said = 1.0, float("-inf")
         while not stop.is_set():
             try:
+                await asyncio.to_thread(ctx.prepare_schema)  # refuses a database behind the code
                 await bot.start()
                 break
             except (OperationalError, InterfaceError) as exc:  # the database is not there (yet)
@@ -238,6 +263,7 @@ def chat(ctx: Context, args: argparse.Namespace) -> int:
     """The terminal chat on the demo data (made on first use); in demo.sqlite3 unless DATABASE_URL is set."""
     from bot.terminal import TerminalChat
 
+    ctx.schema = Schema.MIGRATE  # the terminal chat is the demo: it makes its data, and the tables for them
     if ctx.use_demo_database():
         ctx.say("The demo's data are kept in demo.sqlite3; delete that file to start afresh.")
     return TerminalChat(ctx.engine, out=sys.stdout, locale=ctx.translator.locale).run()

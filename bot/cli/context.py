@@ -1,5 +1,6 @@
 """What every command needs: the translator, the database, the district, the clock."""
 
+import enum
 import getpass
 import os
 from dataclasses import dataclass, field
@@ -9,29 +10,83 @@ from sqlalchemy.engine import Engine
 
 from bot.i18n import Translator
 from db.engine import make_engine
-from db.migrate import upgrade
+from db.migrate import current_revision, head_revision, upgrade
 from db.models import District
 from db.uow import UnitOfWork
 from services.districts import find_district
+from services.errors import InvalidInput
+from services.text import N_
 
 # The terminal chat's demo lives in its own file, so trying the bot never writes into a real database.
 DEMO_DATABASE_URL = "sqlite:///demo.sqlite3"
+
+
+class Schema(enum.Enum):
+    """What a command does with a database behind the code."""
+
+    REQUIRE = "require"  # refuse, naming `migrate` (unless AUTO_MIGRATE=1)
+    MIGRATE = "migrate"  # bring it up to date: `init`, `migrate`, the demo
+    LATER = "later"  # the command calls `prepare_schema` itself (`run` waits for the database first)
+
+
+def auto_migrate() -> bool:
+    return os.environ.get("AUTO_MIGRATE", "").strip().lower() in ("1", "true", "yes")
 
 
 @dataclass
 class Context:
     translator: Translator
     district_slug: str | None = None
+    schema: Schema = Schema.REQUIRE
     _engine: Engine | None = field(default=None, repr=False)
     _url: str | None = field(default=None, repr=False)
 
     @property
     def engine(self) -> Engine:
-        """The engine, with the schema brought up to date on first use."""
+        """The engine; on first use the schema is migrated or checked, as `schema` says."""
         if self._engine is None:
             self._engine = make_engine(self._url)
-            upgrade(self._engine)
+            if self.schema is not Schema.LATER:
+                self.prepare_schema()
         return self._engine
+
+    def prepare_schema(self) -> None:
+        """Migrate the database, or refuse one behind the code with the command that fixes it.
+
+        An upgrade is a step the operator takes (`migrate`, after a backup), not a side effect of
+        starting the bot, unless they chose AUTO_MIGRATE=1.
+        """
+        engine = self.engine
+        if self.schema is Schema.MIGRATE or auto_migrate():
+            upgrade(engine)
+            return
+        current, head = current_revision(engine), head_revision()
+        if current == head:
+            return
+        if current is None:
+            raise InvalidInput(
+                N_(
+                    "This database was never set up. Run “python -m bot init --name …” (a new district) "
+                    "or “python -m bot migrate” first, or set AUTO_MIGRATE=1."
+                )
+            )
+        if not _known_revision(current):
+            raise InvalidInput(
+                N_(
+                    "The database is at revision {current}, newer than this version of the bot knows "
+                    "({head}). Install the newer version."
+                ),
+                current=current,
+                head=head,
+            )
+        raise InvalidInput(
+            N_(
+                "The database is at revision {current}; this version of the bot needs {head}. Back it up, "
+                "then run “python -m bot migrate” (or set AUTO_MIGRATE=1 to migrate on start)."
+            ),
+            current=current,
+            head=head,
+        )
 
     def use_demo_database(self) -> str | None:
         """Work on demo.sqlite3 unless DATABASE_URL names a database; returns the demo file's URL if so."""
@@ -65,3 +120,14 @@ class Context:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    from db.migrate import alembic_config_without_engine
+
+    try:
+        return ScriptDirectory.from_config(alembic_config_without_engine()).get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for an unknown id
+        return False

@@ -60,6 +60,17 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         "--demo", action="store_true", help=_("create the demo district with pool, schools and budget")
     )
 
+    migrate = command(
+        "migrate",
+        _("bring the database to this version's schema (back it up first)"),
+        commands.migrate,
+    )
+    migrate.add_argument(
+        "--check",
+        action="store_true",
+        help=_("change nothing; exit 1 if the database needs migrating"),
+    )
+
     run = command(
         "run",
         _("run the bot on Telegram and/or Matrix as configured (with --demo and neither: the terminal chat)"),
