@@ -134,3 +134,14 @@ def test_init_migrates_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     engine = make_engine(url)
     assert current_revision(engine) == HEAD
     engine.dispose()
+
+
+def test_version_names_the_installed_release_and_the_schema_it_needs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"dolmetscherpool {version('dolmetscherpool')} (schema {HEAD})\n"

@@ -31,6 +31,27 @@ def _whole_number(t: Translator) -> Callable[[str], int]:
     return parse
 
 
+def _version_line() -> str:
+    """The installed version and the schema it needs: what an operator quotes in a report."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from db.migrate import head_revision
+
+    try:
+        installed = version("dolmetscherpool")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        installed = "source"
+    return f"dolmetscherpool {installed} (schema {head_revision()})"
+
+
+class _Version(argparse.Action):
+    """`--version`, worked out only when asked (reading the migrations takes a moment)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(_version_line())
+        parser.exit()
+
+
 def build_parser(t: Translator) -> argparse.ArgumentParser:
     """The parser; build and use it inside `translated_argparse(t)` for argparse's own texts."""
     _ = t.gettext
@@ -38,6 +59,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot", description=_("Dolmetscherpool: book community interpreters for schools.")
     )
+    parser.add_argument("--version", action=_Version, nargs=0, help=_("show the version and exit"))
     parser.add_argument(
         "--district", metavar="SLUG", help=_("the district to act on (default: the only one)")
     )
