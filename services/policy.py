@@ -4,7 +4,7 @@ The defaults below follow common practice of German community-interpreter pools;
 gets them written into its rows, and from then on only the rows count.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -318,6 +318,23 @@ def load_policy(session: Session, district_id: int) -> Policy:
     return _build(stored_values(session, district_id))
 
 
+def policy_from(values: Mapping[str, str]) -> Policy:
+    """The policy stored `values` (key to text) make; missing rules take their defaults."""
+    return _build(dict(values))
+
+
+def clashing_rules(policy: Policy) -> list[InvalidInput]:
+    """Rules that contradict each other (`set_rule` refuses a change that would make one)."""
+    clashes = []
+    if policy.budget_alert_first >= policy.budget_alert_second:
+        clashes.append(InvalidInput(N_("The first budget alert must come before the second.")))
+    if policy.reminder_second >= policy.reminder_first:
+        clashes.append(
+            InvalidInput(N_("The second reminder must come later (closer to the start) than the first."))
+        )
+    return clashes
+
+
 def set_rule(
     session: Session, district_id: int, key: str, text: str, *, actor: str, now: datetime
 ) -> tuple[str, str]:
@@ -325,11 +342,9 @@ def set_rule(
     rule_value = parse_input(key, text)
     canonical = _canonical(RULES_BY_KEY[key].kind, rule_value)
     current = stored_values(session, district_id)
-    candidate = _build({**current, key: canonical})
-    if candidate.budget_alert_first >= candidate.budget_alert_second:
-        raise InvalidInput(N_("The first budget alert must come before the second."))
-    if candidate.reminder_second >= candidate.reminder_first:
-        raise InvalidInput(N_("The second reminder must come later (closer to the start) than the first."))
+    clashes = clashing_rules(_build({**current, key: canonical}))
+    if clashes:
+        raise clashes[0]
     row = session.exec(
         select(PolicySetting).where(PolicySetting.district_id == district_id, PolicySetting.key == key)
     ).first()

@@ -252,6 +252,8 @@ class FakeBotApi:
         self._polling = 0  # getUpdates requests in progress
         self.conflicts = 0  # getUpdates answered 409 (another poll in progress, or a webhook set)
         self.webhook: JSONDict | None = None  # setWebhook's parameters while a webhook is set
+        # (unix time, message): what getWebhookInfo reports as Telegram's last delivery error
+        self.webhook_last_error: tuple[int, str] | None = None
         self._rate: tuple[int, int] | None = None  # (per second overall, per second per chat)
         self._send_times: deque[float] = deque()
         self._chat_send_times: dict[int, deque[float]] = {}
@@ -261,6 +263,7 @@ class FakeBotApi:
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
             "setWebhook": self._set_webhook,
+            "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
@@ -637,6 +640,14 @@ class FakeBotApi:
             raise _ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
         self.webhook = dict(params)
         return True
+
+    async def _get_webhook_info(self, params: JSONDict) -> JSONDict:
+        url = self.webhook.get("url", "") if self.webhook is not None else ""
+        info: JSONDict = {"url": url, "has_custom_certificate": False}
+        info["pending_update_count"] = len(self._updates)
+        if self.webhook_last_error is not None:
+            info["last_error_date"], info["last_error_message"] = self.webhook_last_error
+        return info
 
     def limit_rate(self, *, overall: int = 30, per_chat: int = 1) -> None:
         """Answer 429 (retry_after 1) beyond `overall` sends a second, or `per_chat` a second in one chat."""

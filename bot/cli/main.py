@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bot.cli import commands
+from bot.cli import commands, doctor
 from bot.cli.argparse_texts import translated_argparse
 from bot.cli.context import Context
 from bot.i18n import Translator, env_locale
@@ -92,6 +92,13 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         action="store_true",
         help=_("change nothing; exit 1 if the database needs migrating"),
     )
+
+    doctor_command = command(
+        "doctor",
+        _("check the set-up (database, Telegram, Matrix, fonts, budgets, rules, people) without changing it"),
+        doctor.doctor,
+    )
+    doctor_command.add_argument("--json", action="store_true", help=_("print the findings as JSON"))
 
     run = command(
         "run",
