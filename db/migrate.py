@@ -62,3 +62,13 @@ def current_revision(engine: Engine) -> str | None:
 def is_current(engine: Engine) -> bool:
     """Whether the database has every migration this code knows."""
     return current_revision(engine) == head_revision()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether this code has the migration `revision` (a database newer than the code has not)."""
+    from alembic.script import ScriptDirectory
+
+    try:
+        return ScriptDirectory.from_config(alembic_config_without_engine()).get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for an id it does not know
+        return False

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from bot.i18n import Translator
 from db.engine import make_engine
-from db.migrate import current_revision, head_revision, upgrade
+from db.migrate import current_revision, head_revision, is_known_revision, upgrade
 from db.models import District
 from db.uow import UnitOfWork
 from services.districts import find_district
@@ -70,7 +70,7 @@ class Context:
                     "or “python -m bot migrate” first, or set AUTO_MIGRATE=1."
                 )
             )
-        if not _known_revision(current):
+        if not is_known_revision(current):
             raise InvalidInput(
                 N_(
                     "The database is at revision {current}, newer than this version of the bot knows "
@@ -120,14 +120,3 @@ class Context:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
-
-
-def _known_revision(revision: str) -> bool:
-    from alembic.script import ScriptDirectory
-
-    from db.migrate import alembic_config_without_engine
-
-    try:
-        return ScriptDirectory.from_config(alembic_config_without_engine()).get_revision(revision) is not None
-    except Exception:  # alembic raises its own errors for an unknown id
-        return False

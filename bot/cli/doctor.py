@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from bot.cli.context import Context
 from bot.i18n import Translator
 from db.engine import database_url, make_engine
-from db.migrate import current_revision, head_revision
+from db.migrate import current_revision, head_revision, is_known_revision
 from db.uow import UnitOfWork
 from services.clock import BERLIN
 from services.districts import all_districts, coordinator_counts
@@ -181,17 +181,6 @@ def schema_finding(current: str | None, head: str, *, known: bool, auto_migrate:
     )
 
 
-def _known_revision(revision: str) -> bool:
-    from alembic.script import ScriptDirectory
-
-    from db.migrate import alembic_config_without_engine
-
-    try:
-        return ScriptDirectory.from_config(alembic_config_without_engine()).get_revision(revision) is not None
-    except Exception:  # alembic raises its own errors for an id it does not know
-        return False
-
-
 def check_database(url: str, env: Mapping[str, str]) -> tuple[Section, Engine | None]:
     """The database answers and is migrated; its engine when the district checks can read it."""
     findings, engine = open_database(url)
@@ -206,7 +195,7 @@ def check_database(url: str, env: Mapping[str, str]) -> tuple[Section, Engine | 
     head = head_revision()
     auto = env.get("AUTO_MIGRATE", "").strip().lower() in ("1", "true", "yes")
     findings.append(
-        schema_finding(current, head, known=current is None or _known_revision(current), auto_migrate=auto)
+        schema_finding(current, head, known=current is None or is_known_revision(current), auto_migrate=auto)
     )
     if current != head:
         engine.dispose()
