@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from bot.db_thread import database_thread, run_in
 from bot.i18n import Translator
 from bot.messages import Reply, reply_from_body, split_text
+from bot.metrics import Metrics
 from bot.notifications import render
 from bot.rate_limit import RateLimiter
 from db.uow import UnitOfWork
@@ -105,9 +106,11 @@ class Deliverer:
         *,
         limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.senders = senders
+        self.metrics = metrics or Metrics()
         self.limiter = limiter or RateLimiter()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.wake = asyncio.Event()
@@ -138,6 +141,7 @@ class Deliverer:
                 except Exception:
                     log.exception("delivery %s cannot be rendered", due.delivery_id)
                     deliveries.mark_failed(uow.session, due.delivery_id, error="render failed", now=now)
+                    self.metrics.delivered(due.platform, "failed")
                     continue
                 edit_id = deliveries.first_message_id(uow.session, due.delivery_id) if due.ref else None
                 parts = parts_of(reply, self.senders[due.platform].max_text)
@@ -203,6 +207,8 @@ class Deliverer:
             # while it waits for its retry (`deliveries.due`), so their order holds.
             deliveries.release(session, later)
             uow.commit()
+        outcome = "sent" if error is None else "failed" if gave_up else "retried"
+        self.metrics.delivered(due.platform, outcome)
         if gave_up:  # the coordinators are told by a notice written with the record
             log.warning("delivery %s given up after %s attempts", due.delivery_id, due.attempts + 1)
 

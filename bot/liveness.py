@@ -23,17 +23,17 @@ class Liveness:
         self._lock = threading.Lock()
         self._reached: dict[str, datetime] = {}
         self._missing_since: dict[str, datetime] = {}
-        self._watched: set[str] = set()
+        self._watched: dict[str, datetime] = {}  # platform -> since when this process polls or syncs it
 
     def watch(self, platform: str) -> None:
         """This process is responsible for reaching `platform` (it polls or syncs it)."""
         with self._lock:
-            self._watched.add(platform)
+            self._watched.setdefault(platform, self.clock())
 
     def unwatch(self, platform: str) -> None:
         """Another process polls or syncs `platform` now (this one stands by)."""
         with self._lock:
-            self._watched.discard(platform)
+            self._watched.pop(platform, None)
             self._missing_since.pop(platform, None)
 
     def reached(self, platform: str) -> None:
@@ -48,6 +48,11 @@ class Liveness:
     def watched(self) -> list[str]:
         with self._lock:
             return sorted(self._watched)
+
+    def watched_since(self, platform: str) -> datetime | None:
+        """Since when this process polls or syncs `platform`; None while it stands by."""
+        with self._lock:
+            return self._watched.get(platform)
 
     def last_reached(self, platform: str) -> datetime | None:
         with self._lock:

@@ -22,6 +22,7 @@ from bot.delivery import Deliverer, Sender
 from bot.leader import TRY_EVERY, AnotherProcessRuns, Doorbell, Leadership, leadership_for
 from bot.liveness import Liveness
 from bot.messages import Reply
+from bot.metrics import Metrics
 from bot.rate_limit import RateLimiter
 from bot.scheduling import Timers
 
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 class Outlet:
     """Where a transport hands on what an event gave.
 
-    `wake` after each handled event (it may have written notifications and armed due rows);
+    `wake` after each handled event (it may have written notifications and armed due rows; it is
+    counted for the metrics);
     `push(chat_id, answers)` for the answers stored with it, which the leading process sends at
     once, before it looks at the outbox; `say(chat_id, reply)` for the few replies stored nowhere
     (to strangers), at the same pace as everything else; `liveness` to record each successful
@@ -79,15 +81,18 @@ class BotProcess:
         clock: Callable[[], datetime] | None = None,
         timers: Timers | None = None,
         leadership: Leadership | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.transports = list(transports)
+        self.metrics = metrics or Metrics()
         senders = {t.platform: t.sender for t in self.transports}
-        self.deliverer = Deliverer(engine, senders, limiter=limiter, clock=clock)
+        self.deliverer = Deliverer(engine, senders, limiter=limiter, clock=clock, metrics=self.metrics)
         self.deliverer.enabled = False
         self.timers = timers
         if timers is not None:
             timers.on_fired = self._wake_sender
+            timers.metrics = self.metrics
         self.leadership = leadership or leadership_for(engine)
         self.doorbell = Doorbell(engine) if engine.dialect.name == "postgresql" else None
         self.leading = False
@@ -96,8 +101,9 @@ class BotProcess:
         self._watch: asyncio.Task[None] | None = None
         self._rings: set[asyncio.Future[None]] = set()
 
-    def _after_event(self) -> None:
+    def _after_event(self, platform: str) -> None:
         """A handled event may have written answers and notifications and armed due rows."""
+        self.metrics.handled(platform)
         self._wake_sender()
         if self.timers is not None:
             self.timers.poke()
@@ -134,7 +140,7 @@ class BotProcess:
         try:
             for transport in self.transports:
                 outlet = Outlet(
-                    wake=self._after_event,
+                    wake=functools.partial(self._after_event, transport.platform),
                     push=functools.partial(self._push, transport.platform),
                     say=functools.partial(self.deliverer.send_now, transport.platform),
                     liveness=self.liveness,

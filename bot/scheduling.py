@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
 from bot.leader import FileLeadership
+from bot.metrics import Metrics
 from db.uow import UnitOfWork
 from services import due, timers
 from services.dialogs import prune_processed_events
@@ -36,6 +37,7 @@ def run_due(
     *,
     limit: int = 500,
     stopping: Callable[[], bool] = lambda: False,
+    metrics: Metrics | None = None,
 ) -> int:
     """Fire every row that is due, each in its own transaction; returns how many fired.
 
@@ -54,6 +56,8 @@ def run_due(
                 timers.fire(uow.session, task, now())
                 uow.commit()
                 fired += 1
+                if metrics is not None:
+                    metrics.fired(kind, ok=True)
                 continue
             except Exception as exc:
                 log.exception("due task %s (%s) failed", task_id, kind)
@@ -63,6 +67,8 @@ def run_due(
         with UnitOfWork(engine) as uow:
             due.failed(uow.session, task_id, error, now())
             uow.commit()
+        if metrics is not None:
+            metrics.fired(kind, ok=False)
     return fired
 
 
@@ -102,6 +108,7 @@ class Timers:
         self.engine = engine
         self.clock = clock or (lambda: datetime.now(UTC))
         self.on_fired = on_fired
+        self.metrics: Metrics | None = None  # set by the process that runs these timers
         self.poll_seconds = poll_seconds
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.runner = SingleRunner(engine)
@@ -155,7 +162,9 @@ class Timers:
             if not self.running:
                 return
             self._firing = asyncio.ensure_future(
-                asyncio.to_thread(run_due, self.engine, self.clock, stopping=lambda: not self.running)
+                asyncio.to_thread(
+                    run_due, self.engine, self.clock, stopping=lambda: not self.running, metrics=self.metrics
+                )
             )
             try:
                 # Shielded: if the scheduler's shutdown cancels this job, the thread still finishes

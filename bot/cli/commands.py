@@ -195,14 +195,33 @@ def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: 
     """Start the transports and the timers, say `started`, and run until SIGINT or SIGTERM."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
+    from bot.health import HealthServer, health_settings
     from bot.leader import AnotherProcessRuns
     from bot.process import BotProcess
     from bot.scheduling import Timers
 
+    health_at = health_settings(os.environ)  # a bad value is refused before anything starts
     quiet_http_logs()
     bot = BotProcess(ctx.engine, transports, timers=Timers(ctx.engine))
 
     async def serve() -> None:
+        """With HEALTH_LISTEN, /healthz answers from the start: 503 while the database is not there."""
+        if health_at is None:
+            return await run_until_stopped()
+        health = HealthServer(bot, stale_after=health_at.stale_after)
+        try:
+            await health.start(health_at.host, health_at.port)
+        except OSError as exc:
+            raise InvalidInput(
+                N_("HEALTH_LISTEN={listen} cannot be used: the address is taken or not this machine's."),
+                listen=os.environ.get("HEALTH_LISTEN", "").strip(),
+            ) from exc
+        try:
+            await run_until_stopped()
+        finally:
+            await health.stop()
+
+    async def run_until_stopped() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

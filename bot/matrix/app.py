@@ -110,6 +110,7 @@ class MatrixBot:
     async def lead(self) -> None:
         """Sign in and sync; while the homeserver cannot be reached, keep trying (logged once a minute)."""
         self._stopping = False
+        self._outlet.liveness.watch(PLATFORM)
         away = Backoff(log, "Matrix homeserver cannot be reached")
         while True:
             try:
@@ -120,6 +121,7 @@ class MatrixBot:
                 await self._sync(timeout_ms=0, full_state=True)
                 break
             except (aiohttp.ClientError, OSError, TimeoutError, RuntimeError) as exc:
+                self._outlet.liveness.missed(PLATFORM)
                 await away.failed(exc)
         self._loop = asyncio.create_task(self._run())
         log.info("Matrix: signed in as %s (device %s)", self.client.user_id, self.client.device_id)
@@ -136,6 +138,7 @@ class MatrixBot:
         if self._upkeep is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._upkeep, timeout=10)
+        self._outlet.liveness.unwatch(PLATFORM)
 
     async def stop(self) -> None:
         await self.unlead()
@@ -172,10 +175,17 @@ class MatrixBot:
         )
         try:
             response = await asyncio.wait_for(self._poll, timeout=timeout_ms / 1000 + SYNC_GRACE)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._outlet.liveness.missed(PLATFORM)
+            raise
         finally:
             self._poll = None
         if isinstance(response, SyncError):
+            self._outlet.liveness.missed(PLATFORM)
             raise RuntimeError(f"sync refused: {response.status_code}")
+        self._outlet.liveness.reached(PLATFORM)
         answer = bool(self.state.sync_token)  # the very first sync only joins and records
         for room_id in set(response.rooms.invite) | self._pending_joins:
             await self._join(room_id)

@@ -29,6 +29,7 @@ from bot.backoff import Backoff
 from bot.conversation.router import FEATURES, Conversation, command_list
 from bot.db_thread import database_thread, run_in
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator
+from bot.liveness import Liveness
 from bot.messages import Incoming, Reply
 from bot.process import Outlet
 from bot.telegram.sender import TelegramSender
@@ -40,6 +41,7 @@ OFFICIAL_API = "https://api.telegram.org/bot"
 ALLOWED_UPDATES = ["message", "callback_query"]
 HANDLER_THREADS = 6  # updates handled at once on PostgreSQL
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
+WEBHOOK_CHECK = 60.0  # seconds between the leader's getWebhookInfo, its sign of life in webhook mode
 log = logging.getLogger(__name__)
 
 
@@ -81,6 +83,7 @@ class TelegramBot:
         clock: Callable[[], datetime] | None = None,
         poll_timeout: float = 30,
         webhook: Webhook | None = None,
+        webhook_check: float = WEBHOOK_CHECK,
     ) -> None:
         self.conversation = Conversation(engine, clock)
         builder = Application.builder().token(token).base_url(base_url)
@@ -89,10 +92,11 @@ class TelegramBot:
         self.sender = TelegramSender(self.bot)
         self.poll_timeout = poll_timeout
         self.webhook = webhook
+        self.webhook_check = webhook_check
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._outlet: Outlet | None = None
         self._acknowledging: set[asyncio.Task[None]] = set()
-        self._polling: asyncio.Task[None] | None = None
+        self._polling: asyncio.Task[None] | None = None  # getUpdates, or getWebhookInfo in webhook mode
         self._stopping = False
         self._runner: web.AppRunner | None = None
         self._unreachable = Backoff(log, "Telegram cannot be reached")
@@ -113,6 +117,7 @@ class TelegramBot:
 
     async def lead(self) -> None:
         """What only the leading process does: the command menu, and the webhook's setup or the polling."""
+        self._liveness().watch(PLATFORM)
         await self._retrying(self.register_commands)
         if self.webhook is None:
             await self._retrying(lambda: self.bot.delete_webhook(drop_pending_updates=False))
@@ -124,6 +129,7 @@ class TelegramBot:
                     webhook.url, secret_token=webhook.secret, allowed_updates=ALLOWED_UPDATES
                 )
             )
+            self._polling = asyncio.create_task(self._check_webhook_forever())
 
     async def unlead(self) -> None:
         """Stop polling (another process leads now, or this one stops)."""
@@ -132,6 +138,12 @@ class TelegramBot:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._polling
             self._polling = None
+        if self._outlet is not None:
+            self._outlet.liveness.unwatch(PLATFORM)
+
+    def _liveness(self) -> Liveness:
+        assert self._outlet is not None, "started before it leads"
+        return self._outlet.liveness
 
     async def stop(self) -> None:
         self._stopping = True
@@ -154,10 +166,12 @@ class TelegramBot:
             try:
                 await call()
                 self._unreachable.succeeded()
+                self._liveness().reached(PLATFORM)
                 return
             except InvalidToken:
                 raise
             except Exception as exc:
+                self._liveness().missed(PLATFORM)
                 await self._unreachable.failed(exc)
 
     # --- long polling ---------------------------------------------------------------------------
@@ -166,11 +180,17 @@ class TelegramBot:
         """getUpdates, handle the batch to the end, and only then move the offset past it."""
         offset: int | None = None
         interrupted = Backoff(log, "Telegram polling interrupted")
+        liveness = self._liveness()
         while not self._stopping:
             try:
-                updates = await self.bot.get_updates(
-                    offset=offset, timeout=int(self.poll_timeout), allowed_updates=ALLOWED_UPDATES
-                )
+                try:
+                    updates = await self.bot.get_updates(
+                        offset=offset, timeout=int(self.poll_timeout), allowed_updates=ALLOWED_UPDATES
+                    )
+                except Exception:
+                    liveness.missed(PLATFORM)
+                    raise
+                liveness.reached(PLATFORM)
                 if updates:
                     results = await asyncio.gather(*(self.take(u) for u in updates), return_exceptions=True)
                     failed = [r for r in results if isinstance(r, BaseException)]
@@ -185,6 +205,20 @@ class TelegramBot:
                 await interrupted.failed(exc)
 
     # --- webhook --------------------------------------------------------------------------------
+
+    async def _check_webhook_forever(self) -> None:
+        """Webhook mode has no polls: the leader asks Telegram about the webhook now and then instead."""
+        liveness = self._liveness()
+        while not self._stopping:
+            try:
+                await self.bot.get_webhook_info()
+                liveness.reached(PLATFORM)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                liveness.missed(PLATFORM)
+                log.info("Telegram's webhook state could not be read (%s)", type(exc).__name__)
+            await asyncio.sleep(self.webhook_check)
 
     async def _listen(self, webhook: Webhook) -> None:
         app = web.Application(client_max_size=1024 * 1024)
@@ -201,6 +235,7 @@ class TelegramBot:
         if not hmac.compare_digest(given.encode(), self.webhook.secret.encode()):
             log.warning("webhook POST without the right secret refused")
             return web.Response(status=403)
+        self._liveness().reached(PLATFORM)  # Telegram itself reached this process
         try:
             data = json.loads(await request.read())
             update = Update.de_json(data, self.bot)
