@@ -1,5 +1,6 @@
-"""The production install: deploy/install.sh (what the Containerfile runs) into a fresh venv, then the
-bot run from it, outside the source tree, as an admin would.
+"""The production install: the Containerfile's own steps (its COPYs, then its RUN of deploy/install.sh,
+which installs without the dev extras) into a fresh venv here, then the bot run from it, outside the
+source tree, as an admin would.
 
 The venv is made once for the module (about 40 s with a warm pip cache; the time is printed). Every
 command runs from a temp directory with no PYTHONPATH and none of the bot's variables inherited, so
@@ -10,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,8 +30,10 @@ import pytest
 from services.clock import BERLIN
 from tests.fake_bot_api import FakeBotApi
 from tests.pg_cluster import PostgresCluster, _free_port
+from tests.test_deploy import containerfile
 
 ROOT = Path(__file__).resolve().parent.parent
+CONTAINER_VENV = "/opt/dolmetscherpool/venv"
 STALE = 3.0  # HEALTH_STALE_AFTER for the run below, in seconds
 COORDINATOR, INTERPRETER = 7001, 7002  # Telegram user ids (= chat ids) of the two people invited
 # Packages of the dev extras (and the test tools) that a production venv must not hold.
@@ -75,19 +79,44 @@ class Installed:
         )
 
 
+def _container_build(into: Path) -> str:
+    """Lay out what deploy/Containerfile COPYs into /src under `into`; its install RUN line, for here."""
+    for kind, args in containerfile():
+        if kind != "COPY":
+            continue
+        *sources, target = args.split()
+        assert target.startswith("/src/"), target
+        for source in sources:
+            landing = into / target.removeprefix("/src/")
+            if target.endswith("/") or len(sources) > 1:
+                landing = landing / Path(source).name
+            landing.parent.mkdir(parents=True, exist_ok=True)
+            if (ROOT / source).is_dir():  # .dockerignore leaves __pycache__ out of the context
+                shutil.copytree(ROOT / source, landing, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(ROOT / source, landing)
+    (run,) = [args for kind, args in containerfile() if kind == "RUN" and "deploy/install.sh" in args]
+    return run
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    venv = tmp_path_factory.mktemp("production") / "venv"
+    """The Containerfile's install, here: its COPYs into a source dir, then its very RUN line."""
+    base = tmp_path_factory.mktemp("production")
+    venv, source = base / "venv", base / "src"
+    run = _container_build(source)
+    command = run.replace(CONTAINER_VENV, str(venv)).replace("/src", str(source))
     started = time.monotonic()
     done = subprocess.run(
-        [str(ROOT / "deploy" / "install.sh"), str(venv), str(ROOT)],
+        ["sh", "-c", command],
         env={**os.environ, "PYTHON": sys.executable},
         capture_output=True,
         text=True,
         timeout=900,
     )
-    print(f"deploy/install.sh took {time.monotonic() - started:.1f}s")
+    print(f"the install took {time.monotonic() - started:.1f}s: {command}")
     assert done.returncode == 0, done.stderr[-4000:]
+    assert not source.exists()  # removed, as in the image: the venv needs no source afterwards
     outside = tmp_path_factory.mktemp("elsewhere")
     assert not outside.resolve().is_relative_to(ROOT)
     return Installed(venv, venv / "bin" / "python", outside)
