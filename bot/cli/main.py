@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bot.cli import commands, doctor
+from bot.cli import backup, commands, doctor
 from bot.cli.argparse_texts import translated_argparse
 from bot.cli.context import Context
 from bot.i18n import Translator, env_locale
@@ -92,6 +92,24 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         action="store_true",
         help=_("change nothing; exit 1 if the database needs migrating"),
     )
+
+    backup_command = command(
+        "backup",
+        _("write the database and the Matrix store into one archive (0600), while the bot runs"),
+        backup.run_backup,
+    )
+    backup_command.add_argument("--output", required=True, metavar=_("FILE"), help=_("the archive to write"))
+    backup_command.add_argument(
+        "--logical",
+        action="store_true",
+        help=_("rows as JSON instead of a database file or pg_dump: restores into SQLite or PostgreSQL"),
+    )
+    restore_command = command(
+        "restore",
+        _("restore a backup into an empty database (and the Matrix store where there is none)"),
+        backup.run_restore,
+    )
+    restore_command.add_argument("file", metavar=_("FILE"), help=_("the archive written by backup"))
 
     doctor_command = command(
         "doctor",
