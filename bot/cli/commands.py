@@ -271,7 +271,9 @@ def quiet_http_logs() -> None:
 
 def quiet_libraries() -> None:
     # fontTools writes about 200 INFO lines for every PDF (subsetting its fonts), matplotlib its font search.
-    for noisy in ("httpx", "httpcore", "nio", "peewee", "aiohttp", "fontTools", "matplotlib"):
+    # alembic's INFO lines ("Context impl …") would precede every start; a migration on start is
+    # logged by `Context.prepare_schema` in one line instead.
+    for noisy in ("httpx", "httpcore", "nio", "peewee", "aiohttp", "fontTools", "matplotlib", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # nio's validation warnings quote the event they reject, which may hold a message's text.
     for quoting in ("nio.events", "nio.responses"):

@@ -2,6 +2,7 @@
 
 import enum
 import getpass
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from db.uow import UnitOfWork
 from services.districts import find_district
 from services.errors import InvalidInput
 from services.text import N_
+
+log = logging.getLogger(__name__)
 
 # The terminal chat's demo lives in its own file, so trying the bot never writes into a real database.
 DEMO_DATABASE_URL = "sqlite:///demo.sqlite3"
@@ -57,11 +60,12 @@ class Context:
         starting the bot, unless they chose AUTO_MIGRATE=1.
         """
         engine = self.engine
-        if self.schema is Schema.MIGRATE or auto_migrate():
-            upgrade(engine)
-            return
         current, head = current_revision(engine), head_revision()
         if current == head:
+            return
+        if self.schema is Schema.MIGRATE or auto_migrate():
+            upgrade(engine)
+            log.info("migrated the database from revision %s to %s", current or "none", head)
             return
         if current is None:
             raise InvalidInput(
