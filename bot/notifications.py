@@ -20,6 +20,7 @@ from bot.i18n import Translator
 from bot.messages import Choice, Reply, numbered
 from db.models import BookingChange, District, Interpreter, Member, Offer, Request, School
 from services import ledger
+from services.due import Kind
 from services.notices import (
     AboutChange,
     AboutOffer,
@@ -43,6 +44,8 @@ from services.notices import (
     CloseoutUnusual,
     DeliveryFailed,
     DigestWeekly,
+    DueTaskFailed,
+    InterpreterWithoutChat,
     Notice,
     NoticeParams,
     OfferConfirmed,
@@ -50,6 +53,8 @@ from services.notices import (
     OfferNew,
     OfferTaken,
     OfferWithdrawn,
+    PlatformReachable,
+    PlatformUnreachable,
     RequestAwaitingApproval,
     RequestBooked,
     RequestCancelled,
@@ -269,6 +274,44 @@ def _unreachable(session: Session, t: Translator, params: DeliveryFailed) -> Val
     else:
         cause = t.gettext("the messenger did not take it for hours.")
     return {"name": name or f"#{params.member_id}", "cause": cause}
+
+
+_TASK_LABELS: dict[str, str] = {  # by services.due.Kind value; a kind not named here shows as itself
+    Kind.OFFER_EXPIRY: N_("the end of a round of offers"),
+    Kind.REMINDER: N_("a reminder before a session"),
+    Kind.CLOSEOUT_PROMPT: N_("the question for the report after a session"),
+    Kind.CLOSEOUT_REMINDER: N_("the reminder to report a session"),
+    Kind.AUTO_CONFIRM: N_("the automatic confirmation of a report"),
+    Kind.DIGEST: N_("the weekly digest"),
+    Kind.CHANGE_EXPIRY: N_("the deadline of a change to a booking"),
+}
+_PLATFORMS = {"telegram": "Telegram", "matrix": "Matrix"}
+
+
+def _due_failed(session: Session, t: Translator, params: DueTaskFailed) -> Values:
+    """What the task was for, and the request it was about (as its line, like every request notice)."""
+    label = _TASK_LABELS.get(params.task_kind)
+    request = session.get(Request, params.request_id) if params.request_id is not None else None
+    return {
+        "what": t.gettext(label) if label else params.task_kind,
+        "request": "\n" + request_line(t, request) if request is not None else "",
+        "error": params.error or "?",
+    }
+
+
+def _invite_for(session: Session, _t: Translator, params: InterpreterWithoutChat) -> Values:
+    """The command that makes an invite code for the interpreter, with the district named."""
+    interpreter = session.get(Interpreter, params.interpreter_id)
+    district = session.get(District, interpreter.district_id) if interpreter else None
+    slug = district.slug if district else "SLUG"
+    command = (
+        f"python -m bot --district {slug} invite create --role interpreter --for {params.interpreter_id}"
+    )
+    return {"command": command}
+
+
+def _platform(_session: Session, _t: Translator, params: PlatformUnreachable | PlatformReachable) -> Values:
+    return {"platform": _PLATFORMS.get(params.platform, params.platform)}
 
 
 def _change_details(session: Session, t: Translator, params: ChangeAsked) -> Values:
@@ -635,6 +678,40 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
         DeliveryFailed,
         N_("A notification did not reach {name}: {cause} Please get in touch with them another way."),
         details=_unreachable,
+    ),
+    Template(
+        DueTaskFailed,
+        N_(
+            "Alert: {what} failed {attempts} times and was given up (last at {failed_at}, error: {error})."
+            "{request}\n"
+            "The bot's log has the error under “due task {task_id}”; “python -m bot doctor” checks the "
+            "set-up."
+        ),
+        details=_due_failed,
+    ),
+    Template(
+        InterpreterWithoutChat,
+        N_(
+            "{name} (interpreter {interpreter_id}) has no linked chat, so offers do not reach them: "
+            "each one waits unanswered until it expires. Send them an invite code:\n{command}"
+        ),
+        details=_invite_for,
+    ),
+    Template(
+        PlatformUnreachable,
+        N_(
+            "Alert: the bot has not reached {platform} since {since_at}. Messages wait and go out once it is "
+            "back. Check the server's network; “python -m bot doctor” tests the connection."
+        ),
+        details=_platform,
+    ),
+    Template(
+        PlatformReachable,
+        N_(
+            "{platform} is reachable again since {back_at} (away since {since_at}). "
+            "Waiting messages go out now."
+        ),
+        details=_platform,
     ),
 )
 

@@ -23,6 +23,7 @@ from bot.leader import TRY_EVERY, AnotherProcessRuns, Doorbell, Leadership, lead
 from bot.liveness import Liveness
 from bot.messages import Reply
 from bot.metrics import Metrics
+from bot.outage import OutageWatch
 from bot.rate_limit import RateLimiter
 from bot.scheduling import Timers
 
@@ -97,6 +98,10 @@ class BotProcess:
         self.doorbell = Doorbell(engine) if engine.dialect.name == "postgresql" else None
         self.leading = False
         self.liveness = Liveness(clock) if clock is not None else Liveness()
+        self.outages = OutageWatch(
+            engine, self.liveness, active=lambda: self.leading, on_written=self._wake_sender
+        )
+        self._outage_checks: asyncio.Task[None] | None = None
         self._delivery: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._rings: set[asyncio.Future[None]] = set()
@@ -159,6 +164,8 @@ class BotProcess:
         self.deliverer.stopping = False
         self._delivery = asyncio.create_task(self.deliverer.run_forever())
         self._watch = asyncio.create_task(self._watch_leadership())
+        if self.transports:
+            self._outage_checks = asyncio.create_task(self.outages.run())
 
     async def _lead(self) -> None:
         await self.deliverer.take_over()
@@ -200,6 +207,11 @@ class BotProcess:
                 log.exception("taking or keeping the lead failed; trying again")
 
     async def stop(self) -> None:
+        if self._outage_checks is not None:
+            self._outage_checks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outage_checks
+            self._outage_checks = None
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

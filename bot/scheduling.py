@@ -65,8 +65,14 @@ def run_due(
                 error = type(exc).__name__
         assert task_id is not None
         with UnitOfWork(engine) as uow:
-            due.failed(uow.session, task_id, error, now())
+            gave_up = timers.record_failure(uow.session, task_id, error, now())
             uow.commit()
+        if gave_up:
+            log.error(
+                "due task %s (%s) failed on every attempt and was given up; the operators are told",
+                task_id,
+                kind,
+            )
         if metrics is not None:
             metrics.fired(kind, ok=False)
     return fired

@@ -434,3 +434,19 @@ class BookingChange(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc())
     expires_at: datetime = Field(sa_column=_utc())
     decided_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+
+
+class OperatorContact(SQLModel, table=True):
+    """The person a district's technical alerts go to (a failed due row, a platform away), set on the CLI.
+
+    A table of its own rather than a column of `district`: a district column pointing at `member`,
+    which points back at `district`, would make the two depend on each other.
+    """
+
+    __tablename__ = "operator_contact"
+
+    id: int | None = Field(default=None, primary_key=True)
+    district_id: int = Field(foreign_key="district.id", unique=True)
+    member_id: int = Field(foreign_key="member.id")
+    set_by: str = Field(max_length=100)
+    set_at: datetime = Field(sa_column=_utc())

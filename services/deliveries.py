@@ -24,6 +24,7 @@ from db.models import ChatIdentity, Delivery, Member, OutboxMessage
 from services.due import Kind, mark_once
 from services.identities import identities_of, members_for
 from services.notices import DeliveryFailed
+from services.operator_alerts import also_to_operator, interpreter_unreachable
 from services.outbox import notify
 from services.vocabulary import Recipient
 
@@ -86,10 +87,12 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
         members = members_for(
             session, Recipient(message.recipient_type), message.recipient_id, message.district_id
         )
+        reached = 0
         for member in members:
             assert member.id is not None
             reachable = identities_of(session, member.id)
             for identity in reachable if member.notify_everywhere else reachable[:1]:
+                reached += 1
                 assert identity.id is not None
                 session.add(
                     Delivery(
@@ -101,6 +104,11 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
                     )
                 )
                 created += 1
+        if not reached and message.recipient_type == Recipient.INTERPRETER.value:
+            # Matching does not look at chats: an offer to an interpreter with none reaches nobody.
+            interpreter_unreachable(
+                session, district_id=message.district_id, interpreter_id=message.recipient_id, now=now
+            )
         message.expanded_at = now
         session.add(message)
     session.flush()
@@ -305,7 +313,8 @@ def mark_failed(session: Session, delivery_id: int, *, error: str, now: datetime
 
 
 def _tell_coordinators(session: Session, delivery: Delivery, *, cause: str, now: datetime) -> None:
-    """A notification given up: the coordinators hear whom it did not reach, once a day per person.
+    """A notification given up: the coordinators (and the operator contact) hear whom it did not reach,
+    once a day per person.
 
     Answers to a person's own message are left out (they notice a missing answer themselves), and
     so is this very notice when it fails, so a coordinator's broken chat cannot start a loop.
@@ -328,14 +337,16 @@ def _tell_coordinators(session: Session, delivery: Delivery, *, cause: str, now:
         now=now,
     ):
         return
+    notice = DeliveryFailed(member_id=member.id, cause=cause)
     notify(
         session,
         district_id=member.district_id,
         recipient=Recipient.COORDINATORS,
         recipient_id=member.district_id,
-        notice=DeliveryFailed(member_id=member.id, cause=cause),
+        notice=notice,
         now=now,
     )
+    also_to_operator(session, member.district_id, notice, now)
 
 
 def next_due_at(session: Session, platforms: list[str]) -> datetime | None:

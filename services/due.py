@@ -34,6 +34,11 @@ class Kind(StrEnum):
     ALLOWANCE_WARNING = "allowance_warning"  # a marker: each threshold once per interpreter and year
     DELIVERY_FAILED = "delivery_failed"  # a marker: coordinators hear of a person unreachable once a day
     CHANGE_EXPIRY = "change_expiry"  # a booking change the interpreter has not answered lapses
+    # Markers of the operator alerts (services.operator_alerts), each told once:
+    ALERT_DUE_FAILED = "alert_due_failed"  # per due row given up
+    ALERT_NO_CHAT = "alert_no_chat"  # per interpreter an offer could not reach
+    ALERT_PLATFORM_DOWN = "alert_platform_down"  # per district, platform and outage
+    ALERT_PLATFORM_BACK = "alert_platform_back"  # per district, platform and outage
 
 
 class Outcome(StrEnum):
@@ -91,27 +96,31 @@ def mark_once(
 ) -> bool:
     """Record that something happened once (an alert for a threshold); False when it was recorded before.
 
-    Called under a lock on the subject (the budget row, the settled request), so two callers
-    cannot both see it unrecorded; the unique key stands behind that.
+    Two transactions recording the same marker at once (two processes on PostgreSQL) cannot both
+    succeed: the unique key makes the second insert wait for the first and then fail, inside a
+    savepoint, so the second caller gets False and its transaction goes on.
     """
     marker = select(DueTask).where(
         DueTask.kind == kind.value, DueTask.subject_id == subject_id, DueTask.variant == variant
     )
     if session.exec(marker).first() is not None:
         return False
-    session.add(
-        DueTask(
-            district_id=district_id,
-            kind=kind.value,
-            subject_id=subject_id,
-            variant=variant,
-            due_at=now,
-            done_at=now,
-            outcome=Outcome.DONE.value,
-            created_at=now,
-        )
-    )
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(
+                DueTask(
+                    district_id=district_id,
+                    kind=kind.value,
+                    subject_id=subject_id,
+                    variant=variant,
+                    due_at=now,
+                    done_at=now,
+                    outcome=Outcome.DONE.value,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
     return True
 
 
@@ -136,11 +145,14 @@ def claim(session: Session, now: datetime) -> DueTask | None:
     return session.exec(query).first()
 
 
-def failed(session: Session, task_id: int, error: str, now: datetime) -> None:
-    """An unexpected failure: try again a little later, and give up after a few attempts."""
-    task = session.get(DueTask, task_id, with_for_update=True)
+def failed(session: Session, task_id: int, error: str, now: datetime) -> DueTask | None:
+    """An unexpected failure: try again a little later, and give up after a few attempts.
+
+    Returns the task when this call gave it up (it is locked, so only one caller ever does), else None.
+    """
+    task = session.get(DueTask, task_id, with_for_update=True, populate_existing=True)
     if task is None or task.done_at is not None:
-        return  # another process fired it meanwhile
+        return None  # another process fired it meanwhile
     task.attempts += 1
     task.last_error = error[:200]
     if task.attempts >= MAX_ATTEMPTS:
@@ -148,6 +160,7 @@ def failed(session: Session, task_id: int, error: str, now: datetime) -> None:
     else:
         task.due_at = now + RETRY_PAUSE * task.attempts
     session.add(task)
+    return task if task.outcome == Outcome.FAILED else None
 
 
 # --- arming, called by the services in the transaction of the change -------------------------------

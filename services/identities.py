@@ -78,9 +78,12 @@ def set_notify_everywhere(session: Session, member: Member, everywhere: bool, *,
 
 
 def members_for(session: Session, recipient: Recipient, recipient_id: int, district_id: int) -> list[Member]:
-    """The members a notification is for: a school's contacts, an interpreter, or all coordinators."""
+    """The members a notification is for: a school's contacts, an interpreter, all coordinators, or one
+    member."""
     query = select(Member).where(Member.district_id == district_id)
-    if recipient is Recipient.SCHOOL:
+    if recipient is Recipient.MEMBER:
+        query = query.where(Member.id == recipient_id)
+    elif recipient is Recipient.SCHOOL:
         query = query.where(Member.role == Role.SCHOOL.value, Member.school_id == recipient_id)
     elif recipient is Recipient.INTERPRETER:
         query = query.where(Member.role == Role.INTERPRETER.value, Member.interpreter_id == recipient_id)

@@ -54,11 +54,16 @@ class Notice(StrEnum):
     REQUEST_CHANGED = "request.changed"
     REQUEST_CHANGE_DECLINED = "request.change_declined"
     REQUEST_CHANGE_LAPSED = "request.change_lapsed"
+    OPERATOR_DUE_FAILED = "operator.due_failed"
+    OPERATOR_NO_CHAT = "operator.no_chat"
+    OPERATOR_PLATFORM_DOWN = "operator.platform_down"
+    OPERATOR_PLATFORM_BACK = "operator.platform_back"
 
 
 SCHOOL = frozenset({Recipient.SCHOOL})
 INTERPRETER = frozenset({Recipient.INTERPRETER})
 COORDINATORS = frozenset({Recipient.COORDINATORS})
+OPERATORS = frozenset({Recipient.COORDINATORS, Recipient.MEMBER})  # the operator contact, else coordinators
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -352,7 +357,7 @@ class DeliveryFailed(NoticeParams):
     """A notification never reached a person: the bot is blocked, the chat is gone, or it kept failing."""
 
     notice = Notice.DELIVERY_FAILED
-    recipients = COORDINATORS
+    recipients = OPERATORS
     member_id: int
     cause: str  # "gone" (blocked, chat gone) or "kept_failing" (retried until it was too late)
 
@@ -416,6 +421,47 @@ class RequestChangeDeclined(WithCalendar):
 class RequestChangeLapsed(AboutRequest):
     notice = Notice.REQUEST_CHANGE_LAPSED
     recipients = SCHOOL
+
+
+@dataclass(frozen=True, kw_only=True)
+class DueTaskFailed(NoticeParams):
+    """A due row (a reminder, an offer wave's expiry, ...) failed on every attempt and was given up."""
+
+    notice = Notice.OPERATOR_DUE_FAILED
+    recipients = OPERATORS
+    task_id: int
+    task_kind: str  # a services.due.Kind value
+    request_id: int | None  # the request it was about, if any
+    attempts: int
+    error: str  # the exception's type, never its message
+    failed_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class InterpreterWithoutChat(NoticeParams):
+    """An offer went to an interpreter nobody can reach: no chat is linked to them."""
+
+    notice = Notice.OPERATOR_NO_CHAT
+    recipients = COORDINATORS
+    interpreter_id: int
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlatformUnreachable(NoticeParams):
+    notice = Notice.OPERATOR_PLATFORM_DOWN
+    recipients = OPERATORS
+    platform: str  # telegram, matrix
+    since_at: datetime  # the first failed attempt after the last success
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlatformReachable(NoticeParams):
+    notice = Notice.OPERATOR_PLATFORM_BACK
+    recipients = OPERATORS
+    platform: str
+    since_at: datetime  # when the outage began
+    back_at: datetime
 
 
 def _concrete() -> list[type[NoticeParams]]:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from db.models import DueTask, Offer, Request
-from services import changes
+from services import changes, due, operator_alerts
 from services import closeout as closeouts
 from services.audit import record
 from services.digest import send_digest
@@ -44,6 +44,13 @@ def fire(session: Session, task: DueTask, now: datetime) -> Outcome:
         task.done_at, task.outcome = now, outcome.value
     session.add(task)
     return outcome
+
+
+def record_failure(session: Session, task_id: int, error: str, now: datetime) -> bool:
+    """A task raised: it is tried again later; the attempt that gives it up also writes the operators'
+    alert, in the same transaction, so the alert exists exactly when the task is failed. True then."""
+    task = due.failed(session, task_id, error, now)
+    return task is not None and operator_alerts.due_task_failed(session, task, now)
 
 
 # --- firing -----------------------------------------------------------------------------------------
@@ -223,4 +230,8 @@ HANDLERS: dict[Kind, Callable[[Session, DueTask, datetime], Outcome]] = {
     Kind.BUDGET_ALERT: _marker,
     Kind.ALLOWANCE_WARNING: _marker,
     Kind.CHANGE_EXPIRY: _change_expiry,
+    Kind.ALERT_DUE_FAILED: _marker,
+    Kind.ALERT_NO_CHAT: _marker,
+    Kind.ALERT_PLATFORM_DOWN: _marker,
+    Kind.ALERT_PLATFORM_BACK: _marker,
 }

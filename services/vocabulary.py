@@ -80,6 +80,7 @@ class Recipient(StrEnum):
     SCHOOL = "school"
     INTERPRETER = "interpreter"
     COORDINATORS = "coordinators"  # every coordinator of the district; recipient_id is the district
+    MEMBER = "member"  # one person of the district, whatever their role (the operator contact)
 
 
 MODE_LABELS: dict[Mode, str] = {

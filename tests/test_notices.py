@@ -36,6 +36,7 @@ ROLE = {
     Recipient.SCHOOL: Role.SCHOOL,
     Recipient.INTERPRETER: Role.INTERPRETER,
     Recipient.COORDINATORS: Role.COORDINATOR,
+    Recipient.MEMBER: Role.COORDINATOR,  # the operator contact: any role; the text is the same
 }
 DE = Translator("de")
 

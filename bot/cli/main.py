@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bot.cli import backup, commands, doctor
+from bot.cli import backup, commands, doctor, operator
 from bot.cli.argparse_texts import translated_argparse
 from bot.cli.context import Context
 from bot.i18n import Translator, env_locale
@@ -211,6 +211,28 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         "--format", choices=["pdf", "csv", "json"], default="pdf", help=_("pdf (default), csv or json")
     )
     evaluation.add_argument("--output", help=_("the file to write (csv and json: default standard output)"))
+
+    operator_commands = sub.add_parser(
+        "operator", help=_("the person technical alerts go to (failed timers, platform outages)")
+    ).add_subparsers(dest="operator_command", required=True)
+    operator_set = command(
+        "set", _("make a member the district's operator contact"), operator.operator_set, operator_commands
+    )
+    operator_set.add_argument(
+        "--member", type=whole_number, required=True, help=_("the member's id (see “operator show”)")
+    )
+    command(
+        "show",
+        _("show the operator contact and the coordinators who could be one"),
+        operator.operator_show,
+        operator_commands,
+    )
+    command(
+        "clear",
+        _("remove the operator contact: alerts go to the coordinators"),
+        operator.operator_clear,
+        operator_commands,
+    )
 
     invite = sub.add_parser("invite", help=_("invite codes")).add_subparsers(
         dest="invite_command", required=True
