@@ -119,9 +119,9 @@ def test_argparse_errors_are_german_sentences_with_exit_2(tmp_path: Path) -> Non
     unknown = cli(tmp_path, "frobnicate")
     assert unknown.returncode == 2
     assert unknown.stderr.splitlines()[1] == (
-        "python -m bot: Fehler: Argument BEFEHL: 'frobnicate' gibt es nicht. Möglich sind: 'init', 'migrate', "
-        "'backup', 'restore', 'doctor', 'run', 'chat', 'timers', 'district', 'pool', 'schools', 'budget', "
-        "'policy', 'report', 'operator', 'invite'"
+        "python -m bot: Fehler: Argument BEFEHL: 'frobnicate' gibt es nicht. Möglich sind: 'init', "
+        "'migrate', 'backup', 'restore', 'doctor', 'run', 'chat', 'timers', 'district', 'pool', "
+        "'schools', 'budget', 'policy', 'report', 'operator', 'invite'"
     )
     year = cli(tmp_path, "budget", "show", "--year", "x")
     assert (year.returncode, year.stderr.splitlines()[1]) == (
