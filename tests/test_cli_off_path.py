@@ -91,7 +91,7 @@ def test_help_is_german_by_default_and_english_with_bot_locale_en(tmp_path: Path
     german = cli(tmp_path, "--help", locale=None)
     assert (german.returncode, german.stderr) == (0, "")
     lines = german.stdout.splitlines()
-    assert lines[0] == "Aufruf: python -m bot [-h] [--district SLUG] BEFEHL ..."
+    assert lines[0] == "Aufruf: python -m bot [-h] [--version] [--district SLUG] BEFEHL ..."
     assert "Argumente:" in lines
     assert "Optionen:" in lines
     assert "  -h, --help       diese Hilfe zeigen und beenden" in lines
