@@ -128,6 +128,33 @@ def test_a_database_newer_than_the_code_is_named(
     )
 
 
+def test_a_database_newer_than_the_code_is_refused_by_every_command_that_would_migrate_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a rollback of the code: a sentence and exit 2 (no restart loop), never alembic's traceback."""
+    url = f"sqlite:///{tmp_path / 'newer.sqlite3'}"
+    engine = _at(url, "head")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    refusal = (
+        f"The database is at revision 0099, newer than this version of the bot knows ({HEAD}). "
+        "Install the newer version."
+    )
+    for argv, env in (
+        (["migrate"], {}),
+        (["migrate", "--check"], {}),
+        (["init", "--name", "Landkreis Test"], {}),
+        (["budget", "show"], {"AUTO_MIGRATE": "1"}),
+        (["run"], {"AUTO_MIGRATE": "1"}),
+    ):
+        assert _cli(monkeypatch, url, *argv, **env) == 2, argv
+        assert capsys.readouterr().err.strip() == refusal, argv
+    engine = make_engine(url)
+    assert current_revision(engine) == "0099"
+    engine.dispose()
+
+
 def test_init_migrates_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
     assert _cli(monkeypatch, url, "init", "--name", "Landkreis Test") == 0

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli.context import Context, Schema
+from bot.cli.context import Context, Schema, refuse_newer_than_code
 from db.uow import UnitOfWork
 from services import ledger
 from services.csv_import import decode_csv
@@ -100,6 +100,7 @@ def migrate(ctx: Context, args: argparse.Namespace) -> int:
     if before == head:
         ctx.say("The database is up to date (revision {head}).", head=head)
         return 0
+    refuse_newer_than_code(before, head)
     if args.check:
         ctx.say(
             "The database is at revision {current}; this version needs {head}: run “python -m bot migrate”.",

@@ -36,6 +36,19 @@ def auto_migrate() -> bool:
     return os.environ.get("AUTO_MIGRATE", "").strip().lower() in ("1", "true", "yes")
 
 
+def refuse_newer_than_code(current: str | None, head: str) -> None:
+    """Refuse a database at a revision this code does not know (newer: the code was rolled back)."""
+    if current is not None and current != head and not is_known_revision(current):
+        raise InvalidInput(
+            N_(
+                "The database is at revision {current}, newer than this version of the bot knows "
+                "({head}). Install the newer version."
+            ),
+            current=current,
+            head=head,
+        )
+
+
 @dataclass
 class Context:
     translator: Translator
@@ -63,6 +76,7 @@ class Context:
         current, head = current_revision(engine), head_revision()
         if current == head:
             return
+        refuse_newer_than_code(current, head)  # before migrating: alembic cannot go from there
         if self.schema is Schema.MIGRATE or auto_migrate():
             upgrade(engine)
             log.info("migrated the database from revision %s to %s", current or "none", head)
@@ -73,15 +87,6 @@ class Context:
                     "This database was never set up. Run “python -m bot init --name …” (a new district) "
                     "or “python -m bot migrate” first, or set AUTO_MIGRATE=1."
                 )
-            )
-        if not is_known_revision(current):
-            raise InvalidInput(
-                N_(
-                    "The database is at revision {current}, newer than this version of the bot knows "
-                    "({head}). Install the newer version."
-                ),
-                current=current,
-                head=head,
             )
         raise InvalidInput(
             N_(
