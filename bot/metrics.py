@@ -51,7 +51,7 @@ class Metrics:
         )
         self.due_failed = Counter(
             f"{PREFIX}_due_rows_failed",
-            "Due rows whose handler failed; each stays in the database with the outcome failed.",
+            "Failed attempts of due rows (tried again, given up after five: see failed_due_rows).",
             ["kind"],
             registry=self.registry,
         )
