@@ -451,3 +451,17 @@ def test_a_file_that_is_no_backup_is_refused(
     assert main(["restore", str(bogus)]) == 2
     assert capsys.readouterr().err.strip() == f"“{bogus}” is not a backup of this bot."
     assert not target.exists()
+
+
+def test_a_backup_of_a_sqlite_file_that_does_not_exist_names_it_and_makes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "mistyped.sqlite3"
+    archive = tmp_path / "b.tar.gz"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{missing}")
+    monkeypatch.setenv("BOT_LOCALE", "en")
+    assert main(["backup", "--output", str(archive)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"The database file “{missing}” does not exist: check DATABASE_URL. Nothing was written."
+    )
+    assert sorted(os.listdir(tmp_path)) == []

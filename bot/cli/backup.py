@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.cli.context import Context
 from bot.i18n import Translator
 from db.backup import BackupRefused, Method, Refusal, backup, restore
-from db.engine import make_engine
+from db.engine import database_url, make_engine
 from services.errors import InvalidInput
 from services.text import N_
 
@@ -64,6 +64,19 @@ def matrix_store_path() -> Path:
     return Path(os.environ.get("MATRIX_STORE_PATH", "").strip() or "matrix-store").resolve()
 
 
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, if it does not exist (SQLite would create it on connecting)."""
+    from sqlalchemy import make_url
+
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path.resolve()
+
+
 def size_text(t: Translator, size: int) -> str:
     if size < 1_000_000:
         return f"{t.number(round(size / 1000, 1))} kB"
@@ -72,6 +85,12 @@ def size_text(t: Translator, size: int) -> str:
 
 def run_backup(ctx: Context, args: argparse.Namespace) -> int:
     """Write the database and the Matrix store into one archive (0600)."""
+    missing = _missing_sqlite_file(database_url())
+    if missing is not None:  # a mistyped DATABASE_URL: say so instead of making an empty file
+        raise InvalidInput(
+            N_("The database file “{file}” does not exist: check DATABASE_URL. Nothing was written."),
+            file=str(missing),
+        )
     engine = make_engine()
     try:
         written = backup(
