@@ -5,7 +5,6 @@ exceeds the reservation by more than the budget has left, the confirmation is ke
 stays `completed`, and the coordinators are asked to raise the budget and settle it.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -405,16 +404,5 @@ def _tell_correction(
         previous_cents=correction.before.amount_cents,
         reason=reason,
     )
-    recipients: Sequence[tuple[Recipient, int]] = (
-        (Recipient.SCHOOL, request.school_id),
-        (Recipient.INTERPRETER, request.interpreter_id),
-    )
-    for recipient, recipient_id in recipients:
-        notify(
-            session,
-            district_id=request.district_id,
-            recipient=recipient,
-            recipient_id=recipient_id,
-            notice=notice,
-            now=now,
-        )
+    for recipient in (Recipient.SCHOOL, Recipient.INTERPRETER):
+        tell(session, request, recipient, notice=notice, now=now)
