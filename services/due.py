@@ -92,7 +92,7 @@ def arm(
 
 
 def mark_once(
-    session: Session, *, district_id: int, kind: Kind, subject_id: int, variant: str, now: datetime
+    session: Session, *, district_id: int, kind: Kind, subject_id: int, variant: str = "", now: datetime
 ) -> bool:
     """Record that something happened once (an alert for a threshold); False when it was recorded before.
 

@@ -174,17 +174,16 @@ def also_to_operator(session: Session, district_id: int, notice: NoticeParams, n
     return True
 
 
-def _once(
-    session: Session,
-    *,
-    district_id: int,
-    kind: due.Kind,
-    subject_id: int,
-    variant: str = "",
-    now: datetime,
-) -> bool:
-    return due.mark_once(
-        session, district_id=district_id, kind=kind, subject_id=subject_id, variant=variant, now=now
+def _tell_technical(session: Session, district_id: int, notice: NoticeParams, now: datetime) -> None:
+    """A technical alert to the reachable operator contact, else the coordinators."""
+    recipient, recipient_id = technical_recipient(session, district_id)
+    notify(
+        session,
+        district_id=district_id,
+        recipient=recipient,
+        recipient_id=recipient_id,
+        notice=notice,
+        now=now,
     )
 
 
@@ -195,26 +194,19 @@ def due_task_failed(session: Session, task: DueTask, now: datetime) -> bool:
     """A due row was given up after its attempts: tell the operators, once (call in the transaction
     that marks it failed). True if the alert was written now."""
     assert task.id is not None
-    if not _once(
+    if not due.mark_once(
         session, district_id=task.district_id, kind=due.Kind.ALERT_DUE_FAILED, subject_id=task.id, now=now
     ):
         return False
-    recipient, recipient_id = technical_recipient(session, task.district_id)
-    notify(
-        session,
-        district_id=task.district_id,
-        recipient=recipient,
-        recipient_id=recipient_id,
-        notice=DueTaskFailed(
-            task_id=task.id,
-            task_kind=task.kind,
-            request_id=_request_of(session, task),
-            attempts=task.attempts,
-            error=task.last_error or "",
-            failed_at=now,
-        ),
-        now=now,
+    notice = DueTaskFailed(
+        task_id=task.id,
+        task_kind=task.kind,
+        request_id=_request_of(session, task),
+        attempts=task.attempts,
+        error=task.last_error or "",
+        failed_at=now,
     )
+    _tell_technical(session, task.district_id, notice, now)
     return True
 
 
@@ -240,7 +232,7 @@ def interpreter_unreachable(
     interpreter = session.get(Interpreter, interpreter_id)
     if interpreter is None:
         return False
-    if not _once(
+    if not due.mark_once(
         session, district_id=district_id, kind=due.Kind.ALERT_NO_CHAT, subject_id=interpreter_id, now=now
     ):
         return False
@@ -264,23 +256,14 @@ def platform_unreachable(session: Session, *, platform: str, since: datetime, no
     """A platform has been unreachable since `since`: every district's operators hear of it once per
     outage; returns how many districts were told now."""
     told = 0
+    outage = _outage(platform, since)
+    kind = due.Kind.ALERT_PLATFORM_DOWN
     for district in all_districts(session):
         assert district.id is not None
-        outage = _outage(platform, since)
-        kind = due.Kind.ALERT_PLATFORM_DOWN
-        if _once(
+        if due.mark_once(
             session, district_id=district.id, kind=kind, subject_id=district.id, variant=outage, now=now
         ):
-            recipient, recipient_id = technical_recipient(session, district.id)
-            notice = PlatformUnreachable(platform=platform, since_at=since)
-            notify(
-                session,
-                district_id=district.id,
-                recipient=recipient,
-                recipient_id=recipient_id,
-                notice=notice,
-                now=now,
-            )
+            _tell_technical(session, district.id, PlatformUnreachable(platform=platform, since_at=since), now)
             told += 1
     return told
 
@@ -300,18 +283,12 @@ def platform_reachable(session: Session, *, platform: str, since: datetime, now:
             )
         ).first()
         kind = due.Kind.ALERT_PLATFORM_BACK
-        if reported is None or not _once(
+        if reported is None or not due.mark_once(
             session, district_id=district.id, kind=kind, subject_id=district.id, variant=outage, now=now
         ):
             continue
-        recipient, recipient_id = technical_recipient(session, district.id)
-        notify(
-            session,
-            district_id=district.id,
-            recipient=recipient,
-            recipient_id=recipient_id,
-            notice=PlatformReachable(platform=platform, since_at=since, back_at=now),
-            now=now,
+        _tell_technical(
+            session, district.id, PlatformReachable(platform=platform, since_at=since, back_at=now), now
         )
         told += 1
     return told
