@@ -30,6 +30,7 @@ from sqlalchemy import text
 from bot.liveness import Liveness
 from bot.metrics import PREFIX, Metrics
 from bot.process import BotProcess
+from bot.transports import listen_address
 from db.uow import UnitOfWork
 from services import monitoring
 from services.errors import InvalidInput
@@ -52,9 +53,10 @@ def health_settings(env: Mapping[str, str] = os.environ) -> HealthSettings | Non
     listen = env.get("HEALTH_LISTEN", "").strip()
     if not listen:
         return None
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+    address = listen_address(listen)
+    if address is None:
         raise InvalidInput(N_("HEALTH_LISTEN must look like 127.0.0.1:9120."))
+    host, port = address
     raw = env.get("HEALTH_STALE_AFTER", "").strip()
     try:
         stale_after = float(raw) if raw else STALE_AFTER
@@ -62,7 +64,7 @@ def health_settings(env: Mapping[str, str] = os.environ) -> HealthSettings | Non
         stale_after = -1.0
     if not 0 < stale_after < 10**7:
         raise InvalidInput(N_("HEALTH_STALE_AFTER must be a number of seconds above 0, such as 90."))
-    return HealthSettings(host.strip("[]"), int(port), stale_after)
+    return HealthSettings(host.strip("[]"), port, stale_after)
 
 
 def _iso(moment: datetime | None) -> str | None:

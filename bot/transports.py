@@ -58,7 +58,16 @@ def telegram_webhook(env: Mapping[str, str]) -> "Webhook | None":
         )
     if not url.startswith("https://"):
         raise InvalidInput(N_("TELEGRAM_WEBHOOK_URL must start with https://"))
-    host, _, port = env.get("WEBHOOK_LISTEN", "127.0.0.1:8443").strip().rpartition(":")
-    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+    address = listen_address(env.get("WEBHOOK_LISTEN", "127.0.0.1:8443"))
+    if address is None:
         raise InvalidInput(N_("WEBHOOK_LISTEN must look like 127.0.0.1:8443."))
-    return Webhook(url=url, secret=secret, host=host, port=int(port))
+    host, port = address
+    return Webhook(url=url, secret=secret, host=host, port=port)
+
+
+def listen_address(text: str) -> tuple[str, int] | None:
+    """`host:port` (WEBHOOK_LISTEN, HEALTH_LISTEN) as host and port; None when it is not one."""
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
