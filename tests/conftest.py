@@ -65,6 +65,20 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
     cluster.drop_database(name)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def never_migrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database that exists (a SQLite file of 0 bytes) but was never migrated."""
+    if request.param == "sqlite":
+        path = tmp_path / "never-migrated.sqlite3"
+        path.touch()
+        yield f"sqlite:///{path}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    name = f"n{os.getpid()}_{next(_counter)}"
+    yield cluster.create_database(name)
+    cluster.drop_database(name)
+
+
 @pytest.fixture
 def uow(engine: Engine) -> Callable[[], UnitOfWork]:
     """A factory of units of work on the test database."""

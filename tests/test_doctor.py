@@ -6,7 +6,6 @@ event loop), and a real Synapse for the Matrix login; once as a `python -m bot d
 """
 
 import asyncio
-import itertools
 import json
 import os
 import subprocess
@@ -48,7 +47,6 @@ from services.pool import InterpreterData, save_interpreter
 from services.schools import SchoolData, save_school
 from services.vocabulary import Mode, Role
 from tests.fake_bot_api import BOT_USERNAME, FakeBotApi
-from tests.pg_cluster import PostgresCluster
 from tests.synapse_server import SynapseServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +71,6 @@ VARIABLES = (
 )
 FONTS_EN = "  ✓ The charts and the PDF have their fonts: DejaVuSans.ttf, DejaVuSans-Bold.ttf."
 FONTS_DE = "  ✓ Diagramme und PDF haben ihre Schriften: DejaVuSans.ttf, DejaVuSans-Bold.ttf."
-_names = itertools.count()
 
 
 @dataclass
@@ -98,21 +95,6 @@ def bot_api() -> Iterator[ApiThread]:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
     loop.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def blank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty database that exists but was never migrated."""
-    if request.param == "sqlite":
-        path = tmp_path / "blank.sqlite3"
-        path.touch()
-        yield f"sqlite:///{path}"
-        return
-    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-    name = f"doctor{os.getpid()}_{next(_names)}"
-    url = cluster.create_database(name)
-    yield url
-    cluster.drop_database(name)
 
 
 def _doctor(
@@ -148,7 +130,7 @@ def _tables(url: str) -> set[str]:
 
 
 def test_a_database_never_migrated_a_refused_token_and_an_open_unkeyed_store_are_named(
-    blank: str,
+    never_migrated: str,
     bot_api: ApiThread,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -159,7 +141,7 @@ def test_a_database_never_migrated_a_refused_token_and_an_open_unkeyed_store_are
     store.chmod(0o755)
     homeserver = f"http://127.0.0.1:{bot_api.api.port}"  # answers 404 to /_matrix/client/versions
     env = {
-        "DATABASE_URL": blank,
+        "DATABASE_URL": never_migrated,
         "TELEGRAM_TOKEN": "654321:REFUSED",
         "TELEGRAM_BASE_URL": bot_api.api.base_url,
         "MATRIX_HOMESERVER": homeserver,
@@ -171,7 +153,7 @@ def test_a_database_never_migrated_a_refused_token_and_an_open_unkeyed_store_are
     assert status == 1
     assert lines == [
         "Database",
-        f"  ✓ The database answers: {_shown(blank)}",
+        f"  ✓ The database answers: {_shown(never_migrated)}",
         "  ✗ The database was never migrated: it has none of the bot's tables. Run “python -m bot migrate” "
         "(or “python -m bot init --name …” for a new district).",
         "Telegram",
@@ -193,7 +175,7 @@ def test_a_database_never_migrated_a_refused_token_and_an_open_unkeyed_store_are
     assert status == 1
     assert lines == [
         "Datenbank",
-        f"  ✓ Die Datenbank antwortet: {_shown(blank)}",
+        f"  ✓ Die Datenbank antwortet: {_shown(never_migrated)}",
         "  ✗ Die Datenbank wurde nie eingerichtet: Sie hat keine Tabellen des Bots. Führen Sie "
         "„python -m bot "
         "migrate“ aus (oder „python -m bot init --name …“ für einen neuen Landkreis).",
@@ -214,7 +196,7 @@ def test_a_database_never_migrated_a_refused_token_and_an_open_unkeyed_store_are
         "Nicht bereit: 4 Probleme halten den Bot auf (✗).",
     ]
     # Doctor only looked: no table, the store's mode as it was, the token never in the output.
-    assert _tables(blank) == set()
+    assert _tables(never_migrated) == set()
     assert store.stat().st_mode & 0o777 == 0o755
     assert list(store.iterdir()) == []
     assert bot_api.api.calls("getMe") == []  # the fake refused the token before any method ran

@@ -1,8 +1,5 @@
 """`migrate`, and `run` refusing a database behind the code unless AUTO_MIGRATE=1."""
 
-import itertools
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,23 +9,8 @@ from sqlalchemy.engine import Engine
 from bot.cli.main import main
 from db.engine import make_engine
 from db.migrate import current_revision, head_revision, upgrade
-from tests.pg_cluster import PostgresCluster
 
 HEAD = head_revision()
-_names = itertools.count()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def blank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty database, never migrated."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'blank.sqlite3'}"
-        return
-    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
-    name = f"blank{os.getpid()}_{next(_names)}"
-    url = cluster.create_database(name)
-    yield url
-    cluster.drop_database(name)
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, url: str, *argv: str, **env: str) -> int:
@@ -57,58 +39,58 @@ def _at(url: str, revision: str) -> Engine:
 
 
 def test_run_refuses_a_database_never_set_up_and_creates_nothing(
-    blank: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    never_migrated: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _cli(monkeypatch, blank, "run") == 2
+    assert _cli(monkeypatch, never_migrated, "run") == 2
     assert capsys.readouterr().err.strip() == (
         "This database was never set up. Run “python -m bot init --name …” (a new district) "
         "or “python -m bot migrate” first, or set AUTO_MIGRATE=1."
     )
-    assert _tables(blank) == set()
+    assert _tables(never_migrated) == set()
 
 
 def test_run_refuses_a_database_behind_the_code_naming_both_revisions(
-    blank: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    never_migrated: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _at(blank, "0008").dispose()
-    assert _cli(monkeypatch, blank, "run") == 2
+    _at(never_migrated, "0008").dispose()
+    assert _cli(monkeypatch, never_migrated, "run") == 2
     assert capsys.readouterr().err.strip() == (
         f"The database is at revision 0008; this version of the bot needs {HEAD}. Back it up, "
         "then run “python -m bot migrate” (or set AUTO_MIGRATE=1 to migrate on start)."
     )
-    assert "booking_change" not in _tables(blank)  # 0009's table: nothing was migrated
-    assert _cli(monkeypatch, blank, "timers") == 2  # the timers alone refuse it too
+    assert "booking_change" not in _tables(never_migrated)  # 0009's table: nothing was migrated
+    assert _cli(monkeypatch, never_migrated, "timers") == 2  # the timers alone refuse it too
     assert "this version of the bot needs" in capsys.readouterr().err
 
 
 def test_migrate_check_then_migrate(
-    blank: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    never_migrated: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _at(blank, "0008").dispose()
-    assert _cli(monkeypatch, blank, "migrate", "--check") == 1
+    _at(never_migrated, "0008").dispose()
+    assert _cli(monkeypatch, never_migrated, "migrate", "--check") == 1
     assert capsys.readouterr().out.strip() == (
         f"The database is at revision 0008; this version needs {HEAD}: run “python -m bot migrate”."
     )
-    engine = make_engine(blank)
+    engine = make_engine(never_migrated)
     assert current_revision(engine) == "0008"
-    assert _cli(monkeypatch, blank, "migrate") == 0
+    assert _cli(monkeypatch, never_migrated, "migrate") == 0
     assert capsys.readouterr().out.strip() == f"The database was at revision 0008 and is now at {HEAD}."
     assert current_revision(engine) == HEAD
-    assert "booking_change" in _tables(blank)
-    assert _cli(monkeypatch, blank, "migrate", "--check") == 0
+    assert "booking_change" in _tables(never_migrated)
+    assert _cli(monkeypatch, never_migrated, "migrate", "--check") == 0
     assert capsys.readouterr().out.strip() == f"The database is up to date (revision {HEAD})."
     engine.dispose()
 
 
 def test_admin_commands_refuse_too_and_auto_migrate_lets_them_migrate(
-    blank: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    never_migrated: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _cli(monkeypatch, blank, "district", "list") == 2
+    assert _cli(monkeypatch, never_migrated, "district", "list") == 2
     assert "never set up" in capsys.readouterr().err
-    assert _tables(blank) == set()
-    assert _cli(monkeypatch, blank, "district", "list", AUTO_MIGRATE="1") == 0
+    assert _tables(never_migrated) == set()
+    assert _cli(monkeypatch, never_migrated, "district", "list", AUTO_MIGRATE="1") == 0
     assert capsys.readouterr().out.strip() == "There is no district yet; run “init” first."
-    engine = make_engine(blank)
+    engine = make_engine(never_migrated)
     assert current_revision(engine) == HEAD
     engine.dispose()
 
