@@ -100,6 +100,8 @@ class Member(SQLModel, table=True):
     # False: notifications go to the chat last written from; True: to every linked chat.
     notify_everywhere: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(sa_column=_utc())
+    # Set when a coordinator took the person's access away; every event from them is refused.
+    deactivated_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
 
 
 class Invite(SQLModel, table=True):
