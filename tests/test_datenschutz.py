@@ -9,6 +9,7 @@ import db.models  # noqa: F401  (registers the tables)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "datenschutz.md"
 KINDS = {"direkt", "Kennung", "Freitext", "nein"}
+CONCERNS = {"Dolmetscher/in": "interpreter", "Schule": "school", "Koordination": "coordinator"}
 
 
 def _inventory() -> dict[str, dict[str, str]]:
@@ -26,6 +27,21 @@ def _inventory() -> dict[str, dict[str, str]]:
             assert len(cells) == 4, f"a row needs Spalte | Inhalt | Personenbezug | Aufbewahrung: {line}"
             current[row.group(1)] = cells[2]
     return tables
+
+
+def concerns() -> dict[str, set[str]]:
+    """Per table, the roles it holds data about (its `Betrifft:` line: names of CONCERNS, or –)."""
+    found: dict[str, set[str]] = {}
+    table = None
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        heading = re.fullmatch(r"### `(\w+)`", line.strip())
+        if heading:
+            table = heading.group(1)
+        elif line.startswith("Betrifft:") and table is not None:
+            names = [name.strip() for name in line.removeprefix("Betrifft:").split(",")]
+            found[table] = {CONCERNS[name] for name in names if name != "–"}
+            table = None
+    return found
 
 
 def test_every_column_of_every_table_is_classified_and_nothing_stale_is() -> None:
@@ -56,3 +72,8 @@ def test_the_contact_data_and_free_texts_are_classified_as_what_they_are() -> No
     assert inventory["closeout"]["dispute_reason"] == "Freitext"
     assert inventory["outbox_message"]["params"] == "Freitext"
     assert inventory["chat_identity"]["user_id"] == "direkt"
+
+
+def test_each_table_says_whom_it_concerns() -> None:
+    """Every table has a `Betrifft:` line naming known kinds of person (the export is checked against it)."""
+    assert sorted(concerns()) == sorted(_inventory())
