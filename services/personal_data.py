@@ -11,17 +11,20 @@ what it kept until when. A second erasure finds nothing more to remove and tells
 """
 
 import json
+import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, delete, func, or_
 from sqlmodel import Session, SQLModel, col, select
 
 from db.models import (
     Absence,
     AuditEvent,
     BookingChange,
+    Budget,
     ChatIdentity,
     Closeout,
     Delivery,
@@ -36,12 +39,19 @@ from db.models import (
     OutboxMessage,
     Request,
     School,
+    StrangerAttempt,
 )
+from services.access import deactivate_member
+from services.audit import record
 from services.billing_report import paid_in_year
 from services.clock import BERLIN
 from services.errors import NotFound
+from services.notices import PersonErased
+from services.outbox import notify
+from services.policy import load_policy
+from services.strangers import account_hash
 from services.text import N_
-from services.vocabulary import Recipient, Role
+from services.vocabulary import Mode, Recipient, RequestState, Role
 
 FORMAT = "dolmetscherpool-export/1"
 
@@ -204,3 +214,452 @@ def _earnings(
 def export_json(session: Session, member_id: int) -> bytes:
     """The export as a UTF-8 JSON file, indented for reading."""
     return json.dumps(export(session, member_id), ensure_ascii=False, indent=2, sort_keys=True).encode()
+
+
+# --- erasure (Art. 17) -------------------------------------------------------------------------------
+
+REDACTED = "[…]"  # what stands where someone's contact data or words were
+_CODE = re.compile(r"[a-z_]{1,40}")  # a reason that is a code (`not_filled`), not words someone typed
+MIN_NEEDLE = 4  # shorter names would match unrelated words
+
+# What an erasure removes and keeps, as `ErasureReport` counts them; the texts say it to the person.
+REMOVED: dict[str, str] = {
+    "contact_data": N_("contact data (phone, e-mail, gender, home town and coordinates, languages)"),
+    "absences": N_("absences"),
+    "name": N_("name and language setting"),
+    "chat_links": N_("chat links"),
+    "messages": N_("messages to your chats"),
+    "notifications": N_("notifications to you"),
+    "dialog": N_("unfinished dialog"),
+    "invites": N_("invite codes"),
+    "operator_contact": N_("role as contact for technical alerts"),
+    "free_texts": N_("notes, places and reasons you typed"),
+    "mentions": N_("mentions of your contact data, name or words elsewhere"),
+}
+KEPT: dict[str, str] = {
+    "requests": N_("requests and bookings (date, language, mode, duration, school; by number)"),
+    "offers": N_("offers and your answers to them"),
+    "closeouts": N_("reports after sessions (minutes, km, expenses, amount)"),
+    "ledger": N_("entries in the budget's books"),
+    "billing_name": N_("your name in the billing of your sessions"),
+    "audit": N_("the record of what you did and when (without what you typed)"),
+    "member": N_("your number and role, to which the above refer"),
+    "upcoming_texts": N_("note and place of requests still to take place, until the session is over"),
+}
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What an erasure kept for budget law: a KEPT key, how many rows, and until when at the latest."""
+
+    what: str
+    count: int
+    until: date
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What `erase` removed (REMOVED key, rows) and kept; `already`: it had been erased before."""
+
+    member_id: int
+    role: Role
+    already: bool
+    removed: tuple[tuple[str, int], ...]
+    kept: tuple[Kept, ...]
+    retention: timedelta  # the policy's retention_accounts
+
+    @property
+    def removed_total(self) -> int:
+        return sum(count for _, count in self.removed)
+
+
+def erased_before(session: Session, member_id: int) -> bool:
+    """Whether the member's data was erased already (its audit event is kept with the accounts)."""
+    query = select(AuditEvent.id).where(
+        AuditEvent.entity == "member", AuditEvent.entity_id == member_id, AuditEvent.action == ERASED
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
+ERASED = "person.erased"
+
+
+def erase(
+    session: Session,
+    *,
+    member_id: int,
+    actor: str,
+    now: datetime,
+    district_id: int | None = None,
+    hand_back_reason: str | None = None,
+) -> ErasureReport:
+    """Erase what is stored about a member, keeping what budget law requires (Art. 17(3)(b)).
+
+    Deactivates them first (`services.access`: refused for the district's last coordinator and, without
+    `hand_back_reason`, for an interpreter with bookings yet to begin). Then removes their contact data, chat
+    links with the messages to them, dialog, invites and typed texts, and replaces their contact data,
+    name and typed texts wherever else they were copied (notifications, answers, audit, the books'
+    reasons) with REDACTED. Requests, offers, reports and the ledger stay, by id; an interpreter's
+    name stays on their row because the billing needs it. The coordinators are told once.
+    """
+    member = get_member(session, member_id, district_id)
+    already = erased_before(session, member_id)
+    # The deactivation already drops the dialog and the operator role: counted here, to be reported.
+    dialogs = _count(session, DialogState, col(DialogState.member_id) == member_id)
+    operator = _count(session, OperatorContact, col(OperatorContact.member_id) == member_id)
+    deactivate_member(
+        session,
+        district_id=member.district_id,
+        member_id=member_id,
+        actor=actor,
+        now=now,
+        hand_back_reason=hand_back_reason,
+    )
+    interpreter = (
+        session.get(Interpreter, member.interpreter_id)
+        if member.role == Role.INTERPRETER.value and member.interpreter_id is not None
+        else None
+    )
+    needles = _needles(session, member, interpreter)
+    removed: dict[str, int] = {}
+    if interpreter is not None:
+        removed.update(_forget_interpreter(session, interpreter))
+    removed.update(_forget_member(session, member))
+    removed["dialog"] += dialogs
+    removed["operator_contact"] += operator
+    removed["free_texts"] = _forget_free_texts(session, member, now, needles)
+    removed["mentions"] = _redact(session, member.district_id, needles)
+    report = ErasureReport(
+        member_id=member_id,
+        role=Role(member.role),
+        already=already,
+        removed=tuple((key, count) for key, count in removed.items() if count),
+        kept=_kept(session, member, now),
+        retention=load_policy(session, member.district_id).retention_accounts,
+    )
+    if not already:
+        record(
+            session,
+            district_id=member.district_id,
+            actor=actor,
+            action=ERASED,
+            entity="member",
+            entity_id=member_id,
+            now=now,
+            role=member.role,
+        )
+        notify(
+            session,
+            district_id=member.district_id,
+            recipient=Recipient.COORDINATORS,
+            recipient_id=member.district_id,
+            notice=PersonErased(member_id=member_id, role=member.role),
+            now=now,
+        )
+    session.flush()
+    return report
+
+
+def _needles(session: Session, member: Member, interpreter: Interpreter | None) -> list[str]:
+    """What must not remain anywhere: their contact data, names, and what they typed as reasons."""
+    assert member.id is not None
+    found = [member.name]
+    if interpreter is not None:
+        digits = "".join(c for c in interpreter.phone if c.isdigit())
+        found += [interpreter.phone, digits, interpreter.email, interpreter.name]
+    for detail in session.exec(select(AuditEvent.detail).where(AuditEvent.actor == actor_of(member.id))):
+        reason = _detail(detail).get("reason")
+        if isinstance(reason, str) and not _CODE.fullmatch(reason):
+            found.append(reason)
+    for closing in _decided_by(session, member.id, "closeout.disputed"):
+        found.append(closing.dispute_reason or "")
+    for closing in _decided_by(session, member.id, "closeout.corrected"):
+        found.append(closing.correction_reason or "")
+    return sorted({n.strip() for n in found if len(n.strip()) >= MIN_NEEDLE}, key=len, reverse=True)
+
+
+def _detail(text: str) -> dict[str, Any]:
+    try:
+        loaded = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _decided_by(session: Session, member_id: int, action: str) -> list[Closeout]:
+    """The closeouts whose dispute or correction (`action`) this member typed."""
+    request_ids = select(AuditEvent.entity_id).where(
+        AuditEvent.actor == actor_of(member_id), AuditEvent.action == action, AuditEvent.entity == "request"
+    )
+    return list(session.exec(select(Closeout).where(col(Closeout.request_id).in_(request_ids))))
+
+
+def _forget_interpreter(session: Session, interpreter: Interpreter) -> dict[str, int]:
+    """Their contact and profile data goes; the name stays for the billing (DESIGN §9)."""
+    assert interpreter.id is not None
+    had = bool(
+        interpreter.phone
+        or interpreter.email
+        or interpreter.gender
+        or interpreter.municipality
+        or interpreter.modes
+    )
+    interpreter.phone = interpreter.email = interpreter.municipality = interpreter.modes = ""
+    interpreter.gender = None
+    interpreter.latitude = interpreter.longitude = 0.0
+    interpreter.active = False
+    session.add(interpreter)
+    languages = _delete(
+        session, InterpreterLanguage, col(InterpreterLanguage.interpreter_id) == interpreter.id
+    )
+    absences = _delete(session, Absence, col(Absence.interpreter_id) == interpreter.id)
+    outbox = col(OutboxMessage.id).in_(
+        select(OutboxMessage.id).where(
+            OutboxMessage.recipient_type == Recipient.INTERPRETER.value,
+            OutboxMessage.recipient_id == interpreter.id,
+            OutboxMessage.district_id == interpreter.district_id,
+        )
+    )
+    _delete(session, Delivery, col(Delivery.outbox_id).in_(select(OutboxMessage.id).where(outbox)))
+    notifications = _delete(session, OutboxMessage, outbox)
+    invites = _delete(session, Invite, col(Invite.interpreter_id) == interpreter.id)
+    return {
+        "contact_data": int(had) + languages,
+        "absences": absences,
+        "notifications": notifications,
+        "invites": invites,
+    }
+
+
+def _forget_member(session: Session, member: Member) -> dict[str, int]:
+    """Name, language, chats with every message to them, dialog, invites, strangers' counters."""
+    assert member.id is not None
+    named = int(bool(member.name or member.locale))
+    member.name, member.locale, member.notify_everywhere = "", None, False
+    session.add(member)
+    identities = list(session.exec(select(ChatIdentity).where(ChatIdentity.member_id == member.id)))
+    for identity in identities:
+        _delete(
+            session,
+            StrangerAttempt,
+            (col(StrangerAttempt.platform) == identity.platform)
+            & (col(StrangerAttempt.user_hash) == account_hash(identity.platform, identity.user_id)),
+        )
+    identity_ids = [i.id for i in identities if i.id is not None]
+    messages = _delete(session, Delivery, col(Delivery.identity_id).in_(identity_ids or [0]))
+    to_them = col(OutboxMessage.id).in_(
+        select(OutboxMessage.id).where(
+            OutboxMessage.recipient_type == Recipient.MEMBER.value, OutboxMessage.recipient_id == member.id
+        )
+    )
+    _delete(session, Delivery, col(Delivery.outbox_id).in_(select(OutboxMessage.id).where(to_them)))
+    return {
+        "name": named,
+        "chat_links": _delete(session, ChatIdentity, col(ChatIdentity.member_id) == member.id),
+        "messages": messages,
+        "notifications": _delete(session, OutboxMessage, to_them),
+        "dialog": _delete(session, DialogState, col(DialogState.member_id) == member.id),
+        "invites": _delete(session, Invite, col(Invite.member_id) == member.id),
+        "operator_contact": _delete(session, OperatorContact, col(OperatorContact.member_id) == member.id),
+    }
+
+
+def _count(session: Session, model: type[SQLModel], where: ColumnElement[bool]) -> int:
+    return int(session.exec(select(func.count()).select_from(model).where(where)).one())
+
+
+def _delete(session: Session, model: type[SQLModel], where: ColumnElement[bool]) -> int:
+    session.flush()  # rows the ORM still holds are written first, so the statement sees them
+    result = session.exec(delete(model).where(where).execution_options(synchronize_session="fetch"))
+    return int(result.rowcount or 0)
+
+
+_LIVE = (
+    RequestState.REQUESTED,
+    RequestState.AWAITING_APPROVAL,
+    RequestState.OFFERED,
+    RequestState.BOOKED,
+)
+
+
+def _still_needed(request: Request, now: datetime) -> bool:
+    """A request whose session is yet to be held: the booked interpreter still needs its note and place."""
+    ends = request.starts_at + timedelta(minutes=request.duration_minutes)
+    return request.state in {s.value for s in _LIVE} and ends > now
+
+
+def _forget_free_texts(session: Session, member: Member, now: datetime, needles: Sequence[str]) -> int:
+    """Clear what they typed: their requests' notes and places once the session is over (an in-person
+    place becomes the school's address, as in `services.retention`), their disputes' and corrections'
+    reasons, and the reasons in the record of what they did. Returns how many rows changed."""
+    assert member.id is not None
+    changed = 0
+    mine = session.exec(select(Request).where(Request.created_by_member_id == member.id)).all()
+    for request in mine:
+        if _still_needed(request, now):
+            continue
+        school = session.get(School, request.school_id)
+        place = school.address if school is not None and request.mode == Mode.IN_PERSON.value else ""
+        if request.note or request.place != place:
+            request.note, request.place = "", place
+            session.add(request)
+            changed += 1
+    for change in session.exec(
+        select(BookingChange).where(
+            BookingChange.requested_by == actor_of(member.id), BookingChange.place != ""
+        )
+    ):
+        changed_request = session.get(Request, change.request_id)
+        if changed_request is not None and not _still_needed(changed_request, now):
+            change.place = ""
+            session.add(change)
+            changed += 1
+    for closing in _decided_by(session, member.id, "closeout.disputed"):
+        if closing.dispute_reason:
+            closing.dispute_reason = None
+            session.add(closing)
+            changed += 1
+    for closing in _decided_by(session, member.id, "closeout.corrected"):
+        if closing.correction_reason:
+            closing.correction_reason = None
+            session.add(closing)
+            changed += 1
+    for event in session.exec(select(AuditEvent).where(AuditEvent.actor == actor_of(member.id))):
+        detail = _detail(event.detail)
+        reason = detail.get("reason")
+        if isinstance(reason, str) and not _CODE.fullmatch(reason):
+            detail["reason"] = None
+            event.detail = json.dumps(detail, sort_keys=True)
+            session.add(event)
+            changed += 1
+    return changed
+
+
+def _pattern(needles: Sequence[str]) -> re.Pattern[str] | None:
+    if not needles:
+        return None
+    return re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
+
+
+def _redact_json(text: str, pattern: re.Pattern[str]) -> str:
+    """The JSON text with every matching string inside it redacted (its keys and numbers kept)."""
+
+    def walk(value: object) -> object:
+        if isinstance(value, str):
+            return pattern.sub(REDACTED, value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        return pattern.sub(REDACTED, text)
+    return json.dumps(walk(loaded), sort_keys=True)
+
+
+def _redact(session: Session, district_id: int, needles: Sequence[str]) -> int:
+    """Replace their contact data, names and typed words in the district's other texts; returns rows."""
+    pattern = _pattern(needles)
+    if pattern is None:
+        return 0
+    session.flush()
+    requests = select(Request.id).where(Request.district_id == district_id)
+    identities = (
+        select(ChatIdentity.id)
+        .join(Member, col(Member.id) == ChatIdentity.member_id)
+        .where(Member.district_id == district_id)
+    )
+    members = select(Member.id).where(Member.district_id == district_id)
+    budgets = select(Budget.id).where(Budget.district_id == district_id)
+    texts: list[tuple[Any, ColumnElement[bool], bool]] = [  # (column, its district's rows, JSON)
+        (Request.note, col(Request.district_id) == district_id, False),
+        (Request.place, col(Request.district_id) == district_id, False),
+        (BookingChange.place, col(BookingChange.request_id).in_(requests), False),
+        (Closeout.dispute_reason, col(Closeout.request_id).in_(requests), False),
+        (Closeout.correction_reason, col(Closeout.request_id).in_(requests), False),
+        (LedgerEntry.reason, col(LedgerEntry.budget_id).in_(budgets), False),
+        (Invite.name, col(Invite.district_id) == district_id, False),
+        (Delivery.body, col(Delivery.identity_id).in_(identities), False),
+        (OutboxMessage.params, col(OutboxMessage.district_id) == district_id, True),
+        (AuditEvent.detail, col(AuditEvent.district_id) == district_id, True),
+        (DialogState.draft, col(DialogState.member_id).in_(members), True),
+    ]
+    changed = 0
+    for column, scope, is_json in texts:
+        model = column.class_
+        found = [func.lower(col(column)).contains(n.lower(), autoescape=True) for n in needles]
+        if is_json:
+            found += [
+                func.lower(col(column)).contains(json.dumps(n)[1:-1].lower(), autoescape=True)
+                for n in needles
+            ]
+        for row in session.exec(select(model).where(scope, or_(*found))):
+            before = getattr(row, column.key)
+            after = _redact_json(before, pattern) if is_json else pattern.sub(REDACTED, before)
+            if after != before:
+                setattr(row, column.key, after)
+                session.add(row)
+                changed += 1
+    return changed + _redact_files(session, identities, needles)
+
+
+def _redact_files(session: Session, identities: Any, needles: Sequence[str]) -> int:
+    """The same in files waiting in or kept with deliveries, where they are text (calendar, CSV)."""
+    changed = 0
+    query = select(Delivery).where(
+        col(Delivery.identity_id).in_(identities), col(Delivery.attachment).is_not(None)
+    )
+    for delivery in session.exec(query):
+        data = delivery.attachment or b""
+        for needle in needles:
+            data = data.replace(needle.encode(), REDACTED.encode())
+        if data != delivery.attachment:
+            delivery.attachment = data
+            session.add(delivery)
+            changed += 1
+    return changed
+
+
+def _kept(session: Session, member: Member, now: datetime) -> tuple[Kept, ...]:
+    """What stays for budget law, and until when at the latest (the end of the last session's fiscal year
+    plus `retention_accounts`; an upcoming session's texts until `retention_free_text` after it)."""
+    assert member.id is not None
+    policy = load_policy(session, member.district_id)
+    actor = actor_of(member.id)
+    interpreter_id = member.interpreter_id if member.role == Role.INTERPRETER.value else None
+    about: list[ColumnElement[bool]] = [col(Request.created_by_member_id) == member.id]
+    if interpreter_id is not None:
+        about.append(col(Request.interpreter_id) == interpreter_id)
+    requests = session.exec(select(Request).where(or_(*about))).all()
+    ids = [r.id for r in requests if r.id is not None]
+    last_year = max([r.starts_at.astimezone(BERLIN).year for r in requests] + [now.astimezone(BERLIN).year])
+    until = (datetime(last_year + 1, 1, 1, tzinfo=BERLIN) + policy.retention_accounts).date()
+
+    def count(model: type[SQLModel], *where: ColumnElement[bool]) -> int:
+        return _count(session, model, or_(*where))
+
+    in_requests = ids or [0]
+    counts = {
+        "requests": len(ids),
+        "offers": count(Offer, col(Offer.interpreter_id) == interpreter_id) if interpreter_id else 0,
+        "closeouts": count(Closeout, col(Closeout.request_id).in_(in_requests)),
+        "ledger": count(
+            LedgerEntry, col(LedgerEntry.request_id).in_(in_requests), col(LedgerEntry.actor) == actor
+        ),
+        "billing_name": int(interpreter_id is not None),
+        "audit": count(AuditEvent, *_audit_about(member)),
+        "member": 1,
+    }
+    kept = [Kept(what, n, until) for what, n in counts.items() if n]
+    upcoming = [r for r in requests if r.created_by_member_id == member.id and _still_needed(r, now)]
+    if upcoming:
+        last = max(r.starts_at + timedelta(minutes=r.duration_minutes) for r in upcoming)
+        kept.append(
+            Kept(
+                "upcoming_texts", len(upcoming), (last + policy.retention_free_text).astimezone(BERLIN).date()
+            )
+        )
+    return tuple(kept)

@@ -3,18 +3,23 @@ data anywhere, keeps what budget law needs unchanged, and says so."""
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import LargeBinary, String, TypeDecorator
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, func, select
 
-from db.models import ChatIdentity, Offer
+from db.models import ChatIdentity, Interpreter, LedgerEntry, Member, Offer, OutboxMessage, Request
 from db.uow import UnitOfWork
 from services import closeout, deliveries, personal_data
+from services.billing_report import InterpreterBilling, monthly_billing
 from services.changes import ChangeDraft, ask_change, confirm_change
 from services.dialogs import Dialog, save_dialog
+from services.errors import DomainError
+from services.evaluation import evaluate, make_period
 from services.identities import link
 from services.invites import create_invite
 from services.offers import accept_offer
@@ -198,3 +203,132 @@ def test_the_export_holds_every_column_the_inventory_lists_for_that_kind_of_pers
     assert missing == {}
     assert set(exported["tables"]) == wanted  # and no table the inventory does not name for them
     assert (exported["member_id"], exported["role"]) == (member_id, role)
+
+
+def _occurrences(engine: Engine, *needles: str) -> list[str]:
+    """`table.column` for every text or binary cell of the database that holds one of the needles."""
+    found = []
+    with engine.connect() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            for column in table.columns:
+                kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+                if not isinstance(kind, String | LargeBinary):  # Text is a String
+                    continue
+                for (value,) in connection.execute(sa_select(column).where(column.is_not(None))):
+                    raw = value if isinstance(value, bytes) else str(value).encode()
+                    if any(
+                        needle.encode() in raw or json.dumps(needle)[1:-1].encode() in raw
+                        for needle in needles
+                    ):
+                        found.append(f"{table.name}.{column.name}")
+    return sorted(set(found))
+
+
+def _books(
+    engine: Engine, district_id: int
+) -> tuple[tuple[Any, ...], dict[str, object], list[InterpreterBilling]]:
+    """The ledger's sums per budget and kind, the evaluation of the year and the billing of March."""
+    with UnitOfWork(engine) as uow:
+        s = uow.session
+        sums = s.exec(
+            select(LedgerEntry.budget_id, LedgerEntry.kind, func.sum(LedgerEntry.amount_cents))
+            .group_by(col(LedgerEntry.budget_id), col(LedgerEntry.kind))
+            .order_by(col(LedgerEntry.budget_id), col(LedgerEntry.kind))
+        ).all()
+        figures = evaluate(s, district_id, make_period(date(2026, 1, 1), date(2026, 12, 31))).as_json()
+        billing = monthly_billing(s, district_id, date(2026, 3, 1))
+        return tuple(sums), figures, billing
+
+
+def test_after_erasure_the_interpreters_phone_and_email_are_nowhere_and_the_books_are_unchanged(
+    engine: Engine,
+) -> None:
+    people = spread(engine)
+    spread_to = _occurrences(engine, PHONE, EMAIL)
+    assert len(spread_to) >= 3, spread_to  # the interpreter's row, and copies elsewhere
+    books = _books(engine, people.district_id)
+    assert books[0] != ()
+    assert [b.name for b in books[2]] == ["Amira Haddad"]
+    later = AFTER + timedelta(days=1)
+
+    with UnitOfWork(engine) as uow:
+        report = personal_data.erase(uow.session, member_id=people.interpreter, actor="test", now=later)
+        uow.commit()
+
+    assert _occurrences(engine, PHONE, EMAIL) == []
+    # The name stays only where the billing reads it.
+    assert _occurrences(engine, "Amira Haddad") == ["interpreter.name"]
+    assert _books(engine, people.district_id) == books
+    assert report.already is False
+    until = date(2036, 12, 29)  # the end of the session's fiscal year 2026, plus 3650 days
+    assert {(k.what, k.count, k.until) for k in report.kept if k.what != "audit"} == {
+        ("requests", 1, until),
+        ("offers", 1, until),
+        ("closeouts", 1, until),
+        ("ledger", _ledger_rows(engine), until),
+        ("billing_name", 1, until),
+        ("member", 1, until),
+    }
+    removed = dict(report.removed)
+    assert removed["chat_links"] == 1
+    assert removed["dialog"] == 1, removed
+    with UnitOfWork(engine) as uow:
+        interpreter = uow.session.get(Interpreter, people.interpreter_id)
+        assert interpreter is not None
+        assert (interpreter.phone, interpreter.email, interpreter.gender, interpreter.active) == (
+            "",
+            "",
+            None,
+            False,
+        )
+        member = uow.session.get(Member, people.interpreter)
+        assert member is not None
+        assert member.deactivated_at is not None
+        told = uow.session.exec(select(OutboxMessage).where(OutboxMessage.template == "person.erased")).all()
+        assert [(m.recipient_type, json.loads(m.params)) for m in told] == [
+            ("coordinators", {"member_id": people.interpreter, "role": "interpreter"})
+        ]
+
+    with UnitOfWork(engine) as uow:  # a second erasure finds nothing and tells nobody
+        again = personal_data.erase(uow.session, member_id=people.interpreter, actor="test", now=later)
+        uow.commit()
+    assert (again.already, again.removed_total) == (True, 0)
+    with UnitOfWork(engine) as uow:
+        told_count = uow.session.exec(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.template == "person.erased")
+        ).one()
+        assert told_count == 1
+
+
+def _ledger_rows(engine: Engine) -> int:
+    with UnitOfWork(engine) as uow:
+        return int(uow.session.exec(select(func.count()).select_from(LedgerEntry)).one())
+
+
+def test_a_school_contact_is_erased_with_their_typed_texts_and_the_last_coordinator_never(
+    engine: Engine,
+) -> None:
+    people = spread(engine)
+    later = AFTER + timedelta(days=1)
+    with UnitOfWork(engine) as uow:
+        report = personal_data.erase(uow.session, member_id=people.school, actor="test", now=later)
+        uow.commit()
+    assert _occurrences(engine, "Frau Kunz", "Sie kam erst um 10:30.", "Zeugnis", "Raum 12") == []
+    assert dict(report.removed)["free_texts"] >= 2  # the request's note and place, the dispute's reason
+    with UnitOfWork(engine) as uow:
+        request = uow.session.get(Request, people.request_id)
+        assert request is not None
+        assert (request.note, request.place) == ("", "Schulstraße 4, 29614 Soltau")  # in person: the school
+        erased = personal_data.export(uow.session, people.school)
+    assert set(erased["tables"]["member"][0].items()) >= {("name", ""), ("locale", None)}
+    assert erased["tables"]["chat_identity"] == []
+
+    with UnitOfWork(engine) as uow:
+        personal_data.erase(uow.session, member_id=people.coordinator, actor="test", now=later)
+        uow.commit()
+    with UnitOfWork(engine) as uow, pytest.raises(DomainError, match="last active coordinator"):
+        personal_data.erase(uow.session, member_id=people.other_coordinator, actor="test", now=later)
+    with UnitOfWork(engine) as uow:
+        member = uow.session.get(Member, people.other_coordinator)
+        assert member is not None
+        assert (member.name, member.deactivated_at) == ("Frau Lange", None)
