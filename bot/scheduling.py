@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from bot.leader import FileLeadership
 from bot.metrics import Metrics
+from db.engine import checkpoint
 from db.uow import UnitOfWork
 from services import due, timers
 from services.dialogs import prune_processed_events
@@ -53,9 +54,11 @@ def run_due(
                 return fired
             task_id, kind = task.id, task.kind
             try:
-                timers.fire(uow.session, task, now())
+                outcome = timers.fire(uow.session, task, now())
                 uow.commit()
                 fired += 1
+                if kind == due.Kind.RETENTION and outcome is due.Outcome.DONE:
+                    _checkpoint(engine)
                 if metrics is not None:
                     metrics.fired(kind, ok=True)
                 continue
@@ -78,8 +81,18 @@ def run_due(
     return fired
 
 
+def _checkpoint(engine: Engine) -> None:
+    """After a purge's commit, so the purged text leaves SQLite's -wal file. A failure (a reader held on
+    for the whole busy timeout) leaves old frames there until SQLite reuses them or the next purge's
+    checkpoint; it is logged, and the purge stays done."""
+    try:
+        checkpoint(engine)
+    except Exception as exc:
+        log.warning("WAL checkpoint after the retention purge failed (%s)", type(exc).__name__)
+
+
 def rearm(engine: Engine, now: datetime) -> None:
-    """Arm what the database implies (rows older than the timers, each district's next digest).
+    """Arm what the database implies (rows older than the timers, each district's next digest and purge).
 
     Also forgets event ids old enough that no platform will deliver them again.
     """
@@ -88,6 +101,7 @@ def rearm(engine: Engine, now: datetime) -> None:
         for district in all_districts(uow.session):
             assert district.id is not None
             due.arm_digest(uow.session, district.id, now)
+            due.arm_retention(uow.session, district.id, now)
         prune_processed_events(uow.session, before=now - KEEP_EVENT_IDS)
         uow.commit()
 

@@ -49,6 +49,8 @@ def make_engine(url: str | None = None) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Deleted and overwritten content is zeroed in the file, so a purged note is not left in a free page.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
         if path is not None:
             private(path)
@@ -58,6 +60,21 @@ def make_engine(url: str | None = None) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def checkpoint(engine: Engine) -> None:
+    """On SQLite, copy the WAL into the database file and empty it (after a purge: the old page images
+    in the -wal file still hold the purged text). Nothing on PostgreSQL, whose dead rows autovacuum
+    reclaims. Outside any transaction; waits (busy timeout) for readers to finish."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        raw.close()
 
 
 def _sqlite_file(url: str) -> Path | None:

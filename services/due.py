@@ -19,6 +19,7 @@ from services.policy import load_policy
 from services.vocabulary import CloseoutState, Mode, OfferState, RequestState
 
 DIGEST_TIME = time(8, 0)  # Mondays, Berlin time
+RETENTION_TIME = time(3, 15)  # every night, Berlin time: a quiet hour, and no clock change falls on it
 MAX_ATTEMPTS = 5
 RETRY_PAUSE = timedelta(minutes=1)
 
@@ -34,6 +35,7 @@ class Kind(StrEnum):
     ALLOWANCE_WARNING = "allowance_warning"  # a marker: each threshold once per interpreter and year
     DELIVERY_FAILED = "delivery_failed"  # a marker: coordinators hear of a person unreachable once a day
     CHANGE_EXPIRY = "change_expiry"  # a booking change the interpreter has not answered lapses
+    RETENTION = "retention"  # per district and night: what is kept no longer is purged (services.retention)
     # Markers of the operator alerts (services.operator_alerts), each told once:
     ALERT_DUE_FAILED = "alert_due_failed"  # per due row given up
     ALERT_NO_CHAT = "alert_no_chat"  # per interpreter an offer could not reach
@@ -254,6 +256,29 @@ def arm_digest(session: Session, district_id: int, now: datetime) -> DueTask:
         subject_id=district_id,
         variant=monday.astimezone(BERLIN).date().isoformat(),
         due_at=monday,
+        now=now,
+    )
+
+
+def next_night(now: datetime) -> datetime:
+    """The first 03:15 Berlin after `now`, in `now`'s zone (CET or CEST, whichever that night has)."""
+    local = now.astimezone(BERLIN)
+    night = datetime.combine(local.date(), RETENTION_TIME, tzinfo=BERLIN)
+    if night <= local:
+        night = datetime.combine(local.date() + timedelta(days=1), RETENTION_TIME, tzinfo=BERLIN)
+    return night.astimezone(now.tzinfo)
+
+
+def arm_retention(session: Session, district_id: int, now: datetime) -> DueTask:
+    """The district's next nightly purge (services.retention), at 03:15 Berlin after `now`."""
+    night = next_night(now)
+    return arm(
+        session,
+        district_id=district_id,
+        kind=Kind.RETENTION,
+        subject_id=district_id,
+        variant=night.astimezone(BERLIN).date().isoformat(),
+        due_at=night,
         now=now,
     )
 

@@ -4,6 +4,7 @@ The defaults below follow common practice of German community-interpreter pools;
 gets them written into its rows, and from then on only the rows count.
 """
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -42,6 +43,12 @@ class Kind(StrEnum):
     DISTANCE = "distance"  # whole km
     TEXT = "text"
     YES_NO = "yes_no"
+    PLATFORMS = "platforms"  # the chat platforms a district allows, e.g. telegram,matrix
+
+
+# The chat platforms a district decides on; others (the local terminal chat) run on no one else's servers.
+CHAT_PLATFORMS = ("telegram", "matrix")
+PLATFORM_NAMES = {"telegram": "Telegram", "matrix": "Matrix"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,24 @@ RULES: tuple[Rule, ...] = (
         N_("A late change the interpreter cannot keep costs the late-cancellation fee"),
     ),
     Rule("referral_text", Kind.TEXT, DEFAULT_REFERRAL_TEXT, N_("Where to turn when the pool cannot help")),
+    Rule(
+        "platforms",
+        Kind.PLATFORMS,
+        "telegram,matrix",
+        N_("Chat platforms the district allows: telegram,matrix, matrix or telegram"),
+    ),
+    Rule(
+        "retention_free_text",
+        Kind.DURATION,
+        "90d",
+        N_("Notes, typed places and reasons are deleted this long after the session"),
+    ),
+    Rule(
+        "retention_accounts",
+        Kind.DURATION,
+        "3650d",
+        N_("Requests, bookings and the budget's books are deleted this long after their fiscal year"),
+    ),
 )
 RULES_BY_KEY = {rule.key: rule for rule in RULES}
 
@@ -120,6 +145,8 @@ BOUNDS: dict[str, tuple[str, str]] = {
     "volunteer_allowance": ("1.00", "10000.00"),
     "report_km_max": ("10", "2000"),
     "referral_text": ("1", "1000"),
+    "retention_free_text": ("1d", "730d"),
+    "retention_accounts": ("365d", "10950d"),  # budget law asks for 10 years; the county decides
 }
 # A rule added without its own range gets its kind's.
 _KIND_BOUNDS: dict[Kind, tuple[str, str]] = {
@@ -163,6 +190,9 @@ class Policy:
     report_km_max: int
     late_change_counts_as_cancellation: bool
     referral_text: str
+    platforms: tuple[str, ...]  # in CHAT_PLATFORMS' order, never empty
+    retention_free_text: timedelta
+    retention_accounts: timedelta
 
     def billing_steps(self, mode: Mode) -> tuple[int, int]:
         """(minimum, increment) in whole minutes for a mode."""
@@ -210,6 +240,16 @@ def _parse_text(text: str) -> str:
     return text.strip()
 
 
+def _parse_platforms(text: str) -> tuple[str, ...]:
+    names = {part for part in re.split(r"[\s,;]+", text.strip().casefold()) if part}
+    if not names or names - set(CHAT_PLATFORMS):
+        raise InvalidInput(
+            N_("“{value}” is no list of chat platforms; write telegram,matrix or matrix or telegram."),
+            value=text,
+        )
+    return tuple(platform for platform in CHAT_PLATFORMS if platform in names)
+
+
 def _parse_policy_percent(text: str) -> int:
     # Any whole percentage parses; the rule's range (see BOUNDS) says which are allowed.
     raw = text.strip().removesuffix("%").strip()
@@ -227,6 +267,7 @@ _PARSERS: dict[Kind, Callable[[str], Any]] = {
     Kind.TEXT: _parse_text,
     Kind.YES_NO: _parse_yes_no,
     Kind.DISTANCE: _parse_km,
+    Kind.PLATFORMS: _parse_platforms,
 }
 
 
@@ -239,6 +280,8 @@ def _canonical(kind: Kind, value: Any) -> str:
         return f"{value}%"
     if kind is Kind.YES_NO:
         return "yes" if value else "no"
+    if kind is Kind.PLATFORMS:
+        return ",".join(value)
     return str(value)
 
 
@@ -257,8 +300,9 @@ def parse_value(key: str, text: str) -> Any:
 
 
 def bounds(rule: Rule) -> tuple[str, str] | None:
-    """The lowest and highest value `rule` takes, as typed (for text: characters); None for yes/no."""
-    if rule.kind is Kind.YES_NO:
+    """The lowest and highest value `rule` takes, as typed (for text: characters); None for yes/no
+    and the platforms, which are a choice."""
+    if rule.kind in (Kind.YES_NO, Kind.PLATFORMS):
         return None
     return BOUNDS.get(rule.key) or _KIND_BOUNDS[rule.kind]
 
@@ -331,6 +375,15 @@ def clashing_rules(policy: Policy) -> list[InvalidInput]:
     if policy.reminder_second >= policy.reminder_first:
         clashes.append(
             InvalidInput(N_("The second reminder must come later (closer to the start) than the first."))
+        )
+    if policy.retention_free_text >= policy.retention_accounts:
+        clashes.append(
+            InvalidInput(
+                N_(
+                    "Free text must be deleted before the accounts are: "
+                    "retention_free_text shorter than retention_accounts."
+                )
+            )
         )
     return clashes
 

@@ -5,17 +5,18 @@ begun, or for a booking that was cancelled, is dropped; an offer wave's expiry m
 bot was down still runs, once.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from db.models import DueTask, Offer, Request
-from services import changes, due, operator_alerts
+from services import changes, due, operator_alerts, retention
 from services import closeout as closeouts
 from services.audit import record
 from services.digest import send_digest
-from services.due import Kind, Outcome, arm, arm_digest
+from services.due import Kind, Outcome, arm, arm_digest, arm_retention
 from services.notices import (
     BookingReminder,
     CloseoutAutoConfirmed,
@@ -29,6 +30,7 @@ from services.policy import load_policy
 from services.vocabulary import CloseoutState, OfferState, Recipient, RequestState
 
 SYSTEM = "system:timers"
+log = logging.getLogger(__name__)
 
 
 def fire(session: Session, task: DueTask, now: datetime) -> Outcome:
@@ -211,6 +213,19 @@ def _digest(session: Session, task: DueTask, now: datetime) -> Outcome:
     return Outcome.DONE
 
 
+def _retention(session: Session, task: DueTask, now: datetime) -> Outcome:
+    """The nightly purge; a night missed while the bot was down is caught up by the next run, once.
+
+    DONE when it removed something (the caller then checkpoints SQLite's WAL), else DROPPED.
+    """
+    arm_retention(session, task.district_id, max(now, task.due_at))  # the next night
+    counts = retention.purge(
+        session, task.district_id, now=now, policy=load_policy(session, task.district_id)
+    )
+    log.info("retention purge in district %s: %s", task.district_id, counts.log_text())
+    return Outcome.DONE if counts.total else Outcome.DROPPED
+
+
 def _change_expiry(session: Session, task: DueTask, now: datetime) -> Outcome:
     """A change the interpreter has not answered lapses; the booking stays as it was."""
     return Outcome.DONE if changes.lapse_due(session, task, now) else Outcome.DROPPED
@@ -230,6 +245,7 @@ HANDLERS: dict[Kind, Callable[[Session, DueTask, datetime], Outcome]] = {
     Kind.BUDGET_ALERT: _marker,
     Kind.ALLOWANCE_WARNING: _marker,
     Kind.CHANGE_EXPIRY: _change_expiry,
+    Kind.RETENTION: _retention,
     Kind.ALERT_DUE_FAILED: _marker,
     Kind.ALERT_NO_CHAT: _marker,
     Kind.ALERT_PLATFORM_DOWN: _marker,

@@ -113,7 +113,10 @@ def test_offers_expire_in_waves_until_the_request_is_unfilled_and_referred(
     assert offers(world, request_id)[-1] == ("Hodan", 2, "expired")
     assert state_of(world, request_id) == "unfilled"
     assert outbox(world, "request.unfilled") == [("school", world.school_id)]  # with the referral text
-    assert "EMZ" in params_of(world, "request.unfilled")[0]["referral_text"]
+    [unfilled] = params_of(world, "request.unfilled")
+    assert "referral_text" not in unfilled  # the district's text, read when the message is rendered
+    with world.make_uow() as u:
+        assert "EMZ" in render(u.session, Translator("de"), "request.unfilled", unfilled, Role.SCHOOL).text
     assert outbox(world, "request.unfilled_coordinator") == [("coordinators", world.district_id)]
     assert params_of(world, "request.unfilled_coordinator")[0]["reason"] == "not_filled"
     with world.make_uow() as u:
@@ -375,6 +378,7 @@ def test_a_start_arms_what_the_database_implies_and_only_once(world: World, engi
         ("offer_expiry", offered, "wave1"),
         ("reminder", booked, f"first:i{amira}"),
         ("reminder", booked, f"second:i{amira}"),
+        ("retention", world.district_id, "2026-03-03"),
     ]
 
 
