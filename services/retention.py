@@ -291,6 +291,19 @@ def _purge_drafts(session: Session, district_id: int, now: datetime) -> int:
     )
 
 
+def _purge_chat_links(session: Session, district_id: int, now: datetime) -> int:
+    """The chat links of members deactivated `DEACTIVATED_LINKS` ago, with the messages queued for them."""
+    gone = select(Member.id).where(
+        col(Member.district_id) == district_id, col(Member.deactivated_at) <= now - DEACTIVATED_LINKS
+    )
+    identities = _ids(session, select(ChatIdentity.id).where(col(ChatIdentity.member_id).in_(gone)))
+    links = 0
+    for ids in _chunks(identities):
+        _run(session, delete(Delivery).where(col(Delivery.identity_id).in_(ids)))
+        links += _run(session, delete(ChatIdentity).where(col(ChatIdentity.id).in_(ids)))
+    return links
+
+
 def _purge_accounts(session: Session, district_id: int, now: datetime, keep: timedelta) -> dict[str, int]:
     first_year, first_moment = accounts_boundary(now, keep)
     request_ids = _ids(
@@ -378,6 +391,7 @@ def purge(session: Session, district_id: int, *, now: datetime, policy: Policy) 
     cutoff = now - policy.retention_free_text
     counts = _purge_free_text(session, district_id, cutoff)
     counts["drafts"] = _purge_drafts(session, district_id, now)
+    counts["chat_links"] = _purge_chat_links(session, district_id, now)
     counts.update(_purge_accounts(session, district_id, now, policy.retention_accounts))
     session.flush()
     return PurgeCounts(**counts)

@@ -321,6 +321,51 @@ def test_whole_fiscal_years_older_than_retention_accounts_go_and_the_newer_stay(
     assert run_purge(world, later) == PurgeCounts()
 
 
+def test_chat_links_of_members_deactivated_30_days_ago_go_with_their_messages(world: World) -> None:
+    with world.make_uow() as u:
+        people = []
+        for deactivated_at in (NOW, NOW + timedelta(days=2), None):
+            _, code = create_invite(
+                u.session,
+                district_id=world.district_id,
+                role=Role.SCHOOL,
+                for_id=world.school_id,
+                actor=ACTOR,
+                now=NOW,
+            )
+            member = redeem_invite(u.session, code=code, now=NOW)
+            member.deactivated_at = deactivated_at
+            u.session.add(member)
+            u.session.flush()
+            assert member.id is not None
+            identity = ChatIdentity(
+                member_id=member.id,
+                platform="telegram",
+                user_id=f"u{member.id}",
+                chat_id=f"c{member.id}",
+                created_at=NOW,
+                last_seen_at=NOW,
+            )
+            u.session.add(identity)
+            u.session.flush()
+            assert identity.id is not None
+            u.session.add(Delivery(identity_id=identity.id, body="Hallo", due_at=NOW))
+            people.append(member.id)
+        u.commit()
+
+    counts = run_purge(world, NOW + timedelta(days=31))  # the first 31 days ago, the second 29
+
+    assert counts.chat_links == 1
+    with world.make_uow() as u:
+        linked = [
+            (i.member_id, i.chat_id)
+            for i in u.session.exec(select(ChatIdentity).order_by(col(ChatIdentity.id)))
+        ]
+        assert linked == [(people[1], f"c{people[1]}"), (people[2], f"c{people[2]}")]
+        assert len(u.session.exec(select(Delivery)).all()) == 2  # the first one's message went with its chat
+    assert run_purge(world, NOW + timedelta(days=31)).chat_links == 0
+
+
 def test_the_nightly_row_purges_and_arms_the_next_night(world: World, engine: Engine) -> None:
     rearm(engine, NOW)  # Monday 09:00 Berlin
     first = datetime(2026, 3, 3, 2, 15, tzinfo=UTC)  # 03:15 CET
