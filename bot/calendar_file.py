@@ -3,6 +3,9 @@
 One booking is one event for its whole life: the UID is the request's, and every change (a new
 interpreter after a give-back) or cancellation goes out with a higher SEQUENCE, so calendar
 programs update or remove the event they have instead of adding another.
+
+A file holds only what its reader needs on the day (the caller decides): the time, the language
+and the number are always there; a place (`location`) and a `description` only when given.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -18,7 +21,14 @@ UID_DOMAIN = "dolmetscherpool"
 
 
 def booking_ics(
-    t: Translator, request: Request, *, sequence: int, cancelled: bool, now: datetime, description: str = ""
+    t: Translator,
+    request: Request,
+    *,
+    sequence: int,
+    cancelled: bool,
+    now: datetime,
+    location: str = "",
+    description: str = "",
 ) -> bytes:
     """The event for a booked (or, with `cancelled`, a cancelled) session; times in UTC."""
     calendar = Calendar()
@@ -38,10 +48,8 @@ def booking_ics(
             {"language": request.language, "request_id": request.id},
         ),
     )
-    where = (
-        request.place if request.mode == Mode.IN_PERSON.value else t.render("{mode}", {"mode": request.mode})
-    )
-    event.add("location", where)
+    if location:
+        event.add("location", location)
     if description:
         event.add("description", description)
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
@@ -49,9 +57,34 @@ def booking_ics(
     return bytes(calendar.to_ical())
 
 
+def where(t: Translator, request: Request) -> str:
+    """Where the booked interpreter goes or dials in: the address, the school's number or the meeting
+    link (the mode, when the school sends it later), nothing for a written translation."""
+    if request.mode == Mode.WRITTEN.value:
+        return ""
+    if request.mode == Mode.IN_PERSON.value or not request.place:
+        return request.place or t.render("{mode}", {"mode": request.mode})
+    return t.render("{mode}: {place}", {"mode": request.mode, "place": request.place})
+
+
 def calendar_attachment(
-    t: Translator, request: Request, *, sequence: int, cancelled: bool, now: datetime, description: str = ""
+    t: Translator,
+    request: Request,
+    *,
+    sequence: int,
+    cancelled: bool,
+    now: datetime,
+    location: str = "",
+    description: str = "",
 ) -> Attachment:
     """The booking's calendar file, named after the request, ready to go with a message."""
-    data = booking_ics(t, request, sequence=sequence, cancelled=cancelled, now=now, description=description)
+    data = booking_ics(
+        t,
+        request,
+        sequence=sequence,
+        cancelled=cancelled,
+        now=now,
+        location=location,
+        description=description,
+    )
     return Attachment(f"dolmetscheinsatz-{request.id}.ics", "text/calendar", data)

@@ -3,23 +3,40 @@
 Every `Notice` has one `Template`, made for its params class (`services.notices`): its placeholders are
 the params' fields and what its `details` reads from the database, typed for that class. Details
 (language, time, place) are read when the message is sent, so a notification always shows the request
-as it is now; the outbox keeps only ids and figures.
+as it is now; the outbox keeps only ids and figures. So are names, contact data and what someone typed
+(a reason: from its audit event or the closeout): a message never carries a copy of them, and once it
+was delivered its params are gone. A row from before a field was added renders with a neutral fallback.
+
+Offers say only what an interpreter needs to decide (language, mode, time, duration, town, topic, pay);
+the place details and the school's note go to the booked interpreter alone.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from bot.calendar_file import calendar_attachment
+from bot.calendar_file import calendar_attachment, where
 from bot.conversation.plausibility import unusual_text
 from bot.conversation.views import budget_command, pace_text, request_line
 from bot.i18n import Translator
 from bot.messages import Choice, Reply, numbered
-from db.models import BookingChange, District, Interpreter, Member, Offer, Request, School
+from db.models import (
+    AuditEvent,
+    BookingChange,
+    Closeout,
+    District,
+    Interpreter,
+    Member,
+    Offer,
+    Request,
+    School,
+)
 from services import ledger
+from services.audit import said
 from services.due import Kind
 from services.notices import (
     AboutChange,
@@ -46,6 +63,7 @@ from services.notices import (
     DigestWeekly,
     DueTaskFailed,
     InterpreterWithoutChat,
+    MemberDeactivated,
     Notice,
     NoticeParams,
     OfferConfirmed,
@@ -53,6 +71,7 @@ from services.notices import (
     OfferNew,
     OfferTaken,
     OfferWithdrawn,
+    PersonErased,
     PlatformReachable,
     PlatformUnreachable,
     RequestAwaitingApproval,
@@ -121,13 +140,15 @@ class Template(Generic[P]):
             and isinstance(params, WithCalendar)
             and params.calendar_sequence is not None
         ):
+            location, description = _calendar_details(session, t, request, params, role)
             attachment = calendar_attachment(
                 t,
                 request,
                 sequence=params.calendar_sequence,
                 cancelled=self.calendar == "cancelled",
                 now=request.updated_at,
-                description=_calendar_details(session, t, request, params, role),
+                location=location,
+                description=description,
             )
         return Reply(numbered(text, choices), choices, attachment)
 
@@ -147,13 +168,78 @@ def _offer_details(session: Session, t: Translator, params: OfferNew) -> Values:
     # Phone, video and written work happen nowhere near the school's town: the offer names the mode.
     town = t.gettext(MODE_LABELS[Mode(request.mode)]) if remote else (school.municipality if school else "")
     distance = "" if remote else " " + t.render("({km} km away)", {"km": round(offer.distance_m / 1000)})
-    note = "\n" + t.render("Note: {note}", {"note": request.note}) if request.note else ""
-    return {"place": town, "distance": distance, "pay_cents": offer.pay_cents, "note": note}
+    return {"place": town, "distance": distance, "pay_cents": offer.pay_cents, "topic": request.topic}
 
 
-def _place(session: Session, _t: Translator, params: AboutRequest) -> Values:
+def _booked_place(session: Session, t: Translator, params: AboutRequest) -> Values:
+    """The place details and the school's note: for the booked interpreter only."""
     request = session.get(Request, params.request_id)
-    return {"place": request.place if request else ""}
+    if request is None:
+        return {"place": "", "note": ""}
+    note = "\n" + t.render("Note: {note}", {"note": request.note}) if request.note else ""
+    return {"place": where(t, request) or t.render("{mode}", {"mode": request.mode}), "note": note}
+
+
+def _interpreter_name(session: Session, t: Translator, interpreter_id: int | None) -> str:
+    """An interpreter's name as it is now (a row from before, or a person erased: a neutral word)."""
+    interpreter = session.get(Interpreter, interpreter_id) if interpreter_id is not None else None
+    return interpreter.name if interpreter is not None and interpreter.name else t.gettext(SOMEONE)
+
+
+SOMEONE = N_("Someone from the pool")
+NO_REASON = N_("no reason kept")
+
+
+def _who_and_why(session: Session, t: Translator, audit_id: int | None) -> tuple[str, str]:
+    """Who gave a booking back (or declined a change) and why, from the audit event the notice names."""
+    event = session.get(AuditEvent, audit_id) if audit_id is not None else None
+    detail = json.loads(event.detail or "{}") if event is not None else {}
+    who = detail.get("interpreter_id")
+    name = _interpreter_name(session, t, who if isinstance(who, int) else None)
+    return name, said(session, audit_id) or t.gettext(NO_REASON)
+
+
+def _handed_back_by(session: Session, t: Translator, params: RequestHandedBack) -> Values:
+    name, reason = _who_and_why(session, t, params.audit_id)
+    return {"interpreter_name": name, "reason": reason}
+
+
+def _reason(session: Session, t: Translator, params: RequestRejected | RequestChangeDeclined) -> Values:
+    return {"reason": said(session, params.audit_id) or t.gettext(NO_REASON)}
+
+
+def _closeout_reason(session: Session, t: Translator, params: CloseoutDisputed | CloseoutCorrected) -> Values:
+    """The dispute's or the correction's reason, as the closeout keeps it."""
+    closeout = session.exec(select(Closeout).where(Closeout.request_id == params.request_id)).first()
+    kept = None
+    if closeout is not None:
+        disputed = isinstance(params, CloseoutDisputed)
+        kept = closeout.dispute_reason if disputed else closeout.correction_reason
+    return {"reason": kept or t.gettext(NO_REASON)}
+
+
+def _booked_by(session: Session, t: Translator, params: RequestBooked) -> Values:
+    """Who comes and how to reach them, as the interpreter's record says now."""
+    request = session.get(Request, params.request_id)
+    interpreter_id = params.interpreter_id
+    if interpreter_id is None and request is not None:  # a row from before: the one booked now
+        interpreter_id = request.interpreter_id
+    interpreter = session.get(Interpreter, interpreter_id) if interpreter_id is not None else None
+    if interpreter is None:
+        return {"interpreter_name": t.gettext(SOMEONE), "contact": ""}
+    name = interpreter.name or t.gettext(SOMEONE)
+    return {"interpreter_name": name, "contact": _contact(t, interpreter.phone, interpreter.email)}
+
+
+def _referral(session: Session, _t: Translator, params: AboutRequest) -> Values:
+    """The district's referral text as it is set now."""
+    request = session.get(Request, params.request_id)
+    text = load_policy(session, request.district_id).referral_text if request is not None else ""
+    return {"referral_text": text}
+
+
+def _allowance_of(session: Session, t: Translator, params: AllowanceNear | AllowanceExceeded) -> Values:
+    return {"name": _interpreter_name(session, t, params.interpreter_id)}
 
 
 def _starts_at(session: Session, _t: Translator, params: AboutRequest) -> Values:
@@ -231,32 +317,32 @@ def _free_cancellation(params: RequestCancelled | BookingCancelled, role: Role) 
 
 def _calendar_details(
     session: Session, t: Translator, request: Request, params: WithCalendar, role: Role
-) -> str:
-    """What the calendar entry says besides time and place: the school, the topic, the note, and for
-    the school who comes and how to reach them."""
+) -> tuple[str, str]:
+    """The calendar entry's place and description besides time and language: only what its reader
+    needs on the day. The interpreter: where, the school, the mode and the note. The school: the mode
+    and who comes with their contact, as the booking confirmation shows them (no place: it is theirs)."""
+    mode = t.render("Mode: {mode}", {"mode": request.mode})
+    if role == Role.SCHOOL:
+        return "", "\n".join([mode, *_who_comes(session, t, request, params)])
     school = session.get(School, request.school_id)
-    lines = [t.render("School: {school}", {"school": f"{school.name}, {school.address}"})] if school else []
-    lines.append(t.render("Topic: {topic}", {"topic": request.topic}))
+    lines = [t.render("School: {school}", {"school": school.name})] if school else []
+    lines.append(mode)
     if request.note:
         lines.append(t.render("Note: {note}", {"note": request.note}))
-    if role == Role.SCHOOL:
-        lines += _who_comes(session, t, request, params)
-    return "\n".join(lines)
+    return where(t, request), "\n".join(lines)
 
 
 def _who_comes(session: Session, t: Translator, request: Request, params: WithCalendar) -> list[str]:
     """The booked interpreter and how to reach them, in every calendar entry of a booked session (a
     changed booking's file replaces the whole event)."""
-    if isinstance(params, RequestBooked):
-        name, phone, email = params.interpreter_name, params.interpreter_phone, params.interpreter_email
-    elif request.state == RequestState.BOOKED.value and request.interpreter_id is not None:
-        interpreter = session.get(Interpreter, request.interpreter_id)
-        if interpreter is None:
-            return []
-        name, phone, email = interpreter.name, interpreter.phone, interpreter.email
-    else:
+    interpreter_id = params.interpreter_id if isinstance(params, RequestBooked) else None
+    if interpreter_id is None and request.state == RequestState.BOOKED.value:
+        interpreter_id = request.interpreter_id
+    interpreter = session.get(Interpreter, interpreter_id) if interpreter_id is not None else None
+    if interpreter is None or not interpreter.name:
         return []
-    return [t.render("Interpreter: {name}", {"name": name}) + _contact(t, phone, email)] if name else []
+    line = t.render("Interpreter: {name}", {"name": interpreter.name})
+    return [line + _contact(t, interpreter.phone, interpreter.email)]
 
 
 def _unreachable(session: Session, t: Translator, params: DeliveryFailed) -> Values:
@@ -299,15 +385,44 @@ def _due_failed(session: Session, t: Translator, params: DueTaskFailed) -> Value
     }
 
 
-def _invite_for(session: Session, _t: Translator, params: InterpreterWithoutChat) -> Values:
+def _invite_for(session: Session, t: Translator, params: InterpreterWithoutChat) -> Values:
     """The command that makes an invite code for the interpreter, with the district named."""
     interpreter = session.get(Interpreter, params.interpreter_id)
     district = session.get(District, interpreter.district_id) if interpreter else None
     slug = district.slug if district else "SLUG"
+    name = interpreter.name if interpreter is not None and interpreter.name else t.gettext(SOMEONE)
     command = (
         f"python -m bot --district {slug} invite create --role interpreter --for {params.interpreter_id}"
     )
-    return {"command": command}
+    return {"command": command, "name": name}
+
+
+def _district_of(session: Session, _t: Translator, params: MemberDeactivated) -> Values:
+    member = session.get(Member, params.member_id)
+    district = session.get(District, member.district_id) if member is not None else None
+    return {"district": district.name if district is not None else "—"}
+
+
+def _erased_role(_session: Session, t: Translator, params: PersonErased) -> Values:
+    return {"role": t.gettext(ROLE_LABELS.get(params.role, params.role))}
+
+
+ROLE_LABELS = {
+    Role.SCHOOL.value: N_("school contact"),
+    Role.INTERPRETER.value: N_("interpreter"),
+    Role.COORDINATOR.value: N_("coordinator"),
+}
+
+
+def _deactivated(_params: MemberDeactivated, role: Role) -> str | None:
+    if role is not Role.INTERPRETER:
+        return None
+    return N_(
+        "Your access to Dolmetscherpool has ended: the coordination office of {district} has deactivated "
+        "it. You will get no more job offers; your open offers are withdrawn, and any sessions still "
+        "ahead go to other interpreters. This bot will not answer you or write to you any more. If you "
+        "have questions, please contact the coordination office."
+    )
 
 
 def _platform(_session: Session, _t: Translator, params: PlatformUnreachable | PlatformReachable) -> Values:
@@ -367,7 +482,7 @@ def _change_declined(_session: Session, t: Translator, params: RequestChangeDecl
 
 
 def _change_declined_why(params: RequestChangeDeclined, _role: Role) -> str | None:
-    if params.reason:
+    if params.audit_id is not None:
         return N_("The interpreter cannot keep the change: “{reason}” {outcome}")
     return None
 
@@ -388,12 +503,19 @@ _UNFILLED_WHY = {
 def _unfilled(
     session: Session, t: Translator, params: RequestUnfilled | RequestUnfilledCoordinator
 ) -> Values:
-    """Why nobody takes the request, and in which other mode someone could."""
+    """Why nobody takes the request, and in which other mode someone could; for the coordinators
+    after a hand-back, who gave it back and why."""
     request = session.get(Request, params.request_id)
     mode = request.mode if request is not None else Mode.IN_PERSON.value
     why = _UNFILLED_WHY.get(params.reason or "")
     other = params.other_mode if params.other_mode in {m.value for m in Mode} else None
+    handed_back: Values = {}
+    if isinstance(params, RequestUnfilledCoordinator) and params.audit_id is not None:
+        name, reason = _who_and_why(session, t, params.audit_id)
+        handed_back = {"interpreter_name": name, "handed_back_reason": reason}
     return {
+        **_referral(session, t, params),
+        **handed_back,
         "why": t.render(why, {"language": params.language, "mode": mode}) if why else "",
         "other": t.gettext(MODE_LABELS[Mode(other)]) if other else "",
         "alternative": " " + t.render(N_("Someone could take it {mode}."), {"mode": other}) if other else "",
@@ -430,12 +552,12 @@ def _unfilled_school(params: RequestUnfilled, _role: Role) -> str | None:
 
 def _unfilled_office(params: RequestUnfilledCoordinator, _role: Role) -> str | None:
     """The coordinators' text by reason; after a hand-back with who gave it back and why."""
-    if params.interpreter_name is not None and params.change_declined:
+    if params.audit_id is not None and params.change_declined:
         return N_(
             "{interpreter_name} cannot keep the school's change of this booking: “{handed_back_reason}”. "
             "Nobody else in the pool can take it at the new time.{alternative}"
         )
-    if params.interpreter_name is not None:
+    if params.audit_id is not None:
         return N_(
             "{interpreter_name} handed this job back: “{handed_back_reason}”. Nobody else in the pool "
             "can take it at that time.{alternative}"
@@ -491,6 +613,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         RequestReferred,
         N_("Nobody in our pool can take this. Please turn to this service:\n{referral_text}"),
+        details=_referral,
     ),
     Template(
         RequestAwaitingApproval,
@@ -517,7 +640,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         RequestBooked,
         N_("Booked: {interpreter_name} will come.{contact}"),
-        details=lambda _s, t, p: {"contact": _contact(t, p.interpreter_phone, p.interpreter_email)},
+        details=_booked_by,
         calendar="booked",
     ),
     Template(
@@ -528,6 +651,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         RequestHandedBack,
         N_("{interpreter_name} handed this job back: “{reason}”. It is offered to other interpreters."),
+        details=_handed_back_by,
         pick=_handed_back,
         # Held for the budget: this one message is the coordinators' only one, so it carries the decision.
         buttons=(("rq:ap", N_("Approve")), ("rq:rj", N_("Reject"))),
@@ -536,6 +660,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         RequestRejected,
         N_("The coordination office could not approve this request. Their reason: “{reason}”"),
+        details=_reason,
     ),
     Template(
         RequestCancelled,
@@ -545,7 +670,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     ),
     Template(
         OfferNew,
-        N_("New job: {place}{distance}\nPay about {pay_cents}. Please answer by {expires_at}.{note}"),
+        N_("New job: {place}{distance}, {topic}\nPay about {pay_cents}. Please answer by {expires_at}."),
         details=_offer_details,
         buttons=(("of:a", N_("Accept")), ("of:d", N_("Decline"))),
         buttons_by_offer=True,
@@ -554,8 +679,8 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(OfferWithdrawn, N_("This offer has been withdrawn.")),
     Template(
         OfferConfirmed,
-        N_("You have the job: {place}. /jobs shows all your jobs."),
-        details=_place,
+        N_("You have the job: {place}.{note}\n/jobs shows all your jobs."),
+        details=_booked_place,
         calendar="booked",
     ),
     Template(
@@ -585,10 +710,12 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
             "The coordination office has corrected the report: {minutes} min, {km} km, other costs "
             "{expenses_cents}, in all {amount_cents} (before: {previous_cents}). Reason: “{reason}”"
         ),
+        details=_closeout_reason,
     ),
     Template(
         CloseoutDisputed,
         N_("The school disputes the report: “{reason}”"),
+        details=_closeout_reason,
         buttons=(("co:fx", N_("Correct")),),
         buttons_for=Role.COORDINATOR,
     ),
@@ -607,10 +734,12 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         AllowanceNear,
         N_("{name}: paid {paid_cents} for {year}, close to the tax-free allowance of {allowance_cents}."),
+        details=_allowance_of,
     ),
     Template(
         AllowanceExceeded,
         N_("{name}: paid {paid_cents} for {year}, more than the tax-free allowance of {allowance_cents}."),
+        details=_allowance_of,
     ),
     Template(BudgetAlert, N_("The budget for {year} is {threshold_percent} used. Left: {available_cents}.")),
     Template(
@@ -663,7 +792,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         RequestChangeDeclined,
         N_("The interpreter cannot keep the change. {outcome}"),
-        details=_change_declined,
+        details=lambda s, t, p: {**_change_declined(s, t, p), **_reason(s, t, p)},
         calendar="cancelled",  # only when the school's event goes: a late change, or nobody else
         pick=_change_declined_why,
     ),
@@ -712,6 +841,26 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
             "Waiting messages go out now."
         ),
         details=_platform,
+    ),
+    Template(
+        MemberDeactivated,
+        N_(
+            "Your access to Dolmetscherpool has ended: the coordination office of {district} has "
+            "deactivated it. This bot will not answer you or write to you any more. If you have "
+            "questions, please contact the coordination office."
+        ),
+        details=_district_of,
+        pick=_deactivated,
+    ),
+    Template(
+        PersonErased,
+        N_(
+            "The data of member {member_id} ({role}) was erased at their request (Art. 17 GDPR): contact "
+            "data, chat links, dialog and typed texts. Requests, reports and the budget's books stay "
+            "under the number, for budget law. “python -m bot person export --member {member_id}” "
+            "shows what is left."
+        ),
+        details=_erased_role,
     ),
 )
 

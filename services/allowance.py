@@ -9,7 +9,6 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from db.models import Interpreter
 from services.billing_report import paid_in_year
 from services.due import Kind, mark_once
 from services.notices import AllowanceExceeded, AllowanceNear
@@ -40,7 +39,6 @@ def check_allowance(
             now=now,
         ):
             continue
-        interpreter = session.get(Interpreter, interpreter_id)
         warning: type[AllowanceNear | AllowanceExceeded] = (
             AllowanceNear if percent < 100 else AllowanceExceeded
         )
@@ -50,7 +48,7 @@ def check_allowance(
             recipient=Recipient.COORDINATORS,
             recipient_id=district_id,
             notice=warning(
-                name=interpreter.name if interpreter else "",
+                interpreter_id=interpreter_id,
                 year=year,
                 paid_cents=paid,
                 allowance_cents=allowance,

@@ -35,7 +35,7 @@ from typing import NoReturn
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from db.models import BookingChange, DueTask, Interpreter, Offer, Request, School
+from db.models import AuditEvent, BookingChange, DueTask, Offer, Request, School
 from services import due, ledger
 from services.audit import record
 from services.billing import cancellation_fee, estimate
@@ -327,10 +327,17 @@ def _save(session: Session, request: Request, change: BookingChange, actor: str,
 
 
 def _audit(
-    session: Session, request: Request, change: BookingChange, action: str, actor: str, now: datetime
-) -> None:
+    session: Session,
+    request: Request,
+    change: BookingChange,
+    action: str,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> AuditEvent:
+    """The change in the audit trail, with the booked interpreter and (a decline) their reason."""
     assert change.id is not None
-    record(
+    return record(
         session,
         district_id=request.district_id,
         actor=actor,
@@ -347,6 +354,8 @@ def _audit(
         before_starts_at=request.starts_at.isoformat(),
         before_duration_minutes=request.duration_minutes,
         before_mode=request.mode,
+        interpreter_id=change.interpreter_id,
+        **({} if reason is None else {"reason": reason}),
     )
 
 
@@ -465,10 +474,10 @@ def decline_change(
     assert request.id is not None
     assert change.id is not None
     _settle_answer(session, change, ChangeState.DECLINED, now)
-    _audit(session, request, change, "change.declined", actor, now)
-    interpreter = session.get(Interpreter, interpreter_id)
-    assert interpreter is not None
-    handed_back = HandBack(interpreter.name, why, change_declined=True)
+    event = _audit(session, request, change, "change.declined", actor, now, reason=why)
+    session.flush()
+    assert event.id is not None
+    handed_back = HandBack(event.id, change_declined=True)
     if change.fee_cents:
         new_request: Request | None = _cancel_late(
             session, request, change, handed_back, actor=actor, now=now
@@ -518,7 +527,7 @@ def _tell_declined(
             fee_cents=change.fee_cents,
             new_request_id=new_request.id if new_request else None,
             outcome=outcome.value,
-            reason=handed_back.reason,
+            audit_id=handed_back.audit_id,
         ),
         now=now,
     )
@@ -531,8 +540,7 @@ def _tell_declined(
         Recipient.COORDINATORS,
         notice=RequestHandedBack(
             request_id=carrier.id,
-            interpreter_name=handed_back.interpreter_name,
-            reason=handed_back.reason,
+            audit_id=handed_back.audit_id,
             outcome=outcome.value,
             change_declined=True,
         ),

@@ -267,7 +267,7 @@ def dispute(
             district_id=district_id,
             recipient=recipient,
             recipient_id=rid,
-            notice=CloseoutDisputed(request_id=request_id, reason=closeout.dispute_reason),
+            notice=CloseoutDisputed(request_id=request_id),
             now=now,
         )
 
@@ -351,7 +351,7 @@ def correct(
         _adjust_settled(session, request, correction.change_cents, why, actor=actor, now=now)
     elif not settle(session, request, closeout, actor=actor, now=now):
         raise BudgetExceeded(N_("The budget does not cover this amount; raise the budget first."))
-    _tell_correction(session, request, correction, closeout.correction_reason or "", now=now)
+    _tell_correction(session, request, correction, now=now)
     return correction
 
 
@@ -389,9 +389,7 @@ def _adjust_settled(
     )
 
 
-def _tell_correction(
-    session: Session, request: Request, correction: Correction, reason: str, *, now: datetime
-) -> None:
+def _tell_correction(session: Session, request: Request, correction: Correction, *, now: datetime) -> None:
     assert request.id is not None
     assert request.interpreter_id is not None
     after = correction.after
@@ -402,7 +400,6 @@ def _tell_correction(
         expenses_cents=after.expenses_cents,
         amount_cents=after.amount_cents,
         previous_cents=correction.before.amount_cents,
-        reason=reason,
     )
     for recipient in (Recipient.SCHOOL, Recipient.INTERPRETER):
         tell(session, request, recipient, notice=notice, now=now)

@@ -8,6 +8,12 @@ are counted as they go out, so a retry never repeats one. A failed attempt gets 
 kept, with its error, for the coordinators' eyes. One recipient's trouble never holds up another's.
 Due rows are claimed for `LEASE` before they are sent, so two processes never send the same row;
 a process that dies lets its lease lapse.
+
+An outbox message's params are cleared ("{}") once none of its deliveries waits any more: each was
+sent or given up (a given-up delivery is never tried again; the coordinators' notice about it names
+the member, not the message), or it reached nobody. So it is never rendered again. What later
+messages need of it is on the delivery rows: the `ref` that lets "offer taken" edit the offer
+message, and the platform's message id.
 """
 
 import json
@@ -23,7 +29,7 @@ from sqlmodel import Session, col, select
 from db.models import ChatIdentity, Delivery, Member, OutboxMessage
 from services.due import Kind, mark_once
 from services.identities import identities_of, members_for
-from services.notices import DeliveryFailed
+from services.notices import DeliveryFailed, Notice
 from services.operator_alerts import also_to_operator, interpreter_unreachable
 from services.outbox import notify
 from services.vocabulary import Recipient
@@ -85,7 +91,11 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
         assert message.id is not None
         params = json.loads(message.params)
         members = members_for(
-            session, Recipient(message.recipient_type), message.recipient_id, message.district_id
+            session,
+            Recipient(message.recipient_type),
+            message.recipient_id,
+            message.district_id,
+            deactivated_too=message.template == Notice.MEMBER_DEACTIVATED.value,
         )
         reached = 0
         for member in members:
@@ -109,6 +119,8 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
             interpreter_unreachable(
                 session, district_id=message.district_id, interpreter_id=message.recipient_id, now=now
             )
+        if not reached:
+            message.params = CLEARED  # nobody will read it
         message.expanded_at = now
         session.add(message)
     session.flush()
@@ -270,6 +282,24 @@ def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now
         message.sent_at = now
         message.attempts += 1
         session.add(message)
+    _forget_when_done(session, delivery.outbox_id)
+
+
+CLEARED = "{}"  # the params of a message nobody will read again
+
+
+def _forget_when_done(session: Session, outbox_id: int) -> None:
+    """Clear a message's params once no delivery of it waits (sent or given up): nothing renders it
+    again, and what it said (names, figures) is not kept."""
+    session.flush()
+    waiting = select(Delivery.id).where(
+        Delivery.outbox_id == outbox_id, col(Delivery.sent_at).is_(None), col(Delivery.failed_at).is_(None)
+    )
+    if session.exec(waiting).first() is None:
+        message = session.get(OutboxMessage, outbox_id)
+        if message is not None and message.params != CLEARED:
+            message.params = CLEARED
+            session.add(message)
 
 
 def mark_retry(
@@ -296,6 +326,8 @@ def mark_retry(
     else:
         delivery.due_at = now + pause
     session.add(delivery)
+    if delivery.failed_at is not None and delivery.outbox_id is not None:
+        _forget_when_done(session, delivery.outbox_id)
     return delivery.failed_at is None
 
 
@@ -310,6 +342,8 @@ def mark_failed(session: Session, delivery_id: int, *, error: str, now: datetime
     delivery.body, delivery.attachment = None, None
     session.add(delivery)
     _tell_coordinators(session, delivery, cause="gone", now=now)
+    if delivery.outbox_id is not None:
+        _forget_when_done(session, delivery.outbox_id)
 
 
 def _tell_coordinators(session: Session, delivery: Delivery, *, cause: str, now: datetime) -> None:

@@ -4,6 +4,11 @@
 from the class, so mypy catches a wrong or missing parameter. The outbox keeps the key
 (`outbox_message.template`) and the params as JSON (datetimes and dates as ISO text);
 `from_json` turns them back into the class for rendering.
+
+Params hold ids and figures, never copies of contact data, names or what someone typed: the text is
+rendered when it is delivered, from the rows the ids name (a typed reason from its audit event,
+`audit_id`), and the params are cleared once the message was delivered (`deliveries.mark_sent`).
+Fields added since keep a default, so a row written before them still renders.
 """
 
 import types
@@ -58,6 +63,8 @@ class Notice(StrEnum):
     OPERATOR_NO_CHAT = "operator.no_chat"
     OPERATOR_PLATFORM_DOWN = "operator.platform_down"
     OPERATOR_PLATFORM_BACK = "operator.platform_back"
+    MEMBER_DEACTIVATED = "member.deactivated"
+    PERSON_ERASED = "person.erased"
 
 
 SCHOOL = frozenset({Recipient.SCHOOL})
@@ -105,7 +112,6 @@ class RequestReferred(AboutRequest):
     recipients = SCHOOL
     language: str
     reason: str  # an UnmetReason value
-    referral_text: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +129,6 @@ class RequestUnfilled(WithCalendar):
     notice = Notice.REQUEST_UNFILLED
     recipients = SCHOOL
     language: str
-    referral_text: str
     reason: str | None = None  # an UnmetReason value
     other_mode: str | None = None  # a Mode in which someone could take it
     handed_back: bool | None = None  # the booked interpreter gave it back, and nobody else can
@@ -138,8 +143,7 @@ class RequestUnfilledCoordinator(AboutRequest):
     mode: str
     reason: str  # an UnmetReason value
     other_mode: str | None = None  # a Mode in which someone could take it
-    interpreter_name: str | None = None  # who gave the booking back, if it was booked
-    handed_back_reason: str | None = None  # why, in their words
+    audit_id: int | None = None  # the hand-back's audit event (who, and why in their words), if booked
     change_declined: bool | None = None  # they did not give it back but declined the school's change
 
 
@@ -147,9 +151,7 @@ class RequestUnfilledCoordinator(AboutRequest):
 class RequestBooked(WithCalendar):
     notice = Notice.REQUEST_BOOKED
     recipients = SCHOOL
-    interpreter_name: str
-    interpreter_phone: str
-    interpreter_email: str
+    interpreter_id: int | None = None  # who comes (None: a row from before, the request's interpreter)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,8 +170,7 @@ class RequestHandedBack(AboutRequest):
 
     notice = Notice.REQUEST_HANDED_BACK
     recipients = COORDINATORS
-    interpreter_name: str
-    reason: str
+    audit_id: int | None  # the hand-back's audit event: who, and why in their words
     outcome: str  # the request's state afterwards: offered, or awaiting_approval
     change_declined: bool | None = None  # not given back: the interpreter declined the school's change
 
@@ -178,7 +179,7 @@ class RequestHandedBack(AboutRequest):
 class RequestRejected(AboutRequest):
     notice = Notice.REQUEST_REJECTED
     recipients = SCHOOL
-    reason: str
+    audit_id: int | None = None  # the rejection's audit event: the coordinator's reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,15 +264,13 @@ class CloseoutCorrected(AboutRequest):
     km: int
     expenses_cents: int
     amount_cents: int
-    previous_cents: int
-    reason: str
+    previous_cents: int  # the reason is the closeout's correction_reason
 
 
 @dataclass(frozen=True, kw_only=True)
 class CloseoutDisputed(AboutRequest):
     notice = Notice.CLOSEOUT_DISPUTED
-    recipients = COORDINATORS | INTERPRETER
-    reason: str | None
+    recipients = COORDINATORS | INTERPRETER  # the reason is the closeout's dispute_reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,7 +303,7 @@ class CloseoutAutoConfirmed(AboutRequest):
 class AllowanceNear(NoticeParams):
     notice = Notice.ALLOWANCE_NEAR
     recipients = COORDINATORS
-    name: str
+    interpreter_id: int | None = None  # None: a row from before
     year: int
     paid_cents: int
     allowance_cents: int
@@ -314,7 +313,7 @@ class AllowanceNear(NoticeParams):
 class AllowanceExceeded(NoticeParams):
     notice = Notice.ALLOWANCE_EXCEEDED
     recipients = COORDINATORS
-    name: str
+    interpreter_id: int | None = None  # None: a row from before
     year: int
     paid_cents: int
     allowance_cents: int
@@ -414,7 +413,7 @@ class RequestChangeDeclined(WithCalendar):
     fee_cents: int
     new_request_id: int | None
     outcome: str | None = None  # the state of the request that carries the changed session now
-    reason: str | None = None  # why the interpreter cannot keep it, in their words
+    audit_id: int | None = None  # the decline's audit event: why the interpreter cannot keep it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -444,7 +443,6 @@ class InterpreterWithoutChat(NoticeParams):
     notice = Notice.OPERATOR_NO_CHAT
     recipients = COORDINATORS
     interpreter_id: int
-    name: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -462,6 +460,25 @@ class PlatformReachable(NoticeParams):
     platform: str
     since_at: datetime  # when the outage began
     back_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberDeactivated(NoticeParams):
+    """A coordinator took the person's access away: the one message they still get (services/access.py)."""
+
+    notice = Notice.MEMBER_DEACTIVATED
+    recipients = frozenset({Recipient.MEMBER})
+    member_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonErased(NoticeParams):
+    """A person's data was erased (Art. 17): the coordinators learn who by number, never by name."""
+
+    notice = Notice.PERSON_ERASED
+    recipients = COORDINATORS
+    member_id: int
+    role: str  # a Role value
 
 
 def _concrete() -> list[type[NoticeParams]]:

@@ -49,14 +49,14 @@ from services.vocabulary import OfferState, Recipient, RequestState, UnmetReason
 
 @dataclass(frozen=True)
 class HandBack:
-    """A booking given back: who gave it back and why (the coordinators read it).
+    """A booking given back: its audit event says who gave it back and why (the coordinators read it;
+    the notices name the event, not the words).
 
     `change_declined`: the interpreter declined the school's change of the booking (the caller tells
     the school in its own message); `change_dropped`: a change still waiting was not applied.
     """
 
-    interpreter_name: str
-    reason: str
+    audit_id: int
     change_declined: bool = False
     change_dropped: bool = False
 
@@ -152,7 +152,6 @@ def mark_unfilled(
             notice=RequestUnfilled(
                 request_id=request.id,
                 language=request.language,
-                referral_text=policy.referral_text,
                 calendar_sequence=request.calendar_sequence if in_calendar else None,
                 reason=reason.value,
                 other_mode=other_mode,
@@ -171,8 +170,7 @@ def mark_unfilled(
             mode=request.mode,
             reason=reason.value,
             other_mode=other_mode,
-            interpreter_name=handed_back.interpreter_name if handed_back else None,
-            handed_back_reason=handed_back.reason if handed_back else None,
+            audit_id=handed_back.audit_id if handed_back else None,
             change_declined=handed_back.change_declined if handed_back else None,
         ),
         now=now,
@@ -382,7 +380,19 @@ def _answerable(session: Session, offer_id: int, interpreter_id: int, now: datet
 def accept_offer(
     session: Session, *, offer_id: int, interpreter_id: int, actor: str, now: datetime
 ) -> Request:
-    """Book the interpreter if nobody was faster; raises AlreadyTaken otherwise."""
+    """Book the interpreter if nobody was faster; raises AlreadyTaken otherwise.
+
+    The interpreter's row is locked first, as a deactivation locks it (services/access.py): an Accept
+    either books before the deactivation looks at their bookings, or sees them inactive and is refused.
+    """
+    interpreter = session.get(Interpreter, interpreter_id, with_for_update=True, populate_existing=True)
+    if interpreter is not None and not interpreter.active:
+        raise OfferClosed(
+            N_(
+                "You are no longer in the pool, so you cannot accept jobs. "
+                "Please contact the coordination office."
+            )
+        )
     offer, request = _answerable(session, offer_id, interpreter_id, now)
     booked = session.exec(
         update(Request)
@@ -421,18 +431,12 @@ def accept_offer(
     request.calendar_sequence += 1  # a booking again after a give-back updates the same calendar event
     session.add(request)
     due.arm_booking(session, request, now)
-    interpreter = session.get(Interpreter, interpreter_id)
-    assert interpreter is not None
     tell(
         session,
         request,
         Recipient.SCHOOL,
         notice=RequestBooked(
-            request_id=request.id,
-            calendar_sequence=request.calendar_sequence,
-            interpreter_name=interpreter.name,
-            interpreter_phone=interpreter.phone,
-            interpreter_email=interpreter.email,
+            request_id=request.id, calendar_sequence=request.calendar_sequence, interpreter_id=interpreter_id
         ),
         now=now,
     )
@@ -502,11 +506,9 @@ def give_back(
     """
     request = booked_job(session, request_id=request_id, interpreter_id=interpreter_id, now=now)
     why = clean_reason(reason)
-    interpreter = session.get(Interpreter, interpreter_id)
-    assert interpreter is not None
     dropped = _drop_waiting_change(session, request_id, now)
     unbook(session, request, now)
-    record(
+    event = record(
         session,
         district_id=request.district_id,
         actor=actor,
@@ -517,7 +519,9 @@ def give_back(
         interpreter_id=interpreter_id,
         reason=why,
     )
-    handed_back = HandBack(interpreter.name, why, change_dropped=dropped)
+    session.flush()
+    assert event.id is not None
+    handed_back = HandBack(event.id, change_dropped=dropped)
     fill_offers(session, request, actor=actor, now=now, handed_back=handed_back)
     state = RequestState(request.state)
     if state is RequestState.UNFILLED:
@@ -535,9 +539,7 @@ def give_back(
         session,
         request,
         Recipient.COORDINATORS,
-        notice=RequestHandedBack(
-            request_id=request_id, interpreter_name=interpreter.name, reason=why, outcome=state.value
-        ),
+        notice=RequestHandedBack(request_id=request_id, audit_id=event.id, outcome=state.value),
         now=now,
     )
     return request

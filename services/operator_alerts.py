@@ -230,7 +230,7 @@ def interpreter_unreachable(
     """A notification for an interpreter reached nobody (no linked chat): tell the coordinators, once
     per interpreter. True if the alert was written now."""
     interpreter = session.get(Interpreter, interpreter_id)
-    if interpreter is None:
+    if interpreter is None or not interpreter.active:  # deactivated: reaching nobody is the point
         return False
     if not due.mark_once(
         session, district_id=district_id, kind=due.Kind.ALERT_NO_CHAT, subject_id=interpreter_id, now=now
@@ -241,7 +241,7 @@ def interpreter_unreachable(
         district_id=district_id,
         recipient=Recipient.COORDINATORS,
         recipient_id=district_id,
-        notice=InterpreterWithoutChat(interpreter_id=interpreter_id, name=interpreter.name),
+        notice=InterpreterWithoutChat(interpreter_id=interpreter_id),
         now=now,
     )
     return True

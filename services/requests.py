@@ -6,6 +6,7 @@ the best interpreters get offers, unless the estimate does not fit the budget, i
 coordinator decides.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,26 @@ from services.vocabulary import Gender, Mode, Recipient, RequestState, Topic, Un
 MIN_DURATION = 15
 MAX_DURATION = 8 * 60
 NOTE_MAX = 200
+# What plainly is a phone number (starts with + or 0, at least 7 digits, spaces, slashes, dashes or
+# brackets between them; dates and years do not match) or an e-mail address: the note is for what the
+# interpreter needs, not for how to reach someone. Names cannot be told apart this cheaply; the
+# question asks for none.
+_PHONE = re.compile(r"(?<![\w.])(?:\+|0)[\d /()\-]{5,}\d")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def check_note(note: str) -> None:
+    """Refuse a note that is too long or carries a phone number or an e-mail address."""
+    if len(note) > NOTE_MAX:
+        raise InvalidInput(N_("The note may have at most {max} characters."), max=NOTE_MAX)
+    phones = (m.group() for m in _PHONE.finditer(note))
+    if _EMAIL.search(note) or any(sum(c.isdigit() for c in p) >= 7 for p in phones):
+        raise InvalidInput(
+            N_(
+                "Please leave phone numbers and e-mail addresses out of the note; the interpreter "
+                "reaches the school through the booking."
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -102,8 +123,7 @@ def validate_draft(
         raise InvalidInput(
             N_("Written translation is for letters and other texts, not for talks or evenings.")
         )
-    if len(draft.note) > NOTE_MAX:
-        raise InvalidInput(N_("The note may have at most {max} characters."), max=NOTE_MAX)
+    check_note(draft.note)
     return language
 
 
@@ -199,7 +219,6 @@ def submit_request(
 def refer(session: Session, request: Request, *, reason: UnmetReason, actor: str, now: datetime) -> None:
     """Send the school to the external service (the district's referral text), keeping the unmet demand."""
     assert request.id is not None
-    policy = load_policy(session, request.district_id)
     move(session, request, RequestState.REFERRED, actor=actor, now=now, reason=reason.value)
     if reason is UnmetReason.NOT_COVERED:
         record_not_covered(session, request, now)
@@ -211,7 +230,6 @@ def refer(session: Session, request: Request, *, reason: UnmetReason, actor: str
             request_id=request.id,
             language=request.language,
             reason=reason.value,
-            referral_text=policy.referral_text,
         ),
         now=now,
     )
@@ -263,13 +281,14 @@ def reject(
     """A coordinator turns a held request down; the school is told, and reads the reason."""
     why = clean_reason(reason)
     request = get_request(session, district_id, request_id)
-    move(session, request, RequestState.REJECTED, actor=actor, now=now, reason=why[:40])
+    event = move(session, request, RequestState.REJECTED, actor=actor, now=now, said=why)
+    session.flush()
     notify(
         session,
         district_id=district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        notice=RequestRejected(request_id=request_id, reason=why),
+        notice=RequestRejected(request_id=request_id, audit_id=event.id),
         now=now,
     )
     return request

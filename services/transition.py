@@ -4,7 +4,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from db.models import Request
+from db.models import AuditEvent, Request
 from services.audit import record
 from services.lifecycle import check_transition
 from services.vocabulary import RequestState
@@ -18,8 +18,12 @@ def move(
     actor: str,
     now: datetime,
     reason: str | None = None,
-) -> None:
-    """Change the request's state, or raise IllegalTransition and change nothing."""
+    said: str | None = None,
+) -> AuditEvent:
+    """Change the request's state, or raise IllegalTransition and change nothing.
+
+    `reason` is a short code kept with the request; `said`, what a person typed as the reason, goes
+    only into the audit event (returned), where a notice reads it and the retention purges it."""
     source = RequestState(request.state)
     check_transition(source, target)
     request.state = target.value
@@ -27,7 +31,7 @@ def move(
     request.updated_at = now
     session.add(request)
     assert request.id is not None
-    record(
+    return record(
         session,
         district_id=request.district_id,
         actor=actor,
@@ -36,5 +40,5 @@ def move(
         entity_id=request.id,
         now=now,
         source=source.value,
-        reason=reason,
+        reason=reason if said is None else said,
     )

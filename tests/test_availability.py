@@ -126,7 +126,10 @@ def test_dari_by_phone_with_only_a_video_interpreter_suggests_video_before_sendi
     )
     # Switching asks for the video link (the phone number no longer fits), then shows it again.
     assert _say(talk, "school", "1").startswith(
-        DE.gettext("The phone number or video link for the interpreter?")
+        DE.gettext(
+            "The school's own phone number or the meeting link for the interpreter? Please not a parent's "
+            "number: the interpreter calls the school or joins the meeting."
+        )
     )
     again = _say(talk, "school", "1")  # I will send it later
     assert DE.render("Mode: {mode}", {"mode": "video"}) in again

@@ -201,7 +201,7 @@ def test_coordinators_are_warned_near_and_beyond_the_allowance_once_each(uow: Ma
             .order_by(col(OutboxMessage.id))
         ).all()
         sent = [(m.template, m.recipient_type, json.loads(m.params)) for m in warnings]
-    amira = {"name": "Amira Haddad", "year": 2026, "allowance_cents": 4500}
+    amira = {"interpreter_id": world.interpreters["Amira Haddad"], "year": 2026, "allowance_cents": 4500}
     assert sent == [
         ("allowance.near", "coordinators", {**amira, "paid_cents": 4200}),  # 93 %
         ("allowance.exceeded", "coordinators", {**amira, "paid_cents": 5400}),  # and the fourth: no more

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
+from bot.i18n import Translator
+from bot.notifications import render
 from db.models import LedgerEntry, Offer, OutboxMessage, Request, UnmetDemand
 from db.uow import UnitOfWork
 from services import ledger
@@ -15,7 +17,7 @@ from services.errors import AlreadyTaken, BudgetExceeded, InvalidInput, OfferClo
 from services.offers import accept_offer, decline_offer, give_back, mark_unfilled
 from services.policy import set_rule
 from services.requests import approve, cancel, quote, submit_request
-from services.vocabulary import Gender, Mode, Topic
+from services.vocabulary import Gender, Mode, Role, Topic
 from tests.builders import ACTOR, NOW, SOON, World, build_world, draft
 
 MakeUow = Callable[[], UnitOfWork]
@@ -135,7 +137,11 @@ def test_uncovered_language_is_referred_and_kept_as_unmet_demand(world: World) -
         assert [(d.request_id, d.language, d.reason) for d in unmet] == [(request.id, "ti", "not_covered")]
     [(kind, rid, params)] = outbox(world, "request.referred")
     assert (kind, rid) == ("school", world.school_id)
-    assert "Ethno-Medizinischen Zentrums" in str(params["referral_text"])
+    # The referral text is the district's, read when the message is rendered; the row keeps ids.
+    assert params == {"language": "ti", "reason": "not_covered", "request_id": request.id}
+    with world.make_uow() as u:
+        text = render(u.session, Translator("de"), "request.referred", params, Role.SCHOOL).text
+    assert "Ethno-Medizinischen Zentrums" in text
     assert balance(world).reserved_cents == 0
 
 
@@ -201,7 +207,9 @@ def test_accept_books_withdraws_the_others_and_a_late_accept_is_told_it_is_taken
     assert state_of(world, request.id or 0) == "booked"
     assert sorted(rid for _, rid, _ in outbox(world, "offer.taken")) == sorted([a, c])
     [(_, school, params)] = outbox(world, "request.booked")
-    assert (school, params["interpreter_name"]) == (world.school_id, "B")
+    assert (school, params["interpreter_id"]) == (world.school_id, b)
+    assert "interpreter_name" not in params
+    assert "interpreter_phone" not in params
     # The reservation shrinks to B's own estimate: 5 km x 1.3 x 2 x 0.30 EUR = 3.90 EUR
     assert balance(world).reserved_cents == 2400 + 390
 

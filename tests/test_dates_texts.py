@@ -277,8 +277,8 @@ def test_a_video_offer_names_the_mode_not_the_schools_town(engine: Engine) -> No
     _say(talk, "school", "1")  # send
     german = _sent(engine, "offer.new", "interpreter", "de")
     english = _sent(engine, "offer.new", "interpreter", "en")
-    assert german[0].split("\n")[1] == "Neuer Einsatz: per Video"
-    assert english[0].split("\n")[1] == "New job: by video"
+    assert german[0].split("\n")[1] == "Neuer Einsatz: per Video, Elterngespräch"
+    assert english[0].split("\n")[1] == "New job: by video, parent talk"
     assert not any("Soltau" in text for text in german + english)
 
 
@@ -420,7 +420,7 @@ async def test_through_telegram_a_request_for_tomorrow_reaches_the_interpreter_w
     offer = await tg.api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
     assert offer.text == (
         "#1 · Arabisch · vor Ort · Di., 03.03.2026, 10:00 Uhr · 60 min\n"
-        "Neuer Einsatz: Soltau (0 km entfernt)\n"
+        "Neuer Einsatz: Soltau (0 km entfernt), Elterngespräch\n"
         "Vergütung ca. 24,00\xa0€. Bitte antworten Sie bis Mo., 02.03.2026, 13:00 Uhr.\n\n"
         "1. Annehmen\n2. Ablehnen"
     )

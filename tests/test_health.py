@@ -35,6 +35,7 @@ from db.engine import make_engine
 from db.migrate import upgrade
 from db.models import District, DueTask, Member, School
 from db.uow import UnitOfWork
+from services.audit import record
 from services.demo import DEMO_BUDGET_CENTS, DEMO_SLUG
 from services.errors import InvalidInput
 from services.notices import RequestRejected
@@ -224,12 +225,23 @@ async def test_metrics_count_updates_deliveries_due_rows_requests_and_the_budget
         assert request.id is not None
         # A notice written ten minutes ago, to the linked school, whose first send fails (HTTP 500).
         api.fail_next("sendMessage", status=500)
+        said = record(  # the coordinator's reason, which the notice names by its audit event
+            uow.session,
+            district_id=district_id,
+            actor="test",
+            action="request.rejected",
+            entity="request",
+            entity_id=request.id,
+            now=world.clock(),
+            reason="Kein Budget mehr",
+        )
+        uow.session.flush()
         notify(
             uow.session,
             district_id=district_id,
             recipient=Recipient.SCHOOL,
             recipient_id=linked or 0,
-            notice=RequestRejected(request_id=request.id, reason="Kein Budget mehr"),
+            notice=RequestRejected(request_id=request.id, audit_id=said.id),
             now=world.clock() - timedelta(minutes=10),
         )
         # A reminder of a request that is not there fails; after four failed attempts, this one ends it.

@@ -344,9 +344,7 @@ def test_a_hand_back_held_for_the_budget_tells_the_coordinators_once(uow: MakeUo
     assert [t for t in told if t != "budget.alert"] == ["request.handed_back"]
     # That one message carries the decision: Approve and Reject, which a hand-back re-offered has not.
     template = TEMPLATES[Notice.REQUEST_HANDED_BACK]
-    held = RequestHandedBack(
-        request_id=request_id, interpreter_name="A", reason="Ich bin krank.", outcome="awaiting_approval"
-    )
+    held = RequestHandedBack(request_id=request_id, audit_id=None, outcome="awaiting_approval")
     with world.make_uow() as u:
         shown = template.reply(u.session, Translator("en"), held, Role.COORDINATOR)
         offered = template.reply(

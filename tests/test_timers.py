@@ -112,11 +112,15 @@ def test_offers_expire_in_waves_until_the_request_is_unfilled_and_referred(
     assert fire(engine, second + timedelta(minutes=5)) == 1  # a little late (the bot was down): runs once
     assert offers(world, request_id)[-1] == ("Hodan", 2, "expired")
     assert state_of(world, request_id) == "unfilled"
-    assert outbox(world, "request.unfilled") == [("school", world.school_id)]  # with the referral text
+    assert outbox(world, "request.unfilled") == [("school", world.school_id)]
     [unfilled] = params_of(world, "request.unfilled")
-    assert "referral_text" not in unfilled  # the district's text, read when the message is rendered
+    assert "referral_text" not in unfilled  # the district's text is read when a message needs it
     with world.make_uow() as u:
-        assert "EMZ" in render(u.session, Translator("de"), "request.unfilled", unfilled, Role.SCHOOL).text
+        text = render(u.session, Translator("de"), "request.unfilled", unfilled, Role.SCHOOL).text
+    assert text.endswith(  # a language the pool covers: no referral
+        "\nNiemand aus dem Pool hat diese Anfrage angenommen. Die Koordinierungsstelle ist informiert und "
+        "meldet sich bei Ihnen."
+    )
     assert outbox(world, "request.unfilled_coordinator") == [("coordinators", world.district_id)]
     assert params_of(world, "request.unfilled_coordinator")[0]["reason"] == "not_filled"
     with world.make_uow() as u:

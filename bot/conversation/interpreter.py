@@ -193,8 +193,10 @@ def jobs_page(turn: Turn, number: int) -> None:
     section = Section(N_("Your jobs:"), N_("No jobs at the moment."))
     for job in interpreter_jobs(turn.session, _interpreter_id(turn)):
         line = request_line(turn.t, job)
-        if job.mode != Mode.WRITTEN.value:
+        if job.mode != Mode.WRITTEN.value:  # theirs alone: an offer shows no place details
             line += "\n   " + job.place
+        if job.note:
+            line += "\n   " + turn._("Note: {note}", note=job.note)
         choices = []
         if job.state == RequestState.BOOKED.value and job.starts_at > turn.now:
             choices.append(turn.choice(f"bk:gb:{job.id}", "Hand back #{request_id}", request_id=job.id))

@@ -14,7 +14,7 @@ from services.errors import InvalidInput
 from services.languages import search_languages
 from services.overview import most_requested, pool_languages, school_requests
 from services.policy import load_policy
-from services.requests import MAX_DURATION, MIN_DURATION, NOTE_MAX, RequestDraft
+from services.requests import MAX_DURATION, MIN_DURATION, NOTE_MAX, RequestDraft, check_note
 from services.text import N_
 from services.vocabulary import (
     MODE_LABELS,
@@ -170,7 +170,13 @@ def ask_place(turn: Turn) -> None:
         turn.ask(N_("Where? Choose the school's address or type another one."), [choice])
     else:
         later = turn.choice("later", "I will send it later")
-        turn.ask(N_("The phone number or video link for the interpreter?"), [later])
+        turn.ask(
+            N_(
+                "The school's own phone number or the meeting link for the interpreter? "
+                "Please not a parent's number: the interpreter calls the school or joins the meeting."
+            ),
+            [later],
+        )
 
 
 def take_place(turn: Turn, answer: Answer) -> str:
@@ -225,8 +231,9 @@ def take_gender(turn: Turn, answer: Answer) -> str:
 def ask_note(turn: Turn) -> None:
     turn.ask(
         N_(
-            "A short note for the interpreter (at most {max} characters)? "
-            "Please no names of pupils or parents."
+            "What should the interpreter know (at most {max} characters)? The topic in a few words, "
+            "a dialect, special needs. Please do not write names of pupils or parents, and no phone "
+            "numbers or e-mail addresses."
         ),
         [turn.choice("none", "No note")],
         max=NOTE_MAX,
@@ -235,8 +242,7 @@ def ask_note(turn: Turn) -> None:
 
 def take_note(turn: Turn, answer: Answer) -> str:
     note = "" if answer.key == "none" else answer.text.strip()
-    if len(note) > NOTE_MAX:
-        raise InvalidInput(N_("The note may have at most {max} characters."), max=NOTE_MAX)
+    check_note(note)
     turn.draft["note"] = note
     return _next(turn, "note")
 
