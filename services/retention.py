@@ -50,9 +50,10 @@ from db.models import (
     School,
     UnmetDemand,
 )
+from services.audit import record
 from services.clock import BERLIN
 from services.due import Kind
-from services.policy import Policy
+from services.policy import Policy, load_policy
 from services.vocabulary import LedgerKind, Mode
 
 ABANDONED_DRAFT = timedelta(days=7)
@@ -380,6 +381,22 @@ def _purge_accounts(session: Session, district_id: int, now: datetime, keep: tim
         ),
     )
     return {**counts, "old_budgets": old_budgets, "old_audit_events": old_audit}
+
+
+def purge_now(session: Session, district_id: int, *, actor: str, now: datetime) -> PurgeCounts:
+    """`retention run`: the nightly purge at once, under the district's policy, audited with its counts."""
+    counts = purge(session, district_id, now=now, policy=load_policy(session, district_id))
+    record(
+        session,
+        district_id=district_id,
+        actor=actor,
+        action="retention.run",
+        entity="district",
+        entity_id=district_id,
+        now=now,
+        **{f.name: getattr(counts, f.name) for f in fields(counts) if getattr(counts, f.name)},
+    )
+    return counts
 
 
 def purge(session: Session, district_id: int, *, now: datetime, policy: Policy) -> PurgeCounts:

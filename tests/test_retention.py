@@ -3,7 +3,10 @@ figures stay, the nightly due row re-arms itself, and on SQLite the purged text 
 
 import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -44,7 +47,7 @@ from services.policy import load_policy, set_rule
 from services.requests import RequestDraft, submit_request
 from services.retention import PurgeCounts, accounts_boundary, purge, requests_due
 from services.vocabulary import Mode, Role, Topic
-from tests.builders import ACTOR, NOW, SOON, World, book, build_world, dispute_for, report_for
+from tests.builders import ACTOR, NOW, ROOT, SOON, World, book, build_world, dispute_for, report_for
 
 MARKER = "Mueller-Geheim"
 NOTE = f"Familie {MARKER} Sohn Ali 3b"
@@ -492,6 +495,39 @@ def test_on_sqlite_the_purged_note_leaves_the_database_file_and_its_wal(
         assert path.with_name(path.name + "-wal").stat().st_size == 0  # truncated by the checkpoint
     finally:
         engine.dispose()
+
+
+def test_retention_run_on_the_command_line_purges_now_and_prints_the_counts(
+    world: World, engine: Engine
+) -> None:
+    purged = request_with(world, note=NOTE, place=PLACE)  # in March 2026: long past on the wall clock
+    url = engine.url.render_as_string(hide_password=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "retention", "run", "--district", "testkreis"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url, "BOT_LOCALE": "en", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(
+        "Free text removed in Landkreis testkreis: 1 notes, 1 typed places (0 in changes), "
+    )
+    assert lines[1:] == [
+        "Deleted: 0 dialog drafts untouched for 7 days, 0 chat links of people deactivated 30 days ago.",
+        "Fiscal years past retention_accounts: 0 requests, 0 offers, 0 changes, 0 reports, 0 unmet requests, "
+        "0 ledger entries, 0 budgets and 0 audit events deleted.",
+    ]
+    assert found_in(engine, MARKER) == []
+    with world.make_uow() as u:
+        request = u.session.get(Request, purged)
+        assert request is not None
+        assert (request.note, request.place) == ("", SCHOOL_ADDRESS)
+        [event] = u.session.exec(select(AuditEvent).where(AuditEvent.action == "retention.run")).all()
+        assert event.actor.startswith("cli")
+        assert json.loads(event.detail)["notes"] == 1
 
 
 def test_policy_refuses_free_text_kept_longer_than_the_accounts(world: World) -> None:
