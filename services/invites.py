@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from db.models import Interpreter, Invite, Member, School
 from services.audit import record
 from services.errors import InvalidInput, InvalidInvite
+from services.platforms import refuse_code_unless_allowed
 from services.policy import load_policy
 from services.text import N_
 from services.vocabulary import Role
@@ -110,10 +111,13 @@ def create_link_code(session: Session, *, member: Member, now: datetime) -> tupl
     return invite, code
 
 
-def redeem_invite(session: Session, *, code: str, now: datetime, locale: str | None = None) -> Member:
+def redeem_invite(
+    session: Session, *, code: str, now: datetime, locale: str | None = None, platform: str | None = None
+) -> Member:
     """Turn a code into a member, once; a wrong, used or expired code raises InvalidInvite.
 
-    A link code gives back the member it was made for.
+    A link code gives back the member it was made for. On a `platform` the district does not
+    allow, the code is refused with the platforms to use (PlatformNotAllowed) and stays unused.
     """
     invite = session.exec(select(Invite).where(Invite.code_hash == hash_code(code)).with_for_update()).first()
     if invite is None:
@@ -126,6 +130,8 @@ def redeem_invite(session: Session, *, code: str, now: datetime, locale: str | N
         )
     if invite.expires_at <= now:
         raise InvalidInvite(N_("This invite code has expired. Please ask your coordinator for a new one."))
+    if platform is not None:
+        refuse_code_unless_allowed(session, invite.district_id, platform)
     if invite.member_id is not None:
         existing = session.get(Member, invite.member_id)
         assert existing is not None

@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 from db.models import Member, StrangerAttempt
 from services import identities
 from services.errors import DomainError, InvalidInvite
+from services.platforms import PlatformNotAllowed
 from services.text import N_
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,14 @@ def redeem(
         member = identities.link(
             session, platform=platform, user_id=user_id, chat_id=chat_id, code=code, now=now, locale=locale
         )
+    except PlatformNotAllowed:
+        log.info(
+            "invite code from %s account %s refused: the district does not allow %s",
+            platform,
+            short,
+            platform,
+        )
+        raise
     except InvalidInvite:
         log.info(
             "wrong invite code from %s account %s: attempt %d of %d", platform, short, attempt.count, LIMIT

@@ -35,6 +35,7 @@ from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot
 from db.models import ChatIdentity, Closeout, Delivery, Offer, ProcessedEvent, Request
 from db.uow import UnitOfWork
+from services.demo import DEMO_NAME
 from tests.chat_world import NOW, START, START_TEXT, Clock, DemoCodes, arabic_summary_lines, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
 from tests.matrix_people import ENCRYPTION, PASSWORD, MatrixPerson, Received, unique, until
@@ -293,7 +294,11 @@ async def test_events_from_before_the_first_start_are_ignored(
                 "Welcome to Dolmetscherpool. This bot is for the schools, interpreters and "
                 "coordination office of a county's interpreter pool. To take part you need an "
                 "invite code from your coordination office; then send: /start CODE"
-            ).replace("/start", "!start")
+            ).replace("/start", "!start") + "\n\n" + DE.render(
+                "Privacy: {district} is responsible for this bot. It stores your chat account only once "
+                "you join with a code, and then only what the pool needs. /privacy shows the full notice.",
+                {"district": DEMO_NAME},
+            ).replace("/privacy", "!privacy")
             await asyncio.sleep(1.5)
             assert len(school.inbox) == 1  # the old "!start" was not answered
             with UnitOfWork(engine) as uow:

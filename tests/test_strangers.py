@@ -14,6 +14,7 @@ from bot.i18n import Translator
 from bot.messages import Incoming
 from db.models import ChatIdentity, Invite, ProcessedEvent, StrangerAttempt
 from db.uow import UnitOfWork
+from services.demo import DEMO_NAME
 from services.strangers import LIMIT, WINDOW, account_hash
 from tests.chat_world import NOW, Clock, make_demo
 
@@ -21,11 +22,19 @@ DE = Translator("de")
 NOT_VALID = DE.gettext(
     "This invite code is not valid. Please check it or ask your coordinator for a new one."
 )
-WELCOME = DE.gettext(
-    "Welcome to Dolmetscherpool. This bot is for the schools, interpreters and coordination office of a "
-    "county's interpreter pool. To take part you need an invite code from your coordination office; "
-    "then send: /start CODE"
-)
+WELCOME = (
+    DE.gettext(
+        "Welcome to Dolmetscherpool. This bot is for the schools, interpreters and coordination office of a "
+        "county's interpreter pool. To take part you need an invite code from your coordination office; "
+        "then send: /start CODE"
+    )
+    + "\n\n"
+    + DE.render(
+        "Privacy: {district} is responsible for this bot. It stores your chat account only once you join "
+        "with a code, and then only what the pool needs. /privacy shows the full notice.",
+        {"district": DEMO_NAME},
+    )
+)  # with the short privacy notice of the only district
 
 
 def too_many(retry_at: object) -> str:

@@ -42,6 +42,7 @@ from db.models import (
 from db.uow import UnitOfWork
 from services.closeout import confirm, report
 from services.deliveries import expand
+from services.demo import DEMO_NAME
 from services.notices import RequestRejected
 from services.offers import accept_offer
 from services.outbox import notify
@@ -361,10 +362,18 @@ async def test_a_language_nobody_speaks_gets_the_referral(telegram: Telegram) ->
 
 async def test_a_stranger_gets_onboarding_only(telegram: Telegram) -> None:
     tg = telegram
-    onboarding = DE.gettext(
-        "Welcome to Dolmetscherpool. This bot is for the schools, interpreters and "
-        "coordination office of a county's interpreter pool. To take part you need an "
-        "invite code from your coordination office; then send: /start CODE"
+    onboarding = (
+        DE.gettext(
+            "Welcome to Dolmetscherpool. This bot is for the schools, interpreters and "
+            "coordination office of a county's interpreter pool. To take part you need an "
+            "invite code from your coordination office; then send: /start CODE"
+        )
+        + "\n\n"
+        + DE.render(
+            "Privacy: {district} is responsible for this bot. It stores your chat account only once you join "
+            "with a code, and then only what the pool needs. /privacy shows the full notice.",
+            {"district": DEMO_NAME},
+        )
     )
     for text in ("/request", "/budget", "hallo", "/start"):
         assert (await tg.say(STRANGER, text)).text == onboarding

@@ -19,7 +19,8 @@ from services.demo import create_demo, find_demo
 from services.districts import all_districts, coordinator_counts, create_district
 from services.errors import InvalidInput
 from services.invites import create_invite, deep_link
-from services.policy import RULES, Kind, bounds, set_rule, stored_values
+from services.platforms import allowed_platforms, links_not_allowed, names
+from services.policy import CHAT_PLATFORMS, RULES, Kind, bounds, set_rule, stored_values
 from services.pool import import_pool, languages_of, list_pool
 from services.schools import import_schools, list_schools
 from services.text import N_
@@ -32,13 +33,14 @@ if TYPE_CHECKING:
     from bot.process import Transport
 
 
-def _invite_line(ctx: Context, label: str, code: str) -> None:
+def _invite_line(ctx: Context, label: str, code: str, allowed: tuple[str, ...] = CHAT_PLATFORMS) -> None:
+    """The code, with how to redeem it on each platform the district allows (and is configured)."""
     username = os.environ.get("TELEGRAM_BOT_USERNAME", "").strip().lstrip("@")
     ctx.say("{label}: {code}", label=label, code=code)
-    if username:
+    if username and "telegram" in allowed:
         ctx.say("  {link}", link=deep_link(username, code))
     matrix_id = os.environ.get("MATRIX_USER_ID", "").strip()
-    if matrix_id:
+    if matrix_id and "matrix" in allowed:
         ctx.say("  Matrix: invite {bot} to a direct chat, then send !start {code}", bot=matrix_id, code=code)
 
 
@@ -422,8 +424,20 @@ def policy_set(ctx: Context, args: argparse.Namespace) -> int:
         district = ctx.district(uow)
         assert district.id is not None
         old, new = set_rule(uow.session, district.id, args.key, args.value, actor=ctx.actor(), now=ctx.now())
+        cut_off = links_not_allowed(uow.session, district.id) if args.key == "platforms" else 0
         uow.commit()
     ctx.say("{key}: {old} → {new}", key=args.key, old=old, new=new)
+    if cut_off:
+        print(
+            ctx.translator.render_plural(
+                "{count} linked chat is on a platform the district no longer allows: it gets no more "
+                "notifications, and its messages are answered with the platforms to use ({platforms}).",
+                "{count} linked chats are on a platform the district no longer allows: they get no more "
+                "notifications, and their messages are answered with the platforms to use ({platforms}).",
+                cut_off,
+                {"platforms": names(tuple(new.split(",")))},
+            )
+        )
     return 0
 
 
@@ -442,10 +456,12 @@ def invite_create(ctx: Context, args: argparse.Namespace) -> int:
             now=ctx.now(),
             name=args.name,
         )
+        allowed = allowed_platforms(uow.session, district.id)
         uow.commit()
-    _invite_line(ctx, ctx.translator.gettext(ROLE_LABELS[role]), code)
+    _invite_line(ctx, ctx.translator.gettext(ROLE_LABELS[role]), code, allowed)
     ctx.say("Valid until {expires_at}; it works once.", expires_at=invite.expires_at)
-    if not os.environ.get("TELEGRAM_BOT_USERNAME"):
+    ctx.say("It works only on the platforms the district allows: {platforms}.", platforms=names(allowed))
+    if "telegram" in allowed and not os.environ.get("TELEGRAM_BOT_USERNAME"):
         ctx.say("Set TELEGRAM_BOT_USERNAME to also get the Telegram link.")
     return 0
 

@@ -9,13 +9,14 @@ nothing sent before the bot first started is answered.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
 import aiohttp
 from nio import (
     AsyncClient,
+    InviteMemberEvent,
     MegolmEvent,
     RoomCreateResponse,
     RoomMemberEvent,
@@ -32,7 +33,7 @@ from bot.conversation.router import Conversation
 from bot.db_thread import database_thread, run_in
 from bot.i18n import DEFAULT_LOCALE, Translator, pick_locale
 from bot.matrix.sender import MatrixSender
-from bot.matrix.session import BotState, MatrixSettings, log_in, make_client, save_state
+from bot.matrix.session import BotState, MatrixSettings, log_in, make_client, save_state, server_of
 from bot.messages import Incoming, Reply
 from bot.process import Outlet
 from db.uow import UnitOfWork
@@ -95,6 +96,7 @@ class MatrixBot:
         self._upkeep: asyncio.Task[None] | None = None
         self._upkeep_again = False
         self._pending_joins: set[str] = set()  # invitations whose join failed; tried again each sync
+        self._chores: set[asyncio.Task[None]] = set()  # declined invitations, until they are sent
 
     async def _in_db(self, function: Callable[..., T], *args: Any) -> T:
         """Database work in the process's database thread (one on SQLite: no busy-sleeps)."""
@@ -187,7 +189,11 @@ class MatrixBot:
             raise RuntimeError(f"sync refused: {response.status_code}")
         self._outlet.liveness.reached(PLATFORM)
         answer = bool(self.state.sync_token)  # the very first sync only joins and records
-        for room_id in set(response.rooms.invite) | self._pending_joins:
+        for room_id, invite in response.rooms.invite.items():
+            if not self._invited_by_allowed(room_id, invite.invite_state):
+                continue
+            self._pending_joins.add(room_id)
+        for room_id in set(self._pending_joins):
             await self._join(room_id)
         for room_id, info in response.rooms.join.items():
             if info.timeline.limited and answer:
@@ -224,6 +230,39 @@ class MatrixBot:
                 log.exception("Matrix key exchange failed; retried after the next sync")
             again = self._upkeep_again  # a sync finished meanwhile: its keys need the same care
 
+    def _invited_by_allowed(self, room_id: str, invite_state: list[Any]) -> bool:
+        """Whether the invitation comes from a server on MATRIX_ALLOWED_SERVERS; one that does not is
+        declined (in the background) before anything of it is stored."""
+        inviter = next(
+            (
+                event.sender
+                for event in invite_state
+                if isinstance(event, InviteMemberEvent)
+                and event.state_key == self.client.user_id
+                and event.membership == "invite"
+            ),
+            "",
+        )
+        if self.settings.server_allowed(inviter):
+            return True
+        log.info(
+            "Matrix: declined an invitation from a server not on MATRIX_ALLOWED_SERVERS (%s)",
+            server_of(inviter),
+        )
+        self._background(self.client.room_leave(room_id))
+        return False
+
+    def _background(self, work: Awaitable[object]) -> None:
+        """Run `work` without waiting for it (a declined invitation); its failure is of no consequence."""
+
+        async def quietly() -> None:
+            with contextlib.suppress(Exception):
+                await work
+
+        task = asyncio.create_task(quietly())
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
     async def _join(self, room_id: str) -> None:
         """Anyone may invite the bot; onboarding decides who gets further. A failed join is tried again."""
         try:
@@ -247,6 +286,12 @@ class MatrixBot:
     async def _on_event(self, room_id: str, event: object, *, answer: bool) -> None:
         sender = getattr(event, "sender", None)
         if sender is None or sender == self.client.user_id:
+            return
+        if not self.settings.server_allowed(sender):
+            # Before anything is read or written: no reply, no processed event, no stranger counter.
+            log.info(
+                "Matrix: ignored an event from a server not on MATRIX_ALLOWED_SERVERS (%s)", server_of(sender)
+            )
             return
         if isinstance(event, RoomMemberEvent):
             if event.membership in ("leave", "ban") and not self._others(room_id):

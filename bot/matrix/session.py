@@ -14,6 +14,7 @@ the store without the key (a backup, a disk) reads nobody's messages.
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -30,6 +31,8 @@ STATE_FILE = "bot-state.json"
 DEVICE_NAME = "Dolmetscherpool"
 MIN_STORE_KEY = 16
 LEGACY_STORE_KEY = "DEFAULT_KEY"  # nio's default, which stores made before MATRIX_STORE_KEY carry
+# The part of a user id after the first ':': a DNS name, IPv4 or [IPv6] address, and an optional port.
+_SERVER_NAME = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 class MatrixLoginFailed(InvalidInput):
@@ -47,6 +50,11 @@ class MatrixSettings:
     password: str | None = None
     access_token: str | None = None
     store_key: str = ""
+    allowed_servers: frozenset[str] = frozenset()  # MATRIX_ALLOWED_SERVERS; empty: every server
+
+    def server_allowed(self, user_id: str) -> bool:
+        """Whether `@user:server` is on a server the bot talks to (every one when no list is set)."""
+        return not self.allowed_servers or server_of(user_id) in self.allowed_servers
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "MatrixSettings | None":
@@ -60,12 +68,33 @@ class MatrixSettings:
         if password is None and token is None:
             raise InvalidInput(N_("Set MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN together with MATRIX_USER_ID."))
         store = Path(env.get("MATRIX_STORE_PATH", "").strip() or "matrix-store").resolve()
-        settings = cls(homeserver, user_id, store, password, token, env.get("MATRIX_STORE_KEY", ""))
+        allowed = allowed_servers(env.get("MATRIX_ALLOWED_SERVERS", ""))
+        settings = cls(homeserver, user_id, store, password, token, env.get("MATRIX_STORE_KEY", ""), allowed)
         pickle_key(settings)  # a missing key is a configuration error, reported before anything starts
         return settings
 
     def __repr__(self) -> str:  # never print the secrets
         return f"MatrixSettings({self.homeserver!r}, {self.user_id!r}, {str(self.store_path)!r})"
+
+
+def server_of(user_id: str) -> str:
+    """`@anna:matrix.example.org` -> `matrix.example.org` (server names are compared case-blind)."""
+    return user_id.partition(":")[2].casefold()
+
+
+def allowed_servers(text: str) -> frozenset[str]:
+    """MATRIX_ALLOWED_SERVERS: server names separated by commas (`example.org, matrix.kreis.de:8448`)."""
+    names = frozenset(part.strip().casefold() for part in text.split(",") if part.strip())
+    for name in names:
+        if not _SERVER_NAME.fullmatch(name):
+            raise InvalidInput(
+                N_(
+                    "MATRIX_ALLOWED_SERVERS lists server names separated by commas, e.g. "
+                    "matrix.example.org; “{value}” is not one."
+                ),
+                value=name,
+            )
+    return names
 
 
 @dataclass
