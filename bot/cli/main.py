@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
-from bot.cli import backup, commands, doctor, operator
+from bot.cli import backup, commands, doctor, operator, person
 from bot.cli.argparse_texts import translated_argparse
 from bot.cli.context import Context
 from bot.i18n import Translator, env_locale
@@ -18,6 +19,9 @@ from services.errors import DomainError
 from services.vocabulary import Role
 
 Handler = Callable[[Context, argparse.Namespace], int]
+# argparse's class is not subscriptable at run time: the aliases are strings for mypy.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+AddCommand: TypeAlias = "Callable[[str, str, Handler, Subcommands], argparse.ArgumentParser]"
 
 
 def _whole_number(t: Translator) -> Callable[[str], int]:
@@ -234,6 +238,8 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         operator_commands,
     )
 
+    person_command(t, sub, command, whole_number)
+
     invite = sub.add_parser("invite", help=_("invite codes")).add_subparsers(
         dest="invite_command", required=True
     )
@@ -250,6 +256,36 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     )
     invite_create.add_argument("--name", default="", help=_("the invitee's name (optional)"))
     return parser
+
+
+def person_command(
+    t: Translator, sub: Subcommands, command: AddCommand, whole_number: Callable[[str], int]
+) -> Subcommands:
+    """`person ...`: what concerns one person (their access, their data); returns the group to add to."""
+    _ = t.gettext
+    group = sub.add_parser("person", help=_("one person: their access and their data")).add_subparsers(
+        dest="person_command", required=True
+    )
+    member_help = _("the member's id")
+    deactivate = command(
+        "deactivate",
+        _("end a member's access at once; they are told once (an interpreter: out of the pool)"),
+        person.person_deactivate,
+        group,
+    )
+    deactivate.add_argument("--member", type=whole_number, required=True, help=member_help)
+    deactivate.add_argument(
+        "--hand-back",
+        action="store_true",
+        help=_(
+            "an interpreter's sessions ahead go back to matching (without it, they refuse the deactivation)"
+        ),
+    )
+    activate = command(
+        "activate", _("give a deactivated member their access back"), person.person_activate, group
+    )
+    activate.add_argument("--member", type=whole_number, required=True, help=member_help)
+    return group
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from bot.billing_export import XLSX, billing_xlsx
 from bot.budget_chart import budget_chart_png
 from bot.conversation.answers import Answer, parse_minutes
+from bot.conversation.deactivation import DEACTIVATE_FLOW, deactivate_page, pick, show_deactivate
 from bot.conversation.figures import expenses_step, km_step
 from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import (
@@ -361,6 +362,7 @@ COORDINATOR = Feature(
         "closeouts": (show_closeouts, N_("disputed reports to correct")),
         "billing": (show_billing, N_("the monthly billing as a spreadsheet, e.g. /billing 2026-05")),
         "evaluation": (show_evaluation, N_("the evaluation as a PDF, e.g. /evaluation 2026")),
+        "deactivate": (show_deactivate, N_("end a school contact's or an interpreter's access")),
     },
     actions={
         "rq:ap": approve,
@@ -370,6 +372,8 @@ COORDINATOR = Feature(
         "ls:rq": requests_page,
         "ls:pl": pool_page,
         "ls:co": closeouts_page,
+        "dc:pk": pick,
+        "ls:dc": deactivate_page,
     },
     flows={
         "reject": Flow(Role.COORDINATOR, {"reason": Step(ask_reject_reason, take_reject_reason)}),
@@ -384,5 +388,6 @@ COORDINATOR = Feature(
             },
             unfinished=N_("The correction has not been saved yet."),
         ),
+        "deactivate": DEACTIVATE_FLOW,
     },
 )
