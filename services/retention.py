@@ -13,7 +13,8 @@ so running it twice changes nothing the second time.
   (a phone number or a meeting link). Dispute and correction reasons count from the closeout's
   last decision, a ledger correction's typed reason and an audit event's details from when they
   were written; notification params from when the message was written, or at once once delivered;
-  invites' names and creators from their use or expiry.
+  invites' names and creators from their use or expiry. Messages sent or given up that long ago are
+  deleted as rows, and then the notifications none of whose messages is left.
 - Dialog drafts nobody touched for `ABANDONED_DRAFT` are deleted; so are the chat links of a
   member deactivated more than `DEACTIVATED_LINKS` ago (with their deliveries).
 - Whole fiscal years whose end is more than `retention_accounts` ago go: their requests with
@@ -80,6 +81,8 @@ class PurgeCounts:
     closeout_reasons: int = 0
     ledger_reasons: int = 0
     audit_details: int = 0
+    deliveries: int = 0
+    notifications: int = 0
     outbox_params: int = 0
     delivery_contents: int = 0
     invites: int = 0
@@ -240,6 +243,25 @@ def _purge_free_text(session: Session, district_id: int, cutoff: datetime) -> di
                 col(AuditEvent.detail) != EMPTY_DETAIL,
             )
             .values(detail=EMPTY_DETAIL),
+        ),
+        # Messages done with for the period go as rows (ids and times only, by now); the rest below.
+        "deliveries": _run(
+            session,
+            delete(Delivery).where(
+                col(Delivery.identity_id).in_(district_identities),
+                or_(col(Delivery.sent_at) <= cutoff, col(Delivery.failed_at) <= cutoff),
+            ),
+        ),
+        "notifications": _run(
+            session,
+            delete(OutboxMessage).where(
+                col(OutboxMessage.district_id) == district_id,
+                ~exists().where(col(Delivery.outbox_id) == OutboxMessage.id),
+                or_(
+                    col(OutboxMessage.sent_at) <= cutoff,
+                    and_(col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.expanded_at) <= cutoff),
+                ),
+            ),
         ),
         "outbox_params": _run(
             session,

@@ -30,7 +30,7 @@ from services.errors import DomainError, InvalidInput
 from services.invites import create_invite, redeem_invite
 from services.policy import BOUNDS, RULES, RULES_BY_KEY, Kind, Rule, bounds, parse_input, set_rule
 from services.pool import POOL_COLUMNS, import_pool
-from services.units import format_duration, format_money_plain, parse_duration, parse_money
+from services.units import format_money_plain, parse_duration, parse_money
 from services.vocabulary import Role
 from tests.builders import ACTOR, NOW, build_world
 
@@ -121,7 +121,7 @@ def test_argparse_errors_are_german_sentences_with_exit_2(tmp_path: Path) -> Non
     assert unknown.stderr.splitlines()[1] == (
         "python -m bot: Fehler: Argument BEFEHL: 'frobnicate' gibt es nicht. Möglich sind: 'init', "
         "'migrate', 'backup', 'restore', 'doctor', 'run', 'chat', 'timers', 'district', 'pool', "
-        "'schools', 'budget', 'policy', 'report', 'operator', 'invite'"
+        "'schools', 'budget', 'policy', 'report', 'operator', 'privacy', 'person', 'retention', 'invite'"
     )
     year = cli(tmp_path, "budget", "show", "--year", "x")
     assert (year.returncode, year.stderr.splitlines()[1]) == (
@@ -192,13 +192,16 @@ def test_argparse_speaks_our_language_only_inside_the_block() -> None:
 
 # --- every policy value has a range ---------------------------------------------------------------
 
-RANGED = [rule for rule in RULES if rule.kind is not Kind.YES_NO]
+RANGED = [rule for rule in RULES if rule.kind not in (Kind.YES_NO, Kind.PLATFORMS)]
 
 
 def _step(rule: Rule, text: str, direction: int) -> str:
     """The value next to `text` (one minute, cent, unit, percent or tenth) below (-1) or above (+1)."""
-    if rule.kind is Kind.DURATION:
-        return format_duration(parse_duration(text) + direction * timedelta(minutes=1))
+    if rule.kind is Kind.DURATION:  # as days, hours and minutes: 730d and a minute are 730d1m
+        minutes = int((parse_duration(text) + direction * timedelta(minutes=1)).total_seconds()) // 60
+        days, rest = divmod(minutes, 1440)
+        parts = ((days, "d"), (rest // 60, "h"), (rest % 60, "m"))
+        return "".join(f"{n}{unit}" for n, unit in parts if n)
     if rule.kind is Kind.MONEY:
         cents = parse_money(text) + direction
         return format_money_plain(cents)

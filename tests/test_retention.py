@@ -55,6 +55,7 @@ PLACE = f"Raum 3b, bei Frau {MARKER}"
 SCHOOL_ADDRESS = "Schulstraße 4, 29614 Soltau"
 KEPT_NOTE = "Thema Förderplan, Dialekt Levantinisch"
 KEPT_PLACE = "Raum 12"
+LATE = SOON + timedelta(days=2, hours=12)  # after the cutoff of the purge at SOON + 3 days
 
 
 @pytest.fixture
@@ -194,7 +195,7 @@ def test_after_the_period_a_note_is_in_no_table_and_the_figures_are_unchanged(
         assert member.id is not None
         save_dialog(u.session, member.id, Dialog("request", "note", {"note": NOTE}), now=NOW)  # abandoned
         # Rows as older versions wrote them: a delivered notice with the note in its params, and a
-        # direct answer given up with its text kept.
+        # direct answer given up with its text kept; both finished within the period, so the rows stay.
         u.session.add(
             OutboxMessage(
                 district_id=world.district_id,
@@ -203,7 +204,7 @@ def test_after_the_period_a_note_is_in_no_table_and_the_figures_are_unchanged(
                 template="request.booked",
                 params=json.dumps({"note": NOTE}),
                 created_at=NOW,
-                sent_at=NOW,
+                sent_at=LATE,
                 expanded_at=NOW,
             )
         )
@@ -219,7 +220,7 @@ def test_after_the_period_a_note_is_in_no_table_and_the_figures_are_unchanged(
         u.session.flush()
         assert identity.id is not None
         u.session.add(
-            Delivery(identity_id=identity.id, body=f"Ihr Hinweis: {NOTE}", due_at=NOW, failed_at=NOW)
+            Delivery(identity_id=identity.id, body=f"Ihr Hinweis: {NOTE}", due_at=NOW, failed_at=LATE)
         )
         create_invite(
             u.session,
@@ -322,6 +323,73 @@ def test_whole_fiscal_years_older_than_retention_accounts_go_and_the_newer_stay(
         )
         assert u.session.exec(request_rows).all() == []
     assert run_purge(world, later) == PurgeCounts()
+
+
+def test_messages_sent_or_given_up_before_the_period_go_as_rows_and_then_their_notifications(
+    world: World,
+) -> None:
+    with world.make_uow() as u:
+        _, code = create_invite(
+            u.session,
+            district_id=world.district_id,
+            role=Role.SCHOOL,
+            for_id=world.school_id,
+            actor=ACTOR,
+            now=NOW,
+        )
+        member = redeem_invite(u.session, code=code, now=NOW)
+        assert member.id is not None
+        identity = ChatIdentity(
+            member_id=member.id,
+            platform="telegram",
+            user_id="u",
+            chat_id="c",
+            created_at=NOW,
+            last_seen_at=NOW,
+        )
+        u.session.add(identity)
+        u.session.flush()
+        assert identity.id is not None
+        messages = {}
+        # (sent, failed) of one delivery each: sent long ago, given up long ago, sent lately, still waiting
+        for name, sent, failed in (
+            ("old", NOW, None),
+            ("gave_up", None, NOW),
+            ("late", LATE, None),
+            ("waiting", None, None),
+        ):
+            message = OutboxMessage(
+                district_id=world.district_id,
+                recipient_type="school",
+                recipient_id=world.school_id,
+                template="request.booked",
+                params="{}",
+                created_at=NOW,
+                sent_at=sent,
+                expanded_at=NOW,
+            )
+            u.session.add(message)
+            u.session.flush()
+            assert message.id is not None
+            u.session.add(
+                Delivery(
+                    outbox_id=message.id, identity_id=identity.id, due_at=NOW, sent_at=sent, failed_at=failed
+                )
+            )
+            messages[name] = message.id
+        u.commit()
+
+    counts = run_purge(world, SOON + timedelta(days=3))
+
+    assert (counts.deliveries, counts.notifications) == (2, 2)
+    with world.make_uow() as u:
+        left = sorted(d.outbox_id or 0 for d in u.session.exec(select(Delivery)))
+        assert left == sorted([messages["late"], messages["waiting"]])
+        kept = sorted(
+            m.id or 0
+            for m in u.session.exec(select(OutboxMessage).where(col(OutboxMessage.id).in_(messages.values())))
+        )
+        assert kept == left
 
 
 def test_chat_links_of_members_deactivated_30_days_ago_go_with_their_messages(world: World) -> None:
@@ -516,7 +584,8 @@ def test_retention_run_on_the_command_line_purges_now_and_prints_the_counts(
         "Free text removed in Landkreis testkreis: 1 notes, 1 typed places (0 in changes), "
     )
     assert lines[1:] == [
-        "Deleted: 0 dialog drafts untouched for 7 days, 0 chat links of people deactivated 30 days ago.",
+        "Deleted: 0 dialog drafts untouched for 7 days, 0 chat links of people deactivated 30 days ago, "
+        "0 messages and 0 notifications sent or given up before the period.",
         "Fiscal years past retention_accounts: 0 requests, 0 offers, 0 changes, 0 reports, 0 unmet requests, "
         "0 ledger entries, 0 budgets and 0 audit events deleted.",
     ]

@@ -11,11 +11,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
-from bot.cli import backup, commands, doctor, operator, person
+from bot.cli import backup, commands, doctor, operator, person, privacy, retention
 from bot.cli.argparse_texts import translated_argparse
 from bot.cli.context import Context
 from bot.i18n import Translator, env_locale
 from services.errors import DomainError
+from services.privacy import LANGUAGES as PRIVACY_LANGUAGES
 from services.vocabulary import Role
 
 Handler = Callable[[Context, argparse.Namespace], int]
@@ -238,7 +239,47 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         operator_commands,
     )
 
+    privacy_commands = sub.add_parser(
+        "privacy", help=_("the privacy notice people read at /start and /privacy (Art. 13 DSGVO)")
+    ).add_subparsers(dest="privacy_command", required=True)
+    privacy_set = command(
+        "set", _("set the county's notice from a UTF-8 text file"), privacy.privacy_set, privacy_commands
+    )
+    privacy_set.add_argument("file", metavar=_("FILE"), help=_("the notice, e.g. the template filled in"))
+    privacy_show = command(
+        "show", _("show the notice as the chat shows it"), privacy.privacy_show, privacy_commands
+    )
+    privacy_show.add_argument(
+        "--raw", action="store_true", help=_("as stored, with its {…} fields and [[…]] placeholders, to edit")
+    )
+    privacy_reset = command(
+        "reset", _("go back to the template that comes with the bot"), privacy.privacy_reset, privacy_commands
+    )
+    for privacy_command in (privacy_set, privacy_show, privacy_reset):
+        privacy_command.add_argument(
+            "--language",
+            choices=list(PRIVACY_LANGUAGES),
+            default="de",
+            help=_("the notice's language (default: de)"),
+        )
+        privacy_command.add_argument(  # also after the command; SUPPRESS keeps one given before it
+            "--district", metavar="SLUG", default=argparse.SUPPRESS, help=_("the district to act on")
+        )
+
     person_command(t, sub, command, whole_number)
+
+    retention_commands = sub.add_parser(
+        "retention", help=_("what is kept for how long (policy retention_free_text, retention_accounts)")
+    ).add_subparsers(dest="retention_command", required=True)
+    retention_run = command(
+        "run",
+        _("purge now what the nightly run (03:15) would, and print the counts"),
+        retention.retention_run,
+        retention_commands,
+    )
+    retention_run.add_argument(  # also after the command; SUPPRESS keeps one given before it
+        "--district", metavar="SLUG", default=argparse.SUPPRESS, help=_("the district to act on")
+    )
 
     invite = sub.add_parser("invite", help=_("invite codes")).add_subparsers(
         dest="invite_command", required=True

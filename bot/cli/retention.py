@@ -34,9 +34,12 @@ def retention_run(ctx: Context, args: argparse.Namespace) -> int:
     )
     ctx.say(
         "Deleted: {drafts} dialog drafts untouched for 7 days, {links} chat links of people deactivated "
-        "30 days ago.",
+        "30 days ago, {messages} messages and {notifications} notifications sent or given up before the "
+        "period.",
         drafts=c.drafts,
         links=c.chat_links,
+        messages=c.deliveries,
+        notifications=c.notifications,
     )
     ctx.say(
         "Fiscal years past retention_accounts: {requests} requests, {offers} offers, {changes} changes, "
