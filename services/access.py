@@ -23,7 +23,9 @@ from sqlalchemy import update
 from sqlmodel import Session, col, delete, select
 
 from db.models import (
+    ChatIdentity,
     Closeout,
+    Delivery,
     DialogState,
     Interpreter,
     Invite,
@@ -278,6 +280,17 @@ def _end_access(session: Session, member: Member, *, actor: str, now: datetime) 
     member.deactivated_at = now
     session.add(member)
     session.exec(delete(DialogState).where(col(DialogState.member_id) == member.id))
+    # Notifications already on their way to the person's chats stop here; the notice below goes out.
+    session.exec(
+        update(Delivery)
+        .where(
+            col(Delivery.identity_id).in_(select(ChatIdentity.id).where(ChatIdentity.member_id == member.id)),
+            col(Delivery.outbox_id).is_not(None),
+            col(Delivery.sent_at).is_(None),
+            col(Delivery.failed_at).is_(None),
+        )
+        .values(failed_at=now, last_error="access ended")
+    )
     session.exec(
         update(Invite)
         .where(

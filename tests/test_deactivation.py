@@ -31,6 +31,7 @@ from db.models import (
 )
 from db.uow import UnitOfWork
 from services import access
+from services.deliveries import expand
 from services.errors import IllegalTransition, OfferClosed
 from services.identities import member_of
 from services.invites import create_invite
@@ -175,6 +176,10 @@ def test_the_person_is_told_exactly_once_and_gets_nothing_else(engine: Engine) -
     asyncio.run(deliverer.run_once())
     assert len(phone.inbox["amira"]) == 1  # her offer
     amira = _member_id(engine, "amira")
+    _notify_amira(engine, amira)  # on its way (expanded into a delivery) but not sent yet: it stops
+    with UnitOfWork(engine) as uow:
+        assert expand(uow.session, now=NOW) == 1
+        uow.commit()
 
     _office_deactivates(talk, engine, "amira")
     asyncio.run(deliverer.run_once())
@@ -192,6 +197,14 @@ def test_the_person_is_told_exactly_once_and_gets_nothing_else(engine: Engine) -
     assert _office_deactivates_by_id(talk, amira) == DE.render(
         "{name} is already deactivated. Nothing was changed.", {"name": "Amira Haddad"}
     )
+    _notify_amira(engine, amira)
+    asyncio.run(deliverer.run_once())
+    assert len(phone.inbox["amira"]) == 2
+    assert _deactivation_notices(engine) == [amira]
+
+
+def _notify_amira(engine: Engine, amira: int) -> None:
+    """A notice about her offer to the interpreter Amira, written and committed."""
     offer_id = _offer_id(engine, "Amira")
     with UnitOfWork(engine) as uow:
         member = uow.session.get(Member, amira)
@@ -206,9 +219,6 @@ def test_the_person_is_told_exactly_once_and_gets_nothing_else(engine: Engine) -
             now=NOW,
         )
         uow.commit()
-    asyncio.run(deliverer.run_once())
-    assert len(phone.inbox["amira"]) == 2
-    assert _deactivation_notices(engine) == [amira]
 
 
 def _office_deactivates_by_id(talk: Any, member_id: int) -> str:
