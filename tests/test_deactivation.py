@@ -42,6 +42,15 @@ from services.vocabulary import Recipient, Role
 from tests.builders import NOW, World, book, build_world, submit
 from tests.chat_world import Clock
 from tests.test_conversation import Phone, _join, _request, _say
+from tests.test_telegram import (  # noqa: F401 (the fixture)
+    AMIRA,
+    OFFICE,
+    SCHOOL,
+    Telegram,
+    _key_of,
+    _request_arabic,
+    telegram,
+)
 
 DE = Translator("de")
 ENDED = (
@@ -322,6 +331,50 @@ def test_sessions_ahead_are_handed_back_in_chat_when_confirmed(engine: Engine) -
     assert "request.interpreter_cancelled" in templates  # the school is told
     assert ("Samir", 1, "cancelled") in _offers(engine)
     assert not [o for o in _offers(engine) if o[0] == "Samir" and o[2] == "open"]
+
+
+async def test_through_telegram_a_real_press_of_the_old_accept_button_is_refused(
+    telegram: Telegram,  # noqa: F811  (the fixture of tests/test_telegram.py)
+) -> None:
+    tg = telegram
+    for user, code in ((SCHOOL, tg.codes.school), (AMIRA, tg.codes.amira), (OFFICE, tg.codes.coordinator)):
+        await tg.join(user, code)
+    await tg.press(SCHOOL, await _request_arabic(tg), "send")
+    offer = await tg.api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
+    with UnitOfWork(tg.engine) as uow:
+        member = member_of(uow.session, "telegram", str(AMIRA))
+        assert member is not None
+        amira = member.id
+
+    since = len(tg.api.sent(OFFICE))
+    tg.api.push_text(OFFICE, "/deaktivieren", language_code="de")
+    listing = await tg.api.wait_for_message(OFFICE, lambda m: bool(m.buttons), since=since)
+    since = len(tg.api.sent(OFFICE))
+    await tg.press(OFFICE, listing, f"dc:pk:{amira}")  # the coordinators' other alerts may come between
+    asked = await tg.api.wait_for_message(
+        OFFICE,
+        lambda m: ("deactivate", DE.gettext("Deactivate")) in [(k, label) for label, k in m.buttons],
+        since=since,
+    )
+    who = DE.render(
+        "{name} ({role}{school}, member {member_id})",
+        {"name": "Amira Haddad", "role": DE.gettext("interpreter"), "school": "", "member_id": amira},
+    )
+    assert asked.text.splitlines()[0] == DE.render("Deactivate {who}?", {"who": who})
+    since = len(tg.api.sent(AMIRA))
+    await tg.press(OFFICE, asked, "deactivate")
+    told = await tg.api.wait_for_message(AMIRA, lambda m: "Dolmetscherpool" in m.text, since=since)
+    with UnitOfWork(tg.engine) as uow:
+        text = render(uow.session, DE, "member.deactivated", {"member_id": amira}, Role.INTERPRETER).text
+    assert told.text == text
+    district = _district_name(tg.engine)
+
+    before = _snapshot(tg.engine)
+    since = len(tg.api.sent(AMIRA))
+    await tg.press(AMIRA, offer, _key_of(offer, "of:a:"))
+    refused = await tg.api.wait_for_message(AMIRA, lambda m: m.method == "sendMessage", since=since)
+    assert refused.text == DE.render(ENDED, {"district": district})
+    assert _snapshot(tg.engine) == before
 
 
 # --- at the service ---------------------------------------------------------------------------------

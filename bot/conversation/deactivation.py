@@ -1,6 +1,8 @@
 """The coordinator's /deactivate: pick a school contact or an interpreter (or name any member by id),
 read what follows, confirm. The rules are services/access.py's."""
 
+from dataclasses import replace
+
 from bot.conversation.answers import MAX_ID, Answer, whole_number
 from bot.conversation.turn import Flow, Step, Turn
 from bot.conversation.views import Section, request_line, show_page
@@ -42,7 +44,8 @@ def deactivate_page(turn: Turn, number: int) -> None:
     if not interpreters.entries:
         interpreters, contacts = contacts, interpreters
     show_page(turn, "ls:dc", [interpreters, contacts], number)
-    turn.say("A coordinator is deactivated by member id: /deactivate ID.")
+    hint = turn._("A coordinator is deactivated by member id: /deactivate ID.")
+    turn.replies[-1] = replace(turn.replies[-1], text=f"{hint}\n\n{turn.replies[-1].text}")
 
 
 def _who(turn: Turn, member: Member, name: str) -> str:
