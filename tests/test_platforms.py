@@ -123,7 +123,9 @@ async def test_a_matrix_only_district_refuses_redemption_on_telegram_and_the_cod
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bot.matrix.app")
     clock, codes = Clock(NOW), make_demo(engine, NOW)
     assert _cli(monkeypatch, engine, "policy", "set", "platforms", "matrix") == 0
     assert capsys.readouterr().out == "platforms: telegram,matrix → matrix\n"  # no chat linked yet
@@ -167,6 +169,12 @@ async def test_a_matrix_only_district_refuses_redemption_on_telegram_and_the_cod
             invite = uow.session.exec(select(Invite).where(Invite.code_hash == hash_code(codes.amira))).one()
             assert invite.used_at is not None
             assert invite.member_id == identities[0].member_id
+
+        # The key the bot logs at its start is the one her client holds for the bot's device: what a
+        # county publishes out of band for people to compare.
+        device_id = matrix_bot.client.device_id
+        seen = amira.client.device_store[bot_id][device_id].ed25519
+        assert f"Matrix: signed in as {bot_id} (device {device_id}, ed25519 key {seen})" in caplog.messages
 
         # Telegram is told the code is used now; it never became a chat of hers there.
         used = await _telegram_say(api, AMIRA_TG, f"/start {codes.amira}")

@@ -170,6 +170,17 @@ def test_the_installed_bot_speaks_german_outside_the_source_tree(installed: Inst
     assert re.fullmatch(r"dolmetscherpool \d+\.\d+\.\d+ \(schema \d{4}\)\n", version.stdout), version.stdout
 
 
+def test_the_privacy_notice_templates_are_installed_with_the_package(installed: Installed) -> None:
+    database = {"DATABASE_URL": f"sqlite:///{installed.outside / 'privacy.sqlite3'}"}
+    made = installed.bot("init", "--name", "Landkreis Heidekreis", **database)
+    assert made.returncode == 0, made.stderr
+    for language in ("de", "en"):
+        shown = installed.bot("privacy", "show", "--raw", "--language", language, **database)
+        assert shown.returncode == 0, shown.stderr
+        shipped = ROOT / "services" / "privacy_notice" / f"{language}.txt"
+        assert shown.stdout == shipped.read_text(encoding="utf-8")
+
+
 def test_doctor_names_a_missing_and_an_unmigrated_sqlite_database(installed: Installed) -> None:
     missing = installed.outside / "missing.sqlite3"
     found = installed.bot("doctor", DATABASE_URL=f"sqlite:///{missing}")

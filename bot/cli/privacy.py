@@ -1,6 +1,7 @@
 """`python -m bot privacy set|show|reset`: the district's privacy notice (Art. 13 DSGVO)."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from bot.cli.context import Context
@@ -52,8 +53,8 @@ def privacy_show(ctx: Context, args: argparse.Namespace) -> int:
         assert district.id is not None
         notice = privacy.notice_for(uow.session, district.id, args.language)
         shown = notice_text(Translator(args.language), uow.session, district.id)
-    if args.raw:
-        print(notice.text)
+    if args.raw:  # byte for byte what `privacy set` takes back, the shipped file's own last newline included
+        sys.stdout.write(notice.text if notice.text.endswith("\n") else notice.text + "\n")
         return 0
     print(shown)
     print()

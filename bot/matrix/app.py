@@ -126,7 +126,14 @@ class MatrixBot:
                 self._outlet.liveness.missed(PLATFORM)
                 await away.failed(exc)
         self._loop = asyncio.create_task(self._run())
-        log.info("Matrix: signed in as %s (device %s)", self.client.user_id, self.client.device_id)
+        # The device's public signing key, to compare out of band with what people's clients show.
+        fingerprint = self.client.olm.account.identity_keys["ed25519"] if self.client.olm else "?"
+        log.info(
+            "Matrix: signed in as %s (device %s, ed25519 key %s)",
+            self.client.user_id,
+            self.client.device_id,
+            fingerprint,
+        )
 
     async def unlead(self) -> None:
         """Stop syncing (another process leads now, or this one stops)."""
