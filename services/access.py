@@ -374,6 +374,32 @@ def activate_member(
     return Activation(ids, role, name)
 
 
+@dataclass(frozen=True)
+class Person:
+    """A member as `person list` shows them: what a coordinator needs to pick the right id."""
+
+    member_id: int
+    role: Role
+    name: str
+    deactivated_at: datetime | None
+    chats: int
+
+
+def people(session: Session, district_id: int) -> list[Person]:
+    """The district's members by role and id, each with their name, whether deactivated, and linked chats."""
+    query = select(Member).where(Member.district_id == district_id).order_by(col(Member.role), col(Member.id))
+    found = []
+    for member in session.exec(query):
+        assert member.id is not None
+        chats = session.exec(select(ChatIdentity.id).where(ChatIdentity.member_id == member.id)).all()
+        found.append(
+            Person(
+                member.id, Role(member.role), display_name(session, member), member.deactivated_at, len(chats)
+            )
+        )
+    return found
+
+
 def deactivatable(session: Session, district_id: int) -> list[Member]:
     """The district's members who still have access and are not coordinators: the ones /deactivate lists
     (a coordinator is deactivated by id)."""

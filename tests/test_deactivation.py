@@ -576,6 +576,11 @@ def test_person_deactivate_and_activate_on_the_command_line(
         "",
         "There is no member 999 in this district.\n",
     )
+    assert _cli(engine, monkeypatch, capsys, "person", "list") == (
+        0,
+        f"{aylin:>6}  interpreter  Aylin  (0 chats)  deactivated on Mon 2 Mar 2026, 09:00\n",
+        "",
+    )
     assert _cli(engine, monkeypatch, capsys, "person", "activate", "--member", str(aylin)) == (
         0,
         "Aylin has access again. Where their chat links were removed, an invite code links a chat.\n",

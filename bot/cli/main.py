@@ -326,6 +326,9 @@ def person_command(
         "activate", _("give a deactivated member their access back"), person.person_activate, group
     )
     activate.add_argument("--member", type=whole_number, required=True, help=member_help)
+    command(
+        "list", _("list the members: id, role, name, linked chats, deactivated"), person.person_list, group
+    )
     return group
 
 

@@ -1,9 +1,9 @@
-"""`python -m bot person ...`: one person's access (deactivate, activate)."""
+"""`python -m bot person ...`: one person's access (list, deactivate, activate)."""
 
 import argparse
 
 from bot.cli.context import Context
-from bot.conversation.deactivation import HAND_BACK_REASON, outcome_lines
+from bot.conversation.deactivation import HAND_BACK_REASON, ROLE_LABELS, outcome_lines
 from services import access
 
 
@@ -42,4 +42,22 @@ def person_activate(ctx: Context, args: argparse.Namespace) -> int:
             "{name} has access again. Where their chat links were removed, an invite code links a chat.",
             name=done.name,
         )
+    return 0
+
+
+def person_list(ctx: Context, args: argparse.Namespace) -> int:
+    """List the district's members: id, role, name, linked chats, deactivated since when."""
+    t = ctx.translator
+    with ctx.uow() as uow:
+        district = ctx.district(uow)
+        assert district.id is not None
+        found = access.people(uow.session, district.id)
+    for person in found:
+        chats = t.render_plural("{count} chat", "{count} chats", person.chats)
+        line = f"{person.member_id:>6}  {t.gettext(ROLE_LABELS[person.role])}  {person.name}  ({chats})"
+        if person.deactivated_at is not None:
+            line += "  " + t.render(
+                "deactivated on {deactivated_at}", {"deactivated_at": person.deactivated_at}
+            )
+        print(line)
     return 0
