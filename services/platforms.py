@@ -7,9 +7,13 @@ answered with the platforms to use instead. Nothing is deleted: allowing Telegra
 the links back (retention removes a deactivated member's links in any case).
 """
 
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
-from db.models import ChatIdentity, Member
+from db.models import ChatIdentity, Delivery, Member
 from services.errors import InvalidInvite
 from services.policy import CHAT_PLATFORMS, PLATFORM_NAMES, load_policy
 from services.text import N_
@@ -46,16 +50,36 @@ def refuse_code_unless_allowed(session: Session, district_id: int, platform: str
         )
 
 
-def links_not_allowed(session: Session, district_id: int) -> int:
-    """How many chat links of the district's members are on a platform the district does not allow."""
+def _refused_links(session: Session, district_id: int) -> Any:
+    """The ids of the district's chat links on a platform it does not allow, as a subquery."""
     allowed = allowed_platforms(session, district_id)
     refused = [platform for platform in CHAT_PLATFORMS if platform not in allowed]
-    if not refused:
-        return 0
-    query = (
-        select(func.count())
-        .select_from(ChatIdentity)
+    return (
+        select(ChatIdentity.id)
         .join(Member, col(Member.id) == col(ChatIdentity.member_id))
         .where(Member.district_id == district_id, col(ChatIdentity.platform).in_(refused))
     )
+
+
+def links_not_allowed(session: Session, district_id: int) -> int:
+    """How many chat links of the district's members are on a platform the district does not allow."""
+    query = select(func.count()).select_from(_refused_links(session, district_id).subquery())
     return int(session.exec(query).one())
+
+
+def stop_deliveries(session: Session, district_id: int, *, now: datetime) -> int:
+    """Give up what waits to be sent to chats on a platform the district no longer allows; how many.
+
+    New notifications skip those chats (`identities_of`); this stops the ones already on their way,
+    so that nothing more reaches the platform after the change.
+    """
+    result = session.execute(
+        update(Delivery)
+        .where(
+            col(Delivery.identity_id).in_(_refused_links(session, district_id)),
+            col(Delivery.sent_at).is_(None),
+            col(Delivery.failed_at).is_(None),
+        )
+        .values(failed_at=now, last_error="platform not allowed")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

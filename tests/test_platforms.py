@@ -254,7 +254,7 @@ def test_chats_on_a_platform_no_longer_allowed_get_nothing_and_are_answered_with
         uow.commit()
     assert _outbox(engine, Recipient.INTERPRETER, amira_interpreter, district_id) == sorted(
         [by_platform[(amira_id, "telegram")], by_platform[(amira_id, "matrix")]]
-    )
+    )  # both wait to be sent
 
     # The coordinator allows Matrix only, and learns how many linked chats that cuts off.
     assert _cli(monkeypatch, engine, "policy", "set", "platforms", "matrix") == 0
@@ -263,7 +263,16 @@ def test_chats_on_a_platform_no_longer_allowed_get_nothing_and_are_answered_with
         "2 verknüpfte Chats sind auf einer Plattform, die der Landkreis nicht mehr zulässt: Sie bekommen "
         "keine Benachrichtigungen mehr, und ihre Nachrichten werden mit den zugelassenen Plattformen "
         "beantwortet (Matrix).\n"
+        "1 Nachricht, die auf sie wartet, wird nicht gesendet.\n"
     )
+    with UnitOfWork(engine) as uow:  # the one on its way to Telegram stops; the one to Matrix goes
+        waiting = {
+            d.identity_id: (d.failed_at is not None, d.last_error) for d in uow.session.exec(select(Delivery))
+        }
+    assert waiting == {
+        by_platform[(amira_id, "telegram")]: (True, "platform not allowed"),
+        by_platform[(amira_id, "matrix")]: (False, None),
+    }
     assert _outbox(engine, Recipient.INTERPRETER, amira_interpreter, district_id) == [
         by_platform[(amira_id, "matrix")]
     ]

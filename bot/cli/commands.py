@@ -19,7 +19,7 @@ from services.demo import create_demo, find_demo
 from services.districts import all_districts, coordinator_counts, create_district
 from services.errors import InvalidInput
 from services.invites import create_invite, deep_link
-from services.platforms import allowed_platforms, links_not_allowed, names
+from services.platforms import allowed_platforms, links_not_allowed, names, stop_deliveries
 from services.policy import CHAT_PLATFORMS, RULES, Kind, bounds, set_rule, stored_values
 from services.pool import import_pool, languages_of, list_pool
 from services.schools import import_schools, list_schools
@@ -424,7 +424,10 @@ def policy_set(ctx: Context, args: argparse.Namespace) -> int:
         district = ctx.district(uow)
         assert district.id is not None
         old, new = set_rule(uow.session, district.id, args.key, args.value, actor=ctx.actor(), now=ctx.now())
-        cut_off = links_not_allowed(uow.session, district.id) if args.key == "platforms" else 0
+        cut_off = stopped = 0
+        if args.key == "platforms":
+            cut_off = links_not_allowed(uow.session, district.id)
+            stopped = stop_deliveries(uow.session, district.id, now=ctx.now())
         uow.commit()
     ctx.say("{key}: {old} → {new}", key=args.key, old=old, new=new)
     if cut_off:
@@ -436,6 +439,14 @@ def policy_set(ctx: Context, args: argparse.Namespace) -> int:
                 "notifications, and their messages are answered with the platforms to use ({platforms}).",
                 cut_off,
                 {"platforms": names(tuple(new.split(",")))},
+            )
+        )
+    if stopped:
+        print(
+            ctx.translator.render_plural(
+                "{count} message waiting for them is not sent.",
+                "{count} messages waiting for them are not sent.",
+                stopped,
             )
         )
     return 0
