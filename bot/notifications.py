@@ -855,7 +855,7 @@ TEMPLATES: dict[Notice, Template[Any]] = _by_notice(
     Template(
         PersonErased,
         N_(
-            "The data of member {member_id} ({role}) was erased at their request (Art. 17 GDPR): contact "
+            "The data of member {member_id} ({role}) was erased (Art. 17 GDPR): contact "
             "data, chat links, dialog and typed texts. Requests, reports and the budget's books stay "
             "under the number, for budget law. “python -m bot person export --member {member_id}” "
             "shows what is left."

@@ -7,6 +7,7 @@ from sqlmodel import Session, col, select
 from db.models import ChatIdentity, Member
 from services.audit import record
 from services.invites import redeem_invite
+from services.platforms import allowed_platforms, allows
 from services.vocabulary import Recipient, Role
 
 
@@ -36,7 +37,7 @@ def link(
     An account already bound keeps its member: a second code would make one chat act for two
     people, so it is refused by the caller before this is reached.
     """
-    member = redeem_invite(session, code=code, now=now, locale=locale)
+    member = redeem_invite(session, code=code, now=now, locale=locale, platform=platform)
     assert member.id is not None
     identity = ChatIdentity(
         member_id=member.id,
@@ -102,14 +103,22 @@ def members_for(
     return list(session.exec(query.order_by(col(Member.id))))
 
 
-def identities_of(session: Session, member_id: int) -> list[ChatIdentity]:
-    """Where a member can be reached; the most recently used account first."""
+def identities_of(session: Session, member_id: int, *, refused_too: bool = False) -> list[ChatIdentity]:
+    """Where a member can be reached; the most recently used account first.
+
+    Chats on a platform the member's district no longer allows are left out (nothing is sent
+    there), unless `refused_too`.
+    """
+    member = session.get(Member, member_id)
+    if member is None:
+        return []
+    allowed = allowed_platforms(session, member.district_id)
     query = (
         select(ChatIdentity)
         .where(ChatIdentity.member_id == member_id)
         .order_by(col(ChatIdentity.last_seen_at).desc(), col(ChatIdentity.id))
     )
-    return list(session.exec(query))
+    return [identity for identity in session.exec(query) if refused_too or allows(allowed, identity.platform)]
 
 
 def identity_in_chat(session: Session, platform: str, chat_id: str) -> ChatIdentity | None:

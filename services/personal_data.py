@@ -211,9 +211,14 @@ def _earnings(
     ]
 
 
+def to_json(exported: dict[str, Any]) -> bytes:
+    """An export as a UTF-8 JSON file, indented for reading."""
+    return json.dumps(exported, ensure_ascii=False, indent=2, sort_keys=True).encode()
+
+
 def export_json(session: Session, member_id: int) -> bytes:
-    """The export as a UTF-8 JSON file, indented for reading."""
-    return json.dumps(export(session, member_id), ensure_ascii=False, indent=2, sort_keys=True).encode()
+    """The export of one member as a JSON file."""
+    return to_json(export(session, member_id))
 
 
 # --- erasure (Art. 17) -------------------------------------------------------------------------------
@@ -228,23 +233,43 @@ REMOVED: dict[str, str] = {
     "absences": N_("absences"),
     "name": N_("name and language setting"),
     "chat_links": N_("chat links"),
-    "messages": N_("messages to your chats"),
-    "notifications": N_("notifications to you"),
+    "messages": N_("messages to the linked chats"),
+    "notifications": N_("notifications waiting for the person"),
     "dialog": N_("unfinished dialog"),
     "invites": N_("invite codes"),
     "operator_contact": N_("role as contact for technical alerts"),
-    "free_texts": N_("notes, places and reasons you typed"),
-    "mentions": N_("mentions of your contact data, name or words elsewhere"),
+    "free_texts": N_("typed notes, places and reasons"),
+    "mentions": N_("copies of the contact data, name or typed words in other texts"),
 }
 KEPT: dict[str, str] = {
-    "requests": N_("requests and bookings (date, language, mode, duration, school; by number)"),
-    "offers": N_("offers and your answers to them"),
+    "requests": N_("requests and bookings (date, language, mode, duration, school)"),
+    "offers": N_("offers and the answers to them"),
     "closeouts": N_("reports after sessions (minutes, km, expenses, amount)"),
     "ledger": N_("entries in the budget's books"),
-    "billing_name": N_("your name in the billing of your sessions"),
-    "audit": N_("the record of what you did and when (without what you typed)"),
-    "member": N_("your number and role, to which the above refer"),
-    "upcoming_texts": N_("note and place of requests still to take place, until the session is over"),
+    "billing_name": N_("the interpreter's name in the billing of the sessions"),
+    "audit": N_("the record of actions and when (without typed texts)"),
+    "member": N_("the member number and role, to which the above refer"),
+    "upcoming_texts": N_("note and place of requests still to take place, until some time after the session"),
+}
+# What an erasure of each role removes and keeps, as the confirmation lists it beforehand.
+REMOVES: dict[Role, tuple[str, ...]] = {
+    Role.INTERPRETER: (
+        "name",
+        "contact_data",
+        "absences",
+        "chat_links",
+        "messages",
+        "dialog",
+        "free_texts",
+        "mentions",
+    ),
+    Role.SCHOOL: ("name", "chat_links", "messages", "dialog", "free_texts", "mentions"),
+    Role.COORDINATOR: ("name", "chat_links", "messages", "dialog", "free_texts", "mentions"),
+}
+KEEPS: dict[Role, tuple[str, ...]] = {
+    Role.INTERPRETER: ("requests", "offers", "closeouts", "ledger", "billing_name", "audit", "member"),
+    Role.SCHOOL: ("requests", "closeouts", "ledger", "audit", "member"),
+    Role.COORDINATOR: ("closeouts", "ledger", "audit", "member"),
 }
 
 
@@ -649,7 +674,7 @@ def _kept(session: Session, member: Member, now: datetime) -> tuple[Kept, ...]:
         "ledger": count(
             LedgerEntry, col(LedgerEntry.request_id).in_(in_requests), col(LedgerEntry.actor) == actor
         ),
-        "billing_name": int(interpreter_id is not None),
+        "billing_name": int(interpreter_id is not None and bool(ids)),
         "audit": count(AuditEvent, *_audit_about(member)),
         "member": 1,
     }

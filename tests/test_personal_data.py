@@ -1,9 +1,11 @@
 """Art. 15 and 17: each person's export holds what the inventory lists for them; erasure leaves no contact
 data anywhere, keeps what budget law needs unchanged, and says so."""
 
+import io
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,10 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, func, select
 
+from bot.cli.context import Context
+from bot.cli.main import main
+from bot.i18n import Translator
+from bot.terminal import TerminalChat
 from db.models import ChatIdentity, Interpreter, LedgerEntry, Member, Offer, OutboxMessage, Request
 from db.uow import UnitOfWork
 from services import closeout, deliveries, personal_data
@@ -24,15 +30,18 @@ from services.identities import link
 from services.invites import create_invite
 from services.offers import accept_offer
 from services.operator_alerts import set_operator
+from services.personal_data import KEPT, REMOVED
 from services.pool import InterpreterData, add_absence, save_interpreter
 from services.requests import RequestDraft, submit_request
 from services.vocabulary import Gender, Mode, Role, Topic
 from tests.builders import NOW, SOLTAU, SOON, build_world
+from tests.chat_world import Clock
 from tests.test_datenschutz import _inventory, concerns
 
 PHONE = "+49 170 5550123"
 EMAIL = "amira.haddad@example.org"
 AFTER = SOON + timedelta(hours=2)
+DE = Translator("de")
 
 
 @dataclass(frozen=True)
@@ -332,3 +341,105 @@ def test_a_school_contact_is_erased_with_their_typed_texts_and_the_last_coordina
         member = uow.session.get(Member, people.other_coordinator)
         assert member is not None
         assert (member.name, member.deactivated_at) == ("Frau Lange", None)
+
+
+def test_mydata_in_the_terminal_chat_sends_the_file_then_erases_after_the_confirmation(
+    engine: Engine, tmp_path: Path
+) -> None:
+    out = io.StringIO()
+    term = TerminalChat(engine, out=out, clock=Clock(NOW), files=tmp_path)
+    with UnitOfWork(engine) as uow:
+        samir = uow.session.exec(select(Interpreter).where(Interpreter.name == "Samir Khalil")).one()
+        samir.phone, samir.email = PHONE, EMAIL
+        uow.session.add(samir)
+        uow.commit()
+
+    def say(line: str) -> str:
+        start = out.tell()
+        term.say(line)
+        return out.getvalue()[start:]
+
+    say("/as samir")
+    shown = say("/meinedaten")
+    assert DE.render("Name: {name}", {"name": "Samir Khalil"}) in shown
+    exported = json.loads((tmp_path / f"mydata-{_member_of(engine, 'samir-khalil')}.json").read_text())
+    assert exported["tables"]["interpreter"][0]["phone"] == PHONE
+    assert exported["tables"]["chat_identity"][0]["user_id"] == "samir-khalil"
+
+    asked = say("1")  # the button under the summary: erase my data …
+    assert "Art. 17 Abs. 3 lit. b DSGVO" in asked
+    assert DE.gettext(KEPT["billing_name"]) in asked
+    assert DE.gettext(REMOVED["contact_data"]) in asked
+    assert DE.render_plural("{count} year", "{count} years", 10) in asked  # retention_accounts: 3650 days
+    assert say("2") == "\n" + DE.gettext("Nothing was erased.") + "\n"  # no: nothing happens
+    assert _occurrences(engine, PHONE, EMAIL) != []
+
+    say("/mydata")
+    say("1")
+    done = say("1")  # yes
+    assert DE.gettext("Your data was erased.").split(".")[0] in done
+    told = [part for part in done.split("\n→ ") if "Koordinierungsstelle" in part.split("\n")[0]]
+    assert len(told) == 1
+    assert "Art. 17" in told[0]
+    assert _occurrences(engine, PHONE, EMAIL) == []
+    # The bot no longer knows the chat: a stranger's welcome.
+    assert "/start" in say("/hilfe")
+    with UnitOfWork(engine) as uow:
+        erased = uow.session.exec(
+            select(OutboxMessage).where(OutboxMessage.template == "person.erased")
+        ).all()
+        assert len(erased) == 1
+
+
+def _member_of(engine: Engine, user_id: str) -> int:
+    with UnitOfWork(engine) as uow:
+        identity = uow.session.exec(select(ChatIdentity).where(ChatIdentity.user_id == user_id)).one()
+        return identity.member_id
+
+
+def _cli(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("BOT_LOCALE", "en")
+    monkeypatch.setattr(Context, "now", staticmethod(lambda: AFTER + timedelta(days=1)))
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_person_export_and_erase_on_the_command_line(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    people = spread(engine)
+    member = str(people.interpreter)
+    target = tmp_path / "amira.json"
+    code, out, _ = _cli(
+        engine, monkeypatch, capsys, "person", "export", "--member", member, "--output", str(target)
+    )
+    assert (code, out) == (0, f"Written to {target} (readable only by you).\n")
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert json.loads(target.read_text())["tables"]["interpreter"][0]["email"] == EMAIL
+    code, out, _ = _cli(engine, monkeypatch, capsys, "person", "export", "--member", member)
+    assert json.loads(out) == json.loads(target.read_text())
+
+    monkeypatch.setattr("builtins.input", lambda prompt: "no")
+    code, out, _ = _cli(engine, monkeypatch, capsys, "person", "erase", "--member", member)
+    assert code == 1
+    assert out.startswith("Erasing removes at once:\n• name and language setting\n• contact data")
+    assert out.endswith("Nothing was erased.\n")
+    assert _occurrences(engine, PHONE) != []
+
+    monkeypatch.setattr("builtins.input", lambda prompt: "yes")
+    code, out, _ = _cli(engine, monkeypatch, capsys, "person", "erase", "--member", member)
+    assert code == 0
+    assert "Kept for budget law, by number only:\n• requests and bookings" in out
+    assert "at the latest until Mon 29 Dec 2036" in out
+    assert out.endswith("The coordinators have been told.\n")
+    assert _occurrences(engine, PHONE, EMAIL) == []
+
+    code, out, _ = _cli(engine, monkeypatch, capsys, "person", "erase", "--member", member, "--yes")
+    assert code == 0
+    assert out.startswith(f"The data of member {member} had been erased already.\n\nKept")
+    code, _, err = _cli(engine, monkeypatch, capsys, "person", "export", "--member", "999")
+    assert (code, err) == (2, "There is no person 999 in this district.\n")

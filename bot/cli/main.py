@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
-from bot.cli import backup, commands, doctor, operator, person, privacy, retention
+from bot.cli import backup, commands, doctor, operator, person, person_data, privacy, retention
 from bot.cli.argparse_texts import translated_argparse
 from bot.cli.context import Context
 from bot.i18n import Translator, env_locale
@@ -329,6 +329,27 @@ def person_command(
     command(
         "list", _("list the members: id, role, name, linked chats, deactivated"), person.person_list, group
     )
+    export = command(
+        "export",
+        _("everything stored about a member, as JSON (Art. 15 GDPR)"),
+        person_data.person_export,
+        group,
+    )
+    export.add_argument("--member", type=whole_number, required=True, help=member_help)
+    export.add_argument(
+        "--output",
+        metavar="FILE",
+        default=None,
+        help=_("write to this file (mode 0600) instead of the screen"),
+    )
+    erase = command(
+        "erase",
+        _("erase a member's data, keeping what budget law requires (Art. 17 GDPR); asks first"),
+        person_data.person_erase,
+        group,
+    )
+    erase.add_argument("--member", type=whole_number, required=True, help=member_help)
+    erase.add_argument("--yes", action="store_true", help=_("do not ask for confirmation"))
     return group
 
 

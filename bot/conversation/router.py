@@ -19,13 +19,17 @@ from sqlmodel import Session
 from bot.conversation.answers import MAX_ID, resolve, whole_number
 from bot.conversation.coordinator import COORDINATOR
 from bot.conversation.interpreter import INTERPRETER
+from bot.conversation.mydata import ACTIONS as MYDATA_ACTIONS
+from bot.conversation.mydata import FLOWS as MYDATA_FLOWS
+from bot.conversation.mydata import show_my_data
+from bot.conversation.privacy import for_stranger, notice_text, pointer, refused_chat, short_notice
 from bot.conversation.school import SCHOOL
 from bot.conversation.turn import OUTER, STAY, Feature, Flow, Turn
 from bot.i18n import LOCALES, Translator, echo, pick_locale
 from bot.messages import Choice, Incoming, Reply, reply_to_body
 from db.models import ChatIdentity, District, Member
 from db.uow import UnitOfWork
-from services import deliveries, identities, strangers
+from services import deliveries, identities, platforms, strangers
 from services.dialogs import Dialog, first_time, load_dialog, save_dialog
 from services.errors import DomainError, InvalidInvite
 from services.invites import create_link_code
@@ -47,6 +51,8 @@ COMMON_HELP = {
     "language": N_("Sprache / language"),
     "connect": N_("use this bot on another messenger too"),
     "notify": N_("where notifications reach you"),
+    "privacy": N_("the privacy notice: what is stored, for how long, your rights"),
+    "mydata": N_("what is stored about you, as a file; erase it"),
     "continue": N_("go on with an unfinished dialog"),
     "cancel": N_("leave the current dialog"),
 }
@@ -57,6 +63,8 @@ ALIASES = {
     "verbinden": "connect",
     "benachrichtigungen": "notify",
     "abbrechen": "cancel",
+    "meinedaten": "mydata",
+    "datenschutz": "privacy",
     "weiter": "continue",
     "anfrage": "request",
     "buchungen": "bookings",
@@ -220,9 +228,16 @@ class Conversation:
                 handled = self._access_ended(session, member, identity, event, now=now, store=store)
                 uow.commit()
                 return handled
+            refusal = self._refused_platform(session, member, event, now)
+            if refusal is not None:
+                uow.commit()  # the event as handled; the chat is not touched, so nothing is sent there
+                return Handled(direct=[refusal])
             identities.touch(session, identity, chat_id=event.chat_id, now=now)
             turn = _turn_of(session, member, now)
             self._dispatch(turn, event)
+            if identities.find_identity(session, event.platform, event.user_id) is None:
+                uow.commit()  # the person erased their data (/mydata), this chat's link with it
+                return Handled(direct=turn.replies)
             save_dialog(session, turn.member_id, turn.dialog, now=now)
             if not store:
                 uow.commit()
@@ -324,6 +339,8 @@ class Conversation:
         """
         t = Translator(pick_locale(event.language_hint))
         command = split_command(event.text)
+        if command is not None and command[0] == "privacy":
+            return [Reply(for_stranger(t, uow.session, command[1]))]
         if command is None or command[0] != "start" or not command[1]:
             return [
                 Reply(
@@ -333,6 +350,8 @@ class Conversation:
                         "invite code from your "
                         "coordination office; then send: /start CODE"
                     )
+                    + "\n\n"
+                    + short_notice(t, uow.session)
                 )
             ]
         try:
@@ -351,17 +370,27 @@ class Conversation:
             first_time(uow.session, platform=event.platform, event_key=event.event_key, now=now)
         turn = _turn_of(uow.session, member, now)  # a linked chat keeps the person's language and dialog
         role = turn.t.gettext(ROLE_NAMES[turn.role])
-        if len(identities.identities_of(uow.session, turn.member_id)) > 1:
+        if len(identities.identities_of(uow.session, turn.member_id, refused_too=True)) > 1:
             welcome = turn._("This chat is linked now: here too you act as {role}.", role=role)
         else:
-            welcome = turn._("Welcome! You are registered as {role}.", role=role)
+            welcome = turn._("Welcome! You are registered as {role}.", role=role) + "\n\n" + pointer(turn.t)
         turn.say_text(welcome + "\n\n" + self._help_text(turn))
         return turn.replies
+
+    @staticmethod
+    def _refused_platform(session: Session, member: Member, event: Incoming, now: datetime) -> Reply | None:
+        """The answer to a chat on a platform the member's county no longer allows, or None."""
+        if platforms.allows(platforms.allowed_platforms(session, member.district_id), event.platform):
+            return None
+        command = split_command(event.text) if event.choice is None else None
+        t = Translator(pick_locale(member.locale or event.language_hint))
+        name = command[0] if command else ""
+        return Reply(refused_chat(t, session, member, platform=event.platform, command=name, now=now))
 
     # --- members --------------------------------------------------------------------------------
 
     def _flow(self, turn: Turn) -> Flow | None:
-        return FEATURES[turn.role].flows.get(turn.dialog.flow)
+        return FEATURES[turn.role].flows.get(turn.dialog.flow) or MYDATA_FLOWS.get(turn.dialog.flow)
 
     def _dispatch(self, turn: Turn, event: Incoming) -> None:
         outer = turn.dialog.draft.get(OUTER) if turn.dialog.active else None
@@ -433,12 +462,16 @@ class Conversation:
             self._connect(turn)
         elif name == "notify":
             self._ask_notify(turn)
+        elif name == "mydata":
+            show_my_data(turn, arg)
+        elif name == "privacy":
+            turn.say_text(notice_text(turn.t, turn.session, turn.district_id))
         else:
             feature.commands[name][0](turn, arg)
 
     def _action(self, turn: Turn, feature: Feature, key: str) -> None:
         prefix, _, raw_id = key.rpartition(":")
-        action = feature.actions.get(prefix)
+        action = feature.actions.get(prefix) or MYDATA_ACTIONS.get(prefix)
         number = whole_number(raw_id, most=MAX_ID)
         if action is None or number is None:
             turn.say("This button is not meant for you.")
@@ -515,6 +548,17 @@ class Conversation:
     @staticmethod
     def _connect(turn: Turn) -> None:
         _, code = create_link_code(turn.session, member=turn.member, now=turn.now)
+        allowed = platforms.allowed_platforms(turn.session, turn.district_id)
+        if len(allowed) == 1:
+            turn.say(
+                "Your county uses this bot only on {platforms}. To use it with a further account there, "
+                "send it this message from that account within an hour:\n\n{command}start {code}\n\n"
+                "The code works once.",
+                platforms=platforms.names(allowed),
+                command="!" if allowed == ("matrix",) else "/",
+                code=code,
+            )
+            return
         turn.say(
             "To use this bot on another messenger too (Telegram or Matrix), send it this message "
             "there within an hour:\n\n/start {code}\n\nThe code works once. Notifications reach you "
