@@ -34,7 +34,7 @@ from services.personal_data import KEPT, REMOVED
 from services.pool import InterpreterData, add_absence, save_interpreter
 from services.requests import RequestDraft, submit_request
 from services.vocabulary import Gender, Mode, Role, Topic
-from tests.builders import NOW, SOLTAU, SOON, build_world
+from tests.builders import NOW, SOLTAU, SOON, book, build_world, submit
 from tests.chat_world import Clock
 from tests.test_datenschutz import _inventory, concerns
 
@@ -443,3 +443,23 @@ def test_person_export_and_erase_on_the_command_line(
     assert out.startswith(f"The data of member {member} had been erased already.\n\nKept")
     code, _, err = _cli(engine, monkeypatch, capsys, "person", "export", "--member", "999")
     assert (code, err) == (2, "There is no person 999 in this district.\n")
+
+
+def test_an_interpreter_with_a_session_ahead_is_erased_only_with_the_hand_back(engine: Engine) -> None:
+    world = build_world(lambda: UnitOfWork(engine))
+    amira = world.interpreter("Amira Haddad")
+    member = _member(engine, world.district_id, Role.INTERPRETER, amira, 102)
+    request_id = submit(world)
+    book(world, request_id, "Amira Haddad")
+    with UnitOfWork(engine) as uow, pytest.raises(DomainError, match="sessions ahead"):
+        personal_data.erase(uow.session, member_id=member, actor="test", now=NOW)
+    with UnitOfWork(engine) as uow:
+        report = personal_data.erase(
+            uow.session, member_id=member, actor="test", now=NOW, hand_back_reason="Daten gelöscht"
+        )
+        uow.commit()
+    assert dict(report.removed)["chat_links"] == 1
+    with UnitOfWork(engine) as uow:
+        request = uow.session.get(Request, request_id)
+        assert request is not None
+        assert (request.interpreter_id, request.state != "booked") == (None, True)

@@ -350,6 +350,13 @@ def person_command(
     )
     erase.add_argument("--member", type=whole_number, required=True, help=member_help)
     erase.add_argument("--yes", action="store_true", help=_("do not ask for confirmation"))
+    erase.add_argument(
+        "--hand-back",
+        action="store_true",
+        help=_(
+            "an interpreter's sessions ahead go back to matching (without it, they refuse the deactivation)"
+        ),
+    )
     return group
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from bot.cli.context import Context
+from bot.conversation.deactivation import HAND_BACK_REASON
 from bot.conversation.mydata import outcome_text, preview_text
 from services import personal_data
 from services.policy import load_policy
@@ -55,7 +56,12 @@ def person_erase(ctx: Context, args: argparse.Namespace) -> int:
             return 1
     with ctx.uow() as uow:
         report = personal_data.erase(
-            uow.session, member_id=args.member, actor=ctx.actor(), now=ctx.now(), district_id=district.id
+            uow.session,
+            member_id=args.member,
+            actor=ctx.actor(),
+            now=ctx.now(),
+            district_id=district.id,
+            hand_back_reason=t.gettext(HAND_BACK_REASON) if args.hand_back else None,
         )
         uow.commit()
     print(outcome_text(t, report))
