@@ -12,16 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from nio import RoomMessageText
+from nio import MatrixRoom, RoomMessageText
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from bot.cli.main import main
 from bot.conversation.router import Conversation
+from bot.delivery import Undeliverable
 from bot.i18n import Translator, echo
 from bot.matrix.app import MatrixBot
 from bot.matrix.session import MatrixSettings, server_of
-from bot.messages import Incoming
+from bot.messages import Incoming, Reply
 from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
 from bot.telegram.app import TelegramBot
@@ -422,6 +423,42 @@ async def test_an_event_from_another_server_is_ignored_before_anything_is_stored
     assert [r.getMessage() for r in caplog.records] == [
         "Matrix: ignored an event from a server not on MATRIX_ALLOWED_SERVERS (elsewhere.example)"
     ]
+
+
+async def test_nothing_is_sent_to_a_person_on_a_server_not_on_the_list(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A chat linked before the list was set: its notifications are undeliverable, no room is opened."""
+    bot = MatrixBot(_settings(tmp_path, "kreis.example"), engine=engine, clock=lambda: NOW)
+    try:
+        for room_id, person in (
+            ("!far:kreis.example", "@mallory:elsewhere.example"),
+            ("!near:kreis.example", "@anna:kreis.example"),
+        ):
+            room = MatrixRoom(room_id, bot.client.user_id)
+            for user in (bot.client.user_id, person):
+                room.add_member(user, None, None)
+            bot.client.rooms[room_id] = room
+        with pytest.raises(Undeliverable, match="MATRIX_ALLOWED_SERVERS"):
+            await bot.sender.send("!far:kreis.example", Reply("Ihr Einsatz morgen"), key="n:1")
+        with pytest.raises(Undeliverable, match="MATRIX_ALLOWED_SERVERS"):
+            await bot.sender.edit("!far:kreis.example", "!far:kreis.example|$e", Reply("vergeben"), key="n:2")
+        bot.sender._refuse_other_servers("!near:kreis.example")  # the allowed person's room passes
+        codes = make_demo(engine, NOW)
+        with UnitOfWork(engine) as uow:  # linked before the list was set; the room is gone
+            link(
+                uow.session,
+                platform="matrix",
+                user_id="@mallory:elsewhere.example",
+                chat_id="!gone:kreis.example",
+                code=codes.amira,
+                now=NOW,
+                locale="de",
+            )
+            uow.commit()
+        assert await bot._reopen("!gone:kreis.example") is None  # no new room for them either
+    finally:
+        await bot.client.close()
 
 
 async def test_an_invitation_from_a_server_not_on_the_list_is_declined(

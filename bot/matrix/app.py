@@ -85,7 +85,7 @@ class MatrixBot:
         self.conversation = Conversation(engine, clock)
         self._db = database_thread(engine, workers=4, name="matrix")
         self.client: AsyncClient = make_client(settings)
-        self.sender = MatrixSender(self.client, self._reopen)
+        self.sender = MatrixSender(self.client, self._reopen, settings.server_allowed)
         self.poll_timeout = poll_timeout
         self.state = BotState()
         self._outlet = Outlet(wake=lambda: None, push=lambda _chat, _answers: None, say=_nowhere)
@@ -408,7 +408,7 @@ class MatrixBot:
     async def _reopen(self, room_id: str) -> str | None:
         """Open a new encrypted direct room to the person whose room this was; notifications go there now."""
         user_id = await self._in_db(self._user_in_chat, room_id)
-        if user_id is None:
+        if user_id is None or not self.settings.server_allowed(user_id):
             return None
         response = await self.client.room_create(
             is_direct=True,

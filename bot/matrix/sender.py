@@ -48,9 +48,15 @@ class MatrixSender:
 
     max_text = MAX_TEXT
 
-    def __init__(self, client: AsyncClient, reopen: Callable[[str], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        reopen: Callable[[str], Awaitable[str | None]],
+        may_reach: Callable[[str], bool] = lambda _user_id: True,
+    ) -> None:
         self.client = client
         self.reopen = reopen
+        self.may_reach = may_reach  # MATRIX_ALLOWED_SERVERS: nothing goes to a person on another server
         self.moved: dict[str, str] = {}  # old room -> the room opened instead (for this run's queue)
 
     def usable(self, room_id: str) -> bool:
@@ -72,6 +78,8 @@ class MatrixSender:
             if reopened is None:
                 raise Undeliverable("no room")
             self.moved[chat_id] = room_id = reopened
+        if not direct:
+            self._refuse_other_servers(room_id)
         parts = split_text(reply.text, MAX_TEXT) if reply.text else []
         event_id = ""
         for index, part in enumerate(parts):
@@ -86,6 +94,13 @@ class MatrixSender:
             )
             event_id = event_id or file_event
         return f"{room_id}|{event_id}"
+
+    def _refuse_other_servers(self, room_id: str) -> None:
+        """Nothing goes to a person on a server not on MATRIX_ALLOWED_SERVERS (linked before the list)."""
+        room = self.client.rooms.get(room_id)
+        others = [] if room is None else [user for user in room.users if user != self.client.user_id]
+        if not all(self.may_reach(user) for user in others):
+            raise Undeliverable("server not on MATRIX_ALLOWED_SERVERS")
 
     async def _file_content(self, room_id: str, attachment: Attachment) -> dict[str, Any]:
         """Upload the file (encrypted for an encrypted room) and describe it as an `m.file` message
@@ -118,6 +133,7 @@ class MatrixSender:
         room_id, _, event_id = message_id.rpartition("|")
         if room_id != self.moved.get(chat_id, chat_id) or not self.usable(room_id):
             raise Undeliverable("the message is in another room")
+        self._refuse_other_servers(room_id)
         edit_key = f"{key}/edit" if key is not None else None
         await self._put(room_id, edit_content(event_id, reply), edit_key, wait_on_limit=False)
         if reply.attachment is not None:  # a file cannot be edited in: it follows as a message
