@@ -37,6 +37,15 @@ from services.vocabulary import Gender, Mode, Role, Topic
 from tests.builders import NOW, SOLTAU, SOON, book, build_world, submit
 from tests.chat_world import Clock
 from tests.test_datenschutz import _inventory, concerns
+from tests.test_telegram import (  # noqa: F401 (the fixture)
+    OFFICE,
+    SAMIR,
+    Telegram,
+    _file_after,
+    _is_text,
+    _key_of,
+    telegram,
+)
 
 PHONE = "+49 170 5550123"
 EMAIL = "amira.haddad@example.org"
@@ -463,3 +472,41 @@ def test_an_interpreter_with_a_session_ahead_is_erased_only_with_the_hand_back(e
         request = uow.session.get(Request, request_id)
         assert request is not None
         assert (request.interpreter_id, request.state != "booked") == (None, True)
+
+
+async def test_mydata_over_telegram_sends_the_file_and_erases_after_the_confirmation(
+    telegram: Telegram,  # noqa: F811  (the fixture of tests/test_telegram.py)
+) -> None:
+    """The real PTB against the fake Bot API: the JSON file as a document, the buttons, the direct goodbye."""
+    tg = telegram
+    await tg.join(OFFICE, tg.codes.coordinator)
+    await tg.join(SAMIR, tg.codes.samir)
+    summary, file = await _file_after(tg, SAMIR, "/meinedaten", "sendDocument")
+    assert summary.text.startswith(
+        DE.render(
+            "What Dolmetscherpool stores about you (member {member_id}):",
+            {"member_id": _member_of(tg.engine, str(SAMIR))},
+        )
+    )
+    exported = json.loads(file["content"])
+    assert file["filename"] == f"mydata-{exported['member_id']}.json"
+    assert exported["tables"]["chat_identity"][0]["user_id"] == str(SAMIR)
+
+    asked = await tg.choose(SAMIR, summary, _key_of(summary, "my:er:"))
+    assert [key for _, key in asked.buttons] == ["my-erase-yes", "my-erase-no"]
+    since = len(tg.api.sent(OFFICE))
+    done = await tg.choose(SAMIR, asked, "my-erase-yes")
+    assert done.text.startswith(DE.gettext("Your data was erased."))
+    told = await tg.api.wait_for_message(OFFICE, _is_text, since=since)
+    assert told.text.startswith(
+        DE.render(
+            "The data of member {member_id} ({role}) was erased (Art. 17 GDPR): contact data, chat links, "
+            "dialog and typed texts. Requests, reports and the budget's books stay under the number, for "
+            "budget law. “python -m bot person export --member {member_id}” shows what is left.",
+            {"member_id": exported["member_id"], "role": DE.gettext("interpreter")},
+        )
+    )
+    with UnitOfWork(tg.engine) as uow:
+        assert uow.session.exec(select(ChatIdentity).where(ChatIdentity.user_id == str(SAMIR))).all() == []
+    stranger = await tg.say(SAMIR, "/hilfe")
+    assert "/start CODE" in stranger.text
