@@ -80,7 +80,7 @@ async def paced(api: FakeBotApi, folder: Path, chats: int, year: int) -> tuple[i
     await bot.initialize()
     deliverer = Deliverer(engine, {"telegram": TelegramSender(bot)}, clock=clock)
     with UnitOfWork(engine) as uow:
-        notice = AllowanceNear(name="Amira", year=year, paid_cents=76000, allowance_cents=84000)
+        notice = AllowanceNear(year=year, paid_cents=76000, allowance_cents=84000)
         notify(
             uow.session, district_id=district_id, recipient=Recipient.COORDINATORS, recipient_id=district_id,
             notice=notice, now=NOW,

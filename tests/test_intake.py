@@ -171,7 +171,7 @@ async def test_two_processes_on_postgresql_send_everything_once_and_a_standby_ta
         with UnitOfWork(engine) as uow:
             district = uow.session.exec(select(District)).one()
             for year in (2026, 2027):  # two notifications to each of the 30 coordinators
-                notice = AllowanceNear(name="Amira", year=year, paid_cents=76000, allowance_cents=84000)
+                notice = AllowanceNear(year=year, paid_cents=76000, allowance_cents=84000)
                 notify(
                     uow.session,
                     district_id=district.id or 0,
