@@ -1,0 +1,107 @@
+"""Matching at 5,000 interpreters and 200,000 bookings, most common language, on SQLite and PostgreSQL.
+
+The demo district grows by bulk inserts (bench/big_world.py): `--interpreters` more interpreters
+with one to three languages each (the most common one, "ar", spoken by about 27 %), and
+`--bookings` booked or settled requests over the two years before and the month after now. Timed:
+`services.matching.candidates` for a new phone request in Arabic three days ahead, the call
+`fill_offers` makes, each in its own transaction (as a request arrives). Baseline in the same run:
+a plain indexed SELECT over the same tables (the ids of the language's speakers).
+
+Run: `.venv/bin/python -m bench.matching [--interpreters 5000] [--bookings 200000] [--rounds 20]
+[--db both|sqlite|postgresql]`
+"""
+
+import argparse
+import random
+import time
+from datetime import timedelta
+
+from sqlalchemy import Engine, func, select
+
+from bench.big_world import (
+    DISTRICT,
+    NOW,
+    add_bookings,
+    add_interpreters,
+    bulk,
+    databases,
+    figures,
+    request_row,
+    school_ids,
+    table,
+)
+from db.models import InterpreterLanguage, Request
+from db.uow import UnitOfWork
+from services.matching import candidates
+from services.policy import load_policy
+from services.vocabulary import Mode, RequestState
+
+
+def new_request(engine: Engine) -> int:
+    starts_at = NOW + timedelta(days=3, hours=1)
+    row = request_row(school_ids(engine)[0], starts_at, RequestState.REQUESTED, None, "ar", Mode.PHONE.value)
+    row.update(created_at=NOW, updated_at=NOW, booked_at=None, estimate_cents=0, wave=0)
+    bulk(engine, Request, [row])
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.max(table(Request).c.id))).scalar_one())
+
+
+def matching(engine: Engine, request_id: int) -> tuple[float, int]:
+    start = time.perf_counter()
+    with UnitOfWork(engine) as uow:
+        request = uow.session.get(Request, request_id)
+        assert request is not None
+        found = candidates(uow.session, request, load_policy(uow.session, DISTRICT))
+    return time.perf_counter() - start, len(found)
+
+
+def plain_select(engine: Engine) -> tuple[float, int]:
+    languages = table(InterpreterLanguage)
+    start = time.perf_counter()
+    with UnitOfWork(engine) as uow:
+        ids = uow.session.execute(
+            select(languages.c.interpreter_id).where(languages.c.language == "ar")
+        ).all()
+    return time.perf_counter() - start, len(ids)
+
+
+def setup(engine: Engine, interpreters: int, bookings: int) -> tuple[int, float]:
+    start = time.perf_counter()
+    rng = random.Random(16)  # noqa: S311 - test data
+    ids = add_interpreters(engine, interpreters, rng)
+    add_bookings(engine, bookings, ids, rng)
+    request_id = new_request(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    return request_id, time.perf_counter() - start
+
+
+def main(interpreters: int, bookings: int, rounds: int, which: str) -> None:
+    with databases(which) as each:
+        for label, engine in each:
+            request_id, took = setup(engine, interpreters, bookings)
+            print(f"{label}: {interpreters} interpreters and {bookings} bookings inserted in {took:.1f} s")
+            base: list[float] = []
+            timed: list[float] = []
+            speakers = found = 0
+            matching(engine, request_id)  # warm the caches, as a running bot has them
+            for _ in range(rounds):
+                seconds, speakers = plain_select(engine)
+                base.append(seconds)
+                seconds, found = matching(engine, request_id)
+                timed.append(seconds)
+            engine.dispose()
+            print(f"{label}: {speakers} speak the language, {found} candidates ranked")
+            print(figures(f"baseline: indexed SELECT of the speakers ({label})", base))
+            print(figures(f"matching, most common language ({label})", timed, base))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--interpreters", type=int, default=5000)
+    parser.add_argument("--bookings", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--db", choices=("both", "sqlite", "postgresql"), default="both")
+    arguments = parser.parse_args()
+    main(arguments.interpreters, arguments.bookings, arguments.rounds, arguments.db)
