@@ -160,15 +160,16 @@ def add_bookings(engine: Engine, count: int, interpreters: Sequence[int], rng: r
     bulk(engine, Request, rows)
 
 
-def add_ledger(engine: Engine, budget_id: int, count: int, rng: random.Random) -> None:
-    """About `count` ledger rows this fiscal year: per request a reserve, and for the past ones a
-    release and a charge (and now and then an adjustment)."""
+def add_ledger(engine: Engine, budget_id: int, count: int, rng: random.Random, now: datetime = NOW) -> None:
+    """`count` ledger rows in the fiscal year of `now`, posted up to `now`: per request a reserve,
+    and for the past ones a release and a charge (for the others now and then an adjustment)."""
     schools = school_ids(engine)
-    year_start = datetime(NOW.year, 1, 1, tzinfo=NOW.tzinfo)
+    year_start = datetime(now.year, 1, 1, tzinfo=now.tzinfo)
+    span = int((now - year_start).total_seconds() // 3600) + 30 * 24
     requests = []
-    for _ in range(count // 3 + 1):
-        starts_at = year_start + timedelta(hours=rng.randint(1, 24 * 120))
-        state = RequestState.BOOKED if starts_at > NOW else RequestState.SETTLED
+    for _ in range(count // 2 + 1):
+        starts_at = year_start + timedelta(hours=rng.randint(7 * 24, span))
+        state = RequestState.BOOKED if starts_at > now else RequestState.SETTLED
         requests.append(request_row(rng.choice(schools), starts_at, state, None, "ar", Mode.PHONE.value))
     with engine.connect() as connection:
         first = connection.execute(select(table(Request).c.id).order_by(table(Request).c.id.desc())).first()
@@ -178,13 +179,13 @@ def add_ledger(engine: Engine, budget_id: int, count: int, rng: random.Random) -
     for n, request in enumerate(requests, start=offset + 1):
         booked = request["created_at"] + timedelta(minutes=rng.randint(1, 600))
         amount = rng.randint(2000, 9000)
-        rows.append(ledger_row(budget_id, n, LedgerKind.RESERVE, amount, min(booked, NOW)))
-        if request["starts_at"] < NOW:
-            settled = min(request["starts_at"] + timedelta(days=2), NOW)
+        rows.append(ledger_row(budget_id, n, LedgerKind.RESERVE, amount, min(booked, now)))
+        if request["starts_at"] < now:
+            settled = min(request["starts_at"] + timedelta(days=2), now)
             rows.append(ledger_row(budget_id, n, LedgerKind.RELEASE, amount, settled))
             rows.append(ledger_row(budget_id, n, LedgerKind.CHARGE, amount - rng.randint(0, 1500), settled))
         elif rng.random() < 0.5:
-            rows.append(ledger_row(budget_id, n, LedgerKind.ADJUST, rng.randint(-500, 500), min(booked, NOW)))
+            rows.append(ledger_row(budget_id, n, LedgerKind.ADJUST, rng.randint(-500, 500), min(booked, now)))
         if len(rows) >= count:
             break
     bulk(engine, LedgerEntry, rows[:count])
