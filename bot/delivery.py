@@ -187,8 +187,8 @@ class Deliverer:
             if parts_sent > due.parts_sent:
                 deliveries.mark_part(session, due.delivery_id, parts_sent=parts_sent, message_id=message_id)
             if error is None:
-                deliveries.mark_sent(session, due.delivery_id, message_id=message_id, now=now)
-                if outgoing.reply.choices and not outgoing.answer:
+                recorded = deliveries.mark_sent(session, due.delivery_id, message_id=message_id, now=now)
+                if recorded and outgoing.reply.choices and not outgoing.answer:
                     choices = {c.key: c.label for c in outgoing.reply.choices}
                     offer_choices(session, due.member_id, choices, now=now)
             elif isinstance(error, RetryLater):

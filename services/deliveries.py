@@ -236,7 +236,8 @@ def due(session: Session, *, platforms: list[str], now: datetime, limit: int = B
 def mark_part(session: Session, delivery_id: int, *, parts_sent: int, message_id: str | None) -> None:
     """Count the parts of a delivery that have gone out, so a retry starts after them."""
     delivery = session.get(Delivery, delivery_id)
-    assert delivery is not None
+    if delivery is None:  # erased or purged while it was on its way (see `mark_sent`)
+        return
     delivery.parts_sent = parts_sent
     if message_id is not None and delivery.platform_message_id is None:
         delivery.platform_message_id = message_id
@@ -261,9 +262,15 @@ def first_message_id(session: Session, delivery_id: int) -> str | None:
     return session.exec(query).first()
 
 
-def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now: datetime) -> None:
+def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now: datetime) -> bool:
+    """Record a delivery as sent; False when its row is gone meanwhile.
+
+    A person's erasure (and retention, with a deactivated member's chat links) deletes the deliveries
+    to their chats, also one a sender has claimed and is sending: there is nothing left to record then.
+    """
     delivery = session.get(Delivery, delivery_id)
-    assert delivery is not None
+    if delivery is None:
+        return False
     delivery.sent_at = now
     delivery.attempts += 1
     delivery.claimed_until = None
@@ -272,7 +279,7 @@ def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now
     session.add(delivery)
     session.flush()
     if delivery.outbox_id is None:
-        return
+        return True
     unsent = session.exec(
         select(Delivery.id).where(Delivery.outbox_id == delivery.outbox_id, col(Delivery.sent_at).is_(None))
     ).first()
@@ -283,6 +290,7 @@ def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now
         message.attempts += 1
         session.add(message)
     _forget_when_done(session, delivery.outbox_id)
+    return True
 
 
 CLEARED = "{}"  # the params of a message nobody will read again
@@ -305,13 +313,15 @@ def _forget_when_done(session: Session, outbox_id: int) -> None:
 def mark_retry(
     session: Session, delivery_id: int, *, error: str, now: datetime, retry_after: timedelta | None = None
 ) -> bool:
-    """Schedule another attempt (after `retry_after`, else a growing pause); False once given up.
+    """Schedule another attempt (after `retry_after`, else a growing pause); False once given up (or
+    its row is gone, see `mark_sent`).
 
     Retrying ends at the delivery's `give_up_at`: a 429 counts as an attempt like any error,
     and however many there are, a delivery is never retried for longer than its patience.
     """
     delivery = session.get(Delivery, delivery_id)
-    assert delivery is not None
+    if delivery is None:
+        return False
     delivery.attempts += 1
     delivery.last_error = error[:200]
     delivery.claimed_until = None
@@ -334,7 +344,8 @@ def mark_retry(
 def mark_failed(session: Session, delivery_id: int, *, error: str, now: datetime) -> None:
     """Give up at once (the chat is gone, the bot was blocked): retrying cannot help."""
     delivery = session.get(Delivery, delivery_id)
-    assert delivery is not None
+    if delivery is None:  # its row is gone (see `mark_sent`)
+        return
     delivery.attempts += 1
     delivery.failed_at = now
     delivery.claimed_until = None

@@ -1,0 +1,79 @@
+"""Review of issue 15: how its parts meet (an erasure while a message to the person is on its way, names
+with letters beyond ASCII), each on SQLite and PostgreSQL."""
+
+import asyncio
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bot.delivery import Deliverer
+from bot.messages import Reply, reply_to_body
+from bot.rate_limit import RateLimiter
+from db.models import ChatIdentity, Delivery
+from db.uow import UnitOfWork
+from services import deliveries, personal_data
+from services.identities import link
+from services.invites import create_invite
+from services.vocabulary import Role
+from tests.builders import NOW, World, build_world
+from tests.chat_world import Clock
+from tests.test_conversation import Phone
+
+
+def _linked(world: World, role: Role, for_id: int, user: str) -> int:
+    """A member linked on the fake platform `test` (chat id = user); their member id."""
+    with world.make_uow() as uow:
+        _, code = create_invite(
+            uow.session, district_id=world.district_id, role=role, for_id=for_id, actor="test", now=NOW
+        )
+        member = link(
+            uow.session, platform="test", user_id=user, chat_id=user, code=code, now=NOW, locale="de"
+        )
+        uow.commit()
+        assert member.id is not None
+        return member.id
+
+
+def _answer(world: World, member_id: int, body: str) -> None:
+    with world.make_uow() as uow:
+        chat = uow.session.exec(select(ChatIdentity).where(ChatIdentity.member_id == member_id)).one()
+        assert chat.id is not None
+        deliveries.add_answer(uow.session, identity_id=chat.id, body=reply_to_body(Reply(body)), now=NOW)
+        uow.commit()
+
+
+class ErasingPhone(Phone):
+    """A platform during whose first send to `erased_chat` that person's data is erased (/mydata in
+    another process, or `person erase`): the delivery being sent loses its row."""
+
+    def __init__(self, engine: Engine, member_id: int, erased_chat: str) -> None:
+        super().__init__()
+        self.engine, self.member_id, self.erased_chat = engine, member_id, erased_chat
+
+    async def send(self, chat_id: str, reply: Reply, *, key: str | None = None) -> str:
+        if chat_id == self.erased_chat and self.member_id:
+            with UnitOfWork(self.engine) as uow:
+                personal_data.erase(uow.session, member_id=self.member_id, actor="test", now=NOW)
+                uow.commit()
+            self.member_id = 0
+        return await super().send(chat_id, reply, key=key)
+
+
+def test_an_erasure_while_a_message_to_the_person_is_on_its_way_holds_up_nobody_else(
+    engine: Engine,
+) -> None:
+    world = build_world(lambda: UnitOfWork(engine))
+    amira = _linked(world, Role.INTERPRETER, world.interpreter("Amira"), "amira")
+    school = _linked(world, Role.SCHOOL, world.school_id, "school")
+    _answer(world, amira, "Ihre Daten")  # claimed first, erased while it is sent
+    _answer(world, school, "Ihre Anfrage")
+    phone = ErasingPhone(engine, amira, "amira")
+    deliverer = Deliverer(engine, {"test": phone}, limiter=RateLimiter(per_chat_gap=0), clock=Clock(NOW))
+
+    assert asyncio.run(deliverer.run_once()) == 2  # the round goes on after the vanished row
+
+    assert phone.inbox == {"amira": ["Ihre Daten"], "school": ["Ihre Anfrage"]}
+    with UnitOfWork(engine) as uow:
+        rows = uow.session.exec(select(Delivery)).all()
+        assert [(r.body, r.sent_at is not None) for r in rows] == [(None, True)]  # the school's, sent
+    assert asyncio.run(deliverer.run_once()) == 0
