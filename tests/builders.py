@@ -1,5 +1,6 @@
 """A small world to test in: a district with a school, interpreters and a budget, made by the services."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from math import pi
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import LargeBinary, String, TypeDecorator
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 
 from db.models import Offer
 from db.uow import UnitOfWork
@@ -194,3 +197,22 @@ def run_report(engine: Engine, folder: Path, *args: str) -> subprocess.Completed
         text=True,
         check=False,
     )
+
+
+def cells_holding(engine: Engine, *needles: str) -> list[str]:
+    """`table.column` of every text or binary column, in every table, with a cell holding one of the
+    needles as written or JSON-escaped (`\\u00fc`); sorted, each column once."""
+    wanted = [form.encode() for needle in needles for form in (needle, json.dumps(needle)[1:-1])]
+    found = set()
+    with engine.connect() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            for column in table.columns:
+                kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+                if not isinstance(kind, String | LargeBinary):  # Text is a String
+                    continue
+                for (value,) in connection.execute(sa_select(column).where(column.is_not(None))):
+                    raw = value if isinstance(value, bytes) else str(value).encode()
+                    if any(form in raw for form in wanted):
+                        found.add(f"{table.name}.{column.name}")
+                        break
+    return sorted(found)

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import LargeBinary, String, TypeDecorator
-from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel, col, func, select
+from sqlmodel import col, func, select
 
 from bot.cli.context import Context
 from bot.cli.main import main
@@ -34,7 +32,7 @@ from services.personal_data import KEPT, REMOVED
 from services.pool import InterpreterData, add_absence, save_interpreter
 from services.requests import RequestDraft, submit_request
 from services.vocabulary import Gender, Mode, Role, Topic
-from tests.builders import NOW, SOLTAU, SOON, book, build_world, submit
+from tests.builders import NOW, SOLTAU, SOON, book, build_world, cells_holding, submit
 from tests.chat_world import Clock
 from tests.test_datenschutz import _inventory, concerns
 from tests.test_telegram import (  # noqa: F401 (the fixture)
@@ -223,25 +221,6 @@ def test_the_export_holds_every_column_the_inventory_lists_for_that_kind_of_pers
     assert (exported["member_id"], exported["role"]) == (member_id, role)
 
 
-def _occurrences(engine: Engine, *needles: str) -> list[str]:
-    """`table.column` for every text or binary cell of the database that holds one of the needles."""
-    found = []
-    with engine.connect() as connection:
-        for table in SQLModel.metadata.sorted_tables:
-            for column in table.columns:
-                kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
-                if not isinstance(kind, String | LargeBinary):  # Text is a String
-                    continue
-                for (value,) in connection.execute(sa_select(column).where(column.is_not(None))):
-                    raw = value if isinstance(value, bytes) else str(value).encode()
-                    if any(
-                        needle.encode() in raw or json.dumps(needle)[1:-1].encode() in raw
-                        for needle in needles
-                    ):
-                        found.append(f"{table.name}.{column.name}")
-    return sorted(set(found))
-
-
 def _books(
     engine: Engine, district_id: int
 ) -> tuple[tuple[Any, ...], dict[str, object], list[InterpreterBilling]]:
@@ -262,7 +241,7 @@ def test_after_erasure_the_interpreters_phone_and_email_are_nowhere_and_the_book
     engine: Engine,
 ) -> None:
     people = spread(engine)
-    spread_to = _occurrences(engine, PHONE, EMAIL)
+    spread_to = cells_holding(engine, PHONE, EMAIL)
     assert len(spread_to) >= 3, spread_to  # the interpreter's row, and copies elsewhere
     books = _books(engine, people.district_id)
     assert books[0] != ()
@@ -273,9 +252,9 @@ def test_after_erasure_the_interpreters_phone_and_email_are_nowhere_and_the_book
         report = personal_data.erase(uow.session, member_id=people.interpreter, actor="test", now=later)
         uow.commit()
 
-    assert _occurrences(engine, PHONE, EMAIL) == []
+    assert cells_holding(engine, PHONE, EMAIL) == []
     # The name stays only where the billing reads it.
-    assert _occurrences(engine, "Amira Haddad") == ["interpreter.name"]
+    assert cells_holding(engine, "Amira Haddad") == ["interpreter.name"]
     assert _books(engine, people.district_id) == books
     assert report.already is False
     until = date(2036, 12, 29)  # the end of the session's fiscal year 2026, plus 3650 days
@@ -331,7 +310,7 @@ def test_a_school_contact_is_erased_with_their_typed_texts_and_the_last_coordina
     with UnitOfWork(engine) as uow:
         report = personal_data.erase(uow.session, member_id=people.school, actor="test", now=later)
         uow.commit()
-    assert _occurrences(engine, "Frau Kunz", "Sie kam erst um 10:30.", "Zeugnis", "Raum 12") == []
+    assert cells_holding(engine, "Frau Kunz", "Sie kam erst um 10:30.", "Zeugnis", "Raum 12") == []
     assert dict(report.removed)["free_texts"] >= 2  # the request's note and place, the dispute's reason
     with UnitOfWork(engine) as uow:
         request = uow.session.get(Request, people.request_id)
@@ -381,7 +360,7 @@ def test_mydata_in_the_terminal_chat_sends_the_file_then_erases_after_the_confir
     assert DE.gettext(REMOVED["contact_data"]) in asked
     assert DE.render_plural("{count} year", "{count} years", 10) in asked  # retention_accounts: 3650 days
     assert say("2") == "\n" + DE.gettext("Nothing was erased.") + "\n"  # no: nothing happens
-    assert _occurrences(engine, PHONE, EMAIL) != []
+    assert cells_holding(engine, PHONE, EMAIL) != []
 
     say("/mydata")
     say("1")
@@ -390,7 +369,7 @@ def test_mydata_in_the_terminal_chat_sends_the_file_then_erases_after_the_confir
     told = [part for part in done.split("\n→ ") if "Koordinierungsstelle" in part.split("\n")[0]]
     assert len(told) == 1
     assert "Art. 17" in told[0]
-    assert _occurrences(engine, PHONE, EMAIL) == []
+    assert cells_holding(engine, PHONE, EMAIL) == []
     # The bot no longer knows the chat: a stranger's welcome.
     assert "/start" in say("/hilfe")
     with UnitOfWork(engine) as uow:
@@ -437,7 +416,7 @@ def test_person_export_and_erase_on_the_command_line(
     assert code == 1
     assert out.startswith("Erasing removes at once:\n• name and language setting\n• contact data")
     assert out.endswith("Nothing was erased.\n")
-    assert _occurrences(engine, PHONE) != []
+    assert cells_holding(engine, PHONE) != []
 
     monkeypatch.setattr("builtins.input", lambda prompt: "yes")
     code, out, _ = _cli(engine, monkeypatch, capsys, "person", "erase", "--member", member)
@@ -445,7 +424,7 @@ def test_person_export_and_erase_on_the_command_line(
     assert "Kept for budget law, by number only:\n• requests and bookings" in out
     assert "at the latest until Mon 29 Dec 2036" in out
     assert out.endswith("The coordinators have been told.\n")
-    assert _occurrences(engine, PHONE, EMAIL) == []
+    assert cells_holding(engine, PHONE, EMAIL) == []
 
     code, out, _ = _cli(engine, monkeypatch, capsys, "person", "erase", "--member", member, "--yes")
     assert code == 0

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import LargeBinary, String
 from sqlalchemy.engine import Engine
-from sqlalchemy.types import TypeDecorator
-from sqlmodel import SQLModel, col, func, select
+from sqlmodel import col, func, select
 
 from bot.scheduling import rearm, run_due
 from db.engine import make_engine
@@ -47,7 +45,18 @@ from services.policy import load_policy, set_rule
 from services.requests import RequestDraft, submit_request
 from services.retention import PurgeCounts, accounts_boundary, purge, requests_due
 from services.vocabulary import Mode, Role, Topic
-from tests.builders import ACTOR, NOW, ROOT, SOON, World, book, build_world, dispute_for, report_for
+from tests.builders import (
+    ACTOR,
+    NOW,
+    ROOT,
+    SOON,
+    World,
+    book,
+    build_world,
+    cells_holding,
+    dispute_for,
+    report_for,
+)
 
 MARKER = "Mueller-Geheim"
 NOTE = f"Familie {MARKER} Sohn Ali 3b"
@@ -105,29 +114,6 @@ def correct(world: World, request_id: int, minutes: int, reason: str, at: dateti
             now=at,
         )
         u.commit()
-
-
-def _holds_text(column_type: Any) -> bool:
-    """Text or bytes, seen through a decorator (sqlmodel's AutoString is one around String)."""
-    if isinstance(column_type, TypeDecorator):
-        column_type = column_type.impl_instance
-    return isinstance(column_type, String | LargeBinary)  # Text is a String
-
-
-def found_in(engine: Engine, text: str) -> list[str]:
-    """Every `table.column` (text or bytes, of every table) holding `text` somewhere."""
-    hits = []
-    with engine.connect() as connection:
-        for table in SQLModel.metadata.sorted_tables:
-            for column in table.columns:
-                if not _holds_text(column.type):
-                    continue
-                for (value,) in connection.execute(select(column)):
-                    raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-                    if raw is not None and text in raw:
-                        hits.append(f"{table.name}.{column.name}")
-                        break
-    return sorted(set(hits))
 
 
 def figures(world: World) -> tuple[Any, ...]:
@@ -241,7 +227,7 @@ def test_after_the_period_a_note_is_in_no_table_and_the_figures_are_unchanged(
         "ledger_entry.reason",
         "request.note",
         "request.place",
-    } <= set(found_in(engine, MARKER))
+    } <= set(cells_holding(engine, MARKER))
     before = figures(world)
     assert len(before[1]) == 1  # there is something to compare
     assert before[1][0].amount_cents > 0
@@ -261,7 +247,7 @@ def test_after_the_period_a_note_is_in_no_table_and_the_figures_are_unchanged(
         invites=1,  # the redeemed one; the other is still valid
         drafts=1,
     )
-    assert found_in(engine, MARKER) == []
+    assert cells_holding(engine, MARKER) == []
     assert figures(world) == before
     with world.make_uow() as u:
         rows = {r.id: r for r in u.session.exec(select(Request)).all()}
@@ -558,7 +544,7 @@ def test_on_sqlite_the_purged_note_leaves_the_database_file_and_its_wal(
                 (next_night(at), night, "done"),
                 (night + timedelta(days=1), None, ""),
             ]
-        assert found_in(engine, MARKER) == []
+        assert cells_holding(engine, MARKER) == []
         assert not on_disk()  # fails without secure_delete (the draft) or the checkpoint
         assert path.with_name(path.name + "-wal").stat().st_size == 0  # truncated by the checkpoint
     finally:
@@ -589,7 +575,7 @@ def test_retention_run_on_the_command_line_purges_now_and_prints_the_counts(
         "Fiscal years past retention_accounts: 0 requests, 0 offers, 0 changes, 0 reports, 0 unmet requests, "
         "0 ledger entries, 0 budgets and 0 audit events deleted.",
     ]
-    assert found_in(engine, MARKER) == []
+    assert cells_holding(engine, MARKER) == []
     with world.make_uow() as u:
         request = u.session.get(Request, purged)
         assert request is not None
