@@ -585,6 +585,17 @@ def _redact_json(text: str, pattern: re.Pattern[str]) -> str:
     return json.dumps(walk(loaded), sort_keys=True)
 
 
+_ASCII = re.compile(r"[\x00-\x7f]+")
+
+
+def _probe(needle: str) -> str:
+    """What the SQL filter seeks for a needle: its longest ASCII stretch, in lower case. SQLite's
+    lower() folds ASCII letters only, and JSON text holds `Ö` as `\\u00d6`: "ÖZTÜRK" in any case or
+    form holds "zt" then, and the regex on the rows found decides (a name without ASCII as it is)."""
+    stretches = _ASCII.findall(needle.lower())
+    return max(stretches, key=len) if stretches else needle
+
+
 def _redact(session: Session, district_id: int, needles: Sequence[str]) -> int:
     """Replace their contact data, names and typed words in the district's other texts; returns rows."""
     pattern = _pattern(needles)
@@ -607,15 +618,16 @@ def _redact(session: Session, district_id: int, needles: Sequence[str]) -> int:
         (Closeout.correction_reason, col(Closeout.request_id).in_(requests), False),
         (LedgerEntry.reason, col(LedgerEntry.budget_id).in_(budgets), False),
         (Invite.name, col(Invite.district_id) == district_id, False),
-        (Delivery.body, col(Delivery.identity_id).in_(identities), False),
+        (Delivery.body, col(Delivery.identity_id).in_(identities), True),  # an answer as JSON
         (OutboxMessage.params, col(OutboxMessage.district_id) == district_id, True),
         (AuditEvent.detail, col(AuditEvent.district_id) == district_id, True),
         (DialogState.draft, col(DialogState.member_id).in_(members), True),
+        (DialogState.choices, col(DialogState.member_id).in_(members), True),  # buttons naming people
     ]
     changed = 0
     for column, scope, is_json in texts:
         model = column.class_
-        found = [func.lower(col(column)).contains(n.lower(), autoescape=True) for n in needles]
+        found = [func.lower(col(column)).contains(_probe(n), autoescape=True) for n in needles]
         if is_json:
             found += [
                 func.lower(col(column)).contains(json.dumps(n)[1:-1].lower(), autoescape=True)

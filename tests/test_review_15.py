@@ -2,6 +2,7 @@
 with letters beyond ASCII), each on SQLite and PostgreSQL."""
 
 import asyncio
+import json
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -15,7 +16,7 @@ from services import deliveries, personal_data
 from services.identities import link
 from services.invites import create_invite
 from services.vocabulary import Role
-from tests.builders import NOW, World, build_world
+from tests.builders import NOW, World, build_world, cells_holding
 from tests.chat_world import Clock
 from tests.test_conversation import Phone
 
@@ -77,3 +78,21 @@ def test_an_erasure_while_a_message_to_the_person_is_on_its_way_holds_up_nobody_
         rows = uow.session.exec(select(Delivery)).all()
         assert [(r.body, r.sent_at is not None) for r in rows] == [(None, True)]  # the school's, sent
     assert asyncio.run(deliverer.run_once()) == 0
+
+
+def test_an_erased_name_with_letters_beyond_ascii_goes_from_other_texts_in_any_case(engine: Engine) -> None:
+    world = build_world(lambda: UnitOfWork(engine))
+    ozlem = _linked(world, Role.INTERPRETER, world.interpreter("Özlem Öztürk"), "ozlem")
+    office = _linked(world, Role.COORDINATOR, world.district_id, "office")
+    _answer(world, office, "Pool: Özlem Öztürk (ar), ÖZLEM ÖZTÜRK (tr)")  # a list the office was sent
+    assert {"delivery.body", "interpreter.name"} <= set(cells_holding(engine, "Öztürk", "ÖZTÜRK"))
+
+    with UnitOfWork(engine) as uow:
+        personal_data.erase(uow.session, member_id=ozlem, actor="test", now=NOW)
+        uow.commit()
+
+    # SQLite's lower() folds ASCII letters only: the name must be found all the same.
+    assert cells_holding(engine, "Öztürk", "ÖZTÜRK") == ["interpreter.name"]  # kept for the billing
+    with UnitOfWork(engine) as uow:
+        bodies = [d.body for d in uow.session.exec(select(Delivery)) if d.body]
+    assert [json.loads(b)["text"] for b in bodies] == ["Pool: […] (ar), […] (tr)"]
