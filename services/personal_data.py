@@ -49,9 +49,10 @@ from services.errors import NotFound
 from services.notices import PersonErased
 from services.outbox import notify
 from services.policy import load_policy
+from services.retention import purged_place
 from services.strangers import account_hash
 from services.text import N_
-from services.vocabulary import Mode, Recipient, RequestState, Role
+from services.vocabulary import Recipient, RequestState, Role
 
 FORMAT = "dolmetscherpool-export/1"
 
@@ -524,7 +525,7 @@ def _forget_free_texts(session: Session, member: Member, now: datetime, needles:
         if _still_needed(request, now):
             continue
         school = session.get(School, request.school_id)
-        place = school.address if school is not None and request.mode == Mode.IN_PERSON.value else ""
+        place = purged_place(request.mode, school.address if school is not None else "")
         if request.note or request.place != place:
             request.note, request.place = "", place
             session.add(request)

@@ -147,8 +147,14 @@ def _ids(session: Session, query: Any) -> list[int]:
     return [row for row in session.exec(query).all() if row is not None]
 
 
+def purged_place(mode: str, school_address: str) -> str:
+    """What a typed place becomes once purged (or its author erased): the school's address in person,
+    which is where the coordinates point; nothing for phone, video and written."""
+    return school_address if mode == Mode.IN_PERSON.value else ""
+
+
 def _purged_place(mode_column: Any, school_address: Any) -> Any:
-    """What a place becomes: the school's address in person, nothing for phone, video and written."""
+    """`purged_place` in SQL, for the bulk statements."""
     return case((mode_column == Mode.IN_PERSON.value, school_address), else_="")
 
 
