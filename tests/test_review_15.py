@@ -3,14 +3,19 @@ with letters beyond ASCII), each on SQLite and PostgreSQL."""
 
 import asyncio
 import json
+import shutil
+from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from bot.cli.main import main
 from bot.delivery import Deliverer
 from bot.messages import Reply, reply_to_body
 from bot.rate_limit import RateLimiter
-from db.models import ChatIdentity, Delivery
+from db.engine import make_engine
+from db.models import ChatIdentity, Delivery, Interpreter
 from db.uow import UnitOfWork
 from services import deliveries, personal_data
 from services.identities import link
@@ -19,6 +24,8 @@ from services.vocabulary import Role
 from tests.builders import NOW, World, build_world, cells_holding
 from tests.chat_world import Clock
 from tests.test_conversation import Phone
+
+PHONE = "+49 170 5550199"
 
 
 def _linked(world: World, role: Role, for_id: int, user: str) -> int:
@@ -96,3 +103,36 @@ def test_an_erased_name_with_letters_beyond_ascii_goes_from_other_texts_in_any_c
     with UnitOfWork(engine) as uow:
         bodies = [d.body for d in uow.session.exec(select(Delivery)) if d.body]
     assert [json.loads(b)["text"] for b in bodies] == ["Pool: […] (ar), […] (tr)"]
+
+
+def test_person_erase_on_sqlite_leaves_the_phone_neither_in_the_file_nor_in_its_wal(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pool.sqlite3"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    running = engine.connect()  # the bot, running: its open connection keeps the -wal file in use
+    try:
+        world = build_world(lambda: UnitOfWork(engine))
+        amira = world.interpreter("Amira")
+        with world.make_uow() as uow:
+            interpreter = uow.session.get(Interpreter, amira)
+            assert interpreter is not None
+            interpreter.phone = PHONE
+            uow.session.add(interpreter)
+            uow.commit()
+        member = _linked(world, Role.INTERPRETER, amira, "amira")
+
+        def on_disk() -> bool:
+            wal = path.with_name(path.name + "-wal")
+            return PHONE.encode() in path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+        assert on_disk()
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+        monkeypatch.setenv("BOT_LOCALE", "en")
+        assert main(["person", "erase", "--member", str(member), "--yes"]) == 0
+        assert cells_holding(engine, PHONE) == []
+        assert not on_disk()  # fails without the checkpoint after the erasure
+    finally:
+        running.close()
+        engine.dispose()

@@ -8,6 +8,7 @@ from pathlib import Path
 from bot.cli.context import Context
 from bot.conversation.deactivation import HAND_BACK_REASON
 from bot.conversation.mydata import outcome_text, preview_text
+from db.engine import checkpoint
 from services import personal_data
 from services.policy import load_policy
 from services.vocabulary import Role
@@ -64,6 +65,7 @@ def person_erase(ctx: Context, args: argparse.Namespace) -> int:
             hand_back_reason=t.gettext(HAND_BACK_REASON) if args.hand_back else None,
         )
         uow.commit()
+    checkpoint(ctx.engine)  # as after a purge: the erased data leaves SQLite's -wal file too
     print(outcome_text(t, report))
     if not report.already:
         ctx.say("The coordinators have been told.")
