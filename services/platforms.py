@@ -80,6 +80,7 @@ def stop_deliveries(session: Session, district_id: int, *, now: datetime) -> int
             col(Delivery.sent_at).is_(None),
             col(Delivery.failed_at).is_(None),
         )
-        .values(failed_at=now, last_error="platform not allowed")
+        # Given up, never sent: like any delivery given up, its text and file are not kept.
+        .values(failed_at=now, last_error="platform not allowed", body=None, attachment=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -20,6 +20,8 @@ from db.uow import UnitOfWork
 from services import deliveries, personal_data
 from services.identities import link
 from services.invites import create_invite
+from services.platforms import stop_deliveries
+from services.policy import set_rule
 from services.vocabulary import Role
 from tests.builders import NOW, World, build_world, cells_holding
 from tests.chat_world import Clock
@@ -136,3 +138,36 @@ def test_person_erase_on_sqlite_leaves_the_phone_neither_in_the_file_nor_in_its_
     finally:
         running.close()
         engine.dispose()
+
+
+def test_what_waited_for_a_platform_no_longer_allowed_is_given_up_without_its_text_or_file(
+    engine: Engine,
+) -> None:
+    world = build_world(lambda: UnitOfWork(engine))
+    with world.make_uow() as uow:
+        _, code = create_invite(
+            uow.session,
+            district_id=world.district_id,
+            role=Role.SCHOOL,
+            for_id=world.school_id,
+            actor="t",
+            now=NOW,
+        )
+        member = link(
+            uow.session, platform="telegram", user_id="7", chat_id="7", code=code, now=NOW, locale="de"
+        )
+        chat = uow.session.exec(select(ChatIdentity).where(ChatIdentity.member_id == member.id)).one()
+        assert chat.id is not None
+        export = b'{"phone": "' + PHONE.encode() + b'"}'  # a /mydata file on its way
+        deliveries.add_answer(
+            uow.session, identity_id=chat.id, body=reply_to_body(Reply("x")), attachment=export, now=NOW
+        )
+        uow.commit()
+    with world.make_uow() as uow:
+        set_rule(uow.session, world.district_id, "platforms", "matrix", actor="t", now=NOW)
+        assert stop_deliveries(uow.session, world.district_id, now=NOW) == 1
+        uow.commit()
+    with world.make_uow() as uow:
+        stopped = uow.session.exec(select(Delivery)).one()
+        assert (stopped.failed_at, stopped.last_error) == (NOW, "platform not allowed")
+        assert (stopped.body, stopped.attachment) == (None, None)  # never sent now: nothing of it is kept
