@@ -8,14 +8,16 @@ same row; `(kind, subject_id, variant)` is unique, so arming twice is harmless.
 
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Insert, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.models import Closeout, DueTask, Offer, Request
 from services.clock import BERLIN
-from services.policy import load_policy
+from services.policy import Policy, load_policy
 from services.vocabulary import CloseoutState, Mode, OfferState, RequestState
 
 DIGEST_TIME = time(8, 0)  # Mondays, Berlin time
@@ -91,6 +93,28 @@ def arm(
             continue
         return task
     raise RuntimeError(f"due task {kind.value}/{subject_id}/{variant} neither found nor created")
+
+
+def arm_all(session: Session, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Arm several tasks in one statement, as `arm` does each (created, or moved if not yet fired).
+
+    `rows` hold district_id, kind, subject_id, variant and due_at. One `INSERT ... ON CONFLICT DO
+    UPDATE` on the unique key: no read first and no savepoint, and two transactions arming the same
+    task at once end with one row (the second waits for the first, then moves its due time).
+    """
+    if not rows:
+        return
+    table = DueTask.__table__  # type: ignore[attr-defined]
+    values = [{**row, "kind": str(row["kind"]), "created_at": now} for row in rows]
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(values)
+    upsert: Insert = statement.on_conflict_do_update(
+        index_elements=["kind", "subject_id", "variant"],
+        set_={"due_at": statement.excluded.due_at},
+        where=table.c.done_at.is_(None),  # once fired, arming again must not fire it twice
+    )
+    session.execute(upsert)
 
 
 def mark_once(
@@ -173,45 +197,28 @@ def arm_offer_expiry(
 ) -> None:
     """A wave's offers expire together (the request's latest wave unless `wave` is named)."""
     assert request.id is not None
-    arm(
-        session,
-        district_id=request.district_id,
-        kind=Kind.OFFER_EXPIRY,
-        subject_id=request.id,
-        variant=f"wave{request.wave if wave is None else wave}",
-        due_at=expires_at,
-        now=now,
-    )
+    variant = f"wave{request.wave if wave is None else wave}"
+    task = {"kind": Kind.OFFER_EXPIRY, "subject_id": request.id, "variant": variant, "due_at": expires_at}
+    arm_all(session, [{"district_id": request.district_id, **task}], now)
 
 
-def arm_booking(session: Session, request: Request, now: datetime) -> None:
-    """Reminders before the start and the closeout prompt at the planned end of a booked session."""
+def arm_booking(session: Session, request: Request, now: datetime, policy: Policy | None = None) -> None:
+    """Reminders before the start and the closeout prompt at the planned end of a booked session
+    (one statement, `arm_all`; `policy`: the district's, if the caller has it already)."""
     assert request.id is not None
     assert request.interpreter_id is not None
-    policy = load_policy(session, request.district_id)
+    policy = policy or load_policy(session, request.district_id)
     booking = f"i{request.interpreter_id}"  # booked again by someone else: their own reminders
+    rows: list[dict[str, Any]] = []
     if request.mode != Mode.WRITTEN.value:
         for name, lead in (("first", policy.reminder_first), ("second", policy.reminder_second)):
             due = request.starts_at - lead
             if due > now:  # a reminder already past at booking time says nothing the booking did not
-                arm(
-                    session,
-                    district_id=request.district_id,
-                    kind=Kind.REMINDER,
-                    subject_id=request.id,
-                    variant=f"{name}:{booking}",
-                    due_at=due,
-                    now=now,
-                )
-    arm(
-        session,
-        district_id=request.district_id,
-        kind=Kind.CLOSEOUT_PROMPT,
-        subject_id=request.id,
-        variant=booking,
-        due_at=request.starts_at + timedelta(minutes=request.duration_minutes),
-        now=now,
-    )
+                rows.append({"kind": Kind.REMINDER, "variant": f"{name}:{booking}", "due_at": due})
+    end = request.starts_at + timedelta(minutes=request.duration_minutes)
+    rows.append({"kind": Kind.CLOSEOUT_PROMPT, "variant": booking, "due_at": end})
+    common = {"district_id": request.district_id, "subject_id": request.id}
+    arm_all(session, [{**common, **row} for row in rows], now)
 
 
 def arm_auto_confirm(session: Session, request: Request, closeout: Closeout, now: datetime) -> None:

@@ -28,6 +28,7 @@ from services.errors import (
 from services.matching import Candidate, candidates, other_modes, why_nobody
 from services.notices import (
     Notice,
+    NoticeParams,
     OfferConfirmed,
     OfferNew,
     OfferTaken,
@@ -39,7 +40,7 @@ from services.notices import (
     RequestUnfilled,
     RequestUnfilledCoordinator,
 )
-from services.outbox import notify, tell
+from services.outbox import notify, notify_all, tell
 from services.policy import Policy, load_policy
 from services.reasons import clean_reason
 from services.text import N_
@@ -227,7 +228,7 @@ def fill_offers(
     wanted = policy.offer_wave_size - len(open_offers)
     if wanted <= 0:
         return
-    found = candidates(session, request, policy, exclude=_not_to_ask(existing, retry=retry))[:wanted]
+    found = candidates(session, request, policy, exclude=_not_to_ask(existing, retry=retry), limit=wanted)
     if not found:
         if not open_offers:
             gave_back = [o.interpreter_id for o in existing if o.state == OfferState.CANCELLED]
@@ -263,7 +264,7 @@ def _nobody_left(
     if request.state == RequestState.UNFILLED:
         raise NotFound(N_("Still nobody in the pool is available for this request."))
     # Someone else could take it, but was asked already: nobody accepted. Else nobody could.
-    could = candidates(session, request, policy, exclude=gave_back)
+    could = candidates(session, request, policy, exclude=gave_back, limit=1)
     reason = UnmetReason.NOT_FILLED if could else why_nobody(session, request)
     mark_unfilled(session, request, actor=actor, now=now, reason=reason, handed_back=handed_back)
 
@@ -405,9 +406,9 @@ def accept_offer(
         update(Offer)
         .where(col(Offer.id) == offer.id)
         .values(state=OfferState.ACCEPTED.value, responded_at=now)
-    )
+    )  # the loaded offer takes the values too (the ORM evaluates the WHERE on it): no refresh needed
+    # Read again: the row may have been booked and given back (a higher calendar SEQUENCE) since it was read.
     session.refresh(request)
-    session.refresh(offer)
     assert request.id is not None
     assert offer.id is not None
     record(
@@ -421,35 +422,32 @@ def accept_offer(
         source=RequestState.OFFERED.value,
         offer_id=offer.id,
     )
+    request.estimate_cents = offer.pay_cents
+    request.calendar_sequence += 1  # a booking again after a give-back updates the same calendar event
+    session.add(request)
+    # The interpreter's own confirmation first, then the school: the outbox sends in this order.
+    confirmed = OfferConfirmed(
+        offer_id=offer.id, request_id=request.id, calendar_sequence=request.calendar_sequence
+    )
+    booked_notice = RequestBooked(
+        request_id=request.id, calendar_sequence=request.calendar_sequence, interpreter_id=interpreter_id
+    )
+    notify_all(
+        session,
+        district_id=request.district_id,
+        notices=[
+            (Recipient.INTERPRETER, interpreter_id, confirmed),
+            (Recipient.SCHOOL, request.school_id, booked_notice),
+        ],
+        now=now,
+    )
     withdraw_open_offers(session, request, now=now, notice=OfferTaken)
     budget = _budget_for(session, request)
     assert budget is not None
     ledger.set_reservation(
         session, budget, request_id=request.id, amount_cents=offer.pay_cents, actor=actor, now=now
     )
-    request.estimate_cents = offer.pay_cents
-    request.calendar_sequence += 1  # a booking again after a give-back updates the same calendar event
-    session.add(request)
     due.arm_booking(session, request, now)
-    tell(
-        session,
-        request,
-        Recipient.SCHOOL,
-        notice=RequestBooked(
-            request_id=request.id, calendar_sequence=request.calendar_sequence, interpreter_id=interpreter_id
-        ),
-        now=now,
-    )
-    tell(
-        session,
-        request,
-        Recipient.INTERPRETER,
-        interpreter_id=interpreter_id,
-        notice=OfferConfirmed(
-            offer_id=offer.id, request_id=request.id, calendar_sequence=request.calendar_sequence
-        ),
-        now=now,
-    )
     return request
 
 
@@ -609,19 +607,24 @@ def withdraw_open_offers(
     now: datetime,
     notice: type[OfferWithdrawn | OfferTaken] = OfferWithdrawn,
 ) -> None:
-    """Withdraw the request's open offers, telling each interpreter (taken by another, or not wanted)."""
+    """Withdraw the request's open offers, telling each interpreter (taken by another, or not wanted).
+
+    One UPDATE for all and one multi-row insert for their notices, however many were open.
+    """
     assert request.id is not None
-    for offer in offers_of(session, request.id):
-        if offer.state == OfferState.OPEN:
-            offer.state = OfferState.WITHDRAWN.value
-            offer.responded_at = now
-            session.add(offer)
-            assert offer.id is not None
-            tell(
-                session,
-                request,
-                Recipient.INTERPRETER,
-                interpreter_id=offer.interpreter_id,
-                notice=notice(offer_id=offer.id, request_id=request.id),
-                now=now,
-            )
+    open_offers = [o for o in offers_of(session, request.id) if o.state == OfferState.OPEN]
+    if not open_offers:
+        return
+    ids = [o.id for o in open_offers]
+    session.exec(
+        update(Offer)
+        .where(col(Offer.id).in_(ids), col(Offer.state) == OfferState.OPEN.value)
+        .values(state=OfferState.WITHDRAWN.value, responded_at=now)
+    )
+    told: list[tuple[Recipient, int, NoticeParams]] = []
+    for offer in open_offers:
+        assert offer.id is not None
+        told.append(
+            (Recipient.INTERPRETER, offer.interpreter_id, notice(offer_id=offer.id, request_id=request.id))
+        )
+    notify_all(session, district_id=request.district_id, notices=told, now=now)

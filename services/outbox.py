@@ -3,6 +3,7 @@
 import json
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from db.models import OutboxMessage, Request
@@ -32,6 +33,38 @@ def notify(
             created_at=now,
         )
     )
+
+
+def notify_all(
+    session: Session,
+    *,
+    district_id: int,
+    notices: list[tuple[Recipient, int, NoticeParams]],
+    now: datetime,
+) -> None:
+    """Queue several notifications (recipient, recipient id, notice) as one multi-row insert, in order.
+
+    What the session holds unwritten goes first, so the outbox keeps the order of the calls.
+    """
+    if not notices:
+        return
+    for recipient, _, notice in notices:
+        if recipient not in notice.recipients:
+            raise ValueError(f"{notice.notice.value!r} is not meant for {recipient.value}")
+    session.flush()
+    rows = [
+        {
+            "district_id": district_id,
+            "recipient_type": recipient.value,
+            "recipient_id": recipient_id,
+            "template": notice.notice.value,
+            "params": json.dumps(as_json(notice), sort_keys=True),
+            "created_at": now,
+            "attempts": 0,
+        }
+        for recipient, recipient_id, notice in notices
+    ]
+    session.execute(insert(OutboxMessage.__table__).values(rows))  # type: ignore[attr-defined]
 
 
 def tell(
