@@ -592,8 +592,9 @@ _ASCII = re.compile(r"[\x00-\x7f]+")
 def _probe(needle: str) -> str:
     """What the SQL filter seeks for a needle: its longest ASCII stretch, in lower case. SQLite's
     lower() folds ASCII letters only, and JSON text holds `Ö` as `\\u00d6`: "ÖZTÜRK" in any case or
-    form holds "zt" then, and the regex on the rows found decides (a name without ASCII as it is)."""
-    stretches = _ASCII.findall(needle.lower())
+    form holds "zt" then, and the regex on the rows found decides. A needle without two ASCII letters
+    in a row (Arabic script, which has no case) is sought as it is."""
+    stretches = [s for s in _ASCII.findall(needle.lower()) if len(s.strip()) >= 2]
     return max(stretches, key=len) if stretches else needle
 
 
