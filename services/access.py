@@ -23,6 +23,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, delete, select
 
 from db.models import (
+    AuditEvent,
     ChatIdentity,
     Closeout,
     Delivery,
@@ -336,6 +337,17 @@ def _end_access(session: Session, member: Member, *, actor: str, now: datetime) 
     )
 
 
+ERASED = "person.erased"  # the audit action of an erasure (services.personal_data)
+
+
+def erased_before(session: Session, member_id: int) -> bool:
+    """Whether the member's data was erased already (its audit event is kept with the accounts)."""
+    query = select(AuditEvent.id).where(
+        AuditEvent.entity == "member", AuditEvent.entity_id == member_id, AuditEvent.action == ERASED
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
 def activate_member(
     session: Session, *, district_id: int, member_id: int, actor: str, now: datetime
 ) -> Activation:
@@ -344,6 +356,15 @@ def activate_member(
     The chat links still there work again; where retention has removed them, an invite links a chat.
     """
     member = member_in(session, district_id=district_id, member_id=member_id)
+    if erased_before(session, member_id):
+        # What is left of them is a name in the books, not a person who could be reached again.
+        raise IllegalTransition(
+            N_(
+                "The data of member {member_id} was erased, so they cannot be given access again. If "
+                "they come back, invite them anew."
+            ),
+            member_id=member_id,
+        )
     members = [member]
     interpreter = None
     if member.role == Role.INTERPRETER and member.interpreter_id is not None:

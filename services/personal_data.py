@@ -41,7 +41,7 @@ from db.models import (
     School,
     StrangerAttempt,
 )
-from services.access import deactivate_member
+from services.access import ERASED, deactivate_member, erased_before
 from services.audit import record
 from services.billing_report import paid_in_year
 from services.clock import BERLIN
@@ -299,17 +299,6 @@ class ErasureReport:
         return sum(count for _, count in self.removed)
 
 
-def erased_before(session: Session, member_id: int) -> bool:
-    """Whether the member's data was erased already (its audit event is kept with the accounts)."""
-    query = select(AuditEvent.id).where(
-        AuditEvent.entity == "member", AuditEvent.entity_id == member_id, AuditEvent.action == ERASED
-    )
-    return session.exec(query.limit(1)).first() is not None
-
-
-ERASED = "person.erased"
-
-
 def erase(
     session: Session,
     *,
@@ -564,7 +553,15 @@ def _forget_free_texts(session: Session, member: Member, now: datetime, needles:
 def _pattern(needles: Sequence[str]) -> re.Pattern[str] | None:
     if not needles:
         return None
-    return re.compile("|".join(re.escape(n) for n in needles), re.IGNORECASE)
+    return re.compile("|".join(_whole(n) for n in needles), re.IGNORECASE)
+
+
+def _whole(needle: str) -> str:
+    """A needle that starts or ends with a letter matches only as whole words there, so erasing "Anna"
+    leaves "Annahme" alone; digits and symbols (a phone number inside "+49…") match anywhere."""
+    before = r"(?<!\w)" if needle[0].isalpha() else ""
+    after = r"(?!\w)" if needle[-1].isalpha() else ""
+    return before + re.escape(needle) + after
 
 
 def _redact_json(text: str, pattern: re.Pattern[str]) -> str:

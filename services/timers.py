@@ -52,7 +52,19 @@ def record_failure(session: Session, task_id: int, error: str, now: datetime) ->
     """A task raised: it is tried again later; the attempt that gives it up also writes the operators'
     alert, in the same transaction, so the alert exists exactly when the task is failed. True then."""
     task = due.failed(session, task_id, error, now)
-    return task is not None and operator_alerts.due_task_failed(session, task, now)
+    if task is None:
+        return False
+    _arm_next_of_recurring(session, task, now)
+    return operator_alerts.due_task_failed(session, task, now)
+
+
+def _arm_next_of_recurring(session: Session, task: DueTask, now: datetime) -> None:
+    """A nightly purge or a weekly digest given up still has a next one: the firing that would have
+    armed it was rolled back, and without it no later night or week would ever come."""
+    if task.kind == due.Kind.RETENTION:
+        arm_retention(session, task.district_id, max(now, task.due_at))
+    elif task.kind == due.Kind.DIGEST:
+        arm_digest(session, task.district_id, max(now, task.due_at))
 
 
 # --- firing -----------------------------------------------------------------------------------------

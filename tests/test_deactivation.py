@@ -54,8 +54,8 @@ from tests.test_telegram import (  # noqa: F401 (the fixture)
 
 DE = Translator("de")
 ENDED = (
-    "Your access to Dolmetscherpool has ended. If you have questions, please contact the coordination "
-    "office of {district}."
+    "Your access to Dolmetscherpool has ended. For questions, a copy of your data or its erasure, please "
+    "contact the coordination office of {district}."
 )
 NOT_IN_POOL = (
     "You are no longer in the pool, so you cannot accept jobs. Please contact the coordination office."

@@ -13,7 +13,8 @@ from bot.conversation.privacy import duration
 from bot.conversation.turn import STAY, Flow, Step, Turn
 from bot.i18n import Translator
 from bot.messages import Attachment
-from services import personal_data
+from db.models import Request
+from services import access, personal_data
 from services.personal_data import KEEPS, KEPT, REMOVED, REMOVES, ErasureReport
 from services.policy import load_policy
 from services.text import N_
@@ -155,6 +156,18 @@ def take_confirmation(turn: Turn, answer: Answer) -> str | None:
     if answer.key != YES:
         ask_confirmation(turn)
         return STAY
+    ahead = _sessions_ahead(turn)
+    if ahead:
+        turn.finish()
+        turn.say(
+            N_(
+                "Nothing was erased: you still have sessions ahead ({requests}). So that no school is "
+                "left without its interpreter, please give them back first (/jobs) or ask the "
+                "coordination office; then erase your data."
+            ),
+            requests=", ".join(f"#{r.id}" for r in ahead),
+        )
+        return None
     report = personal_data.erase(turn.session, member_id=turn.member_id, actor=turn.actor, now=turn.now)
     turn.finish()
     turn.say_text(
@@ -165,6 +178,15 @@ def take_confirmation(turn: Turn, answer: Answer) -> str | None:
         + turn._("The coordination office has been told. This chat is no longer linked. Goodbye!")
     )
     return None
+
+
+def _sessions_ahead(turn: Turn) -> list[Request]:
+    """An interpreter's own bookings not yet begun: the erasure would hand them back behind the
+    school's back, so the person gives them back themselves first (a coordinator may force it)."""
+    interpreter_id = turn.member.interpreter_id
+    if turn.role != Role.INTERPRETER or interpreter_id is None:
+        return []
+    return access.bookings_ahead(turn.session, interpreter_id, turn.now)
 
 
 MYDATA = Flow(role=None, steps={"confirm": Step(ask_confirmation, take_confirmation)}, resume="mydata")

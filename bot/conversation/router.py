@@ -27,6 +27,7 @@ from bot.conversation.school import SCHOOL
 from bot.conversation.turn import OUTER, STAY, Feature, Flow, Turn
 from bot.i18n import LOCALES, Translator, echo, pick_locale
 from bot.messages import Choice, Incoming, Reply, reply_to_body
+from bot.notifications import render
 from db.models import ChatIdentity, District, Member
 from db.uow import UnitOfWork
 from services import deliveries, identities, platforms, strangers
@@ -117,6 +118,9 @@ class Handled:
 
     direct: list[Reply] = field(default_factory=list)
     answers: list[tuple[int, Reply]] = field(default_factory=list)
+    # The event's own notifications to the same chat (delivery, rendered reply, message it edits),
+    # to go out right after the answers: the interpreter's confirmation of the job they accepted.
+    notices: list[tuple[deliveries.Due, Reply, str | None]] = field(default_factory=list)
 
 
 def _store_replies(
@@ -149,6 +153,30 @@ def _ready(session: Session, identity_id: int | None, stored: list[int], replies
     if not stored or deliveries.waiting_before(session, identity_id, stored[0]):
         return Handled()
     return Handled(answers=list(zip(stored, replies, strict=True)))
+
+
+def _own_notices(
+    session: Session, member: Member, identity: ChatIdentity, now: datetime, *, after_answers: bool
+) -> list[tuple[deliveries.Due, Reply, str | None]]:
+    """The event's notifications to its own chat, expanded and rendered in its transaction, to go out
+    at once (`Handled.notices`) instead of waiting for the sender to read the outbox: the actor's
+    own reply first. None if an earlier message to the chat still waits (its order holds), or
+    one cannot be rendered (the sender then finds it, and records the failure, as it would)."""
+    assert identity.id is not None
+    own = deliveries.expand_own(session, member=member, identity=identity, now=now)
+    if not own or (not after_answers and deliveries.waiting_before(session, identity.id, own[0].delivery_id)):
+        return []
+    ready = []
+    for due in own:
+        assert due.template is not None
+        try:
+            reply = render(session, Translator(due.locale or "de"), due.template, due.params, Role(due.role))
+        except Exception:
+            log.exception("delivery %s cannot be rendered", due.delivery_id)
+            break  # it and those after it go through the outbox, in order
+        edit_id = deliveries.first_message_id(session, due.delivery_id) if due.ref else None
+        ready.append((due, reply, edit_id))
+    return ready
 
 
 def _beneath(dialog: Dialog, depth: int = 1) -> dict[str, Any]:
@@ -245,12 +273,16 @@ class Conversation:
             pending = frozenset(index for index, *_ in turn.pending_files)
             stored = _store_replies(session, turn.replies, identity.id, now=now, pending=pending)
             ready = _ready(session, identity.id, stored, turn.replies)
+            blocked = bool(stored) and not ready.answers  # earlier messages to the chat wait: all wait
+            own = [] if blocked else _own_notices(session, member, identity, now, after_answers=bool(stored))
             uow.commit()
         if pending:
             self._attach_files(turn, stored)
             # Now with their files: the same answers, if they may go at once.
-            return Handled(answers=list(zip(stored, turn.replies, strict=True))) if ready.answers else ready
-        return ready
+            if ready.answers:
+                return Handled(answers=list(zip(stored, turn.replies, strict=True)), notices=own)
+            return ready
+        return Handled(direct=ready.direct, answers=ready.answers, notices=own)
 
     @staticmethod
     def _access_ended(
@@ -272,8 +304,8 @@ class Conversation:
         reply = Reply(
             t.render(
                 N_(
-                    "Your access to Dolmetscherpool has ended. If you have questions, please contact the "
-                    "coordination office of {district}."
+                    "Your access to Dolmetscherpool has ended. For questions, a copy of your data or its "
+                    "erasure, please contact the coordination office of {district}."
                 ),
                 {"district": district.name if district is not None else "—"},
             )
