@@ -2,6 +2,7 @@
 
 The history is rebuilt from the append-only ledger: at the end of each day, what was charged
 (charges and a coordinator's adjustments) and what was still reserved (reserves minus releases).
+The database sums the ledger by day; no entry is read one by one.
 
 The projection starts from the money committed today (charged plus reserved, bookings ahead
 included) and adds, for every day left in the year, the year's average daily spending so far: the
@@ -12,8 +13,9 @@ line reaches the total.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import ColumnElement, Date, String, case, cast, func, type_coerce
 from sqlmodel import Session, col, select
 
 from db.models import Budget, LedgerEntry, Request
@@ -50,41 +52,94 @@ class Projection:
 
 
 @dataclass(frozen=True)
-class _Entry:
-    kind: str
-    amount_cents: int
-    day: date  # when it was posted, in Berlin
-    session_begun: bool  # its request's session had begun by now (False for entries without one)
+class _Ledger:
+    """The budget's ledger as the database sums it: the change per Berlin day, and the money held."""
+
+    charged_by_day: dict[date, int]  # charges and adjustments
+    reserved_by_day: dict[date, int]  # reserves minus releases
+    begun_reserved_cents: int  # reserves minus releases of requests whose session had begun by `now`
+
+    @property
+    def held_cents(self) -> int:
+        """The money of sessions that have begun: charged, or still reserved while the report is awaited."""
+        return sum(self.charged_by_day.values()) + self.begun_reserved_cents
 
 
-def _entries(session: Session, budget: Budget, now: datetime) -> list[_Entry]:
-    """The budget's ledger, read once for both the history and the pace."""
-    query = (
-        select(LedgerEntry.kind, LedgerEntry.amount_cents, LedgerEntry.created_at, Request.starts_at)
-        .join(Request, col(Request.id) == LedgerEntry.request_id, isouter=True)
-        .where(LedgerEntry.budget_id == budget.id)
-        .order_by(col(LedgerEntry.id))
+def _charged_and_reserved() -> tuple[ColumnElement[int], ColumnElement[int]]:
+    """Sums of an entry's change to the charges (charge, adjust) and to the reservations (reserve
+    minus release, as every other kind counts)."""
+    kind, amount = col(LedgerEntry.kind), col(LedgerEntry.amount_cents)
+    charged = func.sum(case((kind.in_([LedgerKind.CHARGE, LedgerKind.ADJUST]), amount), else_=0))
+    reserved = func.sum(
+        case(
+            (kind.in_([LedgerKind.CHARGE, LedgerKind.ADJUST]), 0),
+            (kind == LedgerKind.RESERVE, amount),
+            else_=-amount,
+        )
     )
+    return charged, reserved
+
+
+def _berlin_days(session: Session, budget_id: int) -> list[tuple[date, int, int]]:
+    """The change to the charges and to the reservations per Berlin day of posting, summed in the database.
+
+    PostgreSQL has the time zone database and groups by the Berlin day itself. SQLite has none: it
+    groups by the UTC hour (at most 8,784 a year), which Python then puts into its Berlin day. That
+    is exact, as Berlin's offset from UTC has only ever been whole hours.
+    """
+    charged, reserved = _charged_and_reserved()
+    if session.get_bind().dialect.name == "postgresql":
+        day = cast(func.timezone("Europe/Berlin", LedgerEntry.created_at), Date)
+        by_day = select(day, charged, reserved).where(LedgerEntry.budget_id == budget_id).group_by(day)
+        return [(d, int(c), int(r)) for d, c, r in session.exec(by_day)]
+    # Stored as naive UTC text, 'YYYY-MM-DD HH:MM:SS.ffffff': its first 13 characters name the hour.
+    hour = func.substr(type_coerce(LedgerEntry.created_at, String), 1, 13)
+    by_hour = select(hour, charged, reserved).where(LedgerEntry.budget_id == budget_id).group_by(hour)
     return [
-        _Entry(kind, amount, created.astimezone(BERLIN).date(), starts_at is not None and starts_at <= now)
-        for kind, amount, created, starts_at in session.exec(query)
+        (datetime.strptime(h, "%Y-%m-%d %H").replace(tzinfo=UTC).astimezone(BERLIN).date(), int(c), int(r))
+        for h, c, r in session.exec(by_hour)
     ]
 
 
-def budget_history(entries: list[_Entry], year: int, today: date) -> list[BudgetDay]:
-    """One point per day from 1 January to `today` (or the year's end, if that is earlier)."""
-    first = date(year, 1, 1)
-    last = min(today, date(year, 12, 31))
+def _begun_reserved(session: Session, budget_id: int, now: datetime) -> int:
+    """What is reserved, net of releases, for requests whose session had begun by `now`."""
+    signed = case(
+        (col(LedgerEntry.kind) == LedgerKind.RESERVE, LedgerEntry.amount_cents),
+        else_=-LedgerEntry.amount_cents,
+    )
+    query = (
+        select(func.coalesce(func.sum(signed), 0))
+        .select_from(LedgerEntry)
+        .join(Request, col(Request.id) == LedgerEntry.request_id)
+        .where(
+            LedgerEntry.budget_id == budget_id,
+            col(LedgerEntry.kind).in_([LedgerKind.RESERVE, LedgerKind.RELEASE]),
+            col(Request.starts_at) <= now,
+        )
+    )
+    return int(session.exec(query).one())
+
+
+def _ledger(session: Session, budget: Budget, now: datetime) -> _Ledger:
+    """The budget's ledger summed for both the history and the pace."""
+    assert budget.id is not None
     charged: dict[date, int] = {}
     reserved: dict[date, int] = {}
-    for entry in entries:
-        day = max(first, entry.day)
-        if entry.kind in (LedgerKind.CHARGE, LedgerKind.ADJUST):
-            charged[day] = charged.get(day, 0) + entry.amount_cents
-        elif entry.kind == LedgerKind.RESERVE:
-            reserved[day] = reserved.get(day, 0) + entry.amount_cents
-        else:
-            reserved[day] = reserved.get(day, 0) - entry.amount_cents
+    for day, charged_change, reserved_change in _berlin_days(session, budget.id):
+        charged[day] = charged.get(day, 0) + charged_change
+        reserved[day] = reserved.get(day, 0) + reserved_change
+    return _Ledger(charged, reserved, _begun_reserved(session, budget.id, now))
+
+
+def budget_history(ledger: _Ledger, year: int, today: date) -> list[BudgetDay]:
+    """One point per day from 1 January to `today` (or the year's end, if that is earlier).
+
+    What was posted before 1 January (bookings for January made in December) counts on 1 January.
+    """
+    first = date(year, 1, 1)
+    last = min(today, date(year, 12, 31))
+    charged = _from_first(ledger.charged_by_day, first)
+    reserved = _from_first(ledger.reserved_by_day, first)
     history: list[BudgetDay] = []
     running_charged = running_reserved = 0
     day = first
@@ -94,6 +149,15 @@ def budget_history(entries: list[_Entry], year: int, today: date) -> list[Budget
         history.append(BudgetDay(day, running_charged, running_reserved))
         day += timedelta(days=1)
     return history
+
+
+def _from_first(by_day: dict[date, int], first: date) -> dict[date, int]:
+    """The sums per day with the days before `first` added to `first`."""
+    moved: dict[date, int] = {}
+    for day, total in by_day.items():
+        key = max(first, day)
+        moved[key] = moved.get(key, 0) + total
+    return moved
 
 
 def days_in_year(year: int) -> int:
@@ -117,30 +181,23 @@ def project(total_cents: int, committed_cents: int, held_cents: int, year: int, 
     return Projection(total_cents, committed_cents, held_cents, today, elapsed, year_end, runs_out)
 
 
-def held_cents(entries: list[_Entry]) -> int:
-    """The money of sessions that have begun: charged, or still reserved while the report is awaited."""
-    held = 0
-    for entry in entries:
-        if entry.kind in (LedgerKind.CHARGE, LedgerKind.ADJUST):
-            held += entry.amount_cents
-        elif entry.session_begun:
-            held += entry.amount_cents if entry.kind == LedgerKind.RESERVE else -entry.amount_cents
-    return held
-
-
-def _projection(budget: Budget, entries: list[_Entry], now: datetime) -> Projection:
+def _projection(budget: Budget, held: int, now: datetime) -> Projection:
     committed = budget.charged_cents + budget.reserved_cents
     today = now.astimezone(BERLIN).date()
-    return project(budget.total_cents, committed, held_cents(entries), budget.fiscal_year, today)
+    return project(budget.total_cents, committed, held, budget.fiscal_year, today)
 
 
 def projection_of(session: Session, budget: Budget, now: datetime) -> Projection:
-    """Where the budget's year leads from `now`."""
-    return _projection(budget, _entries(session, budget, now), now)
+    """Where the budget's year leads from `now`.
+
+    The charges come from the budget row's running total, which always equals the ledger's sum.
+    """
+    assert budget.id is not None
+    return _projection(budget, budget.charged_cents + _begun_reserved(session, budget.id, now), now)
 
 
 def budget_picture(session: Session, budget: Budget, now: datetime) -> tuple[list[BudgetDay], Projection]:
     """The history up to today and its projection, for the budget chart."""
-    entries = _entries(session, budget, now)
-    history = budget_history(entries, budget.fiscal_year, now.astimezone(BERLIN).date())
-    return history, _projection(budget, entries, now)
+    ledger = _ledger(session, budget, now)
+    history = budget_history(ledger, budget.fiscal_year, now.astimezone(BERLIN).date())
+    return history, _projection(budget, ledger.held_cents, now)
