@@ -49,7 +49,7 @@ from services.errors import NotFound
 from services.notices import PersonErased
 from services.outbox import notify
 from services.policy import load_policy
-from services.retention import purged_place
+from services.retention import DEACTIVATED_LINKS, purged_place
 from services.strangers import account_hash
 from services.text import N_
 from services.vocabulary import Recipient, RequestState, Role
@@ -373,6 +373,33 @@ def erase(
         )
     session.flush()
     return report
+
+
+def erase_lapsed(session: Session, district_id: int, *, now: datetime) -> list[int]:
+    """Erase the members deactivated longer than `DEACTIVATED_LINKS` ago and not erased yet; their ids.
+
+    Their data is kept "while active" (DESIGN §9): a deactivation that stood for that long is taken as
+    the end, so contact data, names and typed texts go as on a request (Art. 17), the books stay, and
+    the coordinators are told. Within the period a coordinator can still give access back.
+    """
+    lapsed = session.exec(
+        select(Member.id)
+        .where(
+            Member.district_id == district_id,
+            col(Member.deactivated_at).is_not(None),
+            col(Member.deactivated_at) <= now - DEACTIVATED_LINKS,
+        )
+        .order_by(col(Member.id))
+    ).all()
+    erased = []
+    for member_id in lapsed:
+        if member_id is not None and not erased_before(session, member_id):
+            erase(session, member_id=member_id, actor=SYSTEM, now=now, district_id=district_id)
+            erased.append(member_id)
+    return erased
+
+
+SYSTEM = "system:retention"
 
 
 def _needles(session: Session, member: Member, interpreter: Interpreter | None) -> list[str]:

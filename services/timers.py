@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from db.models import DueTask, Offer, Request
-from services import changes, due, operator_alerts, retention
+from services import changes, due, operator_alerts, personal_data, retention
 from services import closeout as closeouts
 from services.audit import record
 from services.digest import send_digest
@@ -234,8 +234,9 @@ def _retention(session: Session, task: DueTask, now: datetime) -> Outcome:
     counts = retention.purge(
         session, task.district_id, now=now, policy=load_policy(session, task.district_id)
     )
-    log.info("retention purge in district %s: %s", task.district_id, counts.log_text())
-    return Outcome.DONE if counts.total else Outcome.DROPPED
+    erased = personal_data.erase_lapsed(session, task.district_id, now=now)
+    log.info("retention purge in district %s: %s erased=%s", task.district_id, counts.log_text(), len(erased))
+    return Outcome.DONE if counts.total or erased else Outcome.DROPPED
 
 
 def _change_expiry(session: Session, task: DueTask, now: datetime) -> Outcome:

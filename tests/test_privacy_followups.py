@@ -2,6 +2,7 @@
 person is never given access again, an interpreter cannot erase themselves away from a booked
 session, and erasing a name leaves words that merely contain it alone."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from bot.conversation.router import Conversation
 from bot.i18n import Translator
 from bot.messages import Incoming
 from bot.scheduling import rearm, run_due
-from db.models import ChatIdentity, DueTask, Request
+from db.models import ChatIdentity, DueTask, Interpreter, OutboxMessage, Request
 from db.uow import UnitOfWork
 from services import access, personal_data, retention
 from services.due import MAX_ATTEMPTS, Kind
@@ -21,7 +22,7 @@ from services.identities import link
 from services.invites import create_invite
 from services.personal_data import REDACTED, _pattern
 from services.vocabulary import RequestState, Role
-from tests.builders import NOW, book, build_world, submit
+from tests.builders import NOW, book, build_world, cells_holding, submit
 from tests.chat_world import Clock
 
 DE = Translator("de")
@@ -121,3 +122,45 @@ def test_erasing_a_name_leaves_words_that_only_contain_it() -> None:
     assert pattern.sub(REDACTED, text) == (
         f"Annahme bestätigt, {REDACTED} kommt; Rückruf {REDACTED} oder 00{REDACTED}."
     )
+
+
+def test_a_deactivation_that_stood_30_days_becomes_an_erasure_in_the_nightly_purge(engine: Engine) -> None:
+    world = build_world(lambda: UnitOfWork(engine))
+    amira = world.interpreter("Amira Haddad")
+    samir = world.interpreter("Samir Khalil")
+    with UnitOfWork(engine) as uow:
+        for interpreter_id, phone in ((amira, "+49 170 5550123"), (samir, "+49 170 5550999")):
+            row = uow.session.get(Interpreter, interpreter_id)
+            assert row is not None
+            row.phone = phone
+            uow.session.add(row)
+        uow.commit()
+    gone = _linked(engine, world.district_id, Role.INTERPRETER, amira, "102")
+    recent = _linked(engine, world.district_id, Role.INTERPRETER, samir, "103")
+    with UnitOfWork(engine) as uow:
+        access.deactivate_member(
+            uow.session, district_id=world.district_id, member_id=gone, actor="t", now=NOW
+        )
+        later = NOW + timedelta(days=2)
+        access.deactivate_member(
+            uow.session, district_id=world.district_id, member_id=recent, actor="t", now=later
+        )
+        uow.commit()
+    rearm(engine, NOW)
+    night = datetime(2026, 4, 2, 1, 15, tzinfo=UTC)  # 03:15 CEST, 31 days after the first deactivation
+    run_due(engine, lambda: night)  # the missed nights run once, and the weekly digest
+    assert cells_holding(engine, "+49 170 5550123") == []  # erased, as on a request
+    assert cells_holding(engine, "+49 170 5550999") != []  # 29 days: a coordinator may still take it back
+    with UnitOfWork(engine) as uow:
+        erased = uow.session.exec(
+            select(OutboxMessage).where(OutboxMessage.template == "person.erased")
+        ).all()
+        assert [json.loads(m.params)["member_id"] for m in erased] == [gone]
+        assert access.erased_before(uow.session, gone)
+        assert not access.erased_before(uow.session, recent)
+    run_due(engine, lambda: night + timedelta(days=2))
+    with UnitOfWork(engine) as uow:  # two nights on: Samir's 30 days are up; Amira is not told of twice
+        erased = uow.session.exec(
+            select(OutboxMessage).where(OutboxMessage.template == "person.erased")
+        ).all()
+        assert sorted(json.loads(m.params)["member_id"] for m in erased) == [gone, recent]

@@ -574,6 +574,7 @@ def test_retention_run_on_the_command_line_purges_now_and_prints_the_counts(
         "0 messages and 0 notifications sent or given up before the period.",
         "Fiscal years past retention_accounts: 0 requests, 0 offers, 0 changes, 0 reports, 0 unmet requests, "
         "0 ledger entries, 0 budgets and 0 audit events deleted.",
+        "People deactivated 30 days ago and erased now, as on their request: —.",
     ]
     assert cells_holding(engine, MARKER) == []
     with world.make_uow() as u:

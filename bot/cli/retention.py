@@ -4,7 +4,7 @@ import argparse
 
 from bot.cli.context import Context
 from db.engine import checkpoint
-from services import retention
+from services import personal_data, retention
 
 
 def retention_run(ctx: Context, args: argparse.Namespace) -> int:
@@ -13,8 +13,9 @@ def retention_run(ctx: Context, args: argparse.Namespace) -> int:
         district = ctx.district(uow)
         assert district.id is not None
         counts = retention.purge_now(uow.session, district.id, actor=ctx.actor(), now=ctx.now())
+        erased = personal_data.erase_lapsed(uow.session, district.id, now=ctx.now())
         uow.commit()
-    if counts.total:
+    if counts.total or erased:
         checkpoint(ctx.engine)  # the purged text leaves SQLite's -wal file too
     c = counts
     ctx.say(
@@ -53,5 +54,9 @@ def retention_run(ctx: Context, args: argparse.Namespace) -> int:
         entries=c.old_ledger_entries,
         budgets=c.old_budgets,
         events=c.old_audit_events,
+    )
+    ctx.say(
+        "People deactivated 30 days ago and erased now, as on their request: {members}.",
+        members=", ".join(f"#{m}" for m in erased) or "—",
     )
     return 0
