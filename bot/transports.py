@@ -4,17 +4,17 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from bot.process import Transport
 from services.errors import InvalidInput
 from services.text import N_
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from bot.process import Transport
     from bot.telegram.app import Webhook
 
 
-def configured_transports(engine: Engine, env: Mapping[str, str] = os.environ) -> list[Transport]:
+def configured_transports(engine: "Engine", env: Mapping[str, str] = os.environ) -> "list[Transport]":
     """Telegram when TELEGRAM_TOKEN is set, Matrix when MATRIX_HOMESERVER and MATRIX_USER_ID are; or both."""
     transports: list[Transport] = []
     token = env.get("TELEGRAM_TOKEN", "").strip()
@@ -24,20 +24,24 @@ def configured_transports(engine: Engine, env: Mapping[str, str] = os.environ) -
         base_url = env.get("TELEGRAM_BASE_URL", "").strip().rstrip("/") or OFFICIAL_API
         webhook = telegram_webhook(env)
         transports.append(TelegramBot(token=token, engine=engine, base_url=base_url, webhook=webhook))
-    from bot.matrix.session import MatrixSettings
-
-    settings = MatrixSettings.from_env(env)
-    if settings is not None:
+    if matrix_configured(env):  # nio (about 30 MiB) is imported only for a process that serves Matrix
         from bot.matrix.app import MatrixBot
+        from bot.matrix.session import MatrixSettings
 
-        transports.append(MatrixBot(settings, engine=engine))
+        settings = MatrixSettings.from_env(env)
+        if settings is not None:
+            transports.append(MatrixBot(settings, engine=engine))
     return transports
+
+
+def matrix_configured(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether MATRIX_HOMESERVER and MATRIX_USER_ID are both set (the rest is checked by MatrixSettings)."""
+    return bool(env.get("MATRIX_HOMESERVER", "").strip() and env.get("MATRIX_USER_ID", "").strip())
 
 
 def platforms_configured(env: Mapping[str, str] = os.environ) -> bool:
     """Whether a chat platform is named (TELEGRAM_TOKEN, or MATRIX_HOMESERVER and MATRIX_USER_ID)."""
-    matrix = env.get("MATRIX_HOMESERVER", "").strip() and env.get("MATRIX_USER_ID", "").strip()
-    return bool(env.get("TELEGRAM_TOKEN", "").strip() or matrix)
+    return bool(env.get("TELEGRAM_TOKEN", "").strip() or matrix_configured(env))
 
 
 def telegram_webhook(env: Mapping[str, str]) -> "Webhook | None":

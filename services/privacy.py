@@ -22,8 +22,9 @@ from services.errors import InvalidInput
 from services.platforms import names
 from services.policy import load_policy
 from services.text import N_
+from services.vocabulary import PRIVACY_LANGUAGES
 
-LANGUAGES = ("de", "en")
+LANGUAGES = PRIVACY_LANGUAGES
 DEFAULT_LANGUAGE = "de"
 KEY_PREFIX = "privacy_notice:"
 MAX_CHARACTERS = 20_000  # a notice fits in a few chat messages; more is a wrong file

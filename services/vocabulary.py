@@ -4,6 +4,9 @@ from enum import StrEnum
 
 from services.text import N_
 
+# The languages of the privacy notice (services.privacy); here so the CLI parser needs no database.
+PRIVACY_LANGUAGES = ("de", "en")
+
 
 class Mode(StrEnum):
     IN_PERSON = "in_person"

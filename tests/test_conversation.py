@@ -435,7 +435,7 @@ def test_a_file_that_cannot_be_drawn_costs_only_the_file(
     def broken(*_args: object) -> bytes:
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr("bot.conversation.coordinator.budget_chart_png", broken)
+    monkeypatch.setattr("bot.budget_chart.budget_chart_png", broken)  # imported when drawn
     replies = talk.handle(Incoming("test", "office", "office", text="/budget"))
     assert len(replies) == 1
     assert replies[0].attachment is None

@@ -387,8 +387,12 @@ def _events(offered: list[str]) -> st.SearchStrategy[tuple[str, str | None]]:
 def world(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> World:
     # The files are drawn after the transaction and have nothing to do with what was typed; they take
     # a second each, so the fuzzing replaces them with stubs.
-    for name in ("budget_chart_png", "evaluation_pdf", "billing_xlsx"):
-        monkeypatch.setattr(f"bot.conversation.coordinator.{name}", lambda *_args: b"stub")
+    for name in (
+        "budget_chart.budget_chart_png",
+        "evaluation_export.evaluation_pdf",
+        "billing_export.billing_xlsx",
+    ):
+        monkeypatch.setattr(f"bot.{name}", lambda *_args: b"stub")
     if engine.dialect.name == "sqlite":
         # No fsync per commit (as the PostgreSQL cluster of the tests runs): a crash is not the subject.
         event.listen(

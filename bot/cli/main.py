@@ -7,22 +7,39 @@ with exit status 2, and nothing is changed when a command fails.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from bot.cli import backup, commands, doctor, operator, person, person_data, privacy, retention
 from bot.cli.argparse_texts import translated_argparse
-from bot.cli.context import Context
 from bot.i18n import Translator, env_locale
 from services.errors import DomainError
-from services.privacy import LANGUAGES as PRIVACY_LANGUAGES
-from services.vocabulary import Role
+from services.vocabulary import PRIVACY_LANGUAGES, Role
 
-Handler = Callable[[Context, argparse.Namespace], int]
+if TYPE_CHECKING:
+    from bot.cli.context import Context
+
+# The parser is built without the database layer, the services or the chat libraries: `--help` and
+# a mistyped command answer at once, and a command imports only what it runs (tests/test_lazy_imports.py).
+Handler: TypeAlias = "Callable[[Context, argparse.Namespace], int]"
 # argparse's class is not subscriptable at run time: the aliases are strings for mypy.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 AddCommand: TypeAlias = "Callable[[str, str, Handler, Subcommands], argparse.ArgumentParser]"
+
+
+class _Lazy:
+    """A command's handler named as `module.function` under bot/cli/, imported when the command runs."""
+
+    def __init__(self, target: str) -> None:
+        self.module, _, self.function = target.rpartition(".")
+
+    def resolve(self) -> Handler:
+        handler: Handler = getattr(importlib.import_module(f"bot.cli.{self.module}"), self.function)
+        return handler
+
+    def __call__(self, context: Context, args: argparse.Namespace) -> int:
+        return self.resolve()(context, args)
 
 
 def _whole_number(t: Translator) -> Callable[[str], int]:
@@ -80,7 +97,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    init = command("init", _("create or update the database and create a district"), commands.init)
+    init = command("init", _("create or update the database and create a district"), _Lazy("commands.init"))
     init.add_argument("--name", help=_("the district's name, e.g. “Landkreis Heidekreis”"))
     init.add_argument("--slug", help=_("a short name for --district (default: made from the name)"))
     init.add_argument(
@@ -90,7 +107,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     migrate = command(
         "migrate",
         _("bring the database to this version's schema (back it up first)"),
-        commands.migrate,
+        _Lazy("commands.migrate"),
     )
     migrate.add_argument(
         "--check",
@@ -101,7 +118,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     backup_command = command(
         "backup",
         _("write the database and the Matrix store into one archive (0600), while the bot runs"),
-        backup.run_backup,
+        _Lazy("backup.run_backup"),
     )
     backup_command.add_argument("--output", required=True, metavar=_("FILE"), help=_("the archive to write"))
     backup_command.add_argument(
@@ -112,21 +129,21 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     restore_command = command(
         "restore",
         _("restore a backup into an empty database (and the Matrix store where there is none)"),
-        backup.run_restore,
+        _Lazy("backup.run_restore"),
     )
     restore_command.add_argument("file", metavar=_("FILE"), help=_("the archive written by backup"))
 
     doctor_command = command(
         "doctor",
         _("check the set-up (database, Telegram, Matrix, fonts, budgets, rules, people) without changing it"),
-        doctor.doctor,
+        _Lazy("doctor.doctor"),
     )
     doctor_command.add_argument("--json", action="store_true", help=_("print the findings as JSON"))
 
     run = command(
         "run",
         _("run the bot on Telegram and/or Matrix as configured (with --demo and neither: the terminal chat)"),
-        commands.run,
+        _Lazy("commands.run"),
     )
     run.add_argument(
         "--demo",
@@ -139,12 +156,12 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     command(
         "chat",
         _("the terminal chat on demo data (/as NAME switches; demo.sqlite3 unless DATABASE_URL is set)"),
-        commands.chat,
+        _Lazy("commands.chat"),
     )
     command(
         "timers",
         _("run only the timers (offer expiry, reminders, closeout, digests), no chat"),
-        commands.timers,
+        _Lazy("commands.timers"),
     )
 
     district = sub.add_parser("district", help=_("the districts")).add_subparsers(
@@ -153,44 +170,48 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     command(
         "list",
         _("list the districts: id, name, --district name, coordinators"),
-        commands.district_list,
+        _Lazy("commands.district_list"),
         district,
     )
 
     pool = sub.add_parser("pool", help=_("the interpreter pool")).add_subparsers(
         dest="pool_command", required=True
     )
-    pool_import = command("import", _("import interpreters from a CSV file"), commands.pool_import, pool)
+    pool_import = command(
+        "import", _("import interpreters from a CSV file"), _Lazy("commands.pool_import"), pool
+    )
     pool_import.add_argument(
         "file", metavar=_("FILE"), help="name,languages,municipality,latitude,longitude,modes,phone,email"
     )
-    command("list", _("list the interpreters"), commands.pool_list, pool)
+    command("list", _("list the interpreters"), _Lazy("commands.pool_list"), pool)
 
     schools = sub.add_parser("schools", help=_("the schools")).add_subparsers(
         dest="schools_command", required=True
     )
-    schools_import = command("import", _("import schools from a CSV file"), commands.schools_import, schools)
+    schools_import = command(
+        "import", _("import schools from a CSV file"), _Lazy("commands.schools_import"), schools
+    )
     schools_import.add_argument(
         "file", metavar=_("FILE"), help="name,address,municipality,latitude,longitude"
     )
-    command("list", _("list the schools"), commands.schools_list, schools)
+    command("list", _("list the schools"), _Lazy("commands.schools_list"), schools)
 
     budget = sub.add_parser("budget", help=_("the budget")).add_subparsers(
         dest="budget_command", required=True
     )
-    budget_set = command("set", _("set a year's budget"), commands.budget_set, budget)
+    budget_set = command("set", _("set a year's budget"), _Lazy("commands.budget_set"), budget)
     budget_set.add_argument("--year", type=whole_number, required=True, help=_("the fiscal year"))
     budget_set.add_argument("--amount", required=True, help=_("the amount in euros, e.g. 5000.00"))
-    budget_show = command("show", _("show a year's budget"), commands.budget_show, budget)
+    budget_show = command("show", _("show a year's budget"), _Lazy("commands.budget_show"), budget)
     budget_show.add_argument("--year", type=whole_number, help=_("the fiscal year (default: this year)"))
     budget_show.add_argument("--json", action="store_true", help=_("print JSON with amounts in cents"))
 
     policy = sub.add_parser("policy", help=_("the district's rules")).add_subparsers(
         dest="policy_command", required=True
     )
-    command("show", _("show every rule and its value"), commands.policy_show, policy)
+    command("show", _("show every rule and its value"), _Lazy("commands.policy_show"), policy)
     policy_set = command(
-        "set", _("change a rule, e.g. “policy set offer_timeout 2h”"), commands.policy_set, policy
+        "set", _("change a rule, e.g. “policy set offer_timeout 2h”"), _Lazy("commands.policy_set"), policy
     )
     policy_set.add_argument("key", metavar=_("RULE"), help=_("the rule"))
     policy_set.add_argument(
@@ -199,7 +220,10 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help=_("reports")).add_subparsers(dest="report_command", required=True)
     billing = command(
-        "billing", _("the monthly billing for paying the interpreters"), commands.report_billing, report
+        "billing",
+        _("the monthly billing for paying the interpreters"),
+        _Lazy("commands.report_billing"),
+        report,
     )
     billing.add_argument("--month", required=True, help=_("the month, e.g. 2026-05"))
     billing.add_argument("--format", choices=["csv", "xlsx"], default="csv", help=_("csv (default) or xlsx"))
@@ -207,7 +231,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     evaluation = command(
         "evaluation",
         _("the evaluation for a period: demand, fill rate, unmet languages, hours and cost"),
-        commands.report_evaluation,
+        _Lazy("commands.report_evaluation"),
         report,
     )
     evaluation.add_argument("--from", dest="start", required=True, help=_("the first day, e.g. 2026-01-01"))
@@ -221,7 +245,10 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         "operator", help=_("the person technical alerts go to (failed timers, platform outages)")
     ).add_subparsers(dest="operator_command", required=True)
     operator_set = command(
-        "set", _("make a member the district's operator contact"), operator.operator_set, operator_commands
+        "set",
+        _("make a member the district's operator contact"),
+        _Lazy("operator.operator_set"),
+        operator_commands,
     )
     operator_set.add_argument(
         "--member", type=whole_number, required=True, help=_("the member's id (see “operator show”)")
@@ -229,13 +256,13 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     command(
         "show",
         _("show the operator contact and the coordinators who could be one"),
-        operator.operator_show,
+        _Lazy("operator.operator_show"),
         operator_commands,
     )
     command(
         "clear",
         _("remove the operator contact: alerts go to the coordinators"),
-        operator.operator_clear,
+        _Lazy("operator.operator_clear"),
         operator_commands,
     )
 
@@ -243,17 +270,23 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         "privacy", help=_("the privacy notice people read at /start and /privacy (Art. 13 DSGVO)")
     ).add_subparsers(dest="privacy_command", required=True)
     privacy_set = command(
-        "set", _("set the county's notice from a UTF-8 text file"), privacy.privacy_set, privacy_commands
+        "set",
+        _("set the county's notice from a UTF-8 text file"),
+        _Lazy("privacy.privacy_set"),
+        privacy_commands,
     )
     privacy_set.add_argument("file", metavar=_("FILE"), help=_("the notice, e.g. the template filled in"))
     privacy_show = command(
-        "show", _("show the notice as the chat shows it"), privacy.privacy_show, privacy_commands
+        "show", _("show the notice as the chat shows it"), _Lazy("privacy.privacy_show"), privacy_commands
     )
     privacy_show.add_argument(
         "--raw", action="store_true", help=_("as stored, with its {…} fields and [[…]] placeholders, to edit")
     )
     privacy_reset = command(
-        "reset", _("go back to the template that comes with the bot"), privacy.privacy_reset, privacy_commands
+        "reset",
+        _("go back to the template that comes with the bot"),
+        _Lazy("privacy.privacy_reset"),
+        privacy_commands,
     )
     for privacy_command in (privacy_set, privacy_show, privacy_reset):
         privacy_command.add_argument(
@@ -274,7 +307,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     retention_run = command(
         "run",
         _("purge now what the nightly run (03:15) would, and print the counts"),
-        retention.retention_run,
+        _Lazy("retention.retention_run"),
         retention_commands,
     )
     retention_run.add_argument(  # also after the command; SUPPRESS keeps one given before it
@@ -284,7 +317,9 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     invite = sub.add_parser("invite", help=_("invite codes")).add_subparsers(
         dest="invite_command", required=True
     )
-    invite_create = command("create", _("create a one-time invite code"), commands.invite_create, invite)
+    invite_create = command(
+        "create", _("create a one-time invite code"), _Lazy("commands.invite_create"), invite
+    )
     invite_create.add_argument(
         "--role", required=True, choices=[r.value for r in Role], help=_("the invitee's role")
     )
@@ -311,7 +346,7 @@ def person_command(
     deactivate = command(
         "deactivate",
         _("end a member's access at once; they are told once (an interpreter: out of the pool)"),
-        person.person_deactivate,
+        _Lazy("person.person_deactivate"),
         group,
     )
     deactivate.add_argument("--member", type=whole_number, required=True, help=member_help)
@@ -323,16 +358,19 @@ def person_command(
         ),
     )
     activate = command(
-        "activate", _("give a deactivated member their access back"), person.person_activate, group
+        "activate", _("give a deactivated member their access back"), _Lazy("person.person_activate"), group
     )
     activate.add_argument("--member", type=whole_number, required=True, help=member_help)
     command(
-        "list", _("list the members: id, role, name, linked chats, deactivated"), person.person_list, group
+        "list",
+        _("list the members: id, role, name, linked chats, deactivated"),
+        _Lazy("person.person_list"),
+        group,
     )
     export = command(
         "export",
         _("everything stored about a member, as JSON (Art. 15 GDPR)"),
-        person_data.person_export,
+        _Lazy("person_data.person_export"),
         group,
     )
     export.add_argument("--member", type=whole_number, required=True, help=member_help)
@@ -345,7 +383,7 @@ def person_command(
     erase = command(
         "erase",
         _("erase a member's data, keeping what budget law requires (Art. 17 GDPR); asks first"),
-        person_data.person_erase,
+        _Lazy("person_data.person_erase"),
         group,
     )
     erase.add_argument("--member", type=whole_number, required=True, help=member_help)
@@ -364,6 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = Translator(env_locale())
     with translated_argparse(t):
         args = build_parser(t).parse_args(argv)
+    from bot.cli.context import Context
+
     context = Context(translator=t, district_slug=args.district)
     try:
         handler: Handler = args.handler

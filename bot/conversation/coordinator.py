@@ -3,8 +3,6 @@ and the reports (billing, evaluation) as files."""
 
 from datetime import timedelta
 
-from bot.billing_export import XLSX, billing_xlsx
-from bot.budget_chart import budget_chart_png
 from bot.conversation.answers import Answer, parse_minutes
 from bot.conversation.deactivation import DEACTIVATE_FLOW, deactivate_page, pick, show_deactivate
 from bot.conversation.figures import expenses_step, km_step
@@ -18,7 +16,6 @@ from bot.conversation.views import (
     show_page,
     status_line,
 )
-from bot.evaluation_export import duration_text, evaluation_pdf, hours_text
 from bot.i18n import echo
 from db.models import District
 from services import closeout, ledger, requests
@@ -71,6 +68,8 @@ def show_budget(turn: Turn, _arg: str) -> None:
     pace = pace_text(turn.t, projection.runs_out_on, projection.year_end_cents)
     turn.say_text(f"{text}\n\n{pace}")
     t = turn.t
+    from bot.budget_chart import budget_chart_png  # matplotlib: loaded when a chart is first drawn
+
     turn.attach_rendered(
         f"budget-{year}.png", "image/png", lambda: budget_chart_png(t, year, history, projection)
     )
@@ -293,6 +292,8 @@ def take_confirm(turn: Turn, answer: Answer) -> str | None:
 
 def show_evaluation(turn: Turn, arg: str) -> None:
     """Send the evaluation for a period (this year so far unless a year or two dates follow) as a PDF."""
+    from bot.evaluation_export import duration_text, evaluation_pdf, hours_text  # matplotlib, on demand
+
     period = period_from_text(arg, turn.now.astimezone(BERLIN).date())
     evaluation = evaluate(turn.session, turn.district_id, period)
     total, outcomes = evaluation.total, evaluation.outcomes
@@ -350,6 +351,8 @@ def show_billing(turn: Turn, arg: str) -> None:
     )
     turn.say_text(title + "\n" + ("\n".join(lines) or turn.t.gettext("Nobody is to be paid for this month.")))
     t = turn.t
+    from bot.billing_export import XLSX, billing_xlsx  # openpyxl: loaded when a billing is first sent
+
     turn.attach_rendered(f"billing-{month:%Y-%m}.xlsx", XLSX, lambda: billing_xlsx(t, billing, month))
 
 
