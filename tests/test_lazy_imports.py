@@ -5,6 +5,8 @@ behaviour; how long it takes is measured in bench/, never asserted here.
 """
 
 import argparse
+import gettext
+import io
 import json
 import os
 import subprocess
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 
 from bot.cli.main import _Lazy, build_parser
-from bot.i18n import Translator
+from bot.i18n import Translator, compiled_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("matplotlib", "nio", "openpyxl", "sqlalchemy", "sqlmodel", "alembic", "telegram", "aiohttp")
@@ -117,3 +119,41 @@ def test_every_command_names_a_handler_that_exists() -> None:
     assert len(handlers) == 32
     for handler in handlers:
         assert callable(handler.resolve()), f"{handler.module}.{handler.function}"
+
+
+def _po(msgstr: str) -> str:
+    return (
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        f'msgid "Hello"\nmsgstr "{msgstr}"\n'
+    )
+
+
+def test_the_compiled_catalog_is_kept_and_follows_an_edited_po(tmp_path: Path) -> None:
+    po = tmp_path / "de" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(_po("Hallo"), encoding="utf-8")
+
+    def hello() -> str:
+        return gettext.GNUTranslations(io.BytesIO(compiled_catalog(po))).gettext("Hello")
+
+    assert hello() == "Hallo"
+    kept = list((po.parent / "__pycache__").glob("messages.*.mo"))
+    assert len(kept) == 1
+    assert hello() == "Hallo"  # read from the kept file
+    po.write_text(_po("Guten Tag"), encoding="utf-8")
+    assert hello() == "Guten Tag"  # the edit is seen: the kept file is named by the .po's hash
+    assert [p.name for p in (po.parent / "__pycache__").glob("messages.*.mo")] != [kept[0].name]
+    assert len(list((po.parent / "__pycache__").glob("messages.*"))) == 1  # the old one is gone
+
+
+def test_a_read_only_catalog_folder_is_compiled_in_memory(tmp_path: Path) -> None:
+    po = tmp_path / "de" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(_po("Hallo"), encoding="utf-8")
+    po.parent.chmod(0o555)
+    try:
+        translations = gettext.GNUTranslations(io.BytesIO(compiled_catalog(po)))
+        assert translations.gettext("Hello") == "Hallo"
+        assert not (po.parent / "__pycache__").exists() or os.geteuid() == 0
+    finally:
+        po.parent.chmod(0o755)
