@@ -7,6 +7,7 @@ entries, charts, reports) are saved in `chat-files/` and named in the message.
 """
 
 import asyncio
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,7 +127,10 @@ class TerminalChat:
             return reply.text
         self.files.mkdir(parents=True, exist_ok=True)
         target = self.files / Path(reply.attachment.filename).name
-        target.write_bytes(reply.attachment.data)
+        # Only the user running the chat may read it: a /mydata export holds contact data.
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+            file.write(reply.attachment.data)
+        target.chmod(0o600)  # a file left by an earlier run keeps its mode otherwise
         return reply.text + "\n" + self.t.render("[file: {file}]", {"file": str(target)})
 
     def _label(self, user_id: str) -> str:

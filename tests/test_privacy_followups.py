@@ -2,8 +2,10 @@
 person is never given access again, an interpreter cannot erase themselves away from a booked
 session, and erasing a name leaves words that merely contain it alone."""
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -13,6 +15,7 @@ from bot.conversation.router import Conversation
 from bot.i18n import Translator
 from bot.messages import Incoming
 from bot.scheduling import rearm, run_due
+from bot.terminal import TerminalChat
 from db.models import ChatIdentity, DueTask, Interpreter, OutboxMessage, Request
 from db.uow import UnitOfWork
 from services import access, personal_data, retention
@@ -164,3 +167,12 @@ def test_a_deactivation_that_stood_30_days_becomes_an_erasure_in_the_nightly_pur
             select(OutboxMessage).where(OutboxMessage.template == "person.erased")
         ).all()
         assert sorted(json.loads(m.params)["member_id"] for m in erased) == [gone, recent]
+
+
+def test_the_terminal_saves_a_mydata_export_for_its_user_only(engine: Engine, tmp_path: Path) -> None:
+    term = TerminalChat(engine, out=io.StringIO(), clock=Clock(NOW), files=tmp_path)
+    term.say("/as samir")
+    term.say("/mydata")
+    (export,) = tmp_path.glob("mydata-*.json")
+    assert json.loads(export.read_text())["tables"]["interpreter"][0]["name"] == "Samir Khalil"
+    assert export.stat().st_mode & 0o777 == 0o600
