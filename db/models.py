@@ -154,6 +154,13 @@ class Budget(SQLModel, table=True):
 class Request(SQLModel, table=True):
     """A school's request for an interpreter, and (once booked) the booking itself."""
 
+    # Matching reads an interpreter's bookings by start (the month's minutes) and booking time
+    # (last served); both lead with `interpreter_id`, which also serves its foreign key.
+    __table_args__ = (
+        Index("ix_request_interpreter_starts", "interpreter_id", "starts_at"),
+        Index("ix_request_interpreter_booked", "interpreter_id", "booked_at"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     district_id: int = Field(foreign_key="district.id", index=True)
     school_id: int = Field(foreign_key="school.id", index=True)
@@ -173,7 +180,7 @@ class Request(SQLModel, table=True):
     estimate_cents: int = 0
     wave: int = 0
     calendar_sequence: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # SEQUENCE in .ics
-    interpreter_id: int | None = Field(default=None, foreign_key="interpreter.id", index=True)
+    interpreter_id: int | None = Field(default=None, foreign_key="interpreter.id")
     booked_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     created_at: datetime = Field(sa_column=_utc())
     updated_at: datetime = Field(sa_column=_utc())

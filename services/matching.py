@@ -14,6 +14,7 @@ Ranking (best first), each key breaking ties of the one before:
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -66,21 +67,70 @@ def speakers(session: Session, district_id: int, language: str) -> list[Interpre
     return list(session.exec(query))
 
 
-def _absent(session: Session, ids: Sequence[int], start: datetime, end: datetime) -> set[int]:
-    query = select(Absence.interpreter_id).where(
-        col(Absence.interpreter_id).in_(ids), col(Absence.starts_at) < end, col(Absence.ends_at) > start
+def covered(session: Session, district_id: int, language: str) -> bool:
+    """Whether any active interpreter of the district speaks `language` (without loading them)."""
+    query = (
+        select(Interpreter.id)
+        .join(InterpreterLanguage, col(InterpreterLanguage.interpreter_id) == col(Interpreter.id))
+        .where(
+            Interpreter.district_id == district_id,
+            col(Interpreter.active).is_(True),
+            InterpreterLanguage.language == language,
+        )
+        .limit(1)
+    )
+    return session.exec(query).first() is not None
+
+
+@lru_cache(maxsize=64)
+def _modes(text: str) -> frozenset[Mode]:
+    return parse_modes(text)
+
+
+def _suitable(
+    session: Session, request: Request, mode: Mode, excluded: set[int]
+) -> list[tuple[int, float, float]]:
+    """(id, latitude, longitude) of the speakers who work in the mode and match the gender wish,
+    by id; read as plain rows, since matching needs three columns of some thousand people."""
+    query = (
+        select(Interpreter.id, Interpreter.latitude, Interpreter.longitude, Interpreter.modes)
+        .join(InterpreterLanguage, col(InterpreterLanguage.interpreter_id) == col(Interpreter.id))
+        .where(
+            Interpreter.district_id == request.district_id,
+            col(Interpreter.active).is_(True),
+            InterpreterLanguage.language == request.language,
+        )
+        .order_by(col(Interpreter.id))
+    )
+    if request.gender_preference is not None:
+        query = query.where(Interpreter.gender == request.gender_preference)
+    return [
+        (iid, lat, lon)
+        for iid, lat, lon, modes in session.exec(query)
+        if iid is not None and iid not in excluded and mode in _modes(modes)
+    ]
+
+
+def _absent(session: Session, district_id: int, start: datetime, end: datetime) -> set[int]:
+    """The district's interpreters away at some point of the session."""
+    query = (
+        select(Absence.interpreter_id)
+        .join(Interpreter, col(Interpreter.id) == col(Absence.interpreter_id))
+        .where(
+            Interpreter.district_id == district_id, col(Absence.starts_at) < end, col(Absence.ends_at) > start
+        )
     )
     return set(session.exec(query))
 
 
-def _busy(session: Session, request: Request, mode: Mode, ids: Sequence[int], buffer: timedelta) -> set[int]:
+def _busy(session: Session, request: Request, mode: Mode, buffer: timedelta) -> set[int]:
     """Interpreters with another timed booking that overlaps the request (buffered around in-person work)."""
     if mode == Mode.WRITTEN:
         return set()
     start, end = request.starts_at, request_end(request)
-    # Widen the window by the largest buffer, then check each hit exactly.
-    query = select(Request).where(
-        col(Request.interpreter_id).in_(ids),
+    # Widen the window by the largest buffer (and the longest session), then check each hit exactly.
+    query = select(Request.interpreter_id, Request.starts_at, Request.duration_minutes, Request.mode).where(
+        col(Request.interpreter_id).is_not(None),
         col(Request.state).in_(BUSY_STATES),
         Request.mode != Mode.WRITTEN.value,
         col(Request.id) != request.id,
@@ -88,11 +138,11 @@ def _busy(session: Session, request: Request, mode: Mode, ids: Sequence[int], bu
         col(Request.starts_at) > start - buffer - timedelta(hours=8),
     )
     busy: set[int] = set()
-    for other in session.exec(query):
-        pad = buffer if Mode.IN_PERSON in (mode, other.mode) else timedelta(0)
-        if other.starts_at < end + pad and request_end(other) + pad > start:
-            assert other.interpreter_id is not None
-            busy.add(other.interpreter_id)
+    for iid, starts_at, minutes, other_mode in session.exec(query):
+        pad = buffer if Mode.IN_PERSON in (mode, other_mode) else timedelta(0)
+        if starts_at < end + pad and starts_at + timedelta(minutes=minutes) + pad > start:
+            assert iid is not None
+            busy.add(iid)
     return busy
 
 
@@ -103,12 +153,10 @@ def _month_bounds(moment: datetime) -> tuple[datetime, datetime]:
     return first.astimezone(UTC), following.astimezone(UTC)
 
 
-def _workload(
-    session: Session, request: Request, ids: Sequence[int]
-) -> dict[int, tuple[int, datetime | None]]:
-    """Per interpreter: minutes booked in the request's month, and when they were last booked."""
+def _minutes(session: Session, request: Request, ids: Sequence[int]) -> dict[int, int]:
+    """Minutes booked in the request's month, per interpreter of `ids` who has any."""
     month_start, month_end = _month_bounds(request.starts_at)
-    minutes_query = (
+    query = (
         select(Request.interpreter_id, func.sum(Request.duration_minutes))
         .where(
             col(Request.interpreter_id).in_(ids),
@@ -118,24 +166,75 @@ def _workload(
         )
         .group_by(col(Request.interpreter_id))
     )
-    minutes = {iid: int(total or 0) for iid, total in session.exec(minutes_query)}
-    last_query = (
-        select(Request.interpreter_id, func.max(Request.booked_at))
-        .where(col(Request.interpreter_id).in_(ids), col(Request.booked_at).is_not(None))
-        .group_by(col(Request.interpreter_id))
+    return {iid: int(total or 0) for iid, total in session.exec(query) if iid is not None}
+
+
+def _last_served(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
+    """When each interpreter of `ids` who was ever booked was last booked (one index seek each)."""
+    latest = (
+        select(func.max(Request.booked_at))
+        .where(col(Request.interpreter_id) == col(Interpreter.id))
+        .scalar_subquery()
     )
-    last: dict[int, datetime | None] = {}
-    for iid, booked_at in session.exec(last_query):
-        assert iid is not None
+    query = select(Interpreter.id, latest).where(col(Interpreter.id).in_(ids))
+    last: dict[int, datetime] = {}
+    for iid, booked_at in session.exec(query):
+        if iid is None or booked_at is None:
+            continue
         # The aggregate bypasses the column type, so SQLite hands back naive text-parsed values.
-        last[iid] = booked_at.replace(tzinfo=UTC) if booked_at and booked_at.tzinfo is None else booked_at
-    return {iid: (minutes.get(iid, 0), last.get(iid)) for iid in ids}
+        last[iid] = booked_at.replace(tzinfo=UTC) if booked_at.tzinfo is None else booked_at
+    return last
 
 
-def _suits(interpreter: Interpreter, request: Request, mode: Mode) -> bool:
-    """Works in the mode and matches the gender wish (the language is asked before)."""
-    wish = request.gender_preference
-    return mode in parse_modes(interpreter.modes) and (wish is None or interpreter.gender == wish)
+@dataclass(frozen=True)
+class _Priced:
+    interpreter_id: int
+    latitude: float
+    longitude: float
+    travel_cents: int
+    pay_cents: int
+
+
+def _cheapest(
+    free: list[tuple[int, float, float]], request: Request, mode: Mode, policy: Policy, limit: int | None
+) -> list[_Priced]:
+    """The free candidates who can still be among the first `limit`, by travel cost then id: all
+    whose travel costs no more than the `limit`-th cheapest's.
+
+    Remote work costs the same from anywhere. In person, travel never falls as the distance grows
+    (a non-negative rate times the distance, rounded half up), so they are priced nearest first and
+    the walk stops at the first one dearer than the `limit`-th.
+    """
+    place = request.place_latitude, request.place_longitude
+    if mode != Mode.IN_PERSON:
+        cost = estimate(mode, request.duration_minutes, 0, policy)
+        return [_Priced(iid, lat, lon, cost.travel_cents, cost.total_cents) for iid, lat, lon in free]
+    near = sorted((distance_m(lat, lon, *place), iid, lat, lon) for iid, lat, lon in free)
+    found: list[_Priced] = []
+    for distance, iid, lat, lon in near:
+        cost = estimate(mode, request.duration_minutes, distance, policy)
+        if limit is not None and len(found) >= limit and cost.travel_cents > found[limit - 1].travel_cents:
+            break
+        found.append(_Priced(iid, lat, lon, cost.travel_cents, cost.total_cents))
+    return found
+
+
+def _free(
+    session: Session, request: Request, policy: Policy, mode: Mode, exclude: Iterable[int]
+) -> list[tuple[int, float, float]]:
+    """The eligible: suitable, not excluded, not away and not booked at the time."""
+    suitable = _suitable(session, request, mode, set(exclude))
+    if not suitable:
+        return []
+    start, end = request.starts_at, request_end(request)
+    away = _absent(session, request.district_id, start, end)
+    unavailable = away | _busy(session, request, mode, policy.travel_buffer)
+    return [row for row in suitable if row[0] not in unavailable]
+
+
+def eligible_count(session: Session, request: Request, policy: Policy) -> int:
+    """How many interpreters `candidates` would list for the request (without ranking them)."""
+    return len(_free(session, request, policy, Mode(request.mode), ()))
 
 
 def candidates(
@@ -145,37 +244,51 @@ def candidates(
     exclude: Iterable[int] = (),
     *,
     mode: Mode | None = None,
+    limit: int | None = None,
 ) -> list[Candidate]:
     """Eligible interpreters for the request, ranked best first; `exclude` are skipped (already asked).
 
     `mode` asks what another mode would give (the summary's suggestion); by default the request's own.
+    `limit`: only the first so many (a wave of offers), so that the month's minutes are read only
+    for those who can still be among them by travel cost, and "last served" only for those tied
+    with them on travel and minutes: the order is the same as the whole list's.
     """
-    excluded = set(exclude)
-    mode = Mode(request.mode) if mode is None else mode
-    pool = [
-        i
-        for i in speakers(session, request.district_id, request.language)
-        if i.id not in excluded and _suits(i, request, mode)
-    ]
-    ids = [i.id for i in pool if i.id is not None]
-    if not ids:
+    if limit is not None and limit <= 0:
         return []
-    start, end = request.starts_at, request_end(request)
-    buffer = policy.travel_buffer
-    unavailable = _absent(session, ids, start, end) | _busy(session, request, mode, ids, buffer)
-    workload = _workload(session, request, ids)
-    found = []
-    for interpreter in pool:
-        assert interpreter.id is not None
-        if interpreter.id in unavailable:
-            continue
-        distance = distance_m(
-            interpreter.latitude, interpreter.longitude, request.place_latitude, request.place_longitude
+    mode = Mode(request.mode) if mode is None else mode
+    free = _free(session, request, policy, mode, exclude)
+    contenders = _cheapest(free, request, mode, policy, limit)
+    if not contenders:
+        return []
+    minutes = _minutes(session, request, [p.interpreter_id for p in contenders])
+
+    def key(p: _Priced) -> tuple[int, int]:
+        return p.travel_cents, minutes.get(p.interpreter_id, 0)
+
+    contenders.sort(key=lambda p: (*key(p), p.interpreter_id))
+    if limit is not None and len(contenders) > limit:
+        # Last served only breaks ties of travel and minutes: read it for those up to the last tie.
+        boundary = key(contenders[limit - 1])
+        contenders = [p for p in contenders if key(p) <= boundary]
+    last = _last_served(session, [p.interpreter_id for p in contenders])
+    ranked = rank(
+        Candidate(
+            p.interpreter_id,
+            distance_m(p.latitude, p.longitude, request.place_latitude, request.place_longitude),
+            p.travel_cents,
+            p.pay_cents,
+            minutes.get(p.interpreter_id, 0),
+            last.get(p.interpreter_id),
         )
-        cost = estimate(mode, request.duration_minutes, distance, policy)
-        minutes, last = workload[interpreter.id]
-        found.append(Candidate(interpreter.id, distance, cost.travel_cents, cost.total_cents, minutes, last))
-    return rank(found)
+        for p in contenders
+    )
+    return ranked if limit is None else ranked[:limit]
+
+
+def _suits(interpreter: Interpreter, request: Request, mode: Mode) -> bool:
+    """Works in the mode and matches the gender wish (the language is asked before)."""
+    wish = request.gender_preference
+    return mode in parse_modes(interpreter.modes) and (wish is None or interpreter.gender == wish)
 
 
 def why_nobody(session: Session, request: Request) -> UnmetReason:
@@ -209,5 +322,5 @@ def other_modes(
         for mode in TALK_MODES
         if mode != request.mode
         and request.starts_at - now >= policy.lead_time(mode)
-        and candidates(session, request, policy, excluded, mode=mode)
+        and candidates(session, request, policy, excluded, mode=mode, limit=1)
     ]

@@ -18,7 +18,7 @@ from services.allowance import check_allowance
 from services.billing import Cost, cancellation_fee, estimate
 from services.errors import IllegalTransition, InvalidInput, NotFound
 from services.languages import normalize_tag
-from services.matching import candidates, other_modes, speakers, why_nobody
+from services.matching import candidates, covered, eligible_count, other_modes, why_nobody
 from services.notices import (
     BookingCancelled,
     RequestCancelled,
@@ -165,20 +165,20 @@ def quote(session: Session, *, district_id: int, draft: RequestDraft, now: datet
     school = _school_in(session, district_id, draft.school_id)
     language = validate_draft(draft, policy, now)
     probe = _new_request(school, draft, language, None, now)
-    eligible = candidates(session, probe, policy)
-    found = eligible[: policy.offer_wave_size]
+    found = candidates(session, probe, policy, limit=policy.offer_wave_size)
+    eligible = eligible_count(session, probe, policy) if found else 0
     if found:
         amount = max(c.pay_cents for c in found)
     else:
         amount = estimate(draft.mode, draft.duration_minutes, 0, policy).total_cents
     budget = ledger.find_budget(session, district_id, ledger.fiscal_year(draft.starts_at))
     available = ledger.balance_of(budget).available_cents if budget else None
-    covered = bool(speakers(session, district_id, language))
+    is_covered = covered(session, district_id, language)
     if eligible:
-        return Quote(covered, len(eligible), amount, available)
+        return Quote(is_covered, eligible, amount, available)
     reason = why_nobody(session, probe)
-    others = tuple(other_modes(session, probe, policy, now)) if covered else ()
-    return Quote(covered, 0, amount, available, reason, others)
+    others = tuple(other_modes(session, probe, policy, now)) if is_covered else ()
+    return Quote(is_covered, 0, amount, available, reason, others)
 
 
 def submit_request(
@@ -199,7 +199,7 @@ def submit_request(
     session.add(request)
     session.flush()
     assert request.id is not None
-    if not speakers(session, district_id, language):
+    if not covered(session, district_id, language):
         refer(session, request, reason=UnmetReason.NOT_COVERED, actor=actor, now=now)
         return request
     fill_offers(session, request, actor=actor, now=now)
