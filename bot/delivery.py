@@ -313,11 +313,20 @@ class Deliverer:
                 del queues[chat]
         return sent
 
-    def push(self, platform: str, chat_id: str, answers: Sequence[tuple[int, Reply]]) -> None:
+    def push(
+        self,
+        platform: str,
+        chat_id: str,
+        answers: Sequence[tuple[int, Reply]],
+        notices: Sequence[tuple[deliveries.Due, Reply, str | None]] = (),
+    ) -> None:
         """Answers just stored with their event, to send first, without reading them back first.
 
-        The caller made sure no earlier message to the chat waits (`Handled`); the rows are
-        recorded as they go, like any other delivery, and are found in the outbox after a crash.
+        `notices`: the event's own notifications to the same chat, expanded and rendered in its
+        transaction (`deliveries.expand_own`), with the message their first part edits; they go
+        right after the answers. The caller made sure no earlier message to the chat waits
+        (`Handled`); the rows are recorded as they go, like any other delivery, and are found in
+        the outbox after a crash.
         """
         sender = self.senders[platform]
         for delivery_id, reply in answers:
@@ -326,6 +335,8 @@ class Deliverer:
                 platform=platform, chat_id=chat_id, locale=None, ref=None, attempts=0,
             )  # fmt: skip
             self._pushed.append(Outgoing(due, reply, parts_of(reply, sender.max_text), None))
+        for due, reply, edit_id in notices:
+            self._pushed.append(Outgoing(due, reply, parts_of(reply, sender.max_text), edit_id))
         self.wake.set()
 
     def _enqueue(self, queues: dict[str, deque[_Job]], outgoing: list[Outgoing]) -> None:

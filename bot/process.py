@@ -26,6 +26,7 @@ from bot.metrics import Metrics
 from bot.outage import OutageWatch
 from bot.rate_limit import RateLimiter
 from bot.scheduling import Timers
+from services import deliveries
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Outlet:
     """
 
     wake: Callable[[], None]
-    push: Callable[[str, Sequence[tuple[int, Reply]]], None]
+    push: Callable[..., None]  # (chat_id, answers, notices=()): see `Deliverer.push`
     say: Callable[[str, Reply], Awaitable[None]]
     liveness: Liveness = field(default_factory=Liveness)
 
@@ -113,10 +114,17 @@ class BotProcess:
         if self.timers is not None:
             self.timers.poke()
 
-    def _push(self, platform: str, chat_id: str, answers: Sequence[tuple[int, Reply]]) -> None:
-        """Answers this process may send at once if it leads (else the leader finds them stored)."""
+    def _push(
+        self,
+        platform: str,
+        chat_id: str,
+        answers: Sequence[tuple[int, Reply]],
+        notices: Sequence[tuple[deliveries.Due, Reply, str | None]] = (),
+    ) -> None:
+        """Answers (and the event's own notices) this process may send at once if it leads (else the
+        leader finds them stored)."""
         if self.leading:
-            self.deliverer.push(platform, chat_id, answers)
+            self.deliverer.push(platform, chat_id, answers, notices)
 
     def _wake_sender(self) -> None:
         """Something waits to be sent: this process sends it if it leads, else it rings the leader."""

@@ -32,7 +32,7 @@ from services.identities import identities_of, members_for
 from services.notices import DeliveryFailed, Notice
 from services.operator_alerts import also_to_operator, interpreter_unreachable
 from services.outbox import notify
-from services.vocabulary import Recipient
+from services.vocabulary import Recipient, Role
 
 MAX_ATTEMPTS = 8  # only for rows from before `give_up_at` existed; the others are bounded by time
 LONGEST_PAUSE = timedelta(minutes=10)  # between tries after other errors than 429 (doubling up to this)
@@ -86,8 +86,13 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)  # another process expands the rest
-    created = 0
-    for message in session.exec(query).all():
+    return len(_expand(session, list(session.exec(query).all()), now))
+
+
+def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> list[Delivery]:
+    """The deliveries of `messages` (see `expand`), added and flushed."""
+    created: list[Delivery] = []
+    for message in messages:
         assert message.id is not None
         params = json.loads(message.params)
         members = members_for(
@@ -104,16 +109,15 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
             for identity in reachable if member.notify_everywhere else reachable[:1]:
                 reached += 1
                 assert identity.id is not None
-                session.add(
-                    Delivery(
-                        outbox_id=message.id,
-                        identity_id=identity.id,
-                        ref=ref_of(message.template, params),
-                        due_at=now,
-                        give_up_at=now + NOTICE_PATIENCE,
-                    )
+                delivery = Delivery(
+                    outbox_id=message.id,
+                    identity_id=identity.id,
+                    ref=ref_of(message.template, params),
+                    due_at=now,
+                    give_up_at=now + NOTICE_PATIENCE,
                 )
-                created += 1
+                session.add(delivery)
+                created.append(delivery)
         if not reached and message.recipient_type == Recipient.INTERPRETER.value:
             # Matching does not look at chats: an offer to an interpreter with none reaches nobody.
             interpreter_unreachable(
@@ -125,6 +129,61 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
         session.add(message)
     session.flush()
     return created
+
+
+def expand_own(session: Session, *, member: Member, identity: ChatIdentity, now: datetime) -> list[Due]:
+    """Expand, in an event's own transaction, the new notifications to the member who sent it (an
+    interpreter's confirmation of the job they accepted); returns those of their deliveries that go
+    to the event's chat, so they can go out at once, like the event's answers.
+
+    The rows are written like `expand` writes them; nothing is claimed, so whatever is not sent
+    at once is found in the outbox as usual.
+    """
+    assert member.id is not None
+    mine = {
+        Role.INTERPRETER.value: (Recipient.INTERPRETER, member.interpreter_id),
+        Role.SCHOOL.value: (Recipient.SCHOOL, member.school_id),
+        Role.COORDINATOR.value: (Recipient.COORDINATORS, member.district_id),
+    }.get(member.role)
+    if mine is None or mine[1] is None:
+        return []
+    recipient, recipient_id = mine
+    query = (
+        select(OutboxMessage)
+        .where(
+            col(OutboxMessage.expanded_at).is_(None),
+            OutboxMessage.district_id == member.district_id,
+            OutboxMessage.recipient_type == recipient.value,
+            OutboxMessage.recipient_id == recipient_id,
+        )
+        .order_by(col(OutboxMessage.id))
+        .limit(BATCH)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    messages = {m.id: m for m in session.exec(query).all()}
+    if not messages:
+        return []
+    found = []
+    for delivery in _expand(session, list(messages.values()), now):
+        if delivery.identity_id != identity.id:
+            continue
+        message = messages[delivery.outbox_id]
+        found.append(
+            Due(
+                delivery_id=delivery.id or 0,
+                member_id=member.id,
+                role=member.role,
+                template=message.template,
+                params=json.loads(message.params),
+                platform=identity.platform,
+                chat_id=identity.chat_id,
+                locale=member.locale,
+                ref=delivery.ref,
+                attempts=0,
+            )
+        )
+    return found
 
 
 def add_answer(

@@ -270,8 +270,8 @@ class TelegramBot:
                 log.exception("update %s failed", update.update_id)
                 await self._apologise(update, incoming)
                 return
-            if handled.answers:
-                outlet.push(incoming.chat_id, handled.answers)
+            if handled.answers or handled.notices:
+                outlet.push(incoming.chat_id, handled.answers, handled.notices)
             outlet.wake()
             for reply in handled.direct:  # a stranger's replies are not stored
                 try:
