@@ -17,7 +17,17 @@ from bot.cli.main import _Lazy, build_parser
 from bot.i18n import Translator, compiled_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("matplotlib", "nio", "openpyxl", "sqlalchemy", "sqlmodel", "alembic", "telegram", "aiohttp")
+HEAVY = (
+    "matplotlib",
+    "nio",
+    "openpyxl",
+    "icalendar",
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "telegram",
+    "aiohttp",
+)
 
 # Prints the top-level packages of HEAVY that are imported once `code` has run.
 PROBE = """
@@ -66,7 +76,7 @@ def test_a_mistyped_command_is_refused_without_the_database_layer() -> None:
     assert _imported(code) == []
 
 
-def test_run_with_telegram_only_imports_neither_nio_nor_matplotlib_nor_openpyxl() -> None:
+def test_run_with_telegram_only_imports_no_nio_matplotlib_openpyxl_or_icalendar() -> None:
     """The module graph of `bot run` with TELEGRAM_TOKEN set and no MATRIX_*: everything `run` builds."""
     code = (
         "import os\n"
@@ -79,7 +89,7 @@ def test_run_with_telegram_only_imports_neither_nio_nor_matplotlib_nor_openpyxl(
     )
     imported = _imported(code, TELEGRAM_TOKEN="123:abc")
     assert "telegram" in imported  # the probe did load the Telegram side
-    assert not {"nio", "matplotlib", "openpyxl"} & set(imported), imported
+    assert not {"nio", "matplotlib", "openpyxl", "icalendar"} & set(imported), imported
 
 
 def test_matrix_configured_brings_nio_in() -> None:
