@@ -51,7 +51,8 @@ def matching(engine: Engine, request_id: int) -> tuple[float, int]:
     with UnitOfWork(engine) as uow:
         request = uow.session.get(Request, request_id)
         assert request is not None
-        found = candidates(uow.session, request, load_policy(uow.session, DISTRICT))
+        policy = load_policy(uow.session, DISTRICT)
+        found = candidates(uow.session, request, policy, limit=policy.offer_wave_size)
     return time.perf_counter() - start, len(found)
 
 

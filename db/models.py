@@ -154,10 +154,10 @@ class Budget(SQLModel, table=True):
 class Request(SQLModel, table=True):
     """A school's request for an interpreter, and (once booked) the booking itself."""
 
-    # Matching reads an interpreter's bookings by start (the month's minutes) and booking time
-    # (last served); both lead with `interpreter_id`, which also serves its foreign key.
+    # Matching reads an interpreter's bookings by start (the month's minutes, from the index alone)
+    # and booking time (last served); both lead with `interpreter_id`, which serves its foreign key.
     __table_args__ = (
-        Index("ix_request_interpreter_starts", "interpreter_id", "starts_at"),
+        Index("ix_request_interpreter_starts", "interpreter_id", "starts_at", "state", "duration_minutes"),
         Index("ix_request_interpreter_booked", "interpreter_id", "booked_at"),
     )
 

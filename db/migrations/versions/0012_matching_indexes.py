@@ -1,6 +1,6 @@
-"""Matching reads bookings per interpreter: by start time (the month's minutes) and by booking
-time ("last served"). Two composite indexes; the single-column one on `interpreter_id` is their
-prefix and goes.
+"""Matching reads bookings per interpreter: by start time (the month's minutes, answered from the
+index alone: it carries state and duration) and by booking time ("last served"). Two composite
+indexes; the single-column one on `interpreter_id` is their prefix and goes.
 
 Revision ID: 0012
 Revises: 0011
@@ -19,7 +19,11 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("request", schema=None) as batch_op:
-        batch_op.create_index("ix_request_interpreter_starts", ["interpreter_id", "starts_at"], unique=False)
+        batch_op.create_index(
+            "ix_request_interpreter_starts",
+            ["interpreter_id", "starts_at", "state", "duration_minutes"],
+            unique=False,
+        )
         batch_op.create_index("ix_request_interpreter_booked", ["interpreter_id", "booked_at"], unique=False)
         batch_op.drop_index(batch_op.f("ix_request_interpreter_id"))
 
