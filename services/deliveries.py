@@ -339,16 +339,20 @@ def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now
     session.flush()
     if delivery.outbox_id is None:
         return True
+    # One read answers both questions: is the message sent to everyone, and does any delivery still wait?
     unsent = session.exec(
-        select(Delivery.id).where(Delivery.outbox_id == delivery.outbox_id, col(Delivery.sent_at).is_(None))
-    ).first()
-    if unsent is None:
-        message = session.get(OutboxMessage, delivery.outbox_id)
-        assert message is not None
+        select(Delivery.failed_at).where(
+            Delivery.outbox_id == delivery.outbox_id, col(Delivery.sent_at).is_(None)
+        )
+    ).all()
+    message = session.get(OutboxMessage, delivery.outbox_id)
+    assert message is not None
+    if not unsent:
         message.sent_at = now
         message.attempts += 1
-        session.add(message)
-    _forget_when_done(session, delivery.outbox_id)
+    if all(failed_at is not None for failed_at in unsent) and message.params != CLEARED:
+        message.params = CLEARED  # as in _forget_when_done: nothing waits, so nothing renders it again
+    session.add(message)
     return True
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from db.models import Budget, LedgerEntry, Request
 from db.uow import UnitOfWork
+from services import ledger
 from services.budget_picture import BudgetDay, Projection, budget_picture, project, projection_of
 from services.clock import BERLIN
 from services.ledger import get_budget
@@ -104,25 +105,8 @@ def add_request(session: Session, world: World, starts_at: datetime) -> int:
 def post(
     session: Session, budget: Budget, kind: LedgerKind, cents: int, at: datetime, request_id: int | None
 ) -> None:
-    """One ledger entry with the budget's running totals kept as the services keep them."""
-    assert budget.id is not None
-    if kind is LedgerKind.RESERVE:
-        budget.reserved_cents += cents
-    elif kind is LedgerKind.RELEASE:
-        budget.reserved_cents -= cents
-    else:
-        budget.charged_cents += cents
-    session.add(budget)
-    session.add(
-        LedgerEntry(
-            budget_id=budget.id,
-            request_id=request_id,
-            kind=kind.value,
-            amount_cents=cents,
-            actor="t",
-            created_at=at,
-        )
-    )
+    """One ledger entry with the budget's running totals kept by the services' own posting."""
+    ledger._post(session, budget, kind=kind, amount_cents=cents, request_id=request_id, actor="t", now=at)
     session.flush()
 
 
