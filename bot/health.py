@@ -12,6 +12,8 @@ The database is read in threads of this server's own, with a timeout, so a datab
 neither blocks the event loop nor takes the threads the bot works in.
 """
 
+from __future__ import annotations
+
 import asyncio
 import logging
 import os
@@ -19,9 +21,8 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -35,6 +36,9 @@ from db.uow import UnitOfWork
 from services import monitoring
 from services.errors import InvalidInput
 from services.text import N_
+
+if TYPE_CHECKING:  # aiohttp (about 0.1-0.2 s of a start) is imported only for a process that listens
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 STALE_AFTER = 90.0  # seconds without a successful poll or sync before /healthz says 503
@@ -208,6 +212,8 @@ class HealthServer:
         self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="health")
 
     async def start(self, host: str, port: int) -> None:
+        from aiohttp import web
+
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
@@ -256,10 +262,14 @@ class HealthServer:
         return (200 if healthy else 503), body
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         status, body = await self.report()
         return web.json_response(body, status=status)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         now = self.liveness.clock()
         snapshot = CollectorRegistry(auto_describe=False)
         snapshot.register(_Snapshot(await self.figures(now), self.platforms(now), now))

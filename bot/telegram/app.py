@@ -8,6 +8,8 @@ the update's effects, so a redelivered update does nothing. The answers themselv
 with the effects and go out through the process's one paced sender.
 """
 
+from __future__ import annotations
+
 import asyncio
 import contextlib
 import hmac
@@ -17,8 +19,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram import BotCommand, Update
@@ -35,6 +37,9 @@ from bot.process import Outlet
 from bot.telegram.sender import TelegramSender
 from services.errors import InvalidInput
 from services.text import N_
+
+if TYPE_CHECKING:  # aiohttp (about 0.1-0.2 s of a start) is imported only for webhook mode
+    from aiohttp import web
 
 PLATFORM = "telegram"
 OFFICIAL_API = "https://api.telegram.org/bot"
@@ -221,6 +226,8 @@ class TelegramBot:
             await asyncio.sleep(self.webhook_check)
 
     async def _listen(self, webhook: Webhook) -> None:
+        from aiohttp import web
+
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_post("/{tail:.*}", self._on_post)
         self._runner = web.AppRunner(app, access_log=None)  # access lines would carry nothing useful
@@ -230,6 +237,8 @@ class TelegramBot:
 
     async def _on_post(self, request: web.Request) -> web.Response:
         """Take one update from Telegram; 200 only once it is saved, so Telegram retries otherwise."""
+        from aiohttp import web
+
         assert self.webhook is not None
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.webhook.secret.encode()):
@@ -272,7 +281,7 @@ class TelegramBot:
                 return
             if handled.answers or handled.notices:
                 outlet.push(incoming.chat_id, handled.answers, handled.notices)
-            outlet.wake()
+            outlet.wake(quiet=handled.quiet)
             for reply in handled.direct:  # a stranger's replies are not stored
                 try:
                     await outlet.say(incoming.chat_id, reply)
