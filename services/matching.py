@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import case, func
+from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, case, exists, func, literal
 from sqlalchemy import select as sa_select
+from sqlalchemy.sql.schema import Table
 from sqlmodel import Session, col, select
 
 from db.models import Absence, Interpreter, InterpreterLanguage, Request
@@ -88,40 +89,65 @@ def _modes(text: str) -> frozenset[Mode]:
     return parse_modes(text)
 
 
+def _table(model: type[object]) -> Table:
+    found: Table = model.__table__  # type: ignore[attr-defined]
+    return found
+
+
+@lru_cache(maxsize=4)
+def _speakers_statement(gender: bool) -> Select[int, float, float, str]:
+    person, spoken = _table(Interpreter), _table(InterpreterLanguage)
+    query = (
+        sa_select(person.c.id, person.c.latitude, person.c.longitude, person.c.modes)
+        .join(spoken, spoken.c.interpreter_id == person.c.id)
+        .where(
+            person.c.district_id == bindparam("district_id"),
+            person.c.active.is_(True),
+            spoken.c.language == bindparam("language"),
+        )
+        .order_by(person.c.id)
+    )
+    return query.where(person.c.gender == bindparam("gender")) if gender else query
+
+
 def _suitable(
     session: Session, request: Request, mode: Mode, excluded: set[int]
 ) -> list[tuple[int, float, float]]:
     """(id, latitude, longitude) of the speakers who work in the mode and match the gender wish,
     by id; read as plain rows, since matching needs three columns of some thousand people."""
-    query = (
-        select(Interpreter.id, Interpreter.latitude, Interpreter.longitude, Interpreter.modes)
-        .join(InterpreterLanguage, col(InterpreterLanguage.interpreter_id) == col(Interpreter.id))
-        .where(
-            Interpreter.district_id == request.district_id,
-            col(Interpreter.active).is_(True),
-            InterpreterLanguage.language == request.language,
-        )
-        .order_by(col(Interpreter.id))
+    wish = request.gender_preference
+    rows = session.connection().execute(
+        _speakers_statement(wish is not None),
+        {"district_id": request.district_id, "language": request.language, "gender": wish},
     )
-    if request.gender_preference is not None:
-        query = query.where(Interpreter.gender == request.gender_preference)
-    return [
-        (iid, lat, lon)
-        for iid, lat, lon, modes in session.exec(query)
-        if iid is not None and iid not in excluded and mode in _modes(modes)
-    ]
+    return [(iid, lat, lon) for iid, lat, lon, modes in rows if iid not in excluded and mode in _modes(modes)]
 
 
-def _absent(session: Session, district_id: int, start: datetime, end: datetime) -> set[int]:
-    """The district's interpreters away at some point of the session."""
-    query = (
-        select(Absence.interpreter_id)
-        .join(Interpreter, col(Interpreter.id) == col(Absence.interpreter_id))
-        .where(
-            Interpreter.district_id == district_id, col(Absence.starts_at) < end, col(Absence.ends_at) > start
-        )
+@lru_cache(maxsize=1)
+def _absent_statement() -> Select[int]:
+    away = _table(Absence)
+    return sa_select(away.c.interpreter_id).where(
+        away.c.starts_at < bindparam("end"), away.c.ends_at > bindparam("start")
     )
-    return set(session.exec(query))
+
+
+def _absent(session: Session, start: datetime, end: datetime) -> set[int]:
+    """The interpreters away at some point of the session (of any district: the caller's list is
+    the district's already; a join on the district would walk the pool instead of the absences)."""
+    return set(session.connection().execute(_absent_statement(), {"start": start, "end": end}).scalars())
+
+
+@lru_cache(maxsize=1)
+def _window_statement() -> Select[int, int | None, str, datetime, int, str]:
+    booking = _table(Request)
+    return sa_select(
+        booking.c.id,
+        booking.c.interpreter_id,
+        booking.c.state,
+        booking.c.starts_at,
+        booking.c.duration_minutes,
+        booking.c.mode,
+    ).where(booking.c.starts_at < bindparam("window_end"), booking.c.starts_at > bindparam("window_start"))
 
 
 def _busy(session: Session, request: Request, mode: Mode, buffer: timedelta) -> set[int]:
@@ -131,20 +157,12 @@ def _busy(session: Session, request: Request, mode: Mode, buffer: timedelta) -> 
     start, end = request.starts_at, request_end(request)
     # Widen the window by the largest buffer (and the longest session), then check each hit exactly.
     # Only the start is a condition in SQL: one on the state lets SQLite read through its index.
-    window = (
-        col(Request.starts_at) < end + buffer,
-        col(Request.starts_at) > start - buffer - timedelta(hours=8),
+    rows = session.connection().execute(
+        _window_statement(),
+        {"window_end": end + buffer, "window_start": start - buffer - timedelta(hours=8)},
     )
-    query = sa_select(
-        col(Request.id),
-        col(Request.interpreter_id),
-        col(Request.state),
-        col(Request.starts_at),
-        col(Request.duration_minutes),
-        col(Request.mode),
-    ).where(*window)
     busy: set[int] = set()
-    for rid, iid, state, starts_at, minutes, other_mode in session.execute(query):
+    for rid, iid, state, starts_at, minutes, other_mode in rows:
         if iid is None or state not in BUSY_STATES or other_mode == Mode.WRITTEN or rid == request.id:
             continue
         pad = buffer if Mode.IN_PERSON in (mode, other_mode) else timedelta(0)
@@ -228,6 +246,115 @@ def _cheapest(
     return found
 
 
+def _offers_mode(modes: ColumnElement[str], word: ColumnElement[str], dialect: str) -> ColumnElement[bool]:
+    """Whether the stored comma-separated `modes`, with a comma either side, contain `word`
+    (",phone,"): the mode as an exact word.
+
+    A position test rather than LIKE: PostgreSQL guesses almost no row matches a LIKE with
+    wildcards on either side and then walks the whole pool instead of the language's speakers.
+    """
+    spelled = literal(",") + modes + literal(",")
+    found = func.strpos(spelled, word) if dialect == "postgresql" else func.instr(spelled, word)
+    return found > 0
+
+
+@lru_cache(maxsize=16)
+def _ranking(dialect: str, gender: bool, limited: bool) -> Select[int, float, float, int, datetime | None]:
+    """The statement of `_ranked_remote`, built once per shape; its values are bound on execution."""
+    person, spoken, away = _table(Interpreter), _table(InterpreterLanguage), _table(Absence)
+    month, served = _table(Request).alias("month"), _table(Request).alias("served")
+    booked_minutes = case((month.c.state.in_(BUSY_STATES), month.c.duration_minutes), else_=0)
+    minutes = (
+        sa_select(func.coalesce(func.sum(booked_minutes), 0))
+        .where(
+            month.c.interpreter_id == person.c.id,
+            month.c.starts_at >= bindparam("month_start"),
+            month.c.starts_at < bindparam("month_end"),
+        )
+        .scalar_subquery()
+    )
+    speaking = sa_select(spoken.c.interpreter_id).where(spoken.c.language == bindparam("language"))
+    absent = exists().where(
+        away.c.interpreter_id == person.c.id,
+        away.c.starts_at < bindparam("end"),
+        away.c.ends_at > bindparam("start"),
+    )
+    conditions = [
+        person.c.id.in_(speaking),
+        person.c.district_id == bindparam("district_id"),
+        person.c.active.is_(True),
+        _offers_mode(person.c.modes, bindparam("mode_word", type_=String()), dialect),
+        ~absent,
+        person.c.id.not_in(bindparam("unavailable", expanding=True)),
+    ]
+    if gender:
+        conditions.append(person.c.gender == bindparam("gender"))
+    # Materialized: the boundary below reads it a second time.
+    eligible = (
+        sa_select(person.c.id, person.c.latitude, person.c.longitude, minutes.label("minutes"))
+        .where(*conditions)
+        .cte("eligible")
+        .prefix_with("MATERIALIZED")
+    )
+    last = (
+        sa_select(func.max(served.c.booked_at))
+        .where(served.c.interpreter_id == eligible.c.id)
+        .scalar_subquery()
+    )
+    query = sa_select(eligible.c.id, eligible.c.latitude, eligible.c.longitude, eligible.c.minutes, last)
+    if limited:
+        wave = bindparam("limit", type_=Integer())
+        head = sa_select(eligible.c.minutes).order_by(eligible.c.minutes).limit(wave).subquery()
+        boundary = sa_select(func.max(head.c.minutes)).scalar_subquery()
+        query = query.where(eligible.c.minutes <= boundary).limit(wave)
+    return query.order_by(eligible.c.minutes, last.nulls_first(), eligible.c.id)
+
+
+def _ranked_remote(
+    session: Session, request: Request, policy: Policy, mode: Mode, exclude: Iterable[int], limit: int | None
+) -> list[Candidate]:
+    """The ranking of work that costs the same travel from anywhere, in one statement.
+
+    Travel ties for all, so the order is the month's minutes, then last served (never first), then
+    the id, and the database sorts on them. The month's minutes are summed per eligible speaker
+    from ix_request_interpreter_starts alone; last served (one seek on
+    ix_request_interpreter_booked each) only for those tied with the `limit`-th on minutes. Being
+    away is checked in the statement; the few booked at the time (read from the start-time
+    window) and the excluded are named in it.
+    """
+    connection = session.connection()
+    start, end = request.starts_at, request_end(request)
+    month_start, month_end = _month_bounds(start)
+    wish = request.gender_preference
+    query = _ranking(connection.dialect.name, wish is not None, limit is not None)
+    unavailable = set(exclude) | _busy(session, request, mode, policy.travel_buffer)
+    values = {
+        "language": request.language,
+        "district_id": request.district_id,
+        "mode_word": f",{mode.value},",
+        "start": start,
+        "end": end,
+        "month_start": month_start,
+        "month_end": month_end,
+        "unavailable": sorted(unavailable),
+        "gender": wish,
+        "limit": limit,
+    }
+    cost = estimate(mode, request.duration_minutes, 0, policy)
+    place = request.place_latitude, request.place_longitude
+    return [
+        Candidate(
+            iid,
+            distance_m(lat, lon, *place),
+            cost.travel_cents,
+            cost.total_cents,
+            int(booked),
+            None if at is None else (at.replace(tzinfo=UTC) if at.tzinfo is None else at),
+        )
+        for iid, lat, lon, booked, at in connection.execute(query, values)
+    ]
+
+
 def _free(
     session: Session, request: Request, policy: Policy, mode: Mode, exclude: Iterable[int]
 ) -> list[tuple[int, float, float]]:
@@ -236,7 +363,7 @@ def _free(
     if not suitable:
         return []
     start, end = request.starts_at, request_end(request)
-    away = _absent(session, request.district_id, start, end)
+    away = _absent(session, start, end)
     unavailable = away | _busy(session, request, mode, policy.travel_buffer)
     return [row for row in suitable if row[0] not in unavailable]
 
@@ -265,6 +392,8 @@ def candidates(
     if limit is not None and limit <= 0:
         return []
     mode = Mode(request.mode) if mode is None else mode
+    if mode != Mode.IN_PERSON:
+        return _ranked_remote(session, request, policy, mode, exclude, limit)
     free = _free(session, request, policy, mode, exclude)
     contenders = _cheapest(free, request, mode, policy, limit)
     if not contenders:
