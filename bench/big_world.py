@@ -10,17 +10,27 @@ import statistics
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.schema import Table
 
 from db.engine import make_engine
 from db.migrate import upgrade
-from db.models import Interpreter, InterpreterLanguage, LedgerEntry, Request, School
+from db.models import (
+    BudgetDayTotal,
+    Interpreter,
+    InterpreterLanguage,
+    LedgerEntry,
+    OpenReservation,
+    Request,
+    School,
+)
 from db.uow import UnitOfWork
+from services.clock import BERLIN
 from services.demo import create_demo
 from services.vocabulary import LedgerKind, Mode, RequestState, Topic
 from tests.pg_cluster import PostgresCluster
@@ -218,6 +228,43 @@ def add_ledger(engine: Engine, budget_id: int, count: int, rng: random.Random, n
         if len(rows) >= count:
             break
     bulk(engine, LedgerEntry, rows[:count])
+    add_running_totals(engine, rows[:count])
+
+
+def add_running_totals(engine: Engine, entries: Sequence[dict[str, Any]]) -> None:
+    """Add bulk-inserted ledger rows to the running totals the postings keep (services/ledger.py):
+    the change per budget and Berlin day, and each request's open reservation (0 ones deleted)."""
+    days: dict[tuple[int, date], list[int]] = {}
+    held: dict[tuple[int, int], int] = {}
+    for entry in entries:
+        kind, amount = LedgerKind(entry["kind"]), entry["amount_cents"]
+        signed = -amount if kind is LedgerKind.RELEASE else amount
+        day = days.setdefault((entry["budget_id"], entry["created_at"].astimezone(BERLIN).date()), [0, 0])
+        day[0 if kind in (LedgerKind.CHARGE, LedgerKind.ADJUST) else 1] += signed
+        if kind in (LedgerKind.RESERVE, LedgerKind.RELEASE) and entry["request_id"] is not None:
+            key = (entry["request_id"], entry["budget_id"])
+            held[key] = held.get(key, 0) + signed
+    day_rows = [
+        {"budget_id": b, "day": d, "charged_cents": c, "reserved_cents": r} for (b, d), (c, r) in days.items()
+    ]
+    open_rows = [{"request_id": r, "budget_id": b, "amount_cents": a} for (r, b), a in held.items()]
+    with engine.begin() as connection:
+        for model, keys, rows in (
+            (BudgetDayTotal, ["budget_id", "day"], day_rows),
+            (OpenReservation, ["request_id", "budget_id"], open_rows),
+        ):
+            if rows:
+                connection.execute(_adding_upsert(engine, table(model), keys), rows)
+        connection.execute(delete(table(OpenReservation)).where(table(OpenReservation).c.amount_cents == 0))
+
+
+def _adding_upsert(engine: Engine, into: Table, keys: list[str]) -> Any:
+    """INSERT, or add the amounts to the row with the same keys (PostgreSQL's and SQLite's own)."""
+    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(into)
+    amounts = [c.name for c in into.columns if c.name not in keys]
+    return insert.on_conflict_do_update(
+        index_elements=keys, set_={name: into.c[name] + insert.excluded[name] for name in amounts}
+    )
 
 
 def ledger_row(

@@ -4,7 +4,7 @@ Enumerated values (modes, states, roles) are stored as short strings; their voca
 domain's and lives in `services.vocabulary`.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
@@ -199,6 +199,30 @@ class LedgerEntry(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=300)
     actor: str = Field(max_length=100)
     created_at: datetime = Field(sa_column=_utc())
+
+
+class BudgetDayTotal(SQLModel, table=True):
+    """Running totals of the ledger per budget and Berlin day of posting, kept with each entry:
+    the day's change to the charges (charge, adjust) and to the reservations (reserve minus release).
+    The ledger stays the truth; these always equal its sums (the budget chart reads ~370 of them)."""
+
+    __tablename__ = "budget_day"
+
+    budget_id: int = Field(foreign_key="budget.id", primary_key=True)
+    day: date = Field(primary_key=True)
+    charged_cents: int = 0
+    reserved_cents: int = 0
+
+
+class OpenReservation(SQLModel, table=True):
+    """What is still reserved for a request on a budget (its reserves minus its releases), kept with
+    each entry; the row goes when it reaches 0, so the table holds open bookings only."""
+
+    __tablename__ = "open_reservation"
+
+    request_id: int = Field(foreign_key="request.id", primary_key=True)
+    budget_id: int = Field(foreign_key="budget.id", primary_key=True, index=True)
+    amount_cents: int
 
 
 class Offer(SQLModel, table=True):

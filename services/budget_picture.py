@@ -2,7 +2,8 @@
 
 The history is rebuilt from the append-only ledger: at the end of each day, what was charged
 (charges and a coordinator's adjustments) and what was still reserved (reserves minus releases).
-The database sums the ledger by day; no entry is read one by one.
+It reads the daily totals kept with each entry (`budget_day`, about 370 rows a year) and the open
+reservations (`open_reservation`), never the entries themselves; both always equal the ledger's sums.
 
 The projection starts from the money committed today (charged plus reserved, bookings ahead
 included) and adds, for every day left in the year, the year's average daily spending so far: the
@@ -15,12 +16,11 @@ line reaches the total.
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Date, String, case, cast, func, type_coerce
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from db.models import Budget, LedgerEntry, Request
+from db.models import Budget, BudgetDayTotal, OpenReservation, Request
 from services.clock import BERLIN
-from services.vocabulary import LedgerKind
 
 
 @dataclass(frozen=True)
@@ -65,58 +65,23 @@ class _Ledger:
         return sum(self.charged_by_day.values()) + self.begun_reserved_cents
 
 
-def _charged_and_reserved() -> tuple[ColumnElement[int], ColumnElement[int]]:
-    """Sums of an entry's change to the charges (charge, adjust) and to the reservations (reserve
-    minus release, as every other kind counts)."""
-    kind, amount = col(LedgerEntry.kind), col(LedgerEntry.amount_cents)
-    charged = func.sum(case((kind.in_([LedgerKind.CHARGE, LedgerKind.ADJUST]), amount), else_=0))
-    reserved = func.sum(
-        case(
-            (kind.in_([LedgerKind.CHARGE, LedgerKind.ADJUST]), 0),
-            (kind == LedgerKind.RESERVE, amount),
-            else_=-amount,
-        )
-    )
-    return charged, reserved
-
-
-def _berlin_days(session: Session, budget_id: int) -> list[tuple[date, int, int]]:
-    """The change to the charges and to the reservations per Berlin day of posting, summed in the database.
-
-    PostgreSQL has the time zone database and groups by the Berlin day itself. SQLite has none: it
-    groups by the UTC hour (at most 8,784 a year), which Python then puts into its Berlin day. That
-    is exact, as Berlin's offset from UTC has only ever been whole hours.
-    """
-    charged, reserved = _charged_and_reserved()
-    if session.get_bind().dialect.name == "postgresql":
-        day = cast(func.timezone("Europe/Berlin", LedgerEntry.created_at), Date)
-        by_day = select(day, charged, reserved).where(LedgerEntry.budget_id == budget_id).group_by(day)
-        return [(d, int(c), int(r)) for d, c, r in session.exec(by_day)]
-    # Stored as naive UTC text, 'YYYY-MM-DD HH:MM:SS.ffffff': its first 13 characters name the hour.
-    # (fromisoformat, not strptime: 20 times faster over the 8,000 hours of a year.)
-    hour = func.substr(type_coerce(LedgerEntry.created_at, String), 1, 13)
-    by_hour = select(hour, charged, reserved).where(LedgerEntry.budget_id == budget_id).group_by(hour)
-    return [
-        (datetime.fromisoformat(f"{h}:00+00:00").astimezone(BERLIN).date(), int(c), int(r))
-        for h, c, r in session.exec(by_hour)
-    ]
+def _days(session: Session, budget_id: int) -> list[tuple[date, int, int]]:
+    """The change to the charges and to the reservations per Berlin day of posting: the running
+    totals kept with each entry (`services.ledger`), one row a day."""
+    by_day = select(
+        col(BudgetDayTotal.day), BudgetDayTotal.charged_cents, BudgetDayTotal.reserved_cents
+    ).where(BudgetDayTotal.budget_id == budget_id)
+    return [(d, int(c), int(r)) for d, c, r in session.exec(by_day)]
 
 
 def _begun_reserved(session: Session, budget_id: int, now: datetime) -> int:
-    """What is reserved, net of releases, for requests whose session had begun by `now`."""
-    signed = case(
-        (col(LedgerEntry.kind) == LedgerKind.RESERVE, LedgerEntry.amount_cents),
-        else_=-LedgerEntry.amount_cents,
-    )
+    """What is reserved, net of releases, for requests whose session had begun by `now`: the open
+    reservations (kept with each entry, 0 ones deleted) of those requests."""
     query = (
-        select(func.coalesce(func.sum(signed), 0))
-        .select_from(LedgerEntry)
-        .join(Request, col(Request.id) == LedgerEntry.request_id)
-        .where(
-            LedgerEntry.budget_id == budget_id,
-            col(LedgerEntry.kind).in_([LedgerKind.RESERVE, LedgerKind.RELEASE]),
-            col(Request.starts_at) <= now,
-        )
+        select(func.coalesce(func.sum(OpenReservation.amount_cents), 0))
+        .select_from(OpenReservation)
+        .join(Request, col(Request.id) == OpenReservation.request_id)
+        .where(OpenReservation.budget_id == budget_id, col(Request.starts_at) <= now)
     )
     return int(session.exec(query).one())
 
@@ -126,7 +91,7 @@ def _ledger(session: Session, budget: Budget, now: datetime) -> _Ledger:
     assert budget.id is not None
     charged: dict[date, int] = {}
     reserved: dict[date, int] = {}
-    for day, charged_change, reserved_change in _berlin_days(session, budget.id):
+    for day, charged_change, reserved_change in _days(session, budget.id):
         charged[day] = charged.get(day, 0) + charged_change
         reserved[day] = reserved.get(day, 0) + reserved_change
     return _Ledger(charged, reserved, _begun_reserved(session, budget.id, now))

@@ -9,15 +9,20 @@ The budget row carries running totals that change in the same transaction as eac
 posting first locks that row (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite transactions here
 begin IMMEDIATE and so already hold the write lock), so two requests can never both spend the
 last euro; CHECK constraints on the row are the database's own last word.
+
+Two more running totals are kept the same way, for reading without going through the ledger: the
+change per budget and Berlin day of posting (`budget_day`, the budget picture's history) and each
+request's open reservation (`open_reservation`, deleted at 0). They always equal the entries' sums.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func
+from sqlalchemy import Insert, Table, delete, func
 from sqlmodel import Session, col, select
 
-from db.models import Budget, LedgerEntry
+from db.models import Budget, BudgetDayTotal, LedgerEntry, OpenReservation
 from services.audit import record
 from services.budget_alerts import check_budget_alerts
 from services.clock import BERLIN
@@ -104,16 +109,51 @@ def set_total(
 
 
 def open_reservation(session: Session, request_id: int) -> int:
-    """What is still reserved for a request: its reserves minus its releases."""
-    sums = dict(
-        session.exec(
-            select(LedgerEntry.kind, func.sum(LedgerEntry.amount_cents))
-            .where(LedgerEntry.request_id == request_id)
-            .where(col(LedgerEntry.kind).in_([LedgerKind.RESERVE, LedgerKind.RELEASE]))
-            .group_by(col(LedgerEntry.kind))
-        ).all()
+    """What is still reserved for a request: its reserves minus its releases (on any budget)."""
+    total = session.exec(
+        select(func.sum(OpenReservation.amount_cents)).where(OpenReservation.request_id == request_id)
+    ).one()
+    return int(total or 0)
+
+
+def _upsert(session: Session, table: Table, keys: dict[str, Any], add: dict[str, int]) -> Insert:
+    """INSERT the row, or add `add` to the row with these keys: one statement either way."""
+    # The dialect's own INSERT ... ON CONFLICT, imported here: the engine has loaded its dialect already.
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg = pg_insert(table).values(**keys, **add)
+        return pg.on_conflict_do_update(
+            index_elements=list(keys), set_={name: table.c[name] + pg.excluded[name] for name in add}
+        )
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    lite = sqlite_insert(table).values(**keys, **add)
+    return lite.on_conflict_do_update(
+        index_elements=list(keys), set_={name: table.c[name] + lite.excluded[name] for name in add}
     )
-    return int(sums.get(LedgerKind.RESERVE, 0) or 0) - int(sums.get(LedgerKind.RELEASE, 0) or 0)
+
+
+_DAYS = cast(Table, BudgetDayTotal.__table__)  # type: ignore[attr-defined]
+_OPEN = cast(Table, OpenReservation.__table__)  # type: ignore[attr-defined]
+
+
+def _keep_totals(
+    session: Session, budget_id: int, kind: LedgerKind, amount: int, request_id: int | None, now: datetime
+) -> None:
+    """Add an entry to its Berlin day's totals and to its request's open reservation (the budget row
+    is locked, so nobody else adds meanwhile); a reservation that reaches 0 goes."""
+    charges = kind not in (LedgerKind.RESERVE, LedgerKind.RELEASE)
+    signed = -amount if kind is LedgerKind.RELEASE else amount
+    day = {"budget_id": budget_id, "day": now.astimezone(BERLIN).date()}
+    change = {"charged_cents": signed if charges else 0, "reserved_cents": 0 if charges else signed}
+    session.execute(_upsert(session, _DAYS, day, change))
+    if charges or request_id is None:
+        return
+    keys = {"request_id": request_id, "budget_id": budget_id}
+    added = _upsert(session, _OPEN, keys, {"amount_cents": signed}).returning(_OPEN.c.amount_cents)
+    if session.execute(added).scalar_one() == 0:
+        session.execute(delete(_OPEN).where(_OPEN.c.request_id == request_id, _OPEN.c.budget_id == budget_id))
 
 
 def _post(
@@ -147,6 +187,7 @@ def _post(
             created_at=now,
         )
     )
+    _keep_totals(session, budget.id, kind, amount_cents, request_id, now)
     if kind is not LedgerKind.RELEASE:
         check_budget_alerts(session, budget, now)
 

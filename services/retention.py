@@ -37,6 +37,7 @@ from db.models import (
     AuditEvent,
     BookingChange,
     Budget,
+    BudgetDayTotal,
     ChatIdentity,
     Closeout,
     Delivery,
@@ -46,6 +47,7 @@ from db.models import (
     LedgerEntry,
     Member,
     Offer,
+    OpenReservation,
     OutboxMessage,
     Request,
     School,
@@ -381,6 +383,8 @@ def _purge_accounts(session: Session, district_id: int, now: datetime, keep: tim
         counts["old_ledger_entries"] += _run(
             session, delete(LedgerEntry).where(col(LedgerEntry.request_id).in_(ids))
         )
+        # No entry names these requests any more: nothing is reserved for them.
+        _run(session, delete(OpenReservation).where(col(OpenReservation.request_id).in_(ids)))
         counts["old_offers"] += _run(session, delete(Offer).where(col(Offer.request_id).in_(ids)))
         counts["old_changes"] += _run(
             session, delete(BookingChange).where(col(BookingChange.request_id).in_(ids))
@@ -395,6 +399,9 @@ def _purge_accounts(session: Session, district_id: int, now: datetime, keep: tim
         counts["old_ledger_entries"] += _run(
             session, delete(LedgerEntry).where(col(LedgerEntry.budget_id).in_(budget_ids))
         )
+        # The running totals of those entries go with them (the budget rows' own go with the rows).
+        _run(session, delete(BudgetDayTotal).where(col(BudgetDayTotal.budget_id).in_(budget_ids)))
+        _run(session, delete(OpenReservation).where(col(OpenReservation.budget_id).in_(budget_ids)))
         _run(
             session,
             delete(DueTask).where(
