@@ -11,8 +11,10 @@ again from the next candidates; with none left the request is `unfilled`, with t
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, union_all, update
+from sqlalchemy import select as table_select
 from sqlmodel import Session, col, select
 
 from db.models import BookingChange, Budget, Delivery, Interpreter, Offer, OutboxMessage, Request, UnmetDemand
@@ -367,6 +369,66 @@ def _closed_offer(offer: Offer, request: Request) -> None:
     raise OfferClosed(N_("This offer has expired."))
 
 
+# The losers' path: of 50 Accepts on one request 49 are refused, and on SQLite one thread runs them all
+# one after another. Statements on the tables, built once (building a select and its cache key costs
+# more than running it on SQLite), run on the session's connection: no ORM objects.
+_OFFER = cast(Table, Offer.__table__)  # type: ignore[attr-defined]
+_REQUEST = cast(Table, Request.__table__)  # type: ignore[attr-defined]
+_INTERPRETER = cast(Table, Interpreter.__table__)  # type: ignore[attr-defined]
+_OUTBOX = cast(Table, OutboxMessage.__table__)  # type: ignore[attr-defined]
+_DELIVERY = cast(Table, Delivery.__table__)  # type: ignore[attr-defined]
+_THEIR_OFFER = (_OFFER.c.id == bindparam("offer_id"), _OFFER.c.interpreter_id == bindparam("interpreter_id"))
+_STANDING = (
+    table_select(
+        _INTERPRETER.c.active,
+        _OFFER.c.state,
+        _OFFER.c.expires_at,
+        _REQUEST.c.state,
+        _REQUEST.c.interpreter_id,
+    )
+    .join_from(_OFFER, _REQUEST, _REQUEST.c.id == _OFFER.c.request_id)
+    .join(_INTERPRETER, _INTERPRETER.c.id == _OFFER.c.interpreter_id)
+    .where(*_THEIR_OFFER)
+)
+_TAKEN_NOTICE = (
+    _OUTBOX.c.template == Notice.OFFER_TAKEN.value,
+    _OUTBOX.c.recipient_type == Recipient.INTERPRETER.value,
+    _OUTBOX.c.recipient_id == bindparam("interpreter_id"),
+    _OUTBOX.c.created_at >= table_select(_OFFER.c.created_at).where(*_THEIR_OFFER).scalar_subquery(),
+)
+# Taken notices still on their way: not yet expanded into deliveries, or with a delivery neither sent
+# nor failed. Both halves start from what is waiting (the indexes on expanded_at and on the delivery's
+# sent_at), not from every notice the interpreter was ever sent.
+_TAKEN_WAITING = union_all(
+    table_select(_OUTBOX.c.params).where(_OUTBOX.c.expanded_at.is_(None), *_TAKEN_NOTICE),
+    table_select(_OUTBOX.c.params)
+    .join_from(_DELIVERY, _OUTBOX, _OUTBOX.c.id == _DELIVERY.c.outbox_id)
+    .where(_DELIVERY.c.sent_at.is_(None), _DELIVERY.c.failed_at.is_(None), *_TAKEN_NOTICE),
+)
+
+
+def _taken_by_another(session: Session, offer_id: int, interpreter_id: int, now: datetime) -> bool:
+    """Whether the Accept is refused as taken by someone else, read before any lock is taken.
+
+    The same decision as the locked path below on the same rows (an inactive interpreter, or an offer
+    not theirs, is left to it), from one plain read: on PostgreSQL the losers that come after the
+    winner's commit do not queue for their interpreter's row lock and the request's; on SQLite the read
+    is inside the transaction anyway. A committed booking by another only ends by a later transaction,
+    so the refusal is what the Accept would have got at that moment; an offer that is open again is read
+    as open and goes on to the locked check.
+    """
+    row = (
+        session.connection()
+        .execute(_STANDING, {"offer_id": offer_id, "interpreter_id": interpreter_id})
+        .first()
+    )
+    if row is None:
+        return False
+    active, offer_state, expires_at, request_state, booked = row
+    closed = offer_state != OfferState.OPEN or expires_at <= now or request_state != RequestState.OFFERED
+    return bool(active) and closed and booked not in (None, interpreter_id)
+
+
 def _answerable(session: Session, offer_id: int, interpreter_id: int, now: datetime) -> tuple[Offer, Request]:
     offer = session.get(Offer, offer_id)
     if offer is None or offer.interpreter_id != interpreter_id:
@@ -385,7 +447,10 @@ def accept_offer(
 
     The interpreter's row is locked first, as a deactivation locks it (services/access.py): an Accept
     either books before the deactivation looks at their bookings, or sees them inactive and is refused.
+    A job already taken is refused before that lock (`_taken_by_another`).
     """
+    if _taken_by_another(session, offer_id, interpreter_id, now):
+        raise AlreadyTaken(N_("Someone else has already taken this job."))
     interpreter = session.get(Interpreter, interpreter_id, with_for_update=True, populate_existing=True)
     if interpreter is not None and not interpreter.active:
         raise OfferClosed(
@@ -576,28 +641,12 @@ def taken_notice_pending(session: Session, *, offer_id: int, interpreter_id: int
     That notice edits the offer message itself (its buttons go), so an Accept tapped meanwhile needs
     no answer of its own: the interpreter reads it once. Once the notice has gone out (or failed, or
     was never written: the offer had expired), the tap's own answer is the one that tells them.
+    One read (an offer gets one taken notice: it is withdrawn once).
     """
-    offer = session.get(Offer, offer_id)
-    if offer is None or offer.interpreter_id != interpreter_id:
-        return False
-    query = select(OutboxMessage).where(
-        OutboxMessage.template == Notice.OFFER_TAKEN.value,
-        OutboxMessage.recipient_type == Recipient.INTERPRETER.value,
-        OutboxMessage.recipient_id == interpreter_id,
-        col(OutboxMessage.created_at) >= offer.created_at,
+    waiting = session.connection().execute(
+        _TAKEN_WAITING, {"offer_id": offer_id, "interpreter_id": interpreter_id}
     )
-    for message in session.exec(query):
-        if json.loads(message.params).get("offer_id") != offer_id:
-            continue
-        if message.expanded_at is None:
-            return True
-        waiting = select(Delivery.id).where(
-            Delivery.outbox_id == message.id,
-            col(Delivery.sent_at).is_(None),
-            col(Delivery.failed_at).is_(None),
-        )
-        return session.exec(waiting).first() is not None
-    return False
+    return any(json.loads(params).get("offer_id") == offer_id for params in waiting.scalars())
 
 
 def withdraw_open_offers(
@@ -609,22 +658,19 @@ def withdraw_open_offers(
 ) -> None:
     """Withdraw the request's open offers, telling each interpreter (taken by another, or not wanted).
 
-    One UPDATE for all and one multi-row insert for their notices, however many were open.
+    One UPDATE ... RETURNING for all (the offers are not loaded: 50 ORM objects cost an Accept that
+    closes 49 offers more than the update) and one batched insert for their notices, in offer order.
     """
-    assert request.id is not None
-    open_offers = [o for o in offers_of(session, request.id) if o.state == OfferState.OPEN]
-    if not open_offers:
-        return
-    ids = [o.id for o in open_offers]
-    session.exec(
+    request_id = request.id
+    assert request_id is not None
+    withdrawn = session.exec(
         update(Offer)
-        .where(col(Offer.id).in_(ids), col(Offer.state) == OfferState.OPEN.value)
+        .where(col(Offer.request_id) == request_id, col(Offer.state) == OfferState.OPEN.value)
         .values(state=OfferState.WITHDRAWN.value, responded_at=now)
-    )
-    told: list[tuple[Recipient, int, NoticeParams]] = []
-    for offer in open_offers:
-        assert offer.id is not None
-        told.append(
-            (Recipient.INTERPRETER, offer.interpreter_id, notice(offer_id=offer.id, request_id=request.id))
-        )
+        .returning(col(Offer.id), col(Offer.interpreter_id))
+    ).all()
+    told: list[tuple[Recipient, int, NoticeParams]] = [
+        (Recipient.INTERPRETER, interpreter_id, notice(offer_id=offer_id, request_id=request_id))
+        for offer_id, interpreter_id in sorted(withdrawn)
+    ]
     notify_all(session, district_id=request.district_id, notices=told, now=now)

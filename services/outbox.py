@@ -42,9 +42,11 @@ def notify_all(
     notices: list[tuple[Recipient, int, NoticeParams]],
     now: datetime,
 ) -> None:
-    """Queue several notifications (recipient, recipient id, notice) as one multi-row insert, in order.
+    """Queue several notifications (recipient, recipient id, notice) as one batched insert, in order.
 
-    What the session holds unwritten goes first, so the outbox keeps the order of the calls.
+    What the session holds unwritten goes first, so the outbox keeps the order of the calls. The rows
+    go as one executemany of a statement compiled once: a multi-row VALUES is compiled anew for every
+    call (49 taken notices: 11 ms on SQLite, 17 ms on PostgreSQL, against 1 and 3 ms).
     """
     if not notices:
         return
@@ -64,7 +66,7 @@ def notify_all(
         }
         for recipient, recipient_id, notice in notices
     ]
-    session.execute(insert(OutboxMessage.__table__).values(rows))  # type: ignore[attr-defined]
+    session.execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
 
 
 def tell(
