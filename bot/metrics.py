@@ -9,8 +9,6 @@ that describe the database (requests, budgets, failed rows) are read at scrape t
 
 from prometheus_client import CollectorRegistry, Counter
 
-from services.due import Kind
-
 PREFIX = "dolmetscherpool"
 
 
@@ -58,6 +56,8 @@ class Metrics:
 
     def start_at_zero(self, platforms: list[str]) -> None:
         """Show every series from the start, at 0, so that a rate over it means something at once."""
+        from services.due import Kind  # the database layer: not imported before a process polls
+
         for platform in platforms:
             self.updates_handled.labels(platform=platform)
             for counter in (self.deliveries_sent, self.deliveries_retried, self.deliveries_failed):

@@ -5,30 +5,54 @@ platform go through the shared `Deliverer`, so a person linked on Telegram and M
 by the same outbox, pace and retries. Of several processes on one PostgreSQL database one leads
 (`bot/leader.py`): it polls, syncs and sends; the others take webhook POSTs, fire due rows, and
 stand by to take over.
+
+Start order: a transport that waits for `Outlet.ready` before it handles an event (Telegram)
+begins to poll first; what handling and sending need (the conversation, the delivery, the
+timers, and the database layer under them: most of a start's imports) is imported in a thread
+meanwhile, then the process takes over the outbox, starts the timers and the delivery, and only
+then sets `ready`. An update that arrives before is held (its offset not confirmed) until then.
 """
+
+from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.engine import Engine
 
-from bot.delivery import Deliverer, Sender
 from bot.leader import TRY_EVERY, AnotherProcessRuns, Doorbell, Leadership, leadership_for
 from bot.liveness import Liveness
 from bot.messages import Reply
 from bot.metrics import Metrics
-from bot.outage import OutageWatch
 from bot.rate_limit import RateLimiter
-from bot.scheduling import Timers
-from services import deliveries
+
+if TYPE_CHECKING:
+    from bot.delivery import Deliverer, Sender
+    from bot.outage import OutageWatch
+    from bot.scheduling import Timers
+    from services import deliveries
 
 log = logging.getLogger(__name__)
+# What handling an event and sending need beyond a transport's own: imported by `_prepare`.
+PREPARED_MODULES = ("bot.delivery", "bot.outage", "bot.scheduling", "services.deliveries")
+
+
+def _set_event() -> asyncio.Event:
+    ready = asyncio.Event()
+    ready.set()
+    return ready
+
+
+def _import(modules: Sequence[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,7 @@ class Outlet:
     push: Callable[..., None]  # (chat_id, answers, notices=()): see `Deliverer.push`
     say: Callable[[str, Reply], Awaitable[None]]
     liveness: Liveness = field(default_factory=Liveness)
+    ready: asyncio.Event = field(default_factory=_set_event)  # set once events may be handled
 
 
 class Transport(Protocol):
@@ -54,7 +79,9 @@ class Transport(Protocol):
 
     `start` is what every process does (reach the platform, listen for webhooks) and hands
     events' results to the `Outlet`. `lead` and `unlead` begin and end what only the leading
-    process does (poll, sync).
+    process does (poll, sync). A transport may also have `prepare()` (import and build what its
+    events need; run in a thread before `Outlet.ready`) and `waits_until_ready = True` (it holds
+    every event until `Outlet.ready` is set, so it may lead before the process is prepared).
     """
 
     platform: str
@@ -88,24 +115,73 @@ class BotProcess:
         self.engine = engine
         self.transports = list(transports)
         self.metrics = metrics or Metrics()
-        senders = {t.platform: t.sender for t in self.transports}
-        self.deliverer = Deliverer(engine, senders, limiter=limiter, clock=clock, metrics=self.metrics)
-        self.deliverer.enabled = False
+        self._limiter, self._clock = limiter, clock
+        self._deliverer: Deliverer | None = None  # built on first use (`deliverer`)
+        self._outages: OutageWatch | None = None
         self.timers = timers
         if timers is not None:
-            timers.on_fired = self._wake_sender
-            timers.metrics = self.metrics
+            self._hook(timers)
+        # `timers` command and `run` pass a factory: bot.scheduling is imported by `_prepare`.
+        self.make_timers: Callable[[], Timers] | None = None
+        self.ready = asyncio.Event()  # every event waits for it (`Outlet.ready`)
+        self._prepared = False
         self.leadership = leadership or leadership_for(engine)
         self.doorbell = Doorbell(engine) if engine.dialect.name == "postgresql" else None
         self.leading = False
         self.liveness = Liveness(clock) if clock is not None else Liveness()
-        self.outages = OutageWatch(
-            engine, self.liveness, active=lambda: self.leading, on_written=self._wake_sender
-        )
         self._outage_checks: asyncio.Task[None] | None = None
         self._delivery: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._rings: set[asyncio.Future[None]] = set()
+
+    @property
+    def deliverer(self) -> Deliverer:
+        """The one delivery loop for all platforms (built when first needed: see `_prepare`)."""
+        if self._deliverer is None:
+            from bot.delivery import Deliverer
+
+            senders = {t.platform: t.sender for t in self.transports}
+            deliverer = Deliverer(
+                self.engine, senders, limiter=self._limiter, clock=self._clock, metrics=self.metrics
+            )
+            deliverer.enabled = False
+            self._deliverer = deliverer
+        return self._deliverer
+
+    @property
+    def outages(self) -> OutageWatch:
+        if self._outages is None:
+            from bot.outage import OutageWatch
+
+            self._outages = OutageWatch(
+                self.engine, self.liveness, active=lambda: self.leading, on_written=self._wake_sender
+            )
+        return self._outages
+
+    def _hook(self, timers: Timers) -> None:
+        timers.on_fired = self._wake_sender
+        timers.metrics = self.metrics
+
+    def _prepare_in_thread(self) -> None:
+        """Import and build what handling and sending need; the event loop keeps polling meanwhile."""
+        _import(PREPARED_MODULES)
+        for transport in self.transports:
+            prepare: Callable[[], None] | None = getattr(transport, "prepare", None)
+            if prepare is not None:
+                prepare()
+
+    async def _prepare(self) -> None:
+        if self._prepared:
+            return
+        await asyncio.to_thread(self._prepare_in_thread)
+        self.deliverer, self.outages  # noqa: B018 - built here, in the loop's thread
+        if self.timers is None and self.make_timers is not None:
+            self.timers = self.make_timers()
+            self._hook(self.timers)
+        self._prepared = True
+
+    async def _say(self, platform: str, chat_id: str, reply: Reply) -> None:
+        await self.deliverer.send_now(platform, chat_id, reply)
 
     def _after_event(self, platform: str) -> None:
         """A handled event may have written answers and notifications and armed due rows."""
@@ -139,8 +215,13 @@ class BotProcess:
         """Start every transport, then delivery; lead at once if no other process does.
 
         On SQLite a second process is refused (`AnotherProcessRuns`); if a transport cannot
-        start, those already running are stopped.
+        start, those already running are stopped. With transports that all hold events until
+        `ready` (see the module's docstring), polling begins before the process is prepared.
         """
+        self.ready.clear()
+        early = bool(self.transports) and all(getattr(t, "waits_until_ready", False) for t in self.transports)
+        if not early:
+            await self._prepare()
         if not self.transports:  # the timers alone: no platform to lead
             pass
         elif not await asyncio.to_thread(self.leadership.acquire):
@@ -155,13 +236,21 @@ class BotProcess:
                 outlet = Outlet(
                     wake=functools.partial(self._after_event, transport.platform),
                     push=functools.partial(self._push, transport.platform),
-                    say=functools.partial(self.deliverer.send_now, transport.platform),
+                    say=functools.partial(self._say, transport.platform),
                     liveness=self.liveness,
+                    ready=self.ready,
                 )
                 await transport.start(outlet)
                 started.append(transport)
-            if self.leading:
+            if self.leading and early:
+                for transport in self.transports:
+                    await transport.lead()  # polling begins; its events wait for `ready`
+                await self._prepare()
+                await self._lead(transports_lead=False)
+            elif self.leading:
                 await self._lead()
+            else:
+                await self._prepare()
         except BaseException:
             for transport in reversed(started):
                 await transport.stop()
@@ -174,10 +263,11 @@ class BotProcess:
         self._watch = asyncio.create_task(self._watch_leadership())
         if self.transports:
             self._outage_checks = asyncio.create_task(self.outages.run())
+        self.ready.set()
 
-    async def _lead(self) -> None:
+    async def _lead(self, *, transports_lead: bool = True) -> None:
         await self.deliverer.take_over()
-        for transport in self.transports:
+        for transport in self.transports if transports_lead else ():
             await transport.lead()
         if self.doorbell is not None:
             loop = asyncio.get_running_loop()

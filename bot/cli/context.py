@@ -1,22 +1,26 @@
 """What every command needs: the translator, the database, the district, the clock."""
 
+from __future__ import annotations
+
 import enum
 import getpass
 import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from bot.i18n import Translator
 from db.engine import make_engine
 from db.migrate import current_revision, head_revision, is_known_revision, upgrade
-from db.models import District
-from db.uow import UnitOfWork
-from services.districts import find_district
 from services.errors import InvalidInput
 from services.text import N_
+
+if TYPE_CHECKING:  # the ORM layer (SQLModel, the tables): imported by the commands that use it
+    from db.models import District
+    from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +110,13 @@ class Context:
         return self._url
 
     def uow(self) -> UnitOfWork:
+        from db.uow import UnitOfWork
+
         return UnitOfWork(self.engine)
 
     def district(self, uow: UnitOfWork) -> District:
+        from services.districts import find_district
+
         return find_district(uow.session, self.district_slug)
 
     @staticmethod

@@ -143,7 +143,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     run = command(
         "run",
         _("run the bot on Telegram and/or Matrix as configured (with --demo and neither: the terminal chat)"),
-        _Lazy("commands.run"),
+        _Lazy("serve.run"),
     )
     run.add_argument(
         "--demo",
@@ -161,7 +161,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     command(
         "timers",
         _("run only the timers (offer expiry, reminders, closeout, digests), no chat"),
-        _Lazy("commands.timers"),
+        _Lazy("serve.timers"),
     )
 
     district = sub.add_parser("district", help=_("the districts")).add_subparsers(

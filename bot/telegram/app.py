@@ -28,18 +28,19 @@ from telegram.error import InvalidToken
 from telegram.ext import Application
 
 from bot.backoff import Backoff
-from bot.conversation.router import FEATURES, Conversation, command_list
 from bot.db_thread import database_thread, run_in
 from bot.i18n import DEFAULT_LOCALE, LOCALES, Translator
 from bot.liveness import Liveness
 from bot.messages import Incoming, Reply
 from bot.process import Outlet
-from bot.telegram.sender import TelegramSender
 from services.errors import InvalidInput
 from services.text import N_
 
 if TYPE_CHECKING:  # aiohttp (about 0.1-0.2 s of a start) is imported only for webhook mode
     from aiohttp import web
+
+    from bot.conversation.router import Conversation
+    from bot.telegram.sender import TelegramSender
 
 PLATFORM = "telegram"
 OFFICIAL_API = "https://api.telegram.org/bot"
@@ -66,6 +67,8 @@ class Webhook:
 
 def all_commands(locale: str) -> list[BotCommand]:
     """Every role's commands with their help text in `locale` (Telegram shows one menu to all)."""
+    from bot.conversation.router import FEATURES, command_list
+
     t = Translator(locale)
     seen: dict[str, str] = {}
     for role in FEATURES:
@@ -78,6 +81,7 @@ class TelegramBot:
     """The Telegram transport: takes updates (polling when it leads, or webhook POSTs) and hands them on."""
 
     platform = PLATFORM
+    waits_until_ready = True  # `take` holds every update until `Outlet.ready` (bot/process.py)
 
     def __init__(
         self,
@@ -90,11 +94,12 @@ class TelegramBot:
         webhook: Webhook | None = None,
         webhook_check: float = WEBHOOK_CHECK,
     ) -> None:
-        self.conversation = Conversation(engine, clock)
+        self._engine, self._clock = engine, clock
+        self._conversation: Conversation | None = None  # built by `prepare` (or on first use)
+        self._sender: TelegramSender | None = None
         builder = Application.builder().token(token).base_url(base_url)
         self.app = builder.base_file_url(base_url.replace("/bot", "/file/bot")).build()
         self.bot = self.app.bot
-        self.sender = TelegramSender(self.bot)
         self.poll_timeout = poll_timeout
         self.webhook = webhook
         self.webhook_check = webhook_check
@@ -106,6 +111,27 @@ class TelegramBot:
         self._runner: web.AppRunner | None = None
         self._unreachable = Backoff(log, "Telegram cannot be reached")
         self._handlers = database_thread(engine, workers=HANDLER_THREADS, name="telegram-handler")
+
+    @property
+    def conversation(self) -> Conversation:
+        if self._conversation is None:
+            from bot.conversation.router import Conversation
+
+            self._conversation = Conversation(self._engine, self._clock)
+        return self._conversation
+
+    @property
+    def sender(self) -> TelegramSender:
+        if self._sender is None:
+            from bot.telegram.sender import TelegramSender
+
+            self._sender = TelegramSender(self.bot)
+        return self._sender
+
+    def prepare(self) -> None:
+        """Import and build the conversation and the sender (the process runs this in a thread
+        while polling has begun; no update is handled before it is done)."""
+        self.conversation, self.sender  # noqa: B018
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -121,9 +147,11 @@ class TelegramBot:
             await self._listen(self.webhook)
 
     async def lead(self) -> None:
-        """What only the leading process does: the command menu, and the webhook's setup or the polling."""
+        """What only the leading process does: the polling or the webhook's setup, and the command menu.
+
+        Polling begins first: updates are held until the process is ready (`take`), and the menu's
+        texts are worked out meanwhile."""
         self._liveness().watch(PLATFORM)
-        await self._retrying(self.register_commands)
         if self.webhook is None:
             await self._retrying(lambda: self.bot.delete_webhook(drop_pending_updates=False))
             self._polling = asyncio.create_task(self._poll_forever())
@@ -135,6 +163,7 @@ class TelegramBot:
                 )
             )
             self._polling = asyncio.create_task(self._check_webhook_forever())
+        await self._retrying(self.register_commands)
 
     async def unlead(self) -> None:
         """Stop polling (another process leads now, or this one stops)."""
@@ -161,9 +190,13 @@ class TelegramBot:
 
     async def register_commands(self) -> None:
         """The command menu in each language; German for everyone else."""
+        # In a thread: the first call imports the conversation layer while the loop polls.
+        menus = await asyncio.to_thread(
+            lambda: {locale: all_commands(locale) for locale in {*LOCALES, DEFAULT_LOCALE}}
+        )
         for locale in LOCALES:
-            await self.bot.set_my_commands(all_commands(locale), language_code=locale)
-        await self.bot.set_my_commands(all_commands(DEFAULT_LOCALE))
+            await self.bot.set_my_commands(menus[locale], language_code=locale)
+        await self.bot.set_my_commands(menus[DEFAULT_LOCALE])
 
     async def _retrying(self, call: Callable[[], Awaitable[object]]) -> None:
         """Call until Telegram answers, with growing pauses; a refused token is not worth retrying."""
@@ -271,6 +304,8 @@ class TelegramBot:
         async with self._locks[incoming.user_id]:  # one user's events in order; different users in parallel
             outlet = self._outlet
             assert outlet is not None
+            if not outlet.ready.is_set():  # polling began before the process was prepared: hold it
+                await outlet.ready.wait()
             try:
                 handled = await run_in(self._handlers, self.conversation.handle_stored, incoming)
             except (OperationalError, InterfaceError) as exc:  # the database is away, not the update bad
