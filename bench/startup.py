@@ -4,7 +4,11 @@ Measures, alternating the two processes round by round:
 - start to first getUpdates: from spawning the process to its first long poll arriving at the fake
   Bot API (tests/fake_bot_api.py), quiet and again with `--load` busy processes (default 2, one
   per core of the house machine) spinning meanwhile;
-- memory after start: the process's resident set (VmRSS) half a second after its first getUpdates;
+- start to first answer: a message from a new chat waits at the fake when the process is spawned;
+  from the spawn to the process's reply to it (the bot answers a stranger, the bare bot echoes).
+  The bot polls before it has imported what handling needs (bot/process.py), so this is the
+  figure a person waiting at start sees;
+- memory after start: the process's resident set (VmRSS) half a second after that answer;
 - `python -m bot --help`: wall time of the whole process vs. `python -c pass`.
 The bot runs on a fresh, migrated SQLite database with the demo district; the bare bot is an
 Application with one message handler, polling the same fake.
@@ -51,12 +55,22 @@ class TimedApi(FakeBotApi):
         super().__init__()
         self.first_poll: asyncio.Event = asyncio.Event()
         self.first_poll_at = 0.0
+        self.first_answer: asyncio.Event = asyncio.Event()
+        self.first_answer_at = 0.0
+        self.waiting_chat = 0  # the chat whose message waits at the start of this round
 
     async def _get_updates(self, params: JSONDict) -> list[JSONDict]:
         if not self.first_poll.is_set():
             self.first_poll_at = time.perf_counter()
             self.first_poll.set()
         return await super()._get_updates(params)
+
+    async def _send_message(self, params: JSONDict) -> JSONDict:
+        sent = await super()._send_message(params)
+        if str(params.get("chat_id")) == str(self.waiting_chat) and not self.first_answer.is_set():
+            self.first_answer_at = time.perf_counter()
+            self.first_answer.set()
+        return sent
 
 
 def rss_mib(pid: int) -> float:
@@ -67,18 +81,22 @@ def rss_mib(pid: int) -> float:
 
 
 async def start_once(
-    api: TimedApi, command: list[str], env: dict[str, str], folder: Path
-) -> tuple[float, float]:
-    """Spawn the process, wait for its first getUpdates; (seconds to it, MiB resident soon after)."""
+    api: TimedApi, command: list[str], env: dict[str, str], folder: Path, chat: int
+) -> tuple[float, float, float]:
+    """Spawn the process with a message from `chat` waiting; (seconds to its first getUpdates,
+    seconds to its answer, MiB resident soon after)."""
     api.first_poll.clear()
+    api.first_answer.clear()
+    api.waiting_chat = chat
+    api.push_text(chat, "Hallo")  # a new chat each round: a stranger is answered every time
     log = (folder / "process.log").open("ab")
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     try:
         await asyncio.wait_for(api.first_poll.wait(), timeout=60)
-        seconds = api.first_poll_at - started
+        await asyncio.wait_for(api.first_answer.wait(), timeout=60)
         await asyncio.sleep(SETTLE)
-        return seconds, rss_mib(process.pid)
+        return api.first_poll_at - started, api.first_answer_at - started, rss_mib(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -124,25 +142,30 @@ async def starts(rounds: int, load: int, folder: Path) -> None:
         }
         bot = [sys.executable, "-m", "bot", "run"]
         bare = [sys.executable, "-c", BARE_BOT]
-        results: dict[str, list[tuple[float, float]]] = {}
+        results: dict[str, list[tuple[float, float, float]]] = {}
+        chats = iter(range(7001, 8000))
         for condition, spinning in (("quiet", 0), (f"{load} busy processes", load)):
             spinners = busy(spinning)
             try:
                 for _ in range(rounds):
                     for name, command in (("bare PTB bot", bare), ("python -m bot run", bot)):
-                        sample = await start_once(api, command, env, folder)
+                        sample = await start_once(api, command, env, folder, next(chats))
                         results.setdefault(f"{name}, {condition}", []).append(sample)
             finally:
                 for spinner in spinners:
                     spinner.kill()
                     spinner.wait()
         for condition in ("quiet", f"{load} busy processes"):
-            base = [s for s, _ in results[f"bare PTB bot, {condition}"]]
-            mine = [s for s, _ in results[f"python -m bot run, {condition}"]]
+            base = [s for s, _, _ in results[f"bare PTB bot, {condition}"]]
+            mine = [s for s, _, _ in results[f"python -m bot run, {condition}"]]
             print(figures(f"baseline: bare PTB bot to getUpdates ({condition})", base))
             print(figures(f"bot run to first getUpdates ({condition})", mine, base))
-        base_rss = [m for _, m in results["bare PTB bot, quiet"]]
-        bot_rss = [m for _, m in results["python -m bot run, quiet"]]
+            base = [a for _, a, _ in results[f"bare PTB bot, {condition}"]]
+            mine = [a for _, a, _ in results[f"python -m bot run, {condition}"]]
+            print(figures(f"baseline: bare PTB bot to its first answer ({condition})", base))
+            print(figures(f"bot run to its first answer ({condition})", mine, base))
+        base_rss = [m for _, _, m in results["bare PTB bot, quiet"]]
+        bot_rss = [m for _, _, m in results["python -m bot run, quiet"]]
         print(memory_line("baseline: bare PTB bot, resident after start", base_rss))
         print(memory_line("bot run, resident after start", bot_rss, base_rss))
 
