@@ -4,8 +4,9 @@ The demo district grows by bulk inserts (bench/big_world.py): `--interpreters` m
 with one to three languages each (the most common one, "ar", spoken by about 27 %), and
 `--bookings` booked or settled requests over the two years before and the month after now. Timed:
 `services.matching.candidates` for a new phone request in Arabic three days ahead, the call
-`fill_offers` makes, each in its own transaction (as a request arrives). Baseline in the same run:
-a plain indexed SELECT over the same tables (the ids of the language's speakers).
+`fill_offers` makes (a wave), each in its own transaction (as a request arrives); and the same for
+an in-person request, which is ranked by travel first (another path). Baseline in the same run: a
+plain indexed SELECT over the same tables (the ids of the language's speakers).
 
 Run: `.venv/bin/python -m bench.matching [--interpreters 5000] [--bookings 200000] [--rounds 20]
 [--db both|sqlite|postgresql]`
@@ -37,9 +38,9 @@ from services.policy import load_policy
 from services.vocabulary import Mode, RequestState
 
 
-def new_request(engine: Engine) -> int:
+def new_request(engine: Engine, mode: Mode = Mode.PHONE) -> int:
     starts_at = NOW + timedelta(days=3, hours=1)
-    row = request_row(school_ids(engine)[0], starts_at, RequestState.REQUESTED, None, "ar", Mode.PHONE.value)
+    row = request_row(school_ids(engine)[0], starts_at, RequestState.REQUESTED, None, "ar", mode.value)
     row.update(created_at=NOW, updated_at=NOW, booked_at=None, estimate_cents=0, wave=0)
     bulk(engine, Request, [row])
     with engine.connect() as connection:
@@ -66,36 +67,42 @@ def plain_select(engine: Engine) -> tuple[float, int]:
     return time.perf_counter() - start, len(ids)
 
 
-def setup(engine: Engine, interpreters: int, bookings: int) -> tuple[int, float]:
+def setup(engine: Engine, interpreters: int, bookings: int) -> tuple[int, int, float]:
+    """The world, and a new phone and a new in-person request in Arabic; their ids."""
     start = time.perf_counter()
     rng = random.Random(16)  # noqa: S311 - test data
     ids = add_interpreters(engine, interpreters, rng)
     add_bookings(engine, bookings, ids, rng)
-    request_id = new_request(engine)
+    phone, in_person = new_request(engine), new_request(engine, Mode.IN_PERSON)
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE")
-    return request_id, time.perf_counter() - start
+    return phone, in_person, time.perf_counter() - start
 
 
 def main(interpreters: int, bookings: int, rounds: int, which: str) -> None:
     with databases(which) as each:
         for label, engine in each:
-            request_id, took = setup(engine, interpreters, bookings)
+            phone, in_person, took = setup(engine, interpreters, bookings)
             print(f"{label}: {interpreters} interpreters and {bookings} bookings inserted in {took:.1f} s")
             base: list[float] = []
             timed: list[float] = []
-            speakers = found = 0
-            matching(engine, request_id)  # warm the caches, as a running bot has them
+            near: list[float] = []
+            speakers = found = found_near = 0
+            matching(engine, phone)  # warm the caches, as a running bot has them
+            matching(engine, in_person)
             for _ in range(rounds):
                 seconds, speakers = plain_select(engine)
                 base.append(seconds)
-                seconds, found = matching(engine, request_id)
+                seconds, found = matching(engine, phone)
                 timed.append(seconds)
+                seconds, found_near = matching(engine, in_person)
+                near.append(seconds)
             engine.dispose()
-            print(f"{label}: {speakers} speak the language, {found} candidates ranked")
+            print(f"{label}: {speakers} speak the language; waves of {found} (in person {found_near})")
             print(figures(f"baseline: indexed SELECT of the speakers ({label})", base))
             print(figures(f"matching, most common language ({label})", timed, base))
+            print(figures(f"the same in person ({label})", near, base))
 
 
 if __name__ == "__main__":
