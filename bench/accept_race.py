@@ -8,7 +8,8 @@ a loser `taken_notice_pending`, then commit (or roll back). The time of each Acc
 moment all 50 are handed over until its transaction is done, so it includes the waiting.
 
 Baseline in the same run and on the same executor: 50 single-row UPDATE transactions at once.
-Prints the number of bookings each round made (must be 1), median, p95, max and the ratio.
+Prints the number of bookings each round made (must be 1), median, p95, max and the ratio, and
+where the time goes: the winner's and the losers' own work and statements (the rest is queueing).
 
 Run: `.venv/bin/python -m bench.accept_race [--accepts 50] [--rounds 5] [--db both|sqlite|postgresql]`
 """
@@ -17,11 +18,13 @@ import argparse
 import asyncio
 import functools
 import random
+import statistics
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, event, func, select, text
 
 from bench.big_world import NOW, add_interpreters, bulk, databases, figures, request_row, school_ids, table
 from bot.db_thread import database_thread, run_in
@@ -67,7 +70,28 @@ def offered_request(
         return request_id, [(int(o), int(i)) for o, i in found]
 
 
+_seen = threading.local()  # statements of the Accept running on this thread (BEGIN apart)
+WORK: list[tuple[bool, float, int]] = []  # each Accept: booked?, seconds of its own work, statements
+
+
+def count_statements(engine: Engine) -> None:
+    def counted(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if not statement.startswith("BEGIN"):
+            _seen.count = getattr(_seen, "count", 0) + 1
+
+    event.listen(engine, "before_cursor_execute", counted)
+
+
 def accept(engine: Engine, offer_id: int, interpreter_id: int) -> bool:
+    """The bot's Accept, its work and statements noted in WORK; True when it booked."""
+    _seen.count = 0
+    began = time.perf_counter()
+    booked = _accept(engine, offer_id, interpreter_id)
+    WORK.append((booked, time.perf_counter() - began, _seen.count))
+    return booked
+
+
+def _accept(engine: Engine, offer_id: int, interpreter_id: int) -> bool:
     """The bot's Accept in one transaction; True when it booked."""
     with UnitOfWork(engine) as uow:
         try:
@@ -121,6 +145,7 @@ def bookings_of(engine: Engine, request_id: int) -> int:
 
 async def race(engine: Engine, accepts: int, rounds: int) -> tuple[list[float], list[float], list[int]]:
     interpreters = add_interpreters(engine, accepts, random.Random(16))  # noqa: S311 - test data
+    count_statements(engine)
     base: list[float] = []
     races: list[float] = []
     bookings: list[int] = []
@@ -139,11 +164,25 @@ async def race(engine: Engine, accepts: int, rounds: int) -> tuple[list[float], 
 async def main(accepts: int, rounds: int, which: str) -> None:
     with databases(which) as each:
         for label, engine in each:
+            WORK.clear()
             base, races, bookings = await race(engine, accepts, rounds)
             engine.dispose()
             print(f"{label}: bookings per request over {rounds} rounds: {bookings}")
             print(figures(f"baseline: {accepts} one-row UPDATEs at once ({label})", base))
             print(figures(f"{accepts} Accepts on one request at once ({label})", races, base))
+            print(where_the_time_goes(label))
+
+
+def where_the_time_goes(label: str) -> str:
+    """The Accepts' own work (the rest of each one's time is queueing or waiting for a lock)."""
+    won = [seconds * 1000 for booked, seconds, _ in WORK if booked]
+    lost = [seconds * 1000 for booked, seconds, _ in WORK if not booked]
+    return (
+        f"  {label}: winner's work median {statistics.median(won):.1f} ms, "
+        f"{sorted({c for booked, _, c in WORK if booked})} statements; losers' work median "
+        f"{statistics.median(lost):.2f} ms, max {max(lost):.1f} ms, "
+        f"statements {sorted({c for booked, _, c in WORK if not booked})}"
+    )
 
 
 if __name__ == "__main__":
