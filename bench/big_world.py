@@ -228,12 +228,16 @@ def add_ledger(engine: Engine, budget_id: int, count: int, rng: random.Random, n
         if len(rows) >= count:
             break
     bulk(engine, LedgerEntry, rows[:count])
-    add_running_totals(engine, rows[:count])
+    starts = {n: request["starts_at"] for n, request in enumerate(requests, start=offset + 1)}
+    add_running_totals(engine, rows[:count], starts)
 
 
-def add_running_totals(engine: Engine, entries: Sequence[dict[str, Any]]) -> None:
+def add_running_totals(
+    engine: Engine, entries: Sequence[dict[str, Any]], starts: dict[int, datetime]
+) -> None:
     """Add bulk-inserted ledger rows to the running totals the postings keep (services/ledger.py):
-    the change per budget and Berlin day, and each request's open reservation (0 ones deleted)."""
+    the change per budget and Berlin day, and each request's open reservation (0 ones deleted) with
+    its start time (`starts`, by request id)."""
     days: dict[tuple[int, date], list[int]] = {}
     held: dict[tuple[int, int], int] = {}
     for entry in entries:
@@ -247,7 +251,10 @@ def add_running_totals(engine: Engine, entries: Sequence[dict[str, Any]]) -> Non
     day_rows = [
         {"budget_id": b, "day": d, "charged_cents": c, "reserved_cents": r} for (b, d), (c, r) in days.items()
     ]
-    open_rows = [{"request_id": r, "budget_id": b, "amount_cents": a} for (r, b), a in held.items()]
+    open_rows = [
+        {"request_id": r, "budget_id": b, "starts_at": starts[r], "amount_cents": a}
+        for (r, b), a in held.items()
+    ]
     with engine.begin() as connection:
         for model, keys, rows in (
             (BudgetDayTotal, ["budget_id", "day"], day_rows),
@@ -261,7 +268,7 @@ def add_running_totals(engine: Engine, entries: Sequence[dict[str, Any]]) -> Non
 def _adding_upsert(engine: Engine, into: Table, keys: list[str]) -> Any:
     """INSERT, or add the amounts to the row with the same keys (PostgreSQL's and SQLite's own)."""
     insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(into)
-    amounts = [c.name for c in into.columns if c.name not in keys]
+    amounts = [c.name for c in into.columns if c.name.endswith("_cents")]
     return insert.on_conflict_do_update(
         index_elements=keys, set_={name: into.c[name] + insert.excluded[name] for name in amounts}
     )

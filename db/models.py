@@ -6,7 +6,17 @@ domain's and lives in `services.vocabulary`.
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, Text, UniqueConstraint, false, text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from db.types import UTCDateTime
@@ -159,6 +169,8 @@ class Request(SQLModel, table=True):
     __table_args__ = (
         Index("ix_request_interpreter_starts", "interpreter_id", "starts_at", "state", "duration_minutes"),
         Index("ix_request_interpreter_booked", "interpreter_id", "booked_at"),
+        # The key an open reservation's copy of the start time follows (ON UPDATE CASCADE).
+        Index("uq_request_id_starts", "id", "starts_at", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -216,12 +228,26 @@ class BudgetDayTotal(SQLModel, table=True):
 
 class OpenReservation(SQLModel, table=True):
     """What is still reserved for a request on a budget (its reserves minus its releases), kept with
-    each entry; the row goes when it reaches 0, so the table holds open bookings only."""
+    each entry; the row goes when it reaches 0, so the table holds open bookings only.
+
+    It carries the request's start time, which the database keeps equal to the request's own
+    (composite foreign key, ON UPDATE CASCADE): the money of begun sessions is then one index range.
+    """
 
     __tablename__ = "open_reservation"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["request_id", "starts_at"],
+            ["request.id", "request.starts_at"],
+            name="fk_open_reservation_request_starts",
+            onupdate="CASCADE",
+        ),
+        Index("ix_open_reservation_budget_starts", "budget_id", "starts_at"),
+    )
 
-    request_id: int = Field(foreign_key="request.id", primary_key=True)
-    budget_id: int = Field(foreign_key="budget.id", primary_key=True, index=True)
+    request_id: int = Field(primary_key=True)
+    budget_id: int = Field(foreign_key="budget.id", primary_key=True)
+    starts_at: datetime = Field(sa_column=_utc())
     amount_cents: int
 
 

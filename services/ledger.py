@@ -17,12 +17,13 @@ request's open reservation (`open_reservation`, deleted at 0). They always equal
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Insert, Table, delete, func
+from sqlalchemy import Insert, Select, Table, delete, func, literal
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from db.models import Budget, BudgetDayTotal, LedgerEntry, OpenReservation
+from db.models import Budget, BudgetDayTotal, LedgerEntry, OpenReservation, Request
 from services.audit import record
 from services.budget_alerts import check_budget_alerts
 from services.clock import BERLIN
@@ -116,26 +117,39 @@ def open_reservation(session: Session, request_id: int) -> int:
     return int(total or 0)
 
 
-def _upsert(session: Session, table: Table, keys: dict[str, Any], add: dict[str, int]) -> Insert:
-    """INSERT the row, or add `add` to the row with these keys: one statement either way."""
+InsertT = TypeVar("InsertT", bound=Insert)
+
+
+def _adding(
+    session: Session, table: Table, keys: list[str], added: list[str], row: "dict[str, Any] | Select[Any]"
+) -> Insert:
+    """INSERT the row (values, or a SELECT of one row naming its columns), or, where a row with these
+    `keys` exists, add its `added` amounts to it: one statement either way."""
     # The dialect's own INSERT ... ON CONFLICT, imported here: the engine has loaded its dialect already.
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        pg = pg_insert(table).values(**keys, **add)
+        pg = _filled(pg_insert(table), row)
         return pg.on_conflict_do_update(
-            index_elements=list(keys), set_={name: table.c[name] + pg.excluded[name] for name in add}
+            index_elements=keys, set_={name: table.c[name] + pg.excluded[name] for name in added}
         )
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    lite = sqlite_insert(table).values(**keys, **add)
+    lite = _filled(sqlite_insert(table), row)
     return lite.on_conflict_do_update(
-        index_elements=list(keys), set_={name: table.c[name] + lite.excluded[name] for name in add}
+        index_elements=keys, set_={name: table.c[name] + lite.excluded[name] for name in added}
     )
+
+
+def _filled(insert: InsertT, row: "dict[str, Any] | Select[Any]") -> InsertT:
+    if isinstance(row, dict):
+        return insert.values(**row)
+    return insert.from_select([c.name for c in row.selected_columns], row)
 
 
 _DAYS = cast(Table, BudgetDayTotal.__table__)  # type: ignore[attr-defined]
 _OPEN = cast(Table, OpenReservation.__table__)  # type: ignore[attr-defined]
+_REQUEST = cast(Table, Request.__table__)  # type: ignore[attr-defined]
 
 
 def _keep_totals(
@@ -145,14 +159,25 @@ def _keep_totals(
     is locked, so nobody else adds meanwhile); a reservation that reaches 0 goes."""
     charges = kind not in (LedgerKind.RESERVE, LedgerKind.RELEASE)
     signed = -amount if kind is LedgerKind.RELEASE else amount
-    day = {"budget_id": budget_id, "day": now.astimezone(BERLIN).date()}
-    change = {"charged_cents": signed if charges else 0, "reserved_cents": 0 if charges else signed}
-    session.execute(_upsert(session, _DAYS, day, change))
+    day = {
+        "budget_id": budget_id,
+        "day": now.astimezone(BERLIN).date(),
+        "charged_cents": signed if charges else 0,
+        "reserved_cents": 0 if charges else signed,
+    }
+    session.execute(_adding(session, _DAYS, ["budget_id", "day"], ["charged_cents", "reserved_cents"], day))
     if charges or request_id is None:
         return
-    keys = {"request_id": request_id, "budget_id": budget_id}
-    added = _upsert(session, _OPEN, keys, {"amount_cents": signed}).returning(_OPEN.c.amount_cents)
-    if session.execute(added).scalar_one() == 0:
+    # The start time as the database holds it (the foreign key compares with that, not with an
+    # unflushed change in this session, which reaches the copy by the cascade when it is flushed).
+    held = sa_select(
+        _REQUEST.c.id.label("request_id"),
+        literal(budget_id).label("budget_id"),
+        _REQUEST.c.starts_at,
+        literal(signed).label("amount_cents"),
+    ).where(_REQUEST.c.id == request_id)
+    added = _adding(session, _OPEN, ["request_id", "budget_id"], ["amount_cents"], held)
+    if session.execute(added.returning(_OPEN.c.amount_cents)).scalar_one() == 0:
         session.execute(delete(_OPEN).where(_OPEN.c.request_id == request_id, _OPEN.c.budget_id == budget_id))
 
 

@@ -9,16 +9,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from db.engine import make_engine
 from db.migrate import upgrade
-from db.models import Budget, BudgetDayTotal, LedgerEntry, OpenReservation
+from db.models import Budget, BudgetDayTotal, LedgerEntry, OpenReservation, Request
 from db.uow import UnitOfWork
 from services import closeout, ledger
-from services.budget_picture import budget_picture
+from services.budget_picture import BudgetDay, budget_picture, project
 from services.clock import BERLIN
 from services.errors import BudgetExceeded, InvalidInput
 from services.ledger import get_budget
@@ -48,18 +48,31 @@ def ledger_truth(session: Session) -> tuple[Days, Held]:
     return {k: (c, r) for k, (c, r) in days.items()}, {k: v for k, v in held.items() if v}
 
 
+DAYS: Table = BudgetDayTotal.__table__  # type: ignore[attr-defined]
+HELD: Table = OpenReservation.__table__  # type: ignore[attr-defined]
+REQUESTS: Table = Request.__table__  # type: ignore[attr-defined]
+
+
 def kept(session: Session) -> tuple[Days, Held]:
+    """The running totals as the database holds them (rows, not objects a session may keep stale)."""
     days = {
-        (d.budget_id, d.day): (d.charged_cents, d.reserved_cents)
-        for d in session.exec(select(BudgetDayTotal))
+        (b, d): (c, r)
+        for b, d, c, r in session.execute(
+            select(DAYS.c.budget_id, DAYS.c.day, DAYS.c.charged_cents, DAYS.c.reserved_cents)
+        )
     }
-    held = {(o.request_id, o.budget_id): o.amount_cents for o in session.exec(select(OpenReservation))}
+    held = {
+        (r, b): a
+        for r, b, a in session.execute(select(HELD.c.request_id, HELD.c.budget_id, HELD.c.amount_cents))
+    }
     return days, held
 
 
 def assert_kept(session: Session) -> None:
     session.flush()
     assert kept(session) == ledger_truth(session)
+    copies = select(HELD.c.starts_at, REQUESTS.c.starts_at).join(REQUESTS, REQUESTS.c.id == HELD.c.request_id)
+    assert all(copy == own for copy, own in session.execute(copies))  # the start time follows the request's
     for (request_id, _budget), amount in ledger_truth(session)[1].items():
         assert ledger.open_reservation(session, request_id) == amount
 
@@ -74,7 +87,7 @@ def world(uow: MakeUow) -> World:
 _SPAN = int((utc(1, 8, 0, year=2027) - utc(12, 20, 0, year=2025)).total_seconds())
 _STEPS = st.lists(
     st.tuples(
-        st.sampled_from(["reserve", "settle", "adjust"]),
+        st.sampled_from(["reserve", "settle", "adjust", "move"]),  # move: the session's time changes
         st.integers(min_value=-50_000, max_value=200_000),
         st.integers(min_value=0, max_value=_SPAN),
         st.integers(min_value=0, max_value=2),  # which request
@@ -105,6 +118,11 @@ def test_the_totals_kept_by_the_services_equal_the_ledger_and_give_the_old_figur
                     ledger.settle(
                         u.session, budget, request_id=request_id, charge_cents=abs(cents), actor=ACTOR, now=at
                     )
+                elif action == "move":  # as a confirmed booking change does (services/changes.py)
+                    request = u.session.get(Request, request_id)
+                    assert request is not None
+                    request.starts_at = at
+                    u.session.add(request)
                 else:
                     ledger.adjust(
                         u.session,
@@ -237,3 +255,41 @@ def test_the_bench_world_bulk_inserts_its_totals_too(engine: Engine) -> None:
         assert kept(u.session) == ledger_truth(u.session)
         assert len(kept(u.session)[0]) > 100
         assert len(kept(u.session)[1]) > 5
+
+
+@pytest.mark.parametrize("total_cents", [1, 99_00, 5000_00, 123_456_78, 5_000_000_00, 50_000_000_00])
+def test_the_chart_keeps_matplotlibs_euro_ticks_and_every_label_inside_the_picture(total_cents: int) -> None:
+    """The chart lays itself out without a layout engine: its ticks are still the ones matplotlib's
+    automatic locator picks, and no label, title or legend text is cut off at the edge."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from bot.budget_chart import budget_chart_png
+    from bot.i18n import Translator
+
+    drawn: list[Figure] = []
+    save = Figure.savefig
+
+    def keep(figure: Figure, *args: object, **kwargs: object) -> None:
+        drawn.append(figure)
+        save(figure, *args, **kwargs)  # type: ignore[arg-type]
+
+    projection = project(total_cents, total_cents // 3, total_cents // 4, YEAR, date(YEAR, 5, 1))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", keep)
+        budget_chart_png(Translator("de"), YEAR, [BudgetDay(date(YEAR, 1, 1), 0, 0)], projection)
+    (figure,) = drawn
+    axes = figure.axes[0]
+    renderer = FigureCanvasAgg(figure).get_renderer()  # type: ignore[no-untyped-call]
+    legend = axes.get_legend()
+    assert legend is not None
+    texts = [*axes.get_xticklabels(), *axes.get_yticklabels(), axes.title, *legend.get_texts()]
+    boxes = [text.get_window_extent(renderer) for text in texts if text.get_text()]
+    assert all(b.x0 >= 0 and b.y0 >= 0 and b.x1 <= 800 and b.y1 <= 450 for b in boxes)
+    assert len(axes.get_xticklabels()) == 12
+    reference = Figure(figsize=(8, 4.5), dpi=100).add_subplot()  # matplotlib's own choice, same height
+    reference.figure.subplots_adjust(bottom=0.075, top=0.925)
+    reference.set_ylim(axes.get_ylim())
+    low, high = axes.get_ylim()
+    assert list(axes.get_yticks()) == [v for v in reference.get_yticks() if low <= v <= high]
+    assert axes.get_yticklabels()[-1].get_text().endswith("€")

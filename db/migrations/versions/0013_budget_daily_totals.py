@@ -1,6 +1,7 @@
 """Running totals of the ledger for the budget picture: per budget and Berlin day of posting
-(`budget_day`), and each request's open reservation (`open_reservation`). Filled here from the
-ledger, then kept by every posting in the same transaction.
+(`budget_day`), and each request's open reservation (`open_reservation`, with a copy of the
+request's start time that the database keeps in step through a foreign key on (id, starts_at),
+ON UPDATE CASCADE). Filled here from the ledger, then kept by every posting in the same transaction.
 
 Revision ID: 0013
 Revises: 0012
@@ -13,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import op
+
+import db.types
 
 revision: str = "0013"
 down_revision: str | None = "0012"
@@ -38,11 +41,13 @@ SELECT budget_id, substr(created_at, 1, 13),
 FROM ledger_entry GROUP BY 1, 2
 """
 _OPEN = """
-INSERT INTO open_reservation (request_id, budget_id, amount_cents)
-SELECT request_id, budget_id, SUM(CASE WHEN kind = 'reserve' THEN amount_cents ELSE -amount_cents END)
-FROM ledger_entry WHERE request_id IS NOT NULL AND kind IN ('reserve', 'release')
-GROUP BY request_id, budget_id
-HAVING SUM(CASE WHEN kind = 'reserve' THEN amount_cents ELSE -amount_cents END) <> 0
+INSERT INTO open_reservation (request_id, budget_id, starts_at, amount_cents)
+SELECT e.request_id, e.budget_id, r.starts_at,
+       SUM(CASE WHEN e.kind = 'reserve' THEN e.amount_cents ELSE -e.amount_cents END)
+FROM ledger_entry e JOIN request r ON r.id = e.request_id
+WHERE e.kind IN ('reserve', 'release')
+GROUP BY e.request_id, e.budget_id, r.starts_at
+HAVING SUM(CASE WHEN e.kind = 'reserve' THEN e.amount_cents ELSE -e.amount_cents END) <> 0
 """
 
 
@@ -56,16 +61,25 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["budget_id"], ["budget.id"]),
         sa.PrimaryKeyConstraint("budget_id", "day"),
     )
+    op.create_index("uq_request_id_starts", "request", ["id", "starts_at"], unique=True)
     op.create_table(
         "open_reservation",
         sa.Column("request_id", sa.Integer(), nullable=False),
         sa.Column("budget_id", sa.Integer(), nullable=False),
+        sa.Column("starts_at", db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("amount_cents", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["budget_id"], ["budget.id"]),
-        sa.ForeignKeyConstraint(["request_id"], ["request.id"]),
+        sa.ForeignKeyConstraint(
+            ["request_id", "starts_at"],
+            ["request.id", "request.starts_at"],
+            name="fk_open_reservation_request_starts",
+            onupdate="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("request_id", "budget_id"),
     )
-    op.create_index(op.f("ix_open_reservation_budget_id"), "open_reservation", ["budget_id"], unique=False)
+    op.create_index(
+        "ix_open_reservation_budget_starts", "open_reservation", ["budget_id", "starts_at"], unique=False
+    )
     connection = op.get_bind()
     assert budget_day is not None
     _fill_days(connection, budget_day)
@@ -97,6 +111,7 @@ def _fill_days(connection: sa.Connection, budget_day: sa.Table) -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_open_reservation_budget_id"), table_name="open_reservation")
+    op.drop_index("ix_open_reservation_budget_starts", table_name="open_reservation")
     op.drop_table("open_reservation")
+    op.drop_index("uq_request_id_starts", table_name="request")
     op.drop_table("budget_day")
