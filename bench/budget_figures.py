@@ -7,7 +7,9 @@ over the year up to 30 November. Timed separately, each in its own transaction a
   and projection), and the pace sentence;
 - the chart: `bot.budget_chart.budget_chart_png` from those figures.
 Baselines in the same run: a SELECT count and sum over the budget's ledger rows (for the figures),
-an empty 800x450 PNG from matplotlib (for the chart).
+an empty 800x450 PNG from matplotlib (for the chart). The figures also against the way they were
+computed before migration 0013 (`bench.budget_sql.summed_in_sql`: the ledger summed in SQL), the
+same figures (checked).
 
 Run: `.venv/bin/python -m bench.budget_figures [--rows 100000] [--rounds 20] [--db both|sqlite|postgresql]`
 """
@@ -23,12 +25,13 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine, func, select
 
 from bench.big_world import DISTRICT, add_ledger, databases, figures, table
+from bench.budget_sql import Picture, summed_in_sql
 from bot.budget_chart import budget_chart_png
 from bot.conversation.views import pace_text
 from bot.i18n import Translator
 from db.models import LedgerEntry
 from db.uow import UnitOfWork
-from services.budget_picture import BudgetDay, Projection, budget_picture
+from services.budget_picture import budget_picture
 from services.ledger import balance_of, fiscal_year, get_budget
 
 NOW = datetime.fromisoformat("2026-11-30T09:00:00+00:00")  # late in the year: a long history
@@ -44,11 +47,11 @@ def timed(action: Callable[[], object], rounds: int) -> list[float]:
     return seconds
 
 
-def budget_figures(engine: Engine) -> tuple[list[BudgetDay], Projection]:
+def budget_figures(engine: Engine, how: Callable[..., Picture] = budget_picture) -> Picture:
     with UnitOfWork(engine) as uow:
         budget = get_budget(uow.session, DISTRICT, fiscal_year(NOW))
         balance_of(budget)
-        history, projection = budget_picture(uow.session, budget, NOW)
+        history, projection = how(uow.session, budget, NOW)
         pace_text(T, projection.runs_out_on, projection.year_end_cents)
     return history, projection
 
@@ -82,14 +85,18 @@ def run(label: str, engine: Engine, rows: int, rounds: int) -> None:
     took = time.perf_counter() - start
     print(f"{label}: {ledger_sums(engine, budget_id)} ledger rows inserted in {took:.1f} s")
     history, projection = budget_figures(engine)  # warm up, as a running bot is
+    assert budget_figures(engine, summed_in_sql) == (history, projection)
     png = budget_chart_png(T, NOW.year, history, projection)
     print(f"{label}: {len(history)} days of history, {len(png)} bytes of PNG")
     base = timed(lambda: ledger_sums(engine, budget_id), rounds)
+    before = timed(lambda: budget_figures(engine, summed_in_sql), rounds)
     picture = timed(lambda: budget_figures(engine), rounds)
     empty = timed(empty_png, rounds)
     chart = timed(lambda: budget_chart_png(T, NOW.year, history, projection), rounds)
     print(figures(f"baseline: SELECT count, sum of the ledger ({label})", base))
+    print(figures(f"before 0013: the ledger summed in SQL ({label})", before, base))
     print(figures(f"/budget figures, chart apart ({label})", picture, base))
+    print(figures(f"  against before 0013 ({label})", picture, before))
     print(figures(f"baseline: empty PNG 800x450 ({label})", empty))
     print(figures(f"/budget chart (PNG) ({label})", chart, empty))
 
