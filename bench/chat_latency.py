@@ -105,17 +105,21 @@ async def dialog_and_accept(api: FakeBotApi, rounds: int, folder: Path) -> tuple
         api.push_text(user, f"/start {code}")
         await api.wait_for_message(user)
     current = None
-    for text in ("/request", "ar", "1", "10.3. 10:00", "3", "1", "1", "1", "1"):
+    # Every answer is the next question (a wrong input would time an error and its second message).
+    for text in ("/request", "ar", "1", "10.3. 10:00", "60", "1", "1", "1", "none"):
         since = len(api.sent(SCHOOL))
         api.push_text(SCHOOL, text)
         current = await api.wait_for_message(SCHOOL, since=since)
-    assert current is not None
+    assert current is not None and current.buttons[0][1] == "send", current.text
     steps: list[float] = []
     for _ in range(rounds):
-        for key in ("change", "duration", "60"):
+        for key, first_button in (("change", "language"), ("duration", "30"), ("60", "send")):
             start = time.perf_counter()
             current = await press_and_wait(api, SCHOOL, current.message_id, key)
             steps.append(time.perf_counter() - start)
+            assert current.buttons[0][1] == first_button, current.text
+    await asyncio.sleep(0.1)
+    assert api.sent(SCHOOL)[-1].message_id == current.message_id, "a step answered with more than one message"
 
     accepts: list[float] = []
     for n in range(rounds):
