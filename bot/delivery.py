@@ -10,7 +10,6 @@ retried later (until the delivery's patience runs out) and never holds up the ot
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
@@ -113,13 +112,19 @@ class Deliverer:
         self.metrics = metrics or Metrics()
         self.limiter = limiter or RateLimiter()
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.wake = asyncio.Event()
+        self.wake = asyncio.Event()  # the outbox may hold something new: read it
+        # Answers were pushed: send them. The outbox is not read for them alone (an event that wrote
+        # nothing else says so by not waking), so the next event's answer does not queue behind a
+        # read of the outbox in the database thread.
+        self._kick = asyncio.Event()
         self.stopping = False
         self.enabled = True  # False while another process is the one that sends (see bot/leader.py)
         # Deliveries queued or on their way in this process: a lease that lapses meanwhile (a long
         # 429 wait, a clock moved on) must not bring the same row into the round a second time.
         self._active: set[int] = set()
         self._pushed: list[Outgoing] = []
+        self._read_outbox = False  # the round read the outbox, or a send failed (a retry is due)
+        self._next_look = 0.0  # time.monotonic() of the next retry due, as last read
         self._seen: OrderedDict[int, None] = OrderedDict()  # the latest deliveries taken into a round
         # Not the default pool: a burst of events fills that with handlers, and answers must not
         # wait until the whole burst is handled before the first goes out (bot/db_thread.py).
@@ -245,16 +250,19 @@ class Deliverer:
                 pass  # the first message is gone: send a new one
         return await sender.send(outgoing.due.chat_id, part, key=key)
 
-    async def run_once(self) -> int:
+    async def run_once(self, *, look: bool = True) -> int:
         """Send everything due now, pacing per chat and overall; returns how many messages went out.
 
         Each chat's messages go out in order, answers to events before notifications. A failed
         send takes the rest of that chat's messages out of the round; they wait behind it in the
         outbox, so the order holds across the retry too. What becomes due meanwhile (an answer,
-        woken by `wake`) joins the round at once.
+        pushed, or woken by `wake`) joins the round at once. `look=False`: the round sends what
+        was pushed and reads the outbox only if `wake` is set meanwhile.
         """
         queues: dict[str, deque[_Job]] = {}
-        self.wake.set()  # the outbox is read in the round, right after any pushed answers went out
+        self._kick.clear()
+        if look:
+            self.wake.set()  # the outbox is read in the round, right after any pushed answers went out
         sent = 0
         message_ids: dict[int, str | None] = {}
         while True:
@@ -268,6 +276,7 @@ class Deliverer:
                 self._pushed = []
             elif self.wake.is_set():
                 self.wake.clear()
+                self._read_outbox = True
                 self._enqueue(queues, await self._in_thread(self._prepare))
             if not queues:
                 break
@@ -286,6 +295,7 @@ class Deliverer:
             try:
                 message_id = await self._send_part(job)
             except Exception as exc:
+                self._read_outbox = True
                 if isinstance(exc, RetryLater):
                     self.limiter.pause_chat(chat, time.monotonic(), exc.seconds)
                 else:
@@ -337,7 +347,7 @@ class Deliverer:
             self._pushed.append(Outgoing(due, reply, parts_of(reply, sender.max_text), None))
         for due, reply, edit_id in notices:
             self._pushed.append(Outgoing(due, reply, parts_of(reply, sender.max_text), edit_id))
-        self.wake.set()
+        self._kick.set()
 
     def _enqueue(self, queues: dict[str, deque[_Job]], outgoing: list[Outgoing]) -> None:
         for item in outgoing:
@@ -368,22 +378,40 @@ class Deliverer:
 
     async def run_forever(self) -> None:
         """Deliver whenever woken (after each handled message) or every few seconds, until `stop`."""
+        look = True
         while not self.stopping:
             if self.enabled:
+                self._read_outbox = False
                 try:
-                    await self.run_once()
+                    await self.run_once(look=look)
                 except Exception:
+                    self._read_outbox = True
                     log.exception("delivery round failed; trying again shortly")
-                try:
-                    timeout = await self._in_thread(self._idle_timeout)
-                except Exception:
-                    log.warning("the database could not be asked what is due next; looking again soon")
-                    timeout = IDLE_POLL
+                if self._read_outbox:
+                    try:
+                        timeout = await self._in_thread(self._idle_timeout)
+                    except Exception:
+                        log.warning("the database could not be asked what is due next; looking again soon")
+                        timeout = IDLE_POLL
+                    self._next_look = time.monotonic() + timeout
+                else:  # pushed answers went out and nothing failed: the next retry due is as it was
+                    timeout = max(0.05, self._next_look - time.monotonic())
             else:
                 timeout = IDLE_POLL
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=timeout)
-            self.wake.clear()
+            look = await self._sleep(timeout)
+
+    async def _sleep(self, timeout: float) -> bool:
+        """Wait for a wake, a push or the timeout; whether the next round must read the outbox
+        (not when answers were pushed and nothing else woke the loop)."""
+        if not (self.wake.is_set() or self._kick.is_set()):
+            waits = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self._kick.wait())]
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+        look = self.wake.is_set() or not self._kick.is_set()
+        self.wake.clear()
+        self._kick.clear()
+        return look
 
     def stop(self) -> None:
         """Let `run_forever` end after the round in progress (a round is never cut off mid-send)."""

@@ -60,14 +60,14 @@ class Outlet:
     """Where a transport hands on what an event gave.
 
     `wake` after each handled event (it may have written notifications and armed due rows; it is
-    counted for the metrics);
+    counted for the metrics; `wake(quiet=True)`: it wrote neither);
     `push(chat_id, answers)` for the answers stored with it, which the leading process sends at
     once, before it looks at the outbox; `say(chat_id, reply)` for the few replies stored nowhere
     (to strangers), at the same pace as everything else; `liveness` to record each successful
     (and failed) poll, sync or webhook check.
     """
 
-    wake: Callable[[], None]
+    wake: Callable[..., None]
     push: Callable[..., None]  # (chat_id, answers, notices=()): see `Deliverer.push`
     say: Callable[[str, Reply], Awaitable[None]]
     liveness: Liveness = field(default_factory=Liveness)
@@ -183,9 +183,12 @@ class BotProcess:
     async def _say(self, platform: str, chat_id: str, reply: Reply) -> None:
         await self.deliverer.send_now(platform, chat_id, reply)
 
-    def _after_event(self, platform: str) -> None:
-        """A handled event may have written answers and notifications and armed due rows."""
+    def _after_event(self, platform: str, quiet: bool = False) -> None:
+        """A handled event may have written answers and notifications and armed due rows; a `quiet`
+        one (`Handled.quiet`) wrote neither, so the outbox and the due rows need no new look."""
         self.metrics.handled(platform)
+        if quiet and self.leading:  # its answers were pushed; a standby rings the leader for them
+            return
         self._wake_sender()
         if self.timers is not None:
             self.timers.poke()

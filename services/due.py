@@ -52,6 +52,14 @@ class Outcome(StrEnum):
     LATER = "later"  # not yet after all (the policy period grew): the handler moved its due time
 
 
+ARMED = "due.armed"  # session.info: this transaction armed (or moved) a due row
+
+
+def armed_any(session: Session) -> bool:
+    """Whether this session armed or moved a due row (the timers then look again at the next one)."""
+    return bool(session.info.get(ARMED))
+
+
 def arm(
     session: Session,
     *,
@@ -67,6 +75,7 @@ def arm(
     Two processes arming the same task at once (the weekly digest, at start) both succeed: the
     loser of the insert finds the winner's row instead.
     """
+    session.info[ARMED] = True
     for _ in range(2):
         task = session.exec(
             select(DueTask).where(
@@ -104,6 +113,7 @@ def arm_all(session: Session, rows: list[dict[str, Any]], now: datetime) -> None
     """
     if not rows:
         return
+    session.info[ARMED] = True
     table = DueTask.__table__  # type: ignore[attr-defined]
     values = [{**row, "kind": str(row["kind"]), "created_at": now} for row in rows]
     dialect = session.get_bind().dialect.name

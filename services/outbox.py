@@ -10,6 +10,13 @@ from db.models import OutboxMessage, Request
 from services.notices import NoticeParams, as_json
 from services.vocabulary import Recipient
 
+WROTE = "outbox.wrote"  # session.info: this transaction queued a notification
+
+
+def wrote_any(session: Session) -> bool:
+    """Whether this session queued a notification (the sender then has something new to read)."""
+    return bool(session.info.get(WROTE))
+
 
 def notify(
     session: Session,
@@ -23,6 +30,7 @@ def notify(
     """Queue one notification: its key from the params' class, the params as JSON (`notices.as_json`)."""
     if recipient not in notice.recipients:
         raise ValueError(f"{notice.notice.value!r} is not meant for {recipient.value}")
+    session.info[WROTE] = True
     session.add(
         OutboxMessage(
             district_id=district_id,
@@ -66,6 +74,7 @@ def notify_all(
         }
         for recipient, recipient_id, notice in notices
     ]
+    session.info[WROTE] = True
     session.execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
 
 

@@ -12,6 +12,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction, object_session
 from sqlmodel import Session, select
 
 from db.models import PolicySetting
@@ -357,9 +360,59 @@ def stored_values(session: Session, district_id: int) -> dict[str, str]:
     return {row.key: row.value for row in rows}
 
 
+LOADED = "policy.loaded"  # session.info: district id -> its Policy, as read in this transaction
+_BUILT: dict[tuple[tuple[str, str], ...], Policy] = {}  # stored rule values -> their Policy
+_BUILT_MOST = 64
+
+
+def _built(values: tuple[tuple[str, str], ...]) -> Policy:
+    """The Policy these stored values make, parsed once per process for the same values."""
+    policy = _BUILT.get(values)
+    if policy is None:
+        if len(_BUILT) >= _BUILT_MOST:
+            _BUILT.clear()
+        policy = _BUILT[values] = _build(dict(values))
+    return policy
+
+
+def _changes_policy(session: Session) -> bool:
+    return any(isinstance(row, PolicySetting) for row in (*session.new, *session.dirty, *session.deleted))
+
+
 def load_policy(session: Session, district_id: int) -> Policy:
-    """The district's policy; a rule added after the district was made falls back to its default."""
-    return _build(stored_values(session, district_id))
+    """The district's policy; a rule added after the district was made falls back to its default.
+
+    Read once per transaction (an event asks for it several times): the session keeps it until the
+    transaction ends or a rule is written in it (flushed: `_forget_policy`; unflushed rows are not
+    cached around). The rules' texts are parsed once per process for the same values.
+    """
+    loaded: dict[int, Policy] = session.info.setdefault(LOADED, {})
+    policy = loaded.get(district_id)
+    if policy is not None and not _changes_policy(session):
+        return policy
+    rows = session.execute(
+        select(PolicySetting.key, PolicySetting.value).where(PolicySetting.district_id == district_id)
+    )
+    policy = _built(tuple(sorted((key, value) for key, value in rows if key in RULES_BY_KEY)))
+    loaded[district_id] = policy
+    return policy
+
+
+@event.listens_for(PolicySetting, "after_insert")
+@event.listens_for(PolicySetting, "after_update")
+@event.listens_for(PolicySetting, "after_delete")
+def _forget_policy(_mapper: Any, _connection: Any, row: PolicySetting) -> None:
+    """A rule written in a session: its next `load_policy` reads the rules again."""
+    session = object_session(row)
+    if session is not None:
+        session.info.pop(LOADED, None)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _transaction_ended(session: OrmSession, transaction: SessionTransaction) -> None:
+    """The next transaction reads the rules afresh (another process may have changed them)."""
+    if transaction.parent is None:
+        session.info.pop(LOADED, None)
 
 
 def policy_from(values: Mapping[str, str]) -> Policy:

@@ -30,8 +30,9 @@ from bot.messages import Choice, Incoming, Reply, reply_to_body
 from bot.notifications import render
 from db.models import ChatIdentity, District, Member
 from db.uow import UnitOfWork
-from services import deliveries, identities, platforms, strangers
+from services import deliveries, identities, outbox, platforms, strangers
 from services.dialogs import Dialog, first_time, load_dialog, save_dialog
+from services.due import armed_any
 from services.errors import DomainError, InvalidInvite
 from services.invites import create_link_code
 from services.text import N_
@@ -121,6 +122,9 @@ class Handled:
     # The event's own notifications to the same chat (delivery, rendered reply, message it edits),
     # to go out right after the answers: the interpreter's confirmation of the job they accepted.
     notices: list[tuple[deliveries.Due, Reply, str | None]] = field(default_factory=list)
+    # It wrote no notification, armed no due row and left no answer for the outbox: the sender and
+    # the timers need not look again (the answers go out pushed).
+    quiet: bool = False
 
 
 def _store_replies(
@@ -274,15 +278,18 @@ class Conversation:
             stored = _store_replies(session, turn.replies, identity.id, now=now, pending=pending)
             ready = _ready(session, identity.id, stored, turn.replies)
             blocked = bool(stored) and not ready.answers  # earlier messages to the chat wait: all wait
-            own = [] if blocked else _own_notices(session, member, identity, now, after_answers=bool(stored))
+            told = outbox.wrote_any(session)  # no notification written: none of its own to expand
+            mine = told and not blocked
+            own = _own_notices(session, member, identity, now, after_answers=bool(stored)) if mine else []
+            quiet = not told and not blocked and not armed_any(session)
             uow.commit()
         if pending:
             self._attach_files(turn, stored)
             # Now with their files: the same answers, if they may go at once.
             if ready.answers:
-                return Handled(answers=list(zip(stored, turn.replies, strict=True)), notices=own)
+                return Handled(answers=list(zip(stored, turn.replies, strict=True)), notices=own, quiet=quiet)
             return ready
-        return Handled(direct=ready.direct, answers=ready.answers, notices=own)
+        return Handled(direct=ready.direct, answers=ready.answers, notices=own, quiet=quiet)
 
     @staticmethod
     def _access_ended(
