@@ -110,7 +110,8 @@ async def dialog_and_accept(api: FakeBotApi, rounds: int, folder: Path) -> tuple
         since = len(api.sent(SCHOOL))
         api.push_text(SCHOOL, text)
         current = await api.wait_for_message(SCHOOL, since=since)
-    assert current is not None and current.buttons[0][1] == "send", current.text
+    assert current is not None
+    assert current.buttons[0][1] == "send", current.text
     steps: list[float] = []
     for _ in range(rounds):
         for key, first_button in (("change", "language"), ("duration", "30"), ("60", "send")):
