@@ -55,7 +55,7 @@ def test_a_chained_traceback_keeps_frames_and_types_and_drops_the_messages() -> 
 
 def run_logged(code: str, log_format: str = "") -> subprocess.CompletedProcess[str]:
     """`code` in a fresh interpreter after logging is set up as `python -m bot run` sets it up."""
-    script = "from bot.cli.commands import quiet_http_logs\nquiet_http_logs()\n" + textwrap.dedent(code)
+    script = "from bot.cli.serve import quiet_http_logs\nquiet_http_logs()\n" + textwrap.dedent(code)
     env = {**os.environ, "LOG_FORMAT": log_format}
     return subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, env=env

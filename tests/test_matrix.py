@@ -24,7 +24,7 @@ from nio.crypto.sessions import derive_pickle_key
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from bot.cli.commands import quiet_libraries
+from bot.cli.serve import quiet_libraries
 from bot.conversation.router import Handled
 from bot.i18n import Translator
 from bot.matrix.app import MatrixBot

@@ -2,13 +2,11 @@
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
 from bot.cli.context import Context, Schema, refuse_newer_than_code
-from bot.cli.serve import quiet_http_logs, quiet_libraries  # noqa: F401 (moved there with `run`)
 from db.uow import UnitOfWork
 from services import ledger
 from services.csv_import import decode_csv
@@ -23,8 +21,6 @@ from services.schools import import_schools, list_schools
 from services.text import N_
 from services.units import parse_money
 from services.vocabulary import Role, parse_modes
-
-log = logging.getLogger(__name__)
 
 
 def _invite_line(ctx: Context, label: str, code: str, allowed: tuple[str, ...] = CHAT_PLATFORMS) -> None:
