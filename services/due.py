@@ -11,11 +11,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Insert, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.models import Closeout, DueTask, Offer, Request
+from db.upsert import insert_for
 from services.clock import BERLIN
 from services.policy import Policy, load_policy
 from services.vocabulary import CloseoutState, Mode, OfferState, RequestState
@@ -116,9 +116,7 @@ def arm_all(session: Session, rows: list[dict[str, Any]], now: datetime) -> None
     session.info[ARMED] = True
     table = DueTask.__table__  # type: ignore[attr-defined]
     values = [{**row, "kind": str(row["kind"]), "created_at": now} for row in rows]
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(values)
+    statement = insert_for(session, table).values(values)
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=["kind", "subject_id", "variant"],
         set_={"due_at": statement.excluded.due_at},

@@ -17,13 +17,14 @@ request's open reservation (`open_reservation`, deleted at 0). They always equal
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Insert, Select, Table, delete, func, literal
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from db.models import Budget, BudgetDayTotal, LedgerEntry, OpenReservation, Request
+from db.upsert import insert_for
 from services.audit import record
 from services.budget_alerts import check_budget_alerts
 from services.clock import BERLIN
@@ -117,34 +118,19 @@ def open_reservation(session: Session, request_id: int) -> int:
     return int(total or 0)
 
 
-InsertT = TypeVar("InsertT", bound=Insert)
-
-
 def _adding(
     session: Session, table: Table, keys: list[str], added: list[str], row: "dict[str, Any] | Select[Any]"
 ) -> Insert:
     """INSERT the row (values, or a SELECT of one row naming its columns), or, where a row with these
     `keys` exists, add its `added` amounts to it: one statement either way."""
-    # The dialect's own INSERT ... ON CONFLICT, imported here: the engine has loaded its dialect already.
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        pg = _filled(pg_insert(table), row)
-        return pg.on_conflict_do_update(
-            index_elements=keys, set_={name: table.c[name] + pg.excluded[name] for name in added}
-        )
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    lite = _filled(sqlite_insert(table), row)
-    return lite.on_conflict_do_update(
-        index_elements=keys, set_={name: table.c[name] + lite.excluded[name] for name in added}
-    )
-
-
-def _filled(insert: InsertT, row: "dict[str, Any] | Select[Any]") -> InsertT:
+    insert = insert_for(session, table)
     if isinstance(row, dict):
-        return insert.values(**row)
-    return insert.from_select([c.name for c in row.selected_columns], row)
+        insert = insert.values(**row)
+    else:
+        insert = insert.from_select([c.name for c in row.selected_columns], row)
+    return insert.on_conflict_do_update(
+        index_elements=keys, set_={name: table.c[name] + insert.excluded[name] for name in added}
+    )
 
 
 _DAYS = cast(Table, BudgetDayTotal.__table__)  # type: ignore[attr-defined]

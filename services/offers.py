@@ -425,8 +425,13 @@ def _taken_by_another(session: Session, offer_id: int, interpreter_id: int, now:
     if row is None:
         return False
     active, offer_state, expires_at, request_state, booked = row
-    closed = offer_state != OfferState.OPEN or expires_at <= now or request_state != RequestState.OFFERED
+    closed = _closed(offer_state, expires_at, request_state, now)
     return bool(active) and closed and booked not in (None, interpreter_id)
+
+
+def _closed(offer_state: str, expires_at: datetime, request_state: str, now: datetime) -> bool:
+    """Whether an offer can no longer be answered: not open, expired, or its request no longer offered."""
+    return offer_state != OfferState.OPEN or expires_at <= now or request_state != RequestState.OFFERED
 
 
 def _answerable(session: Session, offer_id: int, interpreter_id: int, now: datetime) -> tuple[Offer, Request]:
@@ -435,7 +440,7 @@ def _answerable(session: Session, offer_id: int, interpreter_id: int, now: datet
         raise NotFound(N_("This offer does not exist."))
     request = session.get(Request, offer.request_id)
     assert request is not None
-    if offer.state != OfferState.OPEN or offer.expires_at <= now or request.state != RequestState.OFFERED:
+    if _closed(offer.state, offer.expires_at, request.state, now):
         _closed_offer(offer, request)
     return offer, request
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from db.models import Member, StrangerAttempt
+from db.upsert import insert_for
 from services import identities
 from services.errors import DomainError, InvalidInvite
 from services.platforms import PlatformNotAllowed
@@ -56,8 +56,7 @@ def count_attempt(session: Session, *, platform: str, user_id: str, now: datetim
         "window_start": now,
         "count": 1,
     }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(StrangerAttempt).values(**values)
+    insert = insert_for(session, StrangerAttempt).values(**values)
     upsert = insert.on_conflict_do_update(
         index_elements=["platform", "user_hash"], set_={"count": col(StrangerAttempt.count) + 1}
     ).returning(col(StrangerAttempt.count), col(StrangerAttempt.window_start))
