@@ -6,6 +6,10 @@ Measures, in one process and one run:
 - Accept on a fresh offer, until the offer message is edited to say the job is yours.
 Prints the median and p95 in milliseconds and the ratio to the baseline.
 
+Every press, the bare bot's too, comes `THINK` seconds after the answer before it, as a person's
+does: a press that follows the last answer within a millisecond measures the overall sending pace
+(30 a second) and the recording of that answer, not the press.
+
 Run: `.venv/bin/python -m bench.chat_latency [--rounds N]`
 """
 
@@ -34,6 +38,7 @@ from tests.chat_world import NOW, Clock, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
 
 SCHOOL, AMIRA = 1001, 2001
+THINK = 0.3  # seconds between an answer and the next press: a person reads before pressing
 
 
 def summary(label: str, samples: list[float], baseline: list[float] | None) -> str:
@@ -74,7 +79,9 @@ async def baseline(api: FakeBotApi, rounds: int) -> tuple[list[float], list[floa
     first = await app.bot.send_message(42, "press", reply_markup=None)
     sends, edits = [], []
     for _ in range(rounds):
+        await asyncio.sleep(THINK)
         sends.append(await timed(lambda: press_and_wait(api, 42, first.message_id, "send")))
+        await asyncio.sleep(THINK)
         edits.append(await timed(lambda: press_and_edit(api, 42, first.message_id, "edit")))
     await app.updater.stop()
     await app.stop()
@@ -115,6 +122,7 @@ async def dialog_and_accept(api: FakeBotApi, rounds: int, folder: Path) -> tuple
     steps: list[float] = []
     for _ in range(rounds):
         for key, first_button in (("change", "language"), ("duration", "30"), ("60", "send")):
+            await asyncio.sleep(THINK)
             start = time.perf_counter()
             current = await press_and_wait(api, SCHOOL, current.message_id, key)
             steps.append(time.perf_counter() - start)
@@ -134,8 +142,7 @@ async def dialog_and_accept(api: FakeBotApi, rounds: int, folder: Path) -> tuple
             offer_ids = {o.interpreter_id: o.id for o in offers_of(uow.session, request.id or 0)}
         bot.deliverer.wake.set()
         offer = await api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
-        # Let the overall rate (25 a second) refill, so the press measures latency, not the pacing.
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(THINK)
         start = time.perf_counter()
         api.press(AMIRA, offer.message_id, f"of:a:{offer_ids[1]}")
         await api.wait_for_edit(AMIRA, offer.message_id, lambda m: "/jobs" in m.text)

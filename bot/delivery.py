@@ -189,10 +189,13 @@ class Deliverer:
         gave_up = False
         with UnitOfWork(self.engine) as uow:
             session = uow.session
-            if parts_sent > due.parts_sent:
-                deliveries.mark_part(session, due.delivery_id, parts_sent=parts_sent, message_id=message_id)
+            counted = parts_sent if parts_sent > due.parts_sent else None
+            if counted is not None and error is not None:  # the parts out before it failed
+                deliveries.mark_part(session, due.delivery_id, parts_sent=counted, message_id=message_id)
             if error is None:
-                recorded = deliveries.mark_sent(session, due.delivery_id, message_id=message_id, now=now)
+                recorded = deliveries.mark_sent(
+                    session, due.delivery_id, message_id=message_id, now=now, parts_sent=counted
+                )
                 if recorded and outgoing.reply.choices and not outgoing.answer:
                     choices = {c.key: c.label for c in outgoing.reply.choices}
                     offer_choices(session, due.member_id, choices, now=now)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -321,31 +321,49 @@ def first_message_id(session: Session, delivery_id: int) -> str | None:
     return session.exec(query).first()
 
 
-def mark_sent(session: Session, delivery_id: int, *, message_id: str | None, now: datetime) -> bool:
-    """Record a delivery as sent; False when its row is gone meanwhile.
+def mark_sent(
+    session: Session,
+    delivery_id: int,
+    *,
+    message_id: str | None,
+    now: datetime,
+    parts_sent: int | None = None,
+) -> bool:
+    """Record a delivery as sent (with `parts_sent`, its count of parts too); False when its row is
+    gone meanwhile.
 
     A person's erasure (and retention, with a deactivated member's chat links) deletes the deliveries
     to their chats, also one a sender has claimed and is sending: there is nothing left to record then.
+    An answer is recorded with this one statement; it runs right after each answer is sent, beside
+    the next event's handling.
     """
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None:
+    values: dict[str, Any] = {
+        "sent_at": now,
+        "attempts": col(Delivery.attempts) + 1,
+        "claimed_until": None,
+        "platform_message_id": func.coalesce(col(Delivery.platform_message_id), message_id),
+        "body": None,  # what was said is not kept once it arrived
+        "attachment": None,
+    }
+    if parts_sent is not None:
+        values["parts_sent"] = parts_sent
+    recorded = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id) == delivery_id)
+        .values(**values)
+        .returning(col(Delivery.outbox_id))
+        .execution_options(synchronize_session="fetch")
+    ).first()
+    if recorded is None:
         return False
-    delivery.sent_at = now
-    delivery.attempts += 1
-    delivery.claimed_until = None
-    delivery.platform_message_id = delivery.platform_message_id or message_id
-    delivery.body, delivery.attachment = None, None  # what was said is not kept once it arrived
-    session.add(delivery)
-    session.flush()
-    if delivery.outbox_id is None:
+    outbox_id = recorded[0]
+    if outbox_id is None:
         return True
     # One read answers both questions: is the message sent to everyone, and does any delivery still wait?
     unsent = session.exec(
-        select(Delivery.failed_at).where(
-            Delivery.outbox_id == delivery.outbox_id, col(Delivery.sent_at).is_(None)
-        )
+        select(Delivery.failed_at).where(Delivery.outbox_id == outbox_id, col(Delivery.sent_at).is_(None))
     ).all()
-    message = session.get(OutboxMessage, delivery.outbox_id)
+    message = session.get(OutboxMessage, outbox_id)
     assert message is not None
     if not unsent:
         message.sent_at = now

@@ -9,6 +9,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from db.models import DialogState, ProcessedEvent
+from db.upsert import insert_for
 
 
 @dataclass
@@ -26,40 +27,46 @@ class Dialog:
 
 
 def load_dialog(session: Session, member_id: int) -> Dialog:
-    row = session.exec(select(DialogState).where(DialogState.member_id == member_id)).first()
+    # Plain columns, not the ORM row: `save_dialog` writes with one statement, and no stale copy
+    # of the row stays in the session behind it.
+    row = session.execute(
+        select(DialogState.flow, DialogState.step, DialogState.draft, DialogState.choices).where(
+            DialogState.member_id == member_id
+        )
+    ).first()
     if row is None:
         return Dialog()
     return Dialog(row.flow, row.step, json.loads(row.draft), dict(json.loads(row.choices)))
 
 
 def save_dialog(session: Session, member_id: int, dialog: Dialog, *, now: datetime) -> None:
-    """Store the dialog; an empty one (no flow, no choices) removes the row."""
-    row = session.exec(select(DialogState).where(DialogState.member_id == member_id)).first()
+    """Store the dialog, in one statement; an empty one (no flow, no choices) removes the row."""
     if not dialog.flow and not dialog.choices:
-        if row is not None:
-            session.delete(row)
+        session.execute(delete(DialogState).where(col(DialogState.member_id) == member_id))
         return
-    if row is None:
-        row = DialogState(member_id=member_id, flow="", step="", draft="{}", choices="[]", updated_at=now)
-    row.flow, row.step = dialog.flow, dialog.step
-    row.draft = json.dumps(dialog.draft, sort_keys=True)
-    row.choices = json.dumps(list(dialog.choices.items()))  # pairs: the order is the numbering
-    row.updated_at = now
-    session.add(row)
+    values = {
+        "flow": dialog.flow,
+        "step": dialog.step,
+        "draft": json.dumps(dialog.draft, sort_keys=True),
+        "choices": json.dumps(list(dialog.choices.items())),  # pairs: the order is the numbering
+        "updated_at": now,
+    }
+    table = DialogState.__table__  # type: ignore[attr-defined]
+    insert = insert_for(session, table).values(member_id=member_id, **values)
+    session.execute(insert.on_conflict_do_update(index_elements=[table.c.member_id], set_=values))
 
 
 def first_time(session: Session, *, platform: str, event_key: str, now: datetime) -> bool:
-    """Record an incoming event; False when it was seen before (a redelivery must have no effect)."""
-    seen = session.exec(
-        select(ProcessedEvent.id).where(
-            ProcessedEvent.platform == platform, ProcessedEvent.event_key == event_key
-        )
-    ).first()
-    if seen is not None:
-        return False
-    session.add(ProcessedEvent(platform=platform, event_key=event_key, created_at=now))
-    session.flush()
-    return True
+    """Record an incoming event; False when it was seen before (a redelivery must have no effect).
+
+    One statement: a copy handled at the same moment by another transaction waits for it on the
+    unique key and then finds the row (PostgreSQL), or waits for the write lock (SQLite).
+    """
+    table = ProcessedEvent.__table__  # type: ignore[attr-defined]
+    insert = insert_for(session, table).values(platform=platform, event_key=event_key, created_at=now)
+    written = insert.on_conflict_do_nothing(index_elements=[table.c.platform, table.c.event_key])
+    # A returned id, not the rowcount: on PostgreSQL that read 1 here also when nothing was written.
+    return session.execute(written.returning(table.c.id)).first() is not None
 
 
 def prune_processed_events(session: Session, *, before: datetime) -> int:

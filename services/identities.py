@@ -16,6 +16,17 @@ def find_identity(session: Session, platform: str, user_id: str) -> ChatIdentity
     return session.exec(query).first()
 
 
+def identity_and_member(session: Session, platform: str, user_id: str) -> tuple[ChatIdentity, Member] | None:
+    """A platform account's chat link and its member, in one read; None for a stranger."""
+    query = (
+        select(ChatIdentity, Member)
+        .join(Member, col(Member.id) == col(ChatIdentity.member_id))
+        .where(ChatIdentity.platform == platform, ChatIdentity.user_id == user_id)
+    )
+    found = session.exec(query).first()
+    return None if found is None else (found[0], found[1])
+
+
 def member_of(session: Session, platform: str, user_id: str) -> Member | None:
     """The member behind a platform account, or None for a stranger."""
     identity = find_identity(session, platform, user_id)

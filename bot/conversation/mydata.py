@@ -169,6 +169,7 @@ def take_confirmation(turn: Turn, answer: Answer) -> str | None:
         )
         return None
     report = personal_data.erase(turn.session, member_id=turn.member_id, actor=turn.actor, now=turn.now)
+    turn.erased = True
     turn.finish()
     turn.say_text(
         turn._("Your data was erased.")

@@ -236,8 +236,8 @@ class Conversation:
     def _handle(self, event: Incoming, now: datetime, store: bool) -> Handled:
         with UnitOfWork(self.engine) as uow:
             session = uow.session
-            identity = identities.find_identity(session, event.platform, event.user_id)
-            if identity is None:
+            known = identities.identity_and_member(session, event.platform, event.user_id)
+            if known is None:
                 # Before first_time: a stranger's message must not write a row (services/strangers.py).
                 replies = self._stranger(uow, event, now)
                 linked = identities.find_identity(session, event.platform, event.user_id) if store else None
@@ -254,8 +254,7 @@ class Conversation:
                 session, platform=event.platform, event_key=event.event_key, now=now
             ):
                 return Handled()
-            member = session.get(Member, identity.member_id)
-            assert member is not None
+            identity, member = known
             if member.deactivated_at is not None:
                 handled = self._access_ended(session, member, identity, event, now=now, store=store)
                 uow.commit()
@@ -267,7 +266,7 @@ class Conversation:
             identities.touch(session, identity, chat_id=event.chat_id, now=now)
             turn = _turn_of(session, member, now)
             self._dispatch(turn, event)
-            if identities.find_identity(session, event.platform, event.user_id) is None:
+            if turn.erased:
                 uow.commit()  # the person erased their data (/mydata), this chat's link with it
                 return Handled(direct=turn.replies)
             save_dialog(session, turn.member_id, turn.dialog, now=now)

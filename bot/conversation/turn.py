@@ -31,6 +31,7 @@ class Turn:
     dialog: Dialog
     replies: list[Reply] = field(default_factory=list)
     pending_files: list[tuple[int, str, str, Callable[[], bytes]]] = field(default_factory=list)
+    erased: bool = False  # the person erased their data (/mydata): no chat link is left to answer on
 
     @property
     def role(self) -> Role:
