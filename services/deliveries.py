@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import Integer, bindparam, func, insert, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -39,6 +39,34 @@ LONGEST_PAUSE = timedelta(minutes=10)  # between tries after other errors than 4
 BATCH = 200
 LEASE = timedelta(seconds=60)  # a claimed row waits this long before another sender may take it
 NOTICE_PATIENCE = timedelta(hours=24)  # a notification later than this is of no use any more
+# Run for every answer (stored, checked for an earlier one waiting, recorded as sent): built once
+# and run with parameters (db/upsert.py).
+_DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
+_ADD_ANSWER = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
+_WAITING_BEFORE = (
+    select(_DELIVERIES.c.id)
+    .where(
+        _DELIVERIES.c.identity_id == bindparam("identity_id"),
+        _DELIVERIES.c.id < bindparam("delivery_id"),
+        _DELIVERIES.c.sent_at.is_(None),
+        _DELIVERIES.c.failed_at.is_(None),
+    )
+    .limit(1)
+)
+_MARK_SENT = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("delivery_id"))
+    .values(
+        sent_at=bindparam("now"),
+        attempts=_DELIVERIES.c.attempts + 1,
+        claimed_until=None,
+        platform_message_id=func.coalesce(_DELIVERIES.c.platform_message_id, bindparam("message_id")),
+        parts_sent=func.coalesce(bindparam("parts", type_=Integer), _DELIVERIES.c.parts_sent),
+        body=None,  # what was said is not kept once it arrived
+        attachment=None,
+    )
+    .returning(_DELIVERIES.c.outbox_id)
+)
 ANSWER_PATIENCE = timedelta(hours=1)  # an answer later than this would confuse more than help
 FILE_WAIT = timedelta(minutes=5)  # an answer whose file is still being drawn waits this long at most
 
@@ -200,18 +228,17 @@ def add_answer(
     An answer whose file is drawn after the commit (`attach_file`) waits for it, but not for
     ever: if the process dies meanwhile, the text goes out after `FILE_WAIT` without the file.
     """
-    delivery = Delivery(
-        outbox_id=None,
-        identity_id=identity_id,
-        body=body,
-        attachment=attachment,
-        due_at=now + FILE_WAIT if file_pending else now,
-        give_up_at=now + ANSWER_PATIENCE,
-    )
-    session.add(delivery)
-    session.flush()
-    assert delivery.id is not None
-    return delivery.id
+    values = {
+        "outbox_id": None,
+        "identity_id": identity_id,
+        "body": body,
+        "attachment": attachment,
+        "parts_sent": 0,
+        "attempts": 0,
+        "due_at": now + FILE_WAIT if file_pending else now,
+        "give_up_at": now + ANSWER_PATIENCE,
+    }
+    return int(session.execute(_ADD_ANSWER, values).scalar_one())
 
 
 def attach_file(session: Session, delivery_id: int, *, body: str, data: bytes | None, now: datetime) -> None:
@@ -337,23 +364,8 @@ def mark_sent(
     An answer is recorded with this one statement; it runs right after each answer is sent, beside
     the next event's handling.
     """
-    values: dict[str, Any] = {
-        "sent_at": now,
-        "attempts": col(Delivery.attempts) + 1,
-        "claimed_until": None,
-        "platform_message_id": func.coalesce(col(Delivery.platform_message_id), message_id),
-        "body": None,  # what was said is not kept once it arrived
-        "attachment": None,
-    }
-    if parts_sent is not None:
-        values["parts_sent"] = parts_sent
-    recorded = session.execute(
-        update(Delivery)
-        .where(col(Delivery.id) == delivery_id)
-        .values(**values)
-        .returning(col(Delivery.outbox_id))
-        .execution_options(synchronize_session="fetch")
-    ).first()
+    values = {"delivery_id": delivery_id, "now": now, "message_id": message_id, "parts": parts_sent}
+    recorded = session.execute(_MARK_SENT, values).first()
     if recorded is None:
         return False
     outbox_id = recorded[0]
@@ -511,10 +523,7 @@ def release_all(session: Session) -> int:
 
 def waiting_before(session: Session, identity_id: int, delivery_id: int) -> bool:
     """Whether an earlier message to the same chat is still unsent (waiting for a retry, or queued)."""
-    query = select(Delivery.id).where(
-        Delivery.identity_id == identity_id,
-        col(Delivery.id) < delivery_id,
-        col(Delivery.sent_at).is_(None),
-        col(Delivery.failed_at).is_(None),
+    return (
+        session.execute(_WAITING_BEFORE, {"identity_id": identity_id, "delivery_id": delivery_id}).first()
+        is not None
     )
-    return session.exec(query.limit(1)).first() is not None

@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlmodel import Session, col, select
 
 from db.models import DialogState, ProcessedEvent
-from db.upsert import insert_for
+from db.upsert import built_for, insert_on
 
 
 @dataclass
@@ -26,14 +26,34 @@ class Dialog:
         return bool(self.flow)
 
 
+_STATES = DialogState.__table__  # type: ignore[attr-defined]
+_EVENTS = ProcessedEvent.__table__  # type: ignore[attr-defined]
+# Every event reads and writes its member's dialog: built once (db/upsert.py), run with parameters.
+_LOAD = select(_STATES.c.flow, _STATES.c.step, _STATES.c.draft, _STATES.c.choices).where(
+    _STATES.c.member_id == bindparam("member_id")
+)
+_FORGET = delete(_STATES).where(_STATES.c.member_id == bindparam("member_id"))
+
+
+def _keep(dialect: str) -> Any:
+    insert = insert_on(dialect, _STATES)
+    columns = ("flow", "step", "draft", "choices", "updated_at")
+    return insert.on_conflict_do_update(
+        index_elements=[_STATES.c.member_id], set_={name: insert.excluded[name] for name in columns}
+    )
+
+
+def _record_event(dialect: str) -> Any:
+    insert = insert_on(dialect, _EVENTS)
+    return insert.on_conflict_do_nothing(index_elements=[_EVENTS.c.platform, _EVENTS.c.event_key]).returning(
+        _EVENTS.c.id
+    )
+
+
 def load_dialog(session: Session, member_id: int) -> Dialog:
     # Plain columns, not the ORM row: `save_dialog` writes with one statement, and no stale copy
     # of the row stays in the session behind it.
-    row = session.execute(
-        select(DialogState.flow, DialogState.step, DialogState.draft, DialogState.choices).where(
-            DialogState.member_id == member_id
-        )
-    ).first()
+    row = session.execute(_LOAD, {"member_id": member_id}).first()
     if row is None:
         return Dialog()
     return Dialog(row.flow, row.step, json.loads(row.draft), dict(json.loads(row.choices)))
@@ -42,18 +62,17 @@ def load_dialog(session: Session, member_id: int) -> Dialog:
 def save_dialog(session: Session, member_id: int, dialog: Dialog, *, now: datetime) -> None:
     """Store the dialog, in one statement; an empty one (no flow, no choices) removes the row."""
     if not dialog.flow and not dialog.choices:
-        session.execute(delete(DialogState).where(col(DialogState.member_id) == member_id))
+        session.execute(_FORGET, {"member_id": member_id})
         return
     values = {
+        "member_id": member_id,
         "flow": dialog.flow,
         "step": dialog.step,
         "draft": json.dumps(dialog.draft, sort_keys=True),
         "choices": json.dumps(list(dialog.choices.items())),  # pairs: the order is the numbering
         "updated_at": now,
     }
-    table = DialogState.__table__  # type: ignore[attr-defined]
-    insert = insert_for(session, table).values(member_id=member_id, **values)
-    session.execute(insert.on_conflict_do_update(index_elements=[table.c.member_id], set_=values))
+    session.execute(built_for(session, _keep), values)
 
 
 def first_time(session: Session, *, platform: str, event_key: str, now: datetime) -> bool:
@@ -62,11 +81,9 @@ def first_time(session: Session, *, platform: str, event_key: str, now: datetime
     One statement: a copy handled at the same moment by another transaction waits for it on the
     unique key and then finds the row (PostgreSQL), or waits for the write lock (SQLite).
     """
-    table = ProcessedEvent.__table__  # type: ignore[attr-defined]
-    insert = insert_for(session, table).values(platform=platform, event_key=event_key, created_at=now)
-    written = insert.on_conflict_do_nothing(index_elements=[table.c.platform, table.c.event_key])
+    values = {"platform": platform, "event_key": event_key, "created_at": now}
     # A returned id, not the rowcount: on PostgreSQL that read 1 here also when nothing was written.
-    return session.execute(written.returning(table.c.id)).first() is not None
+    return session.execute(built_for(session, _record_event), values).first() is not None
 
 
 def prune_processed_events(session: Session, *, before: datetime) -> int:

@@ -2,6 +2,8 @@
 
 from datetime import datetime
 
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from db.models import ChatIdentity, Member
@@ -16,14 +18,25 @@ def find_identity(session: Session, platform: str, user_id: str) -> ChatIdentity
     return session.exec(query).first()
 
 
+# Every event begins with these: built once, run with parameters (see db/upsert.py).
+_IDENTITY_AND_MEMBER = (
+    select(ChatIdentity, Member)
+    .join(Member, col(Member.id) == col(ChatIdentity.member_id))
+    .where(
+        col(ChatIdentity.platform) == bindparam("platform"), col(ChatIdentity.user_id) == bindparam("user")
+    )
+)
+_LINKS = ChatIdentity.__table__  # type: ignore[attr-defined]
+_TOUCH = (
+    update(_LINKS)
+    .where(_LINKS.c.id == bindparam("identity_id"))
+    .values(chat_id=bindparam("chat"), last_seen_at=bindparam("seen"))
+)
+
+
 def identity_and_member(session: Session, platform: str, user_id: str) -> tuple[ChatIdentity, Member] | None:
     """A platform account's chat link and its member, in one read; None for a stranger."""
-    query = (
-        select(ChatIdentity, Member)
-        .join(Member, col(Member.id) == col(ChatIdentity.member_id))
-        .where(ChatIdentity.platform == platform, ChatIdentity.user_id == user_id)
-    )
-    found = session.exec(query).first()
+    found = session.execute(_IDENTITY_AND_MEMBER, {"platform": platform, "user": user_id}).first()
     return None if found is None else (found[0], found[1])
 
 
@@ -35,9 +48,10 @@ def member_of(session: Session, platform: str, user_id: str) -> Member | None:
 
 def touch(session: Session, identity: ChatIdentity, *, chat_id: str, now: datetime) -> None:
     """Remember the chat the member last wrote from (notifications go there)."""
-    identity.chat_id = chat_id
-    identity.last_seen_at = now
-    session.add(identity)
+    session.execute(_TOUCH, {"identity_id": identity.id, "chat": chat_id, "seen": now})
+    # Written by the statement above: the loaded row takes the values as if read back.
+    set_committed_value(identity, "chat_id", chat_id)
+    set_committed_value(identity, "last_seen_at", now)
 
 
 def link(

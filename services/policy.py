@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction, object_session
 from sqlmodel import Session, select
@@ -360,6 +360,11 @@ def stored_values(session: Session, district_id: int) -> dict[str, str]:
     return {row.key: row.value for row in rows}
 
 
+_SETTINGS = PolicySetting.__table__  # type: ignore[attr-defined]
+# Read by nearly every event: built once, run with parameters (see db/upsert.py).
+_RULES_OF = select(_SETTINGS.c.key, _SETTINGS.c.value).where(
+    _SETTINGS.c.district_id == bindparam("district_id")
+)
 LOADED = "policy.loaded"  # session.info: district id -> its Policy, as read in this transaction
 _BUILT: dict[tuple[tuple[str, str], ...], Policy] = {}  # stored rule values -> their Policy
 _BUILT_MOST = 64
@@ -390,9 +395,7 @@ def load_policy(session: Session, district_id: int) -> Policy:
     policy = loaded.get(district_id)
     if policy is not None and not _changes_policy(session):
         return policy
-    rows = session.execute(
-        select(PolicySetting.key, PolicySetting.value).where(PolicySetting.district_id == district_id)
-    )
+    rows = session.execute(_RULES_OF, {"district_id": district_id})
     policy = _built(tuple(sorted((key, value) for key, value in rows if key in RULES_BY_KEY)))
     loaded[district_id] = policy
     return policy
