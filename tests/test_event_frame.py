@@ -1,0 +1,212 @@
+"""What every event costs around its own work since issue 16 (session 10): the frame's statements,
+each run once and built once, and what they must still do.
+
+The frame is the same for every event: who wrote (chat link and member, one read), the event
+recorded once (one INSERT ... ON CONFLICT), the policy, the chat touched, the dialog read and
+written (one statement each), the answer stored and checked for an earlier one waiting. These are
+behaviours (which statements run, what they write), not timings; bench/chat_latency.py times them.
+"""
+
+import asyncio
+import re
+import threading
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bot.conversation.router import Conversation
+from bot.delivery import Deliverer
+from bot.messages import Incoming
+from bot.rate_limit import RateLimiter
+from db.models import ChatIdentity, Delivery, DialogState, OutboxMessage, ProcessedEvent
+from db.uow import UnitOfWork
+from services import deliveries, identities
+from services.dialogs import Dialog, first_time, load_dialog, save_dialog
+from services.notices import RequestCancelled
+from services.outbox import notify
+from services.vocabulary import Recipient
+from tests.chat_world import NOW, Clock, make_demo
+from tests.test_one_press import REQUEST, Phone, statements
+
+
+def _shape(sql: str) -> str:
+    """`select chat_identity`, `insert into delivery`: what a statement does to which table."""
+    verb = sql.split()[0]
+    if verb == "select":
+        table = re.search(r"\bfrom \"?([a-z_]+)", sql)
+        return f"select {table.group(1) if table else '?'}"
+    target = re.search(r"^(?:insert into|update|delete from) \"?([a-z_]+)", sql)
+    return f"{verb} {target.group(1) if target else '?'}"
+
+
+def _school_at_summary(engine: Engine) -> Conversation:
+    codes = make_demo(engine, NOW)
+    clock = Clock(NOW)
+    talk = Conversation(engine, clock)
+    talk.handle(Incoming("test", "school", "school", text=f"/start {codes.school}"))
+    for line in REQUEST:
+        talk.handle(Incoming("test", "school", "school", text=line))
+    return talk
+
+
+def test_a_dialog_step_runs_the_frame_in_eight_statements(engine: Engine) -> None:
+    talk = _school_at_summary(engine)
+    with statements(engine) as seen:
+        handled = talk.handle_stored(Incoming("test", "school", "school", choice="change", event_key="u:1"))
+    assert len(handled.answers) == 1
+    assert handled.answers[0][1].choices[0].key == "language"  # "what do you want to change?"
+    shapes = [_shape(sql) for sql in seen if not sql.startswith(("begin", "commit"))]
+    assert shapes == [
+        "select chat_identity",  # with the member, joined
+        "insert processed_event",  # ON CONFLICT DO NOTHING RETURNING id
+        "select policy_setting",
+        "update chat_identity",  # last seen, the chat
+        "select dialog_state",
+        "insert dialog_state",  # ON CONFLICT (member_id) DO UPDATE
+        "insert delivery",  # the answer, RETURNING id
+        "select delivery",  # an earlier message to the chat still waiting?
+    ]
+
+
+def test_the_same_event_is_handled_once_also_when_two_copies_arrive_at_the_same_moment(
+    engine: Engine,
+) -> None:
+    make_demo(engine, NOW)
+    with UnitOfWork(engine) as uow:
+        assert first_time(uow.session, platform="test", event_key="update:7", now=NOW)
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        assert not first_time(uow.session, platform="test", event_key="update:7", now=NOW)
+        assert first_time(uow.session, platform="other", event_key="update:7", now=NOW)  # per platform
+        uow.commit()
+    # One transaction has recorded a copy and not yet committed; the other waits for it on the
+    # key (or the write lock) and then finds the copy recorded.
+    recorded, answers = threading.Event(), []
+
+    def first() -> None:
+        with UnitOfWork(engine) as uow:
+            answers.append(("first", first_time(uow.session, platform="test", event_key="update:8", now=NOW)))
+            recorded.set()
+            threading.Event().wait(0.3)
+            uow.commit()
+
+    def second() -> None:
+        recorded.wait()
+        with UnitOfWork(engine) as uow:
+            answers.append(
+                ("second", first_time(uow.session, platform="test", event_key="update:8", now=NOW))
+            )
+            uow.commit()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [("first", True), ("second", False)]
+    with UnitOfWork(engine) as uow:
+        keys = uow.session.exec(select(ProcessedEvent.platform, ProcessedEvent.event_key)).all()
+    assert sorted(keys) == [("other", "update:7"), ("test", "update:7"), ("test", "update:8")]
+
+
+def test_a_dialog_is_written_with_one_statement_and_an_empty_one_removed_with_one(engine: Engine) -> None:
+    _school_at_summary(engine)
+    with UnitOfWork(engine) as uow:
+        school = select(ChatIdentity.member_id).where(ChatIdentity.user_id == "school")
+        member_id = uow.session.exec(school).one()
+    dialog = Dialog("request", "duration", {"language": "ar", "minutes": 60}, {"30": "30 min", "60": "60"})
+    with UnitOfWork(engine) as uow, statements(engine) as written:
+        save_dialog(uow.session, member_id, dialog, now=NOW)
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        first_id = uow.session.exec(select(DialogState.id).where(DialogState.member_id == member_id)).one()
+        assert load_dialog(uow.session, member_id) == dialog
+    later = Dialog("request", "summary", {"language": "ar", "minutes": 30}, {"send": "Senden"})
+    with UnitOfWork(engine) as uow, statements(engine) as rewritten:
+        save_dialog(uow.session, member_id, later, now=NOW + timedelta(minutes=1))
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        row = uow.session.exec(select(DialogState).where(DialogState.member_id == member_id)).one()
+        assert (row.id, row.updated_at) == (first_id, NOW + timedelta(minutes=1))  # the same row
+        assert load_dialog(uow.session, member_id) == later
+        assert list(load_dialog(uow.session, member_id).choices) == ["send"]
+    with UnitOfWork(engine) as uow, statements(engine) as removed:
+        save_dialog(uow.session, member_id, Dialog(), now=NOW)
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        assert uow.session.exec(select(DialogState).where(DialogState.member_id == member_id)).all() == []
+        assert load_dialog(uow.session, member_id) == Dialog()
+    for seen, shape in (
+        (written, "insert dialog_state"),
+        (rewritten, "insert dialog_state"),
+        (removed, "delete dialog_state"),
+    ):
+        assert [_shape(sql) for sql in seen if not sql.startswith(("begin", "commit"))] == [shape]
+
+
+def test_touch_writes_the_chat_and_leaves_the_loaded_link_current_and_clean(engine: Engine) -> None:
+    talk = _school_at_summary(engine)
+    assert talk is not None
+    later = NOW + timedelta(hours=2)
+    with UnitOfWork(engine) as uow, statements(engine) as seen:
+        found = identities.identity_and_member(uow.session, "test", "school")
+        assert found is not None
+        identity, member = found
+        assert identity.member_id == member.id
+        identities.touch(uow.session, identity, chat_id="school-2", now=later)
+        assert (identity.chat_id, identity.last_seen_at) == ("school-2", later)
+        assert not uow.session.dirty  # nothing left for a flush to write again
+        uow.commit()
+    assert [_shape(sql) for sql in seen if not sql.startswith(("begin", "commit"))] == [
+        "select chat_identity",
+        "update chat_identity",
+    ]
+    with UnitOfWork(engine) as uow:
+        row = uow.session.exec(select(ChatIdentity).where(ChatIdentity.user_id == "school")).one()
+        assert (row.chat_id, row.last_seen_at) == ("school-2", later)
+        assert identities.identity_and_member(uow.session, "test", "nobody") is None
+
+
+def test_a_sent_answer_is_recorded_with_one_statement_and_a_notice_still_closes_its_message(
+    engine: Engine,
+) -> None:
+    talk = _school_at_summary(engine)
+    handled = talk.handle_stored(Incoming("test", "school", "school", choice="change", event_key="u:2"))
+    (answer_id, _reply), *_ = handled.answers
+    with UnitOfWork(engine) as uow, statements(engine) as seen:
+        assert deliveries.mark_sent(uow.session, answer_id, message_id="m-9", now=NOW, parts_sent=1)
+        uow.commit()
+    assert [_shape(sql) for sql in seen if not sql.startswith(("begin", "commit"))] == ["update delivery"]
+    with UnitOfWork(engine) as uow:
+        row = uow.session.get(Delivery, answer_id)
+        assert row is not None
+        assert (row.sent_at, row.attempts, row.parts_sent, row.platform_message_id) == (NOW, 1, 1, "m-9")
+        assert (row.body, row.attachment, row.claimed_until) == (None, None, None)
+        # A second record (a retry's) keeps the first message's id and the part count.
+        assert deliveries.mark_sent(uow.session, answer_id, message_id="m-10", now=NOW)
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        row = uow.session.get(Delivery, answer_id)
+        assert row is not None
+        assert (row.attempts, row.parts_sent, row.platform_message_id) == (2, 1, "m-9")
+        assert not deliveries.mark_sent(uow.session, 999_999, message_id=None, now=NOW)  # its row is gone
+        notify(
+            uow.session,
+            district_id=1,
+            recipient=Recipient.SCHOOL,
+            recipient_id=1,
+            notice=RequestCancelled(request_id=7, fee_cents=0, calendar_sequence=None),
+            now=NOW,
+        )
+        uow.commit()
+    phone = Phone()
+    deliverer = Deliverer(engine, {"test": phone}, limiter=RateLimiter(per_chat_gap=0), clock=Clock(NOW))
+    assert asyncio.run(deliverer.run_once()) == 1  # the notice: the answer was recorded sent
+    assert len(phone.inbox["school"]) == 1
+    with UnitOfWork(engine) as uow:
+        message = uow.session.exec(
+            select(OutboxMessage).where(OutboxMessage.template == "request.cancelled")
+        ).one()
+        assert message.sent_at is not None
+        assert message.params == "{}"  # nobody waits for it: what it said is not kept
