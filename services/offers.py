@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, union_all, update
+from sqlalchemy import Table, bindparam, case, union_all, update
 from sqlalchemy import select as table_select
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from db.models import BookingChange, Budget, Delivery, Interpreter, Offer, OutboxMessage, Request, UnmetDemand
@@ -445,6 +446,36 @@ def _answerable(session: Session, offer_id: int, interpreter_id: int, now: datet
     return offer, request
 
 
+def _locked_answerable(
+    session: Session, offer_id: int, interpreter_id: int, now: datetime
+) -> tuple[Offer, Request]:
+    """The interpreter's row locked (as a deactivation locks it, services/access.py), their offer and its
+    request read: one statement. Raises the same errors, in the same order, as the lock, then
+    `_answerable`: inactive, no such offer of theirs, closed."""
+    found = session.execute(
+        table_select(_INTERPRETER.c.active, Offer, Request)
+        .select_from(_INTERPRETER)
+        .outerjoin(Offer, (col(Offer.id) == offer_id) & (col(Offer.interpreter_id) == _INTERPRETER.c.id))
+        .outerjoin(Request, col(Request.id) == col(Offer.request_id))
+        .where(_INTERPRETER.c.id == interpreter_id)
+        .with_for_update(of=_INTERPRETER)
+        .execution_options(populate_existing=True)
+    ).first()
+    active, offer, request = found if found is not None else (True, None, None)
+    if not active:
+        raise OfferClosed(
+            N_(
+                "You are no longer in the pool, so you cannot accept jobs. "
+                "Please contact the coordination office."
+            )
+        )
+    if offer is None or request is None:
+        raise NotFound(N_("This offer does not exist."))
+    if _closed(offer.state, offer.expires_at, request.state, now):
+        _closed_offer(offer, request)
+    return offer, request
+
+
 def accept_offer(
     session: Session, *, offer_id: int, interpreter_id: int, actor: str, now: datetime
 ) -> Request:
@@ -453,34 +484,38 @@ def accept_offer(
     The interpreter's row is locked first, as a deactivation locks it (services/access.py): an Accept
     either books before the deactivation looks at their bookings, or sees them inactive and is refused.
     A job already taken is refused before that lock (`_taken_by_another`).
+
+    On PostgreSQL every Accept still racing waits for the request's row lock from the winner's UPDATE
+    until the winner commits, so the winner reads what it needs (policy included) before that UPDATE
+    and then writes with as few statements as it can: the UPDATE returns the row as booked (its calendar
+    SEQUENCE raised, its estimate set), one UPDATE answers all the request's offers, one insert queues
+    all the notices.
     """
     if _taken_by_another(session, offer_id, interpreter_id, now):
         raise AlreadyTaken(N_("Someone else has already taken this job."))
-    interpreter = session.get(Interpreter, interpreter_id, with_for_update=True, populate_existing=True)
-    if interpreter is not None and not interpreter.active:
-        raise OfferClosed(
-            N_(
-                "You are no longer in the pool, so you cannot accept jobs. "
-                "Please contact the coordination office."
-            )
-        )
-    offer, request = _answerable(session, offer_id, interpreter_id, now)
-    booked = session.exec(
+    offer, request = _locked_answerable(session, offer_id, interpreter_id, now)
+    assert offer.id is not None
+    policy = load_policy(session, request.district_id)
+    booked: Request | None = session.execute(
         update(Request)
         .where(col(Request.id) == request.id, col(Request.state) == RequestState.OFFERED.value)
-        .values(state=RequestState.BOOKED.value, interpreter_id=interpreter_id, booked_at=now, updated_at=now)
-    )
-    if booked.rowcount != 1:
+        .values(
+            state=RequestState.BOOKED.value,
+            interpreter_id=interpreter_id,
+            booked_at=now,
+            updated_at=now,
+            estimate_cents=offer.pay_cents,
+            # Booked again after a give-back: the same calendar event, a higher SEQUENCE (the row's own).
+            calendar_sequence=col(Request.calendar_sequence) + 1,
+        )
+        .returning(Request)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+    if booked is None:
         raise AlreadyTaken(N_("Someone else has already taken this job."))
-    session.exec(
-        update(Offer)
-        .where(col(Offer.id) == offer.id)
-        .values(state=OfferState.ACCEPTED.value, responded_at=now)
-    )  # the loaded offer takes the values too (the ORM evaluates the WHERE on it): no refresh needed
-    # Read again: the row may have been booked and given back (a higher calendar SEQUENCE) since it was read.
-    session.refresh(request)
+    request = booked
     assert request.id is not None
-    assert offer.id is not None
+    withdrawn = _answer_offers(session, request.id, offer, now)
     record(
         session,
         district_id=request.district_id,
@@ -492,33 +527,52 @@ def accept_offer(
         source=RequestState.OFFERED.value,
         offer_id=offer.id,
     )
-    request.estimate_cents = offer.pay_cents
-    request.calendar_sequence += 1  # a booking again after a give-back updates the same calendar event
-    session.add(request)
-    # The interpreter's own confirmation first, then the school: the outbox sends in this order.
-    confirmed = OfferConfirmed(
-        offer_id=offer.id, request_id=request.id, calendar_sequence=request.calendar_sequence
-    )
-    booked_notice = RequestBooked(
-        request_id=request.id, calendar_sequence=request.calendar_sequence, interpreter_id=interpreter_id
-    )
-    notify_all(
-        session,
-        district_id=request.district_id,
-        notices=[
-            (Recipient.INTERPRETER, interpreter_id, confirmed),
-            (Recipient.SCHOOL, request.school_id, booked_notice),
-        ],
-        now=now,
-    )
-    withdraw_open_offers(session, request, now=now, notice=OfferTaken)
+    # The interpreter's own confirmation first, then the school, then those it was taken from: the
+    # outbox sends in this order.
+    sequence = request.calendar_sequence
+    told: list[tuple[Recipient, int, NoticeParams]] = [
+        (
+            Recipient.INTERPRETER,
+            interpreter_id,
+            OfferConfirmed(offer_id=offer.id, request_id=request.id, calendar_sequence=sequence),
+        ),
+        (
+            Recipient.SCHOOL,
+            request.school_id,
+            RequestBooked(request_id=request.id, calendar_sequence=sequence, interpreter_id=interpreter_id),
+        ),
+    ]
+    told += [
+        (Recipient.INTERPRETER, other, OfferTaken(offer_id=other_offer, request_id=request.id))
+        for other_offer, other in withdrawn
+    ]
+    notify_all(session, district_id=request.district_id, notices=told, now=now)
     budget = _budget_for(session, request)
     assert budget is not None
     ledger.set_reservation(
         session, budget, request_id=request.id, amount_cents=offer.pay_cents, actor=actor, now=now
     )
-    due.arm_booking(session, request, now)
+    due.arm_booking(session, request, now, policy)
     return request
+
+
+def _answer_offers(session: Session, request_id: int, offer: Offer, now: datetime) -> list[tuple[int, int]]:
+    """The accepted offer accepted and the request's other open offers withdrawn, in one UPDATE; the
+    withdrawn ones' (offer id, interpreter id), in offer order."""
+    accepted = _OFFER.c.id == offer.id
+    answered = session.execute(
+        update(_OFFER)
+        .where(_OFFER.c.request_id == request_id, (_OFFER.c.state == OfferState.OPEN.value) | accepted)
+        .values(
+            state=case((accepted, OfferState.ACCEPTED.value), else_=OfferState.WITHDRAWN.value),
+            responded_at=now,
+        )
+        .returning(_OFFER.c.id, _OFFER.c.interpreter_id)
+    ).all()
+    # The loaded offer as the row now is, without a write of its own.
+    set_committed_value(offer, "state", OfferState.ACCEPTED.value)
+    set_committed_value(offer, "responded_at", now)
+    return sorted((int(o), int(i)) for o, i in answered if o != offer.id)
 
 
 def decline_offer(session: Session, *, offer_id: int, interpreter_id: int, actor: str, now: datetime) -> None:
