@@ -118,11 +118,12 @@ class Template(Generic[P]):
     def reply(self, session: Session, t: Translator, params: P, role: Role) -> Reply:
         """The message for these params, in one locale, for a member of one role."""
         values: Values = {f.name: getattr(params, f.name) for f in fields(params)}
+        # Read first and held: the details read it too, and find it in the session then.
+        request = session.get(Request, params.request_id) if isinstance(params, AboutRequest) else None
         if self.details is not None:
             values.update(self.details(session, t, params))
         message = self.pick(params, role) if self.pick is not None else None
         text = t.render(message or self.message, values)
-        request = session.get(Request, params.request_id) if isinstance(params, AboutRequest) else None
         if request is not None:
             text = request_line(t, request) + "\n" + text
         choices: tuple[Choice, ...] = ()

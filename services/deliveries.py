@@ -27,6 +27,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from db.models import ChatIdentity, Delivery, Member, OutboxMessage
+from db.upsert import built_for
 from services.due import Kind, mark_once
 from services.identities import identities_of, members_for
 from services.notices import DeliveryFailed, Notice
@@ -66,6 +67,17 @@ _MARK_SENT = (
         attachment=None,
     )
     .returning(_DELIVERIES.c.outbox_id)
+)
+_FIRST_MESSAGE = (
+    select(_DELIVERIES.c.platform_message_id)
+    .where(
+        _DELIVERIES.c.identity_id == bindparam("identity_id"),
+        _DELIVERIES.c.ref == bindparam("ref"),
+        _DELIVERIES.c.platform_message_id.is_not(None),
+        _DELIVERIES.c.id != bindparam("delivery_id"),
+    )
+    .order_by(_DELIVERIES.c.id)
+    .limit(1)
 )
 ANSWER_PATIENCE = timedelta(hours=1)  # an answer later than this would confuse more than help
 FILE_WAIT = timedelta(minutes=5)  # an answer whose file is still being drawn waits this long at most
@@ -159,6 +171,22 @@ def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> l
     return created
 
 
+def _unexpanded_to(dialect: str) -> Any:
+    """`expand_own`'s read: the recipient's notifications not yet expanded (built once, db/upsert.py)."""
+    query = (
+        select(OutboxMessage)
+        .where(
+            col(OutboxMessage.expanded_at).is_(None),
+            col(OutboxMessage.district_id) == bindparam("district_id"),
+            col(OutboxMessage.recipient_type) == bindparam("recipient_type"),
+            col(OutboxMessage.recipient_id) == bindparam("recipient_id"),
+        )
+        .order_by(col(OutboxMessage.id))
+        .limit(BATCH)
+    )
+    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
+
+
 def expand_own(session: Session, *, member: Member, identity: ChatIdentity, now: datetime) -> list[Due]:
     """Expand, in an event's own transaction, the new notifications to the member who sent it (an
     interpreter's confirmation of the job they accepted); returns those of their deliveries that go
@@ -176,20 +204,12 @@ def expand_own(session: Session, *, member: Member, identity: ChatIdentity, now:
     if mine is None or mine[1] is None:
         return []
     recipient, recipient_id = mine
-    query = (
-        select(OutboxMessage)
-        .where(
-            col(OutboxMessage.expanded_at).is_(None),
-            OutboxMessage.district_id == member.district_id,
-            OutboxMessage.recipient_type == recipient.value,
-            OutboxMessage.recipient_id == recipient_id,
-        )
-        .order_by(col(OutboxMessage.id))
-        .limit(BATCH)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    messages = {m.id: m for m in session.exec(query).all()}
+    wanted = {
+        "district_id": member.district_id,
+        "recipient_type": recipient.value,
+        "recipient_id": recipient_id,
+    }
+    messages = {m.id: m for m in session.exec(built_for(session, _unexpanded_to), params=wanted).all()}
     if not messages:
         return []
     found = []
@@ -330,22 +350,20 @@ def mark_part(session: Session, delivery_id: int, *, parts_sent: int, message_id
     session.add(delivery)
 
 
-def first_message_id(session: Session, delivery_id: int) -> str | None:
-    """The platform id of the first message sent to the same chat under the same ref, if any."""
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.ref is None:
-        return None
-    query = (
-        select(Delivery.platform_message_id)
-        .where(
-            Delivery.identity_id == delivery.identity_id,
-            Delivery.ref == delivery.ref,
-            col(Delivery.platform_message_id).is_not(None),
-            col(Delivery.id) != delivery_id,
-        )
-        .order_by(col(Delivery.id))
+def first_message_id(
+    session: Session, delivery_id: int, *, identity_id: int | None = None, ref: str | None = None
+) -> str | None:
+    """The platform id of the first message sent to the same chat under the same ref, if any
+    (`identity_id` and `ref`: the delivery's, when the caller has them, so it is not read again)."""
+    if identity_id is None or ref is None:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None or delivery.ref is None:
+            return None
+        identity_id, ref = delivery.identity_id, delivery.ref
+    found = session.execute(
+        _FIRST_MESSAGE, {"identity_id": identity_id, "ref": ref, "delivery_id": delivery_id}
     )
-    return session.exec(query).first()
+    return found.scalar()
 
 
 def mark_sent(

@@ -1,6 +1,8 @@
 """Chat identities: which member a platform account belongs to, and where to reach a recipient."""
 
+import functools
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -114,18 +116,33 @@ def members_for(
     """The members a notification is for: a school's contacts, an interpreter, all coordinators, or one
     member. Members whose access was taken away are left out, unless `deactivated_too` (the notice
     that tells them so)."""
-    query = select(Member).where(Member.district_id == district_id)
+    statement = _members_for(recipient, deactivated_too)
+    return list(session.exec(statement, params={"district_id": district_id, "recipient_id": recipient_id}))
+
+
+@functools.cache
+def _members_for(recipient: Recipient, deactivated_too: bool) -> Any:
+    """`members_for`'s statement, built once per kind of recipient (see db/upsert.py)."""
+    query = select(Member).where(col(Member.district_id) == bindparam("district_id"))
     if not deactivated_too:
         query = query.where(col(Member.deactivated_at).is_(None))
+    wanted: Any = bindparam("recipient_id")
     if recipient is Recipient.MEMBER:
-        query = query.where(Member.id == recipient_id)
+        query = query.where(col(Member.id) == wanted)
     elif recipient is Recipient.SCHOOL:
-        query = query.where(Member.role == Role.SCHOOL.value, Member.school_id == recipient_id)
+        query = query.where(Member.role == Role.SCHOOL.value, col(Member.school_id) == wanted)
     elif recipient is Recipient.INTERPRETER:
-        query = query.where(Member.role == Role.INTERPRETER.value, Member.interpreter_id == recipient_id)
-    else:
+        query = query.where(Member.role == Role.INTERPRETER.value, col(Member.interpreter_id) == wanted)
+    else:  # every coordinator of the district (the recipient id is the district's)
         query = query.where(Member.role == Role.COORDINATOR.value)
-    return list(session.exec(query.order_by(col(Member.id))))
+    return query.order_by(col(Member.id))
+
+
+_LINKS_OF = (
+    select(ChatIdentity)
+    .where(col(ChatIdentity.member_id) == bindparam("member_id"))
+    .order_by(col(ChatIdentity.last_seen_at).desc(), col(ChatIdentity.id))
+)
 
 
 def identities_of(session: Session, member_id: int, *, refused_too: bool = False) -> list[ChatIdentity]:
@@ -138,12 +155,8 @@ def identities_of(session: Session, member_id: int, *, refused_too: bool = False
     if member is None:
         return []
     allowed = allowed_platforms(session, member.district_id)
-    query = (
-        select(ChatIdentity)
-        .where(ChatIdentity.member_id == member_id)
-        .order_by(col(ChatIdentity.last_seen_at).desc(), col(ChatIdentity.id))
-    )
-    return [identity for identity in session.exec(query) if refused_too or allows(allowed, identity.platform)]
+    found = session.exec(_LINKS_OF, params={"member_id": member_id})
+    return [identity for identity in found if refused_too or allows(allowed, identity.platform)]
 
 
 def identity_in_chat(session: Session, platform: str, chat_id: str) -> ChatIdentity | None:

@@ -178,7 +178,11 @@ def _own_notices(
         except Exception:
             log.exception("delivery %s cannot be rendered", due.delivery_id)
             break  # it and those after it go through the outbox, in order
-        edit_id = deliveries.first_message_id(session, due.delivery_id) if due.ref else None
+        edit_id = (
+            deliveries.first_message_id(session, due.delivery_id, identity_id=identity.id, ref=due.ref)
+            if due.ref
+            else None
+        )
         ready.append((due, reply, edit_id))
     return ready
 
