@@ -4,7 +4,8 @@ The demo district grows by bulk inserts (bench/big_world.py): `--interpreters` m
 with one to three languages each (the most common one, "ar", spoken by about 27 %), and
 `--bookings` booked or settled requests over the two years before and the month after now. Timed:
 `services.matching.candidates` for a new phone request in Arabic three days ahead, the call
-`fill_offers` makes (a wave), each in its own transaction (as a request arrives); and the same for
+`fill_offers` makes (a wave), each in its own transaction, committed (as a request arrives: the bot
+commits the offers; a rollback would also make psycopg forget its prepared statements); and the same for
 an in-person request, which is ranked by travel first (another path). Baseline in the same run: a
 plain indexed SELECT over the same tables (the ids of the language's speakers).
 
@@ -54,6 +55,7 @@ def matching(engine: Engine, request_id: int) -> tuple[float, int]:
         assert request is not None
         policy = load_policy(uow.session, DISTRICT)
         found = candidates(uow.session, request, policy, limit=policy.offer_wave_size)
+        uow.commit()
     return time.perf_counter() - start, len(found)
 
 

@@ -169,6 +169,8 @@ class Request(SQLModel, table=True):
     __table_args__ = (
         Index("ix_request_interpreter_starts", "interpreter_id", "starts_at", "state", "duration_minutes"),
         Index("ix_request_interpreter_booked", "interpreter_id", "booked_at"),
+        # Who is busy at a time: the bookings around it by start, with what the check needs.
+        Index("ix_request_starts_busy", "starts_at", "interpreter_id", "state", "mode", "duration_minutes", "id"),
         # The key an open reservation's copy of the start time follows (ON UPDATE CASCADE).
         Index("uq_request_id_starts", "id", "starts_at", unique=True),
     )
@@ -180,7 +182,7 @@ class Request(SQLModel, table=True):
     language: str = Field(max_length=20, index=True)
     mode: str = Field(max_length=20)
     topic: str = Field(max_length=20)
-    starts_at: datetime = Field(sa_column=_utc(index=True))
+    starts_at: datetime = Field(sa_column=_utc())
     duration_minutes: int
     place: str = Field(max_length=300)
     place_latitude: float
