@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.models import Closeout, DueTask, Offer, Request
-from db.upsert import insert_for
+from db.upsert import built_for, insert_on
 from services.clock import BERLIN
 from services.policy import Policy, load_policy
 from services.vocabulary import CloseoutState, Mode, OfferState, RequestState
@@ -114,15 +114,20 @@ def arm_all(session: Session, rows: list[dict[str, Any]], now: datetime) -> None
     if not rows:
         return
     session.info[ARMED] = True
-    table = DueTask.__table__  # type: ignore[attr-defined]
     values = [{**row, "kind": str(row["kind"]), "created_at": now} for row in rows]
-    statement = insert_for(session, table).values(values)
-    upsert: Insert = statement.on_conflict_do_update(
+    # One statement built once, run for all rows (a multi-row VALUES is built and compiled anew each call).
+    session.execute(built_for(session, _arming), values)
+
+
+def _arming(dialect: str) -> Insert:
+    """`arm_all`'s INSERT ... ON CONFLICT of one row, for `dialect`."""
+    table = DueTask.__table__  # type: ignore[attr-defined]
+    statement = insert_on(dialect, table)
+    return statement.on_conflict_do_update(
         index_elements=["kind", "subject_id", "variant"],
         set_={"due_at": statement.excluded.due_at},
         where=table.c.done_at.is_(None),  # once fired, arming again must not fire it twice
     )
-    session.execute(upsert)
 
 
 def mark_once(
