@@ -267,6 +267,7 @@ def _draft(turn: Turn) -> RequestDraft:
 
 def ask_summary(turn: Turn) -> None:
     draft = _draft(turn)
+    school = _school(turn)  # held: the quote reads it too and finds it in the session
     try:
         quote = requests.quote(turn.session, district_id=turn.district_id, draft=draft, now=turn.now)
     except InvalidInput as exc:
@@ -284,7 +285,7 @@ def ask_summary(turn: Turn) -> None:
         turn._("Duration: {minutes} min", minutes=draft.duration_minutes),
     ]
     if draft.mode is not Mode.WRITTEN:
-        lines.append(turn._("Place: {place}", place=draft.place or _school(turn).address))
+        lines.append(turn._("Place: {place}", place=draft.place or school.address))
     lines.append(turn._("Topic: {topic}", topic=draft.topic.value))
     wish = turn.draft.get("gender") or ANY_GENDER
     lines.append(turn._("Interpreter: {gender}", gender=turn.t.gettext(GENDER_LABELS[wish])))
