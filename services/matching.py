@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     bindparam,
     case,
     exists,
@@ -363,12 +364,36 @@ def _ranking(
     if postgresql and timed:
         conditions.append(person.c.id.not_in(_busy_statement(in_person=False)))
     # Materialized: the boundary below reads it a second time.
-    eligible = (
-        sa_select(person.c.id, person.c.latitude, person.c.longitude, minutes.label("minutes"))
-        .where(*conditions)
-        .cte("eligible")
-        .prefix_with("MATERIALIZED")
-    )
+    if postgresql:
+        # Joined and grouped, not one subquery per speaker: PostgreSQL may then read the month once
+        # from ix_request_starts_busy and hash it against the speakers, when that is cheaper.
+        speakers = (
+            sa_select(person.c.id, person.c.latitude, person.c.longitude)
+            .where(*conditions)
+            .cte("speakers")
+            .prefix_with("MATERIALIZED")
+        )
+        in_month = and_(
+            month.c.interpreter_id == speakers.c.id,
+            month.c.starts_at >= bindparam("month_start"),
+            month.c.starts_at < bindparam("month_end"),
+        )
+        place = speakers.c.id, speakers.c.latitude, speakers.c.longitude
+        total = func.coalesce(func.sum(booked_minutes), 0)
+        eligible = (
+            sa_select(*place, total.label("minutes"))
+            .select_from(speakers.outerjoin(month, in_month))
+            .group_by(*place)
+            .cte("eligible")
+            .prefix_with("MATERIALIZED")
+        )
+    else:
+        eligible = (
+            sa_select(person.c.id, person.c.latitude, person.c.longitude, minutes.label("minutes"))
+            .where(*conditions)
+            .cte("eligible")
+            .prefix_with("MATERIALIZED")
+        )
     last = (
         sa_select(func.max(served.c.booked_at))
         .where(served.c.interpreter_id == eligible.c.id)
