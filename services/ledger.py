@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Table, delete, func, literal
+from sqlalchemy import Insert, Integer, Select, Table, bindparam, delete, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from db.models import Budget, BudgetDayTotal, LedgerEntry, OpenReservation, Request
-from db.upsert import insert_for
+from db.upsert import built_for, insert_on
 from services.audit import record
 from services.budget_alerts import check_budget_alerts
 from services.clock import BERLIN
@@ -119,14 +119,12 @@ def open_reservation(session: Session, request_id: int) -> int:
 
 
 def _adding(
-    session: Session, table: Table, keys: list[str], added: list[str], row: "dict[str, Any] | Select[Any]"
+    dialect: str, table: Table, keys: list[str], added: list[str], row: "Select[Any] | None"
 ) -> Insert:
-    """INSERT the row (values, or a SELECT of one row naming its columns), or, where a row with these
-    `keys` exists, add its `added` amounts to it: one statement either way."""
-    insert = insert_for(session, table)
-    if isinstance(row, dict):
-        insert = insert.values(**row)
-    else:
+    """INSERT a row (its values bound when run, or a SELECT of one row naming its columns), or, where
+    a row with these `keys` exists, add its `added` amounts to it: one statement either way."""
+    insert = insert_on(dialect, table)
+    if row is not None:
         insert = insert.from_select([c.name for c in row.selected_columns], row)
     return insert.on_conflict_do_update(
         index_elements=keys, set_={name: table.c[name] + insert.excluded[name] for name in added}
@@ -136,6 +134,25 @@ def _adding(
 _DAYS = cast(Table, BudgetDayTotal.__table__)  # type: ignore[attr-defined]
 _OPEN = cast(Table, OpenReservation.__table__)  # type: ignore[attr-defined]
 _REQUEST = cast(Table, Request.__table__)  # type: ignore[attr-defined]
+
+
+# Built once per database kind and run with bound values (`db.upsert.built_for`): built anew, the two
+# statements cost each posting about 1 ms of Python, under the budget row's lock.
+def _day_adding(dialect: str) -> Insert:
+    return _adding(dialect, _DAYS, ["budget_id", "day"], ["charged_cents", "reserved_cents"], None)
+
+
+def _open_adding(dialect: str) -> Insert:
+    # The start time as the database holds it (the foreign key compares with that, not with an
+    # unflushed change in this session, which reaches the copy by the cascade when it is flushed).
+    held = sa_select(
+        _REQUEST.c.id.label("request_id"),
+        bindparam("held_budget_id", type_=Integer).label("budget_id"),
+        _REQUEST.c.starts_at,
+        bindparam("held_cents", type_=Integer).label("amount_cents"),
+    ).where(_REQUEST.c.id == bindparam("held_request_id"))
+    added = _adding(dialect, _OPEN, ["request_id", "budget_id"], ["amount_cents"], held)
+    return added.returning(_OPEN.c.amount_cents)
 
 
 def _keep_totals(
@@ -151,19 +168,11 @@ def _keep_totals(
         "charged_cents": signed if charges else 0,
         "reserved_cents": 0 if charges else signed,
     }
-    session.execute(_adding(session, _DAYS, ["budget_id", "day"], ["charged_cents", "reserved_cents"], day))
+    session.execute(built_for(session, _day_adding), day)
     if charges or request_id is None:
         return
-    # The start time as the database holds it (the foreign key compares with that, not with an
-    # unflushed change in this session, which reaches the copy by the cascade when it is flushed).
-    held = sa_select(
-        _REQUEST.c.id.label("request_id"),
-        literal(budget_id).label("budget_id"),
-        _REQUEST.c.starts_at,
-        literal(signed).label("amount_cents"),
-    ).where(_REQUEST.c.id == request_id)
-    added = _adding(session, _OPEN, ["request_id", "budget_id"], ["amount_cents"], held)
-    if session.execute(added.returning(_OPEN.c.amount_cents)).scalar_one() == 0:
+    held = {"held_request_id": request_id, "held_budget_id": budget_id, "held_cents": signed}
+    if session.execute(built_for(session, _open_adding), held).scalar_one() == 0:
         session.execute(delete(_OPEN).where(_OPEN.c.request_id == request_id, _OPEN.c.budget_id == budget_id))
 
 
