@@ -496,24 +496,25 @@ def accept_offer(
     offer, request = _locked_answerable(session, offer_id, interpreter_id, now)
     assert offer.id is not None
     policy = load_policy(session, request.district_id)
-    booked: Request | None = session.execute(
-        update(Request)
-        .where(col(Request.id) == request.id, col(Request.state) == RequestState.OFFERED.value)
-        .values(
-            state=RequestState.BOOKED.value,
-            interpreter_id=interpreter_id,
-            booked_at=now,
-            updated_at=now,
-            estimate_cents=offer.pay_cents,
-            # Booked again after a give-back: the same calendar event, a higher SEQUENCE (the row's own).
-            calendar_sequence=col(Request.calendar_sequence) + 1,
+    booked = (
+        session.connection()
+        .execute(
+            _BOOK,
+            {
+                "book_request": request.id,
+                "book_interpreter": interpreter_id,
+                "book_at": now,
+                "book_pay": offer.pay_cents,
+            },
         )
-        .returning(Request)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).scalar_one_or_none()
+        .first()
+    )
     if booked is None:
         raise AlreadyTaken(N_("Someone else has already taken this job."))
-    request = booked
+    # The loaded request as the row now is (it may have been booked and given back since it was read:
+    # a higher calendar SEQUENCE), without a read or a write of its own.
+    for column, value in zip(_REQUEST.c, booked, strict=True):
+        set_committed_value(request, column.key, value)
     assert request.id is not None
     withdrawn = _answer_offers(session, request.id, offer, now)
     record(
@@ -559,20 +560,46 @@ def accept_offer(
 def _answer_offers(session: Session, request_id: int, offer: Offer, now: datetime) -> list[tuple[int, int]]:
     """The accepted offer accepted and the request's other open offers withdrawn, in one UPDATE; the
     withdrawn ones' (offer id, interpreter id), in offer order."""
-    accepted = _OFFER.c.id == offer.id
-    answered = session.execute(
-        update(_OFFER)
-        .where(_OFFER.c.request_id == request_id, (_OFFER.c.state == OfferState.OPEN.value) | accepted)
-        .values(
-            state=case((accepted, OfferState.ACCEPTED.value), else_=OfferState.WITHDRAWN.value),
-            responded_at=now,
-        )
-        .returning(_OFFER.c.id, _OFFER.c.interpreter_id)
-    ).all()
+    answered = (
+        session.connection()
+        .execute(_ANSWER, {"answer_request": request_id, "answer_offer": offer.id, "answer_at": now})
+        .all()
+    )
     # The loaded offer as the row now is, without a write of its own.
     set_committed_value(offer, "state", OfferState.ACCEPTED.value)
     set_committed_value(offer, "responded_at", now)
     return sorted((int(o), int(i)) for o, i in answered if o != offer.id)
+
+
+# The winner's two UPDATEs, built once (see the losers' statements above). The request booked if it is
+# still offered, its calendar SEQUENCE raised (booked again after a give-back: the same calendar event),
+# its estimate the accepted pay; RETURNING the whole row.
+_BOOK = (
+    update(_REQUEST)
+    .where(_REQUEST.c.id == bindparam("book_request"), _REQUEST.c.state == RequestState.OFFERED.value)
+    .values(
+        state=RequestState.BOOKED.value,
+        interpreter_id=bindparam("book_interpreter", type_=_REQUEST.c.interpreter_id.type),
+        booked_at=bindparam("book_at", type_=_REQUEST.c.booked_at.type),
+        updated_at=bindparam("book_at", type_=_REQUEST.c.updated_at.type),
+        estimate_cents=bindparam("book_pay", type_=_REQUEST.c.estimate_cents.type),
+        calendar_sequence=_REQUEST.c.calendar_sequence + 1,
+    )
+    .returning(*_REQUEST.c)
+)
+_ACCEPTED = _OFFER.c.id == bindparam("answer_offer")
+_ANSWER = (
+    update(_OFFER)
+    .where(
+        _OFFER.c.request_id == bindparam("answer_request"),
+        (_OFFER.c.state == OfferState.OPEN.value) | _ACCEPTED,
+    )
+    .values(
+        state=case((_ACCEPTED, OfferState.ACCEPTED.value), else_=OfferState.WITHDRAWN.value),
+        responded_at=bindparam("answer_at", type_=_OFFER.c.responded_at.type),
+    )
+    .returning(_OFFER.c.id, _OFFER.c.interpreter_id)
+)
 
 
 def decline_offer(session: Session, *, offer_id: int, interpreter_id: int, actor: str, now: datetime) -> None:
