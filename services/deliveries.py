@@ -44,6 +44,9 @@ NOTICE_PATIENCE = timedelta(hours=24)  # a notification later than this is of no
 # and run with parameters (db/upsert.py).
 _DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 _ADD_ANSWER = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
+_ADD_NOTICES = insert(_DELIVERIES).returning(
+    _DELIVERIES.c.id, _DELIVERIES.c.outbox_id, _DELIVERIES.c.identity_id, _DELIVERIES.c.ref
+)
 _WAITING_BEFORE = (
     select(_DELIVERIES.c.id)
     .where(
@@ -129,9 +132,19 @@ def expand(session: Session, *, now: datetime, limit: int = BATCH) -> int:
     return len(_expand(session, list(session.exec(query).all()), now))
 
 
-def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> list[Delivery]:
-    """The deliveries of `messages` (see `expand`), added and flushed."""
-    created: list[Delivery] = []
+@dataclass(frozen=True)
+class Expanded:
+    """A delivery just written for an outbox message."""
+
+    id: int
+    outbox_id: int
+    identity_id: int
+    ref: str | None
+
+
+def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> list[Expanded]:
+    """The deliveries of `messages` (see `expand`), written with one INSERT ... RETURNING."""
+    rows: list[dict[str, Any]] = []
     for message in messages:
         assert message.id is not None
         params = json.loads(message.params)
@@ -148,16 +161,17 @@ def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> l
             reachable = identities_of(session, member.id)
             for identity in reachable if member.notify_everywhere else reachable[:1]:
                 reached += 1
-                assert identity.id is not None
-                delivery = Delivery(
-                    outbox_id=message.id,
-                    identity_id=identity.id,
-                    ref=ref_of(message.template, params),
-                    due_at=now,
-                    give_up_at=now + NOTICE_PATIENCE,
+                rows.append(
+                    {
+                        "outbox_id": message.id,
+                        "identity_id": identity.id,
+                        "ref": ref_of(message.template, params),
+                        "due_at": now,
+                        "give_up_at": now + NOTICE_PATIENCE,
+                        "parts_sent": 0,
+                        "attempts": 0,
+                    }
                 )
-                session.add(delivery)
-                created.append(delivery)
         if not reached and message.recipient_type == Recipient.INTERPRETER.value:
             # Matching does not look at chats: an offer to an interpreter with none reaches nobody.
             interpreter_unreachable(
@@ -168,7 +182,11 @@ def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> l
         message.expanded_at = now
         session.add(message)
     session.flush()
-    return created
+    if not rows:
+        return []
+    # One multi-row INSERT; the rows come back in no promised order: by id, the order written.
+    written = sorted(session.execute(_ADD_NOTICES, rows).all(), key=lambda row: int(row.id))
+    return [Expanded(row.id, row.outbox_id, row.identity_id, row.ref) for row in written]
 
 
 def _unexpanded_to(dialect: str) -> Any:
@@ -219,7 +237,7 @@ def expand_own(session: Session, *, member: Member, identity: ChatIdentity, now:
         message = messages[delivery.outbox_id]
         found.append(
             Due(
-                delivery_id=delivery.id or 0,
+                delivery_id=delivery.id,
                 member_id=member.id,
                 role=member.role,
                 template=message.template,

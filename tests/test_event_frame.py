@@ -23,7 +23,7 @@ from db.models import ChatIdentity, Delivery, DialogState, OutboxMessage, Proces
 from db.uow import UnitOfWork
 from services import deliveries, identities
 from services.dialogs import Dialog, first_time, load_dialog, save_dialog
-from services.notices import RequestCancelled
+from services.notices import OfferTaken, RequestCancelled
 from services.outbox import notify
 from services.vocabulary import Recipient
 from tests.chat_world import NOW, Clock, make_demo
@@ -210,3 +210,42 @@ def test_a_sent_answer_is_recorded_with_one_statement_and_a_notice_still_closes_
         ).one()
         assert message.sent_at is not None
         assert message.params == "{}"  # nobody waits for it: what it said is not kept
+
+
+def test_notices_to_several_chats_are_expanded_with_one_insert_in_order(engine: Engine) -> None:
+    codes = make_demo(engine, NOW)
+    talk = Conversation(engine, Clock(NOW))
+    for user, code in (("school", codes.school), ("amira", codes.amira)):
+        talk.handle(Incoming("test", user, user, text=f"/start {code}"))
+    with UnitOfWork(engine) as uow:
+        for recipient, notice in (
+            (Recipient.SCHOOL, RequestCancelled(request_id=7, fee_cents=0, calendar_sequence=None)),
+            (Recipient.INTERPRETER, OfferTaken(request_id=7, offer_id=70)),
+            (Recipient.SCHOOL, RequestCancelled(request_id=8, fee_cents=0, calendar_sequence=None)),
+        ):
+            notify(uow.session, district_id=1, recipient=recipient, recipient_id=1, notice=notice, now=NOW)
+        uow.commit()
+    with UnitOfWork(engine) as uow, statements(engine) as seen:
+        assert deliveries.expand(uow.session, now=NOW) == 3
+        uow.commit()
+    assert [_shape(sql) for sql in seen].count("insert delivery") == 1
+    with UnitOfWork(engine) as uow:
+        links = dict(uow.session.exec(select(ChatIdentity.user_id, ChatIdentity.id)).all())
+        written = uow.session.exec(
+            select(
+                OutboxMessage.template,
+                Delivery.identity_id,
+                Delivery.ref,
+                Delivery.due_at,
+                Delivery.give_up_at,
+            )
+            .join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
+            .order_by(Delivery.id)
+        ).all()
+        assert written == [
+            ("request.cancelled", links["school"], None, NOW, NOW + timedelta(hours=24)),
+            ("offer.taken", links["amira"], "offer:70", NOW, NOW + timedelta(hours=24)),
+            ("request.cancelled", links["school"], None, NOW, NOW + timedelta(hours=24)),
+        ]
+        expanded = uow.session.exec(select(OutboxMessage.expanded_at)).all()
+        assert expanded == [NOW, NOW, NOW]
