@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, case, union_all, update
+from sqlalchemy import ColumnElement, String, Table, bindparam, case, exists, literal, or_, union_all, update
+from sqlalchemy import cast as cast_as
 from sqlalchemy import select as table_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
@@ -42,6 +43,7 @@ from services.notices import (
     RequestInterpreterCancelled,
     RequestUnfilled,
     RequestUnfilledCoordinator,
+    as_json,
 )
 from services.outbox import notify, notify_all, tell
 from services.policy import Policy, load_policy
@@ -379,18 +381,6 @@ _INTERPRETER = cast(Table, Interpreter.__table__)  # type: ignore[attr-defined]
 _OUTBOX = cast(Table, OutboxMessage.__table__)  # type: ignore[attr-defined]
 _DELIVERY = cast(Table, Delivery.__table__)  # type: ignore[attr-defined]
 _THEIR_OFFER = (_OFFER.c.id == bindparam("offer_id"), _OFFER.c.interpreter_id == bindparam("interpreter_id"))
-_STANDING = (
-    table_select(
-        _INTERPRETER.c.active,
-        _OFFER.c.state,
-        _OFFER.c.expires_at,
-        _REQUEST.c.state,
-        _REQUEST.c.interpreter_id,
-    )
-    .join_from(_OFFER, _REQUEST, _REQUEST.c.id == _OFFER.c.request_id)
-    .join(_INTERPRETER, _INTERPRETER.c.id == _OFFER.c.interpreter_id)
-    .where(*_THEIR_OFFER)
-)
 _TAKEN_NOTICE = (
     _OUTBOX.c.template == Notice.OFFER_TAKEN.value,
     _OUTBOX.c.recipient_type == Recipient.INTERPRETER.value,
@@ -408,6 +398,55 @@ _TAKEN_WAITING = union_all(
 )
 
 
+def _stored_taken_params() -> ColumnElement[str]:
+    """The params text the taken notice of the offer read is stored with, built in SQL from its ids.
+
+    The text comes from the outbox's own serialisation (`notify_all`: `notices.as_json`, sorted keys) of
+    a notice with two marker ids, cut at the markers: it follows that serialisation, and the import
+    fails should the notice carry anything else."""
+    marked = json.dumps(as_json(OfferTaken(offer_id=-7001, request_id=-7002)), sort_keys=True)
+    head, rest = marked.split("-7001")
+    middle, tail = rest.split("-7002")
+    assert json.loads(head + "1" + middle + "2" + tail) == {"offer_id": 1, "request_id": 2}, marked
+    return (
+        literal(head)
+        + cast_as(_OFFER.c.id, String)
+        + literal(middle)
+        + cast_as(_OFFER.c.request_id, String)
+        + literal(tail)
+    )
+
+
+# The same, as one condition on the row of the offer read (its own taken notice, by its stored text).
+_ITS_TAKEN_NOTICE = (
+    _OUTBOX.c.template == Notice.OFFER_TAKEN.value,
+    _OUTBOX.c.recipient_type == Recipient.INTERPRETER.value,
+    _OUTBOX.c.recipient_id == _OFFER.c.interpreter_id,
+    _OUTBOX.c.created_at >= _OFFER.c.created_at,
+    _OUTBOX.c.params == _stored_taken_params(),
+)
+_ITS_TAKEN_WAITING = or_(
+    exists().where(_OUTBOX.c.expanded_at.is_(None), *_ITS_TAKEN_NOTICE),
+    exists()
+    .select_from(_DELIVERY.join(_OUTBOX, _OUTBOX.c.id == _DELIVERY.c.outbox_id))
+    .where(_DELIVERY.c.sent_at.is_(None), _DELIVERY.c.failed_at.is_(None), *_ITS_TAKEN_NOTICE),
+)
+_STANDING = (
+    table_select(
+        _INTERPRETER.c.active,
+        _OFFER.c.state,
+        _OFFER.c.expires_at,
+        _REQUEST.c.state,
+        _REQUEST.c.interpreter_id,
+        _ITS_TAKEN_WAITING.label("taken_waiting"),
+    )
+    .join_from(_OFFER, _REQUEST, _REQUEST.c.id == _OFFER.c.request_id)
+    .join(_INTERPRETER, _INTERPRETER.c.id == _OFFER.c.interpreter_id)
+    .where(*_THEIR_OFFER)
+)
+_EARLY = "offers.taken_waiting"  # session.info: (offer id, interpreter id, taken notice waiting)
+
+
 def _taken_by_another(session: Session, offer_id: int, interpreter_id: int, now: datetime) -> bool:
     """Whether the Accept is refused as taken by someone else, read before any lock is taken.
 
@@ -417,7 +456,11 @@ def _taken_by_another(session: Session, offer_id: int, interpreter_id: int, now:
     is inside the transaction anyway. A committed booking by another only ends by a later transaction,
     so the refusal is what the Accept would have got at that moment; an offer that is open again is read
     as open and goes on to the locked check.
+
+    The same read says whether the taken notice is still on its way (`taken_notice_pending`, which a
+    refused Accept asks next, takes it from here): a loser costs one statement.
     """
+    session.info.pop(_EARLY, None)
     row = (
         session.connection()
         .execute(_STANDING, {"offer_id": offer_id, "interpreter_id": interpreter_id})
@@ -425,9 +468,12 @@ def _taken_by_another(session: Session, offer_id: int, interpreter_id: int, now:
     )
     if row is None:
         return False
-    active, offer_state, expires_at, request_state, booked = row
+    active, offer_state, expires_at, request_state, booked, waiting = row
     closed = _closed(offer_state, expires_at, request_state, now)
-    return bool(active) and closed and booked not in (None, interpreter_id)
+    taken = bool(active) and closed and booked not in (None, interpreter_id)
+    if taken:
+        session.info[_EARLY] = (offer_id, interpreter_id, bool(waiting))
+    return taken
 
 
 def _closed(offer_state: str, expires_at: datetime, request_state: str, now: datetime) -> bool:
@@ -727,8 +773,12 @@ def taken_notice_pending(session: Session, *, offer_id: int, interpreter_id: int
     That notice edits the offer message itself (its buttons go), so an Accept tapped meanwhile needs
     no answer of its own: the interpreter reads it once. Once the notice has gone out (or failed, or
     was never written: the offer had expired), the tap's own answer is the one that tells them.
-    One read (an offer gets one taken notice: it is withdrawn once).
+    One read (an offer gets one taken notice: it is withdrawn once), none after the early refusal
+    (`_taken_by_another` read it with the refusal, in this transaction).
     """
+    early = session.info.pop(_EARLY, None)
+    if early is not None and early[:2] == (offer_id, interpreter_id):
+        return bool(early[2])
     waiting = session.connection().execute(
         _TAKEN_WAITING, {"offer_id": offer_id, "interpreter_id": interpreter_id}
     )

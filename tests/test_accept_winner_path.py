@@ -15,16 +15,17 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from db.models import AuditEvent, DueTask, Interpreter, Offer, OutboxMessage, Request
+from db.models import AuditEvent, Delivery, DueTask, Interpreter, Offer, OutboxMessage, Request
 from db.uow import UnitOfWork
+from services import deliveries
 from services.access import deactivate_interpreter
 from services.errors import DomainError
 from services.ledger import open_reservation
 from services.notices import Notice
-from services.offers import accept_offer, decline_offer, give_back
+from services.offers import accept_offer, decline_offer, give_back, taken_notice_pending
 from services.vocabulary import OfferState, RequestState
 from tests.builders import ACTOR, NOW, submit
-from tests.test_accept_race_paths import _open_offers, _press, _statements, _world
+from tests.test_accept_race_paths import _identity, _open_offers, _press, _statements, _world
 
 # The booking, read first: the early "taken" read, the interpreter locked with their offer and its
 # request, the policy; then written: the request booked (RETURNING the row), all its offers answered,
@@ -32,7 +33,7 @@ from tests.test_accept_race_paths import _open_offers, _press, _statements, _wor
 # reservation set to the winner's pay (the budget, its ledger entry, its day total, the request's open
 # reservation), the reminders and closeout prompt armed.
 WINNER = [
-    ("SELECT", "offer"),
+    ("SELECT", "offer"),  # with whether a taken notice is on its way (a loser's only statement)
     ("SELECT", "interpreter"),
     ("SELECT", "policy_setting"),
     ("UPDATE", "request"),
@@ -50,7 +51,10 @@ WINNER = [
 
 
 def _verb_and_table(statement: str) -> tuple[str, str]:
+    """What a statement does, and to which table (of a SELECT: the first after its subqueries are cut)."""
     verb = statement.split()[0].upper()
+    while re.search(r"\([^()]*\)", statement):
+        statement = re.sub(r"\([^()]*\)", "", statement)
     where = {"SELECT": r"\bFROM\s+(\w+)", "UPDATE": r"^UPDATE\s+(\w+)", "INSERT": r"^INSERT INTO\s+(\w+)"}
     found = re.search(where[verb], statement.strip(), re.IGNORECASE)
     assert found is not None, statement
@@ -244,3 +248,36 @@ def test_an_accept_holding_the_lock_makes_the_deactivation_wait_and_see_the_book
         u.commit()
     deactivating.join(30)
     assert seen == ["IllegalTransition"]  # the booking ahead is seen: it must be handed back first
+
+
+def test_a_late_loser_learns_from_its_one_read_whether_the_taken_notice_still_tells_it(
+    engine: Engine,
+) -> None:
+    world, (a, b, c, d) = _world(engine, 4)
+    for interpreter_id in (b, c):
+        _identity(engine, interpreter_id, world)
+    request_id = submit(world)
+    pressed = _open_offers(engine, request_id)
+    assert _press(engine, pressed[a], a) == "booked"
+    with UnitOfWork(engine) as u:
+        deliveries.expand(u.session, now=NOW)  # b and c get a delivery each; d has no chat
+        u.commit()
+    with UnitOfWork(engine) as u:
+        sent = u.session.exec(
+            select(Delivery.id)
+            .join(OutboxMessage, col(OutboxMessage.id) == col(Delivery.outbox_id))
+            .where(OutboxMessage.template == Notice.OFFER_TAKEN.value, OutboxMessage.recipient_id == b)
+        ).one()
+        deliveries.mark_sent(u.session, sent or 0, message_id="m1", now=NOW)
+        u.commit()
+    taken = "Someone else has already taken this job."
+    answers: dict[int, str] = {}
+    for loser in (b, c, d):
+        with _statements(engine) as seen:
+            answers[loser] = _press(engine, pressed[loser], loser)
+        assert len(seen) == 1, seen
+        with UnitOfWork(engine) as u:  # the plain read, without the early one, agrees
+            fresh = taken_notice_pending(u.session, offer_id=pressed[loser], interpreter_id=loser)
+        assert fresh == (answers[loser] == "notice")
+    # b's notice went out (the tap answers), c's waits to be sent (it answers), d's was never deliverable.
+    assert answers == {b: taken, c: "notice", d: taken}
