@@ -13,9 +13,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import ColumnElement, String, Table, bindparam, case, exists, literal, or_, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    bindparam,
+    case,
+    event,
+    exists,
+    literal,
+    or_,
+    union_all,
+    update,
+)
 from sqlalchemy import cast as cast_as
 from sqlalchemy import select as table_select
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -445,6 +459,13 @@ _STANDING = (
     .where(*_THEIR_OFFER)
 )
 _EARLY = "offers.taken_waiting"  # session.info: (offer id, interpreter id, taken notice waiting)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _transaction_ended(session: OrmSession, transaction: SessionTransaction) -> None:
+    """The early read's answer holds for its own transaction only."""
+    if transaction.parent is None:
+        session.info.pop(_EARLY, None)
 
 
 def _taken_by_another(session: Session, offer_id: int, interpreter_id: int, now: datetime) -> bool:

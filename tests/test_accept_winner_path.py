@@ -11,6 +11,7 @@ import re
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
@@ -19,7 +20,7 @@ from db.models import AuditEvent, Delivery, DueTask, Interpreter, Offer, OutboxM
 from db.uow import UnitOfWork
 from services import deliveries
 from services.access import deactivate_interpreter
-from services.errors import DomainError
+from services.errors import AlreadyTaken, DomainError
 from services.ledger import open_reservation
 from services.notices import Notice
 from services.offers import accept_offer, decline_offer, give_back, taken_notice_pending
@@ -281,3 +282,19 @@ def test_a_late_loser_learns_from_its_one_read_whether_the_taken_notice_still_te
         assert fresh == (answers[loser] == "notice")
     # b's notice went out (the tap answers), c's waits to be sent (it answers), d's was never deliverable.
     assert answers == {b: taken, c: "notice", d: taken}
+
+
+def test_the_early_answer_about_the_notice_ends_with_its_transaction(engine: Engine) -> None:
+    world, (a, b) = _world(engine, 2)
+    request_id = submit(world)
+    pressed = _open_offers(engine, request_id)
+    assert _press(engine, pressed[a], a) == "booked"
+    with UnitOfWork(engine) as u:
+        s = u.session
+        with pytest.raises(AlreadyTaken):
+            accept_offer(s, offer_id=pressed[b], interpreter_id=b, actor=ACTOR, now=NOW)
+        u.rollback()  # the refusal's transaction ends without asking about the notice
+        with UnitOfWork(engine) as other:
+            deliveries.expand(other.session, now=NOW)  # b has no chat: nothing will carry the notice
+            other.commit()
+        assert not taken_notice_pending(s, offer_id=pressed[b], interpreter_id=b)
