@@ -415,7 +415,8 @@ def _ranked_remote(
 
     Travel ties for all, so the order is the month's minutes, then last served (never first), then
     the id, and the database sorts on them. The month's minutes are summed per eligible speaker
-    from ix_request_interpreter_starts alone; last served (one seek on
+    from ix_request_interpreter_starts alone (on PostgreSQL the month may instead be read once
+    from ix_request_starts_busy and hashed); last served (one seek on
     ix_request_interpreter_booked each) only for those tied with the `limit`-th on minutes. Being
     away is checked in the statement, and on PostgreSQL being booked at the time too (one round
     trip, no rows to Python); on SQLite, where a statement costs no trip, the few booked (read from
