@@ -421,7 +421,8 @@ def _stored_taken_params() -> ColumnElement[str]:
     marked = json.dumps(as_json(OfferTaken(offer_id=-7001, request_id=-7002)), sort_keys=True)
     head, rest = marked.split("-7001")
     middle, tail = rest.split("-7002")
-    assert json.loads(head + "1" + middle + "2" + tail) == {"offer_id": 1, "request_id": 2}, marked
+    if json.loads(head + "1" + middle + "2" + tail) != {"offer_id": 1, "request_id": 2}:
+        raise RuntimeError(f"the taken notice is stored as {marked!r}: more than its two ids")
     return (
         literal(head)
         + cast_as(_OFFER.c.id, String)
