@@ -7,7 +7,8 @@ Here the edges are spelled out minute by minute (back to back, the buffer's end,
 session reaching into the window's far end), and random bookings around the session are ranked
 as the plain rule ranks them (tests/test_matching_at_size.reference), on SQLite and PostgreSQL.
 The ranking statement names the language in its text on PostgreSQL: an odd one is quoted, and a
-statement run often enough to be prepared still ranks by the rule.
+statement run often enough to be prepared still ranks by the rule. In person, a wave is the
+nearest whichever way they live.
 """
 
 from dataclasses import replace
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from db.models import Request
+from db.models import Interpreter, Request
 from services.matching import candidates, eligible_count
 from services.policy import load_policy
 from services.vocabulary import Mode, RequestState
@@ -158,3 +159,29 @@ def test_bookings_around_the_session_make_busy_as_the_plain_rule(
         plain = reference(snapshot(session, world.district_id), request, policy, set(), mode)
         assert candidates(session, request, policy) == plain
         assert candidates(session, request, policy, limit=2) == plain[:2]
+
+
+def test_in_person_the_nearest_are_found_whichever_way_they_live(world: World) -> None:
+    """In person the wave is the nearest (cheapest travel) in any direction: someone due east comes
+    after the nearer ones to the north, before the far one."""
+    with world.make_uow() as uow:
+        session = uow.session
+        policy = load_policy(session, world.district_id)
+        north = {
+            name: _person(session, world, name, north=km / 111.2)
+            for name, km in (("A", 1), ("C", 2), ("D", 30))
+        }
+        east = _person(session, world, "B", north=0.0)
+        person = session.get(Interpreter, east)
+        assert person is not None
+        person.longitude += 5 / 67.5  # about 5 km east at 53° north
+        session.flush()
+        request = _probe(world, Mode.IN_PERSON)
+        ids = {**north, "B": east}
+        name = {iid: n for n, iid in ids.items()}
+        plain = reference(snapshot(session, world.district_id), request, policy, set(), Mode.IN_PERSON)
+        assert [name[c.interpreter_id] for c in plain] == list("ACBD")
+        for limit in range(1, 6):
+            wave = candidates(session, request, policy, limit=limit)
+            assert wave == plain[:limit]
+        assert [c.distance_m // 1000 for c in plain] == [1, 2, 4, 29]
