@@ -170,7 +170,9 @@ class Request(SQLModel, table=True):
         Index("ix_request_interpreter_starts", "interpreter_id", "starts_at", "state", "duration_minutes"),
         Index("ix_request_interpreter_booked", "interpreter_id", "booked_at"),
         # Who is busy at a time: the bookings around it by start, with what the check needs.
-        Index("ix_request_starts_busy", "starts_at", "interpreter_id", "state", "mode", "duration_minutes", "id"),
+        Index(
+            "ix_request_starts_busy", "starts_at", "interpreter_id", "state", "mode", "duration_minutes", "id"
+        ),
         # The key an open reservation's copy of the start time follows (ON UPDATE CASCADE).
         Index("uq_request_id_starts", "id", "starts_at", unique=True),
     )
