@@ -14,7 +14,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -74,6 +74,7 @@ class Outgoing:
     reply: Reply
     parts: tuple[Reply, ...]
     edit_id: str | None
+    tried: asyncio.Event | None = None  # set once its first part was sent (or failed): see `push`
 
     @property
     def answer(self) -> bool:
@@ -298,6 +299,8 @@ class Deliverer:
             try:
                 message_id = await self._send_part(job)
             except Exception as exc:
+                if outgoing.tried is not None:
+                    outgoing.tried.set()
                 self._read_outbox = True
                 if isinstance(exc, RetryLater):
                     self.limiter.pause_chat(chat, time.monotonic(), exc.seconds)
@@ -313,6 +316,8 @@ class Deliverer:
                 )
                 continue
             else:
+                if outgoing.tried is not None:
+                    outgoing.tried.set()
                 sent += 1
                 message_ids.setdefault(outgoing.due.delivery_id, message_id)
                 first_id = message_ids[outgoing.due.delivery_id]
@@ -332,8 +337,9 @@ class Deliverer:
         chat_id: str,
         answers: Sequence[tuple[int, Reply]],
         notices: Sequence[tuple[deliveries.Due, Reply, str | None]] = (),
-    ) -> None:
-        """Answers just stored with their event, to send first, without reading them back first.
+    ) -> asyncio.Event | None:
+        """Answers just stored with their event, to send first, without reading them back first;
+        returns an event set once the first of them was tried (sent or failed), None if none.
 
         `notices`: the event's own notifications to the same chat, expanded and rendered in its
         transaction (`deliveries.expand_own`), with the message their first part edits; they go
@@ -342,15 +348,20 @@ class Deliverer:
         the outbox after a crash.
         """
         sender = self.senders[platform]
+        pushed = []
         for delivery_id, reply in answers:
             due = deliveries.Due(
                 delivery_id=delivery_id, member_id=0, role="", template=None, params={},
                 platform=platform, chat_id=chat_id, locale=None, ref=None, attempts=0,
             )  # fmt: skip
-            self._pushed.append(Outgoing(due, reply, parts_of(reply, sender.max_text), None))
-        for due, reply, edit_id in notices:
-            self._pushed.append(Outgoing(due, reply, parts_of(reply, sender.max_text), edit_id))
+            pushed.append(Outgoing(due, reply, parts_of(reply, sender.max_text), None))
+        pushed += [Outgoing(d, r, parts_of(r, sender.max_text), edit_id) for d, r, edit_id in notices]
+        if not pushed:
+            return None
+        pushed[0] = replace(pushed[0], tried=asyncio.Event())
+        self._pushed += pushed
         self._kick.set()
+        return pushed[0].tried
 
     def _enqueue(self, queues: dict[str, deque[_Job]], outgoing: list[Outgoing]) -> None:
         for item in outgoing:

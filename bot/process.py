@@ -68,7 +68,8 @@ class Outlet:
     """
 
     wake: Callable[..., None]
-    push: Callable[..., None]  # (chat_id, answers, notices=()): see `Deliverer.push`
+    # (chat_id, answers, notices=()) -> an event set once the first was tried, or None: `Deliverer.push`
+    push: Callable[..., asyncio.Event | None]
     say: Callable[[str, Reply], Awaitable[None]]
     liveness: Liveness = field(default_factory=Liveness)
     ready: asyncio.Event = field(default_factory=_set_event)  # set once events may be handled
@@ -199,11 +200,12 @@ class BotProcess:
         chat_id: str,
         answers: Sequence[tuple[int, Reply]],
         notices: Sequence[tuple[deliveries.Due, Reply, str | None]] = (),
-    ) -> None:
+    ) -> asyncio.Event | None:
         """Answers (and the event's own notices) this process may send at once if it leads (else the
-        leader finds them stored)."""
+        leader finds them stored: None)."""
         if self.leading:
-            self.deliverer.push(platform, chat_id, answers, notices)
+            return self.deliverer.push(platform, chat_id, answers, notices)
+        return None
 
     def _wake_sender(self) -> None:
         """Something waits to be sent: this process sends it if it leads, else it rings the leader."""

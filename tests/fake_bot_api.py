@@ -118,6 +118,7 @@ class AnsweredCallback:
     callback_query_id: str
     text: str | None
     show_alert: bool
+    answered_at: float = 0.0  # time.monotonic() when the fake accepted it
 
 
 @dataclass
@@ -782,6 +783,7 @@ class FakeBotApi:
                 callback_query_id=query_id,
                 text=None if text is None else str(text),
                 show_alert=params.get("show_alert") is True,
+                answered_at=time.monotonic(),
             )
         )
         self._answer_signal.fire()

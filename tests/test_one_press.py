@@ -6,6 +6,7 @@ timings are in bench/chat_latency.py.
 """
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,7 +17,9 @@ from sqlmodel import Session, select
 from bot.conversation.router import Conversation, Handled
 from bot.delivery import Deliverer
 from bot.messages import Incoming, Reply
+from bot.process import BotProcess
 from bot.rate_limit import RateLimiter
+from bot.telegram.app import ACKNOWLEDGE_WITHIN, TelegramBot
 from db.models import District, Offer
 from db.uow import UnitOfWork
 from services.notices import RequestCancelled
@@ -24,7 +27,9 @@ from services.outbox import notify
 from services.policy import load_policy, set_rule
 from services.vocabulary import Recipient
 from tests.chat_world import NOW, Clock, make_demo
+from tests.fake_bot_api import FakeBotApi, SentMessage
 
+SCHOOL = 1001
 REQUEST = ("/request", "ar", "vor Ort", "10.3. 10:00", "60", "1", "1", "1", "1")  # up to the summary
 
 
@@ -165,3 +170,51 @@ def test_the_policy_is_read_once_per_transaction_and_afresh_after_a_change(engin
         set_rule(other, district_id, "hourly_rate", "26.50", actor="t", now=NOW)
         other.commit()
         assert load_policy(session, district_id).hourly_rate == 2650
+
+
+async def _school_asked(
+    api: FakeBotApi, engine: Engine, limiter: RateLimiter
+) -> tuple[BotProcess, SentMessage]:
+    """A bot with the school joined and asked its first question of /request (with buttons)."""
+    clock = Clock(NOW)
+    codes = make_demo(engine, NOW)
+    telegram = TelegramBot(token=api.token, engine=engine, base_url=api.base_url, clock=clock, poll_timeout=1)
+    bot = BotProcess(engine, [telegram], limiter=limiter, clock=clock)
+    await bot.start()
+    api.push_text(SCHOOL, f"/start {codes.school}")
+    await api.wait_for_message(SCHOOL)
+    since = len(api.sent(SCHOOL))
+    api.push_text(SCHOOL, "/request")
+    return bot, await api.wait_for_message(SCHOOL, lambda m: bool(m.buttons), since=since)
+
+
+async def test_a_pressed_button_stops_spinning_right_after_its_answer_went_out(engine: Engine) -> None:
+    async with FakeBotApi() as api:
+        bot, asked = await _school_asked(api, engine, RateLimiter(per_chat_gap=0))
+        try:
+            since = len(api.sent(SCHOOL))
+            callback = api.press(SCHOOL, asked.message_id, asked.buttons[0][1])
+            spun = await api.wait_for_callback_answer(callback)
+            answer = await api.wait_for_message(SCHOOL, since=since)
+        finally:
+            await bot.stop()
+    # Its request was not built and sent beside the handling and the answer's own send.
+    assert answer.accepted_at <= spun.answered_at
+    assert answer.text != asked.text
+
+
+async def test_a_button_whose_answer_must_wait_stops_spinning_anyway(engine: Engine) -> None:
+    async with FakeBotApi() as api:
+        # One message a second to a chat: the press's answer waits for the question's second to pass.
+        bot, asked = await _school_asked(api, engine, RateLimiter(per_chat_gap=1.0))
+        try:
+            since = len(api.sent(SCHOOL))
+            pressed_at = time.monotonic()
+            callback = api.press(SCHOOL, asked.message_id, asked.buttons[0][1])
+            spun = await api.wait_for_callback_answer(callback)
+            answer = await api.wait_for_message(SCHOOL, since=since)
+        finally:
+            await bot.stop()
+    assert spun.answered_at < answer.accepted_at
+    assert spun.answered_at - pressed_at < 0.2 + 0.5  # ACKNOWLEDGE_WITHIN, and the way there and back
+    assert ACKNOWLEDGE_WITHIN == 0.2

@@ -47,6 +47,7 @@ OFFICIAL_API = "https://api.telegram.org/bot"
 ALLOWED_UPDATES = ["message", "callback_query"]
 HANDLER_THREADS = 6  # updates handled at once on PostgreSQL
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
+ACKNOWLEDGE_WITHIN = 0.2  # seconds a pressed button may spin before it is answered anyway
 WEBHOOK_CHECK = 60.0  # seconds between the leader's getWebhookInfo, its sign of life in webhook mode
 log = logging.getLogger(__name__)
 
@@ -297,10 +298,20 @@ class TelegramBot:
         incoming = self._incoming(update)
         if incoming is None:
             return
-        if update.callback_query is not None:  # the button stops spinning at once, beside the handling
-            acknowledged = asyncio.create_task(self._answer_callback(update))
+        answered: asyncio.Future[asyncio.Event | None] = asyncio.get_running_loop().create_future()
+        if update.callback_query is not None:  # the button stops spinning right after the answer
+            acknowledged = asyncio.create_task(self._answer_callback(update, answered))
             self._acknowledging.add(acknowledged)
             acknowledged.add_done_callback(self._acknowledging.discard)
+        try:
+            answered.set_result(await self._take(update, incoming))
+        finally:
+            if not answered.done():
+                answered.set_result(None)
+
+    async def _take(self, update: Update, incoming: Incoming) -> asyncio.Event | None:
+        """The handling in order per user; an event set once the first answer was tried, if pushed."""
+        tried = None
         async with self._locks[incoming.user_id]:  # one user's events in order; different users in parallel
             outlet = self._outlet
             assert outlet is not None
@@ -313,18 +324,27 @@ class TelegramBot:
             except Exception:
                 log.exception("update %s failed", update.update_id)
                 await self._apologise(update, incoming)
-                return
+                return None
             if handled.answers or handled.notices:
-                outlet.push(incoming.chat_id, handled.answers, handled.notices)
+                tried = outlet.push(incoming.chat_id, handled.answers, handled.notices)
             outlet.wake(quiet=handled.quiet)
             for reply in handled.direct:  # a stranger's replies are not stored
                 try:
                     await outlet.say(incoming.chat_id, reply)
                 except Exception as exc:
                     log.warning("a reply to a stranger could not be sent (%s)", type(exc).__name__)
+        return tried
 
-    async def _answer_callback(self, update: Update) -> None:
+    async def _answer_callback(self, update: Update, answered: asyncio.Future[asyncio.Event | None]) -> None:
+        """Stop the button's spinner: right after the press's answer went out, or after
+        `ACKNOWLEDGE_WITHIN` if that takes longer. Sent beside the handling or the answer, its
+        request would take turns with them for the event loop and the interpreter (the GIL)."""
         assert update.callback_query is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ACKNOWLEDGE_WITHIN):
+                tried = await asyncio.shield(answered)
+                if tried is not None:
+                    await tried.wait()
         try:
             await update.callback_query.answer()
         except Exception as exc:
