@@ -218,3 +218,30 @@ async def test_a_button_whose_answer_must_wait_stops_spinning_anyway(engine: Eng
     assert spun.answered_at < answer.accepted_at
     assert spun.answered_at - pressed_at < 0.2 + 0.5  # ACKNOWLEDGE_WITHIN, and the way there and back
     assert ACKNOWLEDGE_WITHIN == 0.2
+
+
+def test_a_pushed_answer_is_sent_in_the_next_round_of_the_event_loop(engine: Engine) -> None:
+    """The sleeping delivery loop wakes on one future: the answer goes out before whatever else
+    (the poll's next getUpdates) was made ready by the same event, not after it."""
+    clock = Clock(NOW)
+    talk = _joined(engine, clock)
+    phone = Phone()
+
+    async def scenario() -> list[int]:
+        deliverer = Deliverer(engine, {"test": phone}, limiter=RateLimiter(per_chat_gap=0), clock=clock)
+        running = asyncio.create_task(deliverer.run_forever())
+        for _ in range(20):  # its first round reads the outbox (empty), then it sleeps
+            await asyncio.sleep(0.01)
+        seen = []
+        for line in REQUEST[:3]:
+            handled = await asyncio.to_thread(_press, talk, "school", line)
+            deliverer.push("test", "school", handled.answers)
+            await asyncio.sleep(0)  # one round of the event loop
+            seen.append(len(phone.inbox.get("school", [])))
+            for _ in range(5):  # its record of the send is written meanwhile
+                await asyncio.sleep(0.01)
+        deliverer.stop()
+        await running
+        return seen
+
+    assert asyncio.run(scenario()) == [1, 2, 3]
