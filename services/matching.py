@@ -497,7 +497,37 @@ def candidates(
     mode = Mode(request.mode) if mode is None else mode
     if mode != Mode.IN_PERSON:
         return _ranked_remote(session, request, policy, mode, exclude, limit)
-    free = _free(session, request, policy, mode, exclude)
+    return _ranked_in_person(
+        session, request, policy, mode, _free(session, request, policy, mode, exclude), limit
+    )
+
+
+def wave_and_count(
+    session: Session, request: Request, policy: Policy, limit: int
+) -> tuple[list[Candidate], int]:
+    """The first wave (`candidates(..., limit=limit)`) and, when it has anyone, how many are eligible
+    in all (`eligible_count`), as the summary's quote shows them; in person the eligible are read
+    once for both."""
+    mode = Mode(request.mode)
+    if mode != Mode.IN_PERSON:
+        wave = _ranked_remote(session, request, policy, mode, (), limit)
+        return wave, (eligible_count(session, request, policy) if wave else 0)
+    free = _free(session, request, policy, mode, ())
+    wave = _ranked_in_person(session, request, policy, mode, free, limit)
+    return wave, (len(free) if wave else 0)
+
+
+def _ranked_in_person(
+    session: Session,
+    request: Request,
+    policy: Policy,
+    mode: Mode,
+    free: list[tuple[int, float, float]],
+    limit: int | None,
+) -> list[Candidate]:
+    """`candidates` for a request in person, from the eligible (`_free`): ranked by travel first."""
+    if limit is not None and limit <= 0:
+        return []
     contenders = _cheapest(free, request, mode, policy, limit)
     if not contenders:
         return []

@@ -18,7 +18,7 @@ from services.allowance import check_allowance
 from services.billing import Cost, cancellation_fee, estimate
 from services.errors import IllegalTransition, InvalidInput, NotFound
 from services.languages import normalize_tag
-from services.matching import candidates, covered, eligible_count, other_modes, why_nobody
+from services.matching import covered, other_modes, wave_and_count, why_nobody
 from services.notices import (
     BookingCancelled,
     RequestCancelled,
@@ -165,8 +165,7 @@ def quote(session: Session, *, district_id: int, draft: RequestDraft, now: datet
     school = _school_in(session, district_id, draft.school_id)
     language = validate_draft(draft, policy, now)
     probe = _new_request(school, draft, language, None, now)
-    found = candidates(session, probe, policy, limit=policy.offer_wave_size)
-    eligible = eligible_count(session, probe, policy) if found else 0
+    found, eligible = wave_and_count(session, probe, policy, policy.offer_wave_size)
     if found:
         amount = max(c.pay_cents for c in found)
     else:

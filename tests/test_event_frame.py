@@ -19,13 +19,15 @@ from bot.conversation.router import Conversation
 from bot.delivery import Deliverer
 from bot.messages import Incoming
 from bot.rate_limit import RateLimiter
-from db.models import ChatIdentity, Delivery, DialogState, OutboxMessage, ProcessedEvent
+from db.models import ChatIdentity, Delivery, DialogState, OutboxMessage, ProcessedEvent, Request, School
 from db.uow import UnitOfWork
 from services import deliveries, identities
 from services.dialogs import Dialog, first_time, load_dialog, save_dialog
+from services.matching import candidates, eligible_count, wave_and_count
 from services.notices import OfferTaken, RequestCancelled
 from services.outbox import notify
-from services.vocabulary import Recipient
+from services.policy import load_policy
+from services.vocabulary import Mode, Recipient, RequestState, Topic
 from tests.chat_world import NOW, Clock, make_demo
 from tests.test_one_press import REQUEST, Phone, statements
 
@@ -241,3 +243,36 @@ def test_notices_to_several_chats_are_expanded_with_one_insert_in_order(engine: 
         ]
         expanded = uow.session.exec(select(OutboxMessage.expanded_at)).all()
         assert expanded == [NOW, NOW, NOW]
+
+
+def test_the_summary_quote_reads_the_eligible_once_and_counts_as_before(engine: Engine) -> None:
+    make_demo(engine, NOW)
+    start = NOW + timedelta(days=8)
+    for mode, language in (
+        (Mode.IN_PERSON, "ar"),
+        (Mode.PHONE, "ar"),
+        (Mode.IN_PERSON, "fr"),
+        (Mode.VIDEO, "xx"),
+    ):
+        with UnitOfWork(engine) as uow, statements(engine) as seen:
+            session = uow.session
+            policy = load_policy(session, 1)
+            school = session.get(School, 1)
+            assert school is not None
+            probe = Request(
+                district_id=1, school_id=1, language=language, mode=mode.value,
+                topic=Topic.PARENT_TALK.value, starts_at=start, duration_minutes=60, place=school.address,
+                place_latitude=school.latitude, place_longitude=school.longitude,
+                state=RequestState.REQUESTED.value, created_at=NOW, updated_at=NOW,
+            )  # fmt: skip
+            wave, eligible = wave_and_count(session, probe, policy, policy.offer_wave_size)
+        if mode is Mode.IN_PERSON and wave:  # the wave and the count from one read of the eligible
+            flat = [" ".join(sql.split()) for sql in seen]
+            assert sum(" from absence " in sql for sql in flat) == 1
+            assert sum(" join interpreter_language " in sql for sql in flat) == 1
+        with UnitOfWork(engine) as uow:
+            session = uow.session
+            expected = candidates(session, probe, policy, limit=policy.offer_wave_size)
+            count = eligible_count(session, probe, policy) if expected else 0
+        assert (wave, eligible) == (expected, count), (mode, language)
+        assert bool(wave) == (language != "xx")
