@@ -1,8 +1,9 @@
 """INSERT ... ON CONFLICT for the database in use: PostgreSQL's and SQLite's own INSERT constructs.
 
 `built_for(session, build)` keeps one statement per database kind for the process: a statement
-built anew costs about 0.3 ms (its construction and its cache key) on every call, one built once
-and run with bound parameters about 0.05 ms, which matters on the path of every chat event.
+built anew costs about 0.4 ms (its construction and its cache key) on every call, one built once
+and run with bound parameters about 0.06 ms (SQLite, measured), which matters on the path of every
+chat event.
 """
 
 from collections.abc import Callable

@@ -40,8 +40,8 @@ LONGEST_PAUSE = timedelta(minutes=10)  # between tries after other errors than 4
 BATCH = 200
 LEASE = timedelta(seconds=60)  # a claimed row waits this long before another sender may take it
 NOTICE_PATIENCE = timedelta(hours=24)  # a notification later than this is of no use any more
-# Run for every answer (stored, checked for an earlier one waiting, recorded as sent): built once
-# and run with parameters (db/upsert.py).
+# Run for every answer and notice (stored, checked for an earlier one waiting, recorded as sent, the
+# message it edits): built once and run with parameters (db/upsert.py).
 _DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 _ADD_ANSWER = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
 _ADD_NOTICES = insert(_DELIVERIES).returning(

@@ -44,8 +44,8 @@ def identity_and_member(session: Session, platform: str, user_id: str) -> tuple[
 
 def member_of(session: Session, platform: str, user_id: str) -> Member | None:
     """The member behind a platform account, or None for a stranger."""
-    identity = find_identity(session, platform, user_id)
-    return session.get(Member, identity.member_id) if identity else None
+    found = identity_and_member(session, platform, user_id)
+    return None if found is None else found[1]
 
 
 def touch(session: Session, identity: ChatIdentity, *, chat_id: str, now: datetime) -> None:

@@ -23,7 +23,6 @@ from sqlalchemy import (
     exists,
     literal,
     or_,
-    union_all,
     update,
 )
 from sqlalchemy import cast as cast_as
@@ -395,21 +394,6 @@ _INTERPRETER = cast(Table, Interpreter.__table__)  # type: ignore[attr-defined]
 _OUTBOX = cast(Table, OutboxMessage.__table__)  # type: ignore[attr-defined]
 _DELIVERY = cast(Table, Delivery.__table__)  # type: ignore[attr-defined]
 _THEIR_OFFER = (_OFFER.c.id == bindparam("offer_id"), _OFFER.c.interpreter_id == bindparam("interpreter_id"))
-_TAKEN_NOTICE = (
-    _OUTBOX.c.template == Notice.OFFER_TAKEN.value,
-    _OUTBOX.c.recipient_type == Recipient.INTERPRETER.value,
-    _OUTBOX.c.recipient_id == bindparam("interpreter_id"),
-    _OUTBOX.c.created_at >= table_select(_OFFER.c.created_at).where(*_THEIR_OFFER).scalar_subquery(),
-)
-# Taken notices still on their way: not yet expanded into deliveries, or with a delivery neither sent
-# nor failed. Both halves start from what is waiting (the indexes on expanded_at and on the delivery's
-# sent_at), not from every notice the interpreter was ever sent.
-_TAKEN_WAITING = union_all(
-    table_select(_OUTBOX.c.params).where(_OUTBOX.c.expanded_at.is_(None), *_TAKEN_NOTICE),
-    table_select(_OUTBOX.c.params)
-    .join_from(_DELIVERY, _OUTBOX, _OUTBOX.c.id == _DELIVERY.c.outbox_id)
-    .where(_DELIVERY.c.sent_at.is_(None), _DELIVERY.c.failed_at.is_(None), *_TAKEN_NOTICE),
-)
 
 
 def _stored_taken_params() -> ColumnElement[str]:
@@ -432,7 +416,9 @@ def _stored_taken_params() -> ColumnElement[str]:
     )
 
 
-# The same, as one condition on the row of the offer read (its own taken notice, by its stored text).
+# The offer's own taken notice (matched by its stored text), still on its way: not yet expanded, or with
+# a delivery neither sent nor failed. One condition on the row of the offer read; the early refusal
+# (`_STANDING`) and `taken_notice_pending`'s own read (`_TAKEN_WAITING`) both ask it.
 _ITS_TAKEN_NOTICE = (
     _OUTBOX.c.template == Notice.OFFER_TAKEN.value,
     _OUTBOX.c.recipient_type == Recipient.INTERPRETER.value,
@@ -459,6 +445,8 @@ _STANDING = (
     .join(_INTERPRETER, _INTERPRETER.c.id == _OFFER.c.interpreter_id)
     .where(*_THEIR_OFFER)
 )
+# The plain read of `taken_notice_pending`: the same condition on the offer alone.
+_TAKEN_WAITING = table_select(_ITS_TAKEN_WAITING).select_from(_OFFER).where(*_THEIR_OFFER)
 _EARLY = "offers.taken_waiting"  # session.info: (offer id, interpreter id, taken notice waiting)
 
 
@@ -514,6 +502,20 @@ def _answerable(session: Session, offer_id: int, interpreter_id: int, now: datet
     return offer, request
 
 
+# The winner's first read, built once: the interpreter's row locked, their offer and its request loaded.
+_LOCKED_ANSWERABLE = (
+    table_select(_INTERPRETER.c.active, Offer, Request)
+    .select_from(_INTERPRETER)
+    .outerjoin(
+        Offer, (col(Offer.id) == bindparam("offer_id")) & (col(Offer.interpreter_id) == _INTERPRETER.c.id)
+    )
+    .outerjoin(Request, col(Request.id) == col(Offer.request_id))
+    .where(_INTERPRETER.c.id == bindparam("interpreter_id"))
+    .with_for_update(of=_INTERPRETER)
+    .execution_options(populate_existing=True)
+)
+
+
 def _locked_answerable(
     session: Session, offer_id: int, interpreter_id: int, now: datetime
 ) -> tuple[Offer, Request]:
@@ -521,13 +523,7 @@ def _locked_answerable(
     request read: one statement. Raises the same errors, in the same order, as the lock, then
     `_answerable`: inactive, no such offer of theirs, closed."""
     found = session.execute(
-        table_select(_INTERPRETER.c.active, Offer, Request)
-        .select_from(_INTERPRETER)
-        .outerjoin(Offer, (col(Offer.id) == offer_id) & (col(Offer.interpreter_id) == _INTERPRETER.c.id))
-        .outerjoin(Request, col(Request.id) == col(Offer.request_id))
-        .where(_INTERPRETER.c.id == interpreter_id)
-        .with_for_update(of=_INTERPRETER)
-        .execution_options(populate_existing=True)
+        _LOCKED_ANSWERABLE, {"offer_id": offer_id, "interpreter_id": interpreter_id}
     ).first()
     active, offer, request = found if found is not None else (True, None, None)
     if not active:
@@ -804,7 +800,7 @@ def taken_notice_pending(session: Session, *, offer_id: int, interpreter_id: int
     waiting = session.connection().execute(
         _TAKEN_WAITING, {"offer_id": offer_id, "interpreter_id": interpreter_id}
     )
-    return any(json.loads(params).get("offer_id") == offer_id for params in waiting.scalars())
+    return bool(waiting.scalar())
 
 
 def withdraw_open_offers(
