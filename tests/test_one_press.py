@@ -216,8 +216,7 @@ async def test_a_button_whose_answer_must_wait_stops_spinning_anyway(engine: Eng
         finally:
             await bot.stop()
     assert spun.answered_at < answer.accepted_at
-    assert spun.answered_at - pressed_at < 0.2 + 0.5  # ACKNOWLEDGE_WITHIN, and the way there and back
-    assert ACKNOWLEDGE_WITHIN == 0.2
+    assert spun.answered_at - pressed_at < ACKNOWLEDGE_WITHIN + 0.5  # and the way there and back
 
 
 def test_a_pushed_answer_is_sent_in_the_next_round_of_the_event_loop(engine: Engine) -> None:
