@@ -379,12 +379,17 @@ async def test_a_direct_answer_hit_by_a_429_is_sent_after_the_wait(
     api.push_text(3001, "/language")
     await asyncio.sleep(0.5)
     assert len(api.sent(3001)) == 1
-    for _ in range(2):  # past each retry's wait (3 s) in turn
+
+    def retried(times: int) -> list[Delivery]:
+        """The unsent answers whose send was refused `times` times (recorded) or more."""
         with UnitOfWork(engine) as uow:
             waiting = uow.session.exec(select(Delivery).where(col(Delivery.sent_at).is_(None))).all()
-        clock.now = min(d.due_at for d in waiting if d.attempts) + timedelta(seconds=0.5)
+        return [d for d in waiting if d.attempts >= times]
+
+    for times in (1, 2):  # past each retry's wait (3 s) in turn, once its refusal is recorded
+        await _until(lambda: bool(retried(times)), 10, f"refusal {times} recorded")  # noqa: B023
+        clock.now = min(d.due_at for d in retried(times)) + timedelta(seconds=0.5)
         process.deliverer.wake.set()
-        await asyncio.sleep(0.5)
     await _until(lambda: len(api.sent(3001)) == 3, 10, "both answers")
     help_text, language = (m.text.splitlines()[0] for m in api.sent(3001)[1:])
     assert help_text == DE.render("What you can do as {role}:", {"role": DE.gettext("a coordinator")})
