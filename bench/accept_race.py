@@ -28,6 +28,7 @@ from sqlalchemy import Engine, event, func, select, text
 
 from bench.big_world import NOW, add_interpreters, bulk, databases, figures, request_row, school_ids, table
 from bot.db_thread import database_thread, run_in
+from bot.heap import set_aside_start_up
 from bot.telegram.app import HANDLER_THREADS
 from db.models import Offer, Request
 from db.uow import UnitOfWork
@@ -146,6 +147,7 @@ def bookings_of(engine: Engine, request_id: int) -> int:
 async def race(engine: Engine, accepts: int, rounds: int) -> tuple[list[float], list[float], list[int]]:
     interpreters = add_interpreters(engine, accepts, random.Random(16))  # noqa: S311 - test data
     count_statements(engine)
+    set_aside_start_up()  # what `python -m bot run` does once started (bot/heap.py)
     base: list[float] = []
     races: list[float] = []
     bookings: list[int] = []

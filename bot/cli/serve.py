@@ -91,6 +91,7 @@ def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: 
     """Start the transports and the timers, say `started`, and run until SIGINT or SIGTERM."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
+    from bot.heap import set_aside_start_up
     from bot.leader import AnotherProcessRuns
     from bot.process import BotProcess
 
@@ -130,6 +131,7 @@ def _serve(ctx: Context, transports: "list[Transport]", started: str, **params: 
             try:
                 await asyncio.to_thread(ctx.prepare_schema)  # refuses a database behind the code
                 await bot.start()
+                set_aside_start_up()
                 break
             except (OperationalError, InterfaceError) as exc:  # the database is not there (yet)
                 if loop.time() - said >= 60:
