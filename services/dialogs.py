@@ -25,6 +25,11 @@ class Dialog:
     def active(self) -> bool:
         return bool(self.flow)
 
+    @property
+    def kept(self) -> bool:
+        """Whether `save_dialog` keeps a row for it: a flow under way, or choices a number picks."""
+        return bool(self.flow or self.choices)
+
 
 _STATES = DialogState.__table__  # type: ignore[attr-defined]
 _EVENTS = ProcessedEvent.__table__  # type: ignore[attr-defined]
@@ -59,10 +64,17 @@ def load_dialog(session: Session, member_id: int) -> Dialog:
     return Dialog(row.flow, row.step, json.loads(row.draft), dict(json.loads(row.choices)))
 
 
-def save_dialog(session: Session, member_id: int, dialog: Dialog, *, now: datetime) -> None:
-    """Store the dialog, in one statement; an empty one (no flow, no choices) removes the row."""
-    if not dialog.flow and not dialog.choices:
-        session.execute(_FORGET, {"member_id": member_id})
+def save_dialog(
+    session: Session, member_id: int, dialog: Dialog, *, now: datetime, had_row: bool = True
+) -> None:
+    """Store the dialog, in one statement; an empty one (no flow, no choices) removes the row.
+
+    `had_row=False`: the member had none when the event began (an empty dialog is never stored), so
+    an empty one writes nothing: a button press outside any dialog (Accept, /jobs) saves a statement.
+    """
+    if not dialog.kept:
+        if had_row:
+            session.execute(_FORGET, {"member_id": member_id})
         return
     values = {
         "member_id": member_id,

@@ -71,6 +71,22 @@ def test_a_dialog_step_runs_the_frame_in_eight_statements(engine: Engine) -> Non
     ]
 
 
+def test_an_event_outside_any_dialog_writes_no_dialog_and_one_that_ends_a_dialog_removes_it(
+    engine: Engine,
+) -> None:
+    talk = _school_at_summary(engine)
+    with statements(engine) as seen:
+        talk.handle_stored(Incoming("test", "school", "school", text="/cancel", event_key="u:1"))
+    assert "delete dialog_state" in [_shape(sql) for sql in seen]
+    with UnitOfWork(engine) as uow:
+        assert uow.session.exec(select(DialogState)).all() == []
+    with statements(engine) as seen:
+        talk.handle_stored(Incoming("test", "school", "school", text="/bookings", event_key="u:2"))
+    shapes = [_shape(sql) for sql in seen]
+    assert "insert delivery" in shapes  # answered (after the first answer, which still waits)
+    assert [shape for shape in shapes if shape.endswith(" dialog_state")] == ["select dialog_state"]
+
+
 def test_the_same_event_is_handled_once_also_when_two_copies_arrive_at_the_same_moment(
     engine: Engine,
 ) -> None:

@@ -269,11 +269,12 @@ class Conversation:
                 return Handled(direct=[refusal])
             identities.touch(session, identity, chat_id=event.chat_id, now=now)
             turn = _turn_of(session, member, now)
+            had_row = turn.dialog.kept
             self._dispatch(turn, event)
             if turn.erased:
                 uow.commit()  # the person erased their data (/mydata), this chat's link with it
                 return Handled(direct=turn.replies)
-            save_dialog(session, turn.member_id, turn.dialog, now=now)
+            save_dialog(session, turn.member_id, turn.dialog, now=now, had_row=had_row)
             if not store:
                 uow.commit()
                 return Handled(direct=turn.render_files())
@@ -351,6 +352,7 @@ class Conversation:
                 uow.commit()
                 return Handled(direct=[Reply(translator.error(exc))])
             turn = _turn_of(session, member, now)
+            had_row = turn.dialog.kept
             turn.say_text(turn.t.error(exc))
             flow = self._flow(turn)
             if flow is not None and turn.dialog.step in flow.steps:
@@ -360,7 +362,7 @@ class Conversation:
                 except DomainError:
                     turn.finish()  # the dialog's subject is gone (cancelled, taken): start afresh
                     self._give_back(turn, outer)
-            save_dialog(session, turn.member_id, turn.dialog, now=now)
+            save_dialog(session, turn.member_id, turn.dialog, now=now, had_row=had_row)
             identity = identities.find_identity(session, event.platform, event.user_id) if store else None
             if identity is None:
                 uow.commit()
