@@ -7,9 +7,11 @@ over the year up to 30 November. Timed separately, each in its own transaction a
   and projection), and the pace sentence;
 - the chart: `bot.budget_chart.budget_chart_png` from those figures.
 Baselines in the same run: a SELECT count and sum over the budget's ledger rows (for the figures),
-an empty 800x450 PNG from matplotlib (for the chart). The figures also against the way they were
-computed before migration 0013 (`bench.budget_sql.summed_in_sql`: the ledger summed in SQL), the
-same figures (checked).
+an empty 800x450 PNG from matplotlib (for the chart). The chart also against the plain drawing it
+replaced (`bench.budget_chart_plain`: a new figure per chart, the same PNG, checked), and its first
+drawing in the process (which builds the figure it keeps) is printed. The figures also against the
+way they were computed before migration 0013 (`bench.budget_sql.summed_in_sql`: the ledger summed
+in SQL), the same figures (checked).
 
 Run: `.venv/bin/python -m bench.budget_figures [--rows 100000] [--rounds 20] [--db both|sqlite|postgresql]`
 """
@@ -25,6 +27,7 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine, func, select
 
 from bench.big_world import DISTRICT, add_ledger, databases, figures, table
+from bench.budget_chart_plain import plain_chart_png
 from bench.budget_sql import Picture, summed_in_sql
 from bot.budget_chart import budget_chart_png
 from bot.conversation.views import pace_text
@@ -86,19 +89,25 @@ def run(label: str, engine: Engine, rows: int, rounds: int) -> None:
     print(f"{label}: {ledger_sums(engine, budget_id)} ledger rows inserted in {took:.1f} s")
     history, projection = budget_figures(engine)  # warm up, as a running bot is
     assert budget_figures(engine, summed_in_sql) == (history, projection)
+    (first,) = timed(lambda: budget_chart_png(T, NOW.year, history, projection), 1)
     png = budget_chart_png(T, NOW.year, history, projection)
+    assert png == plain_chart_png(T, NOW.year, history, projection)  # the same picture
     print(f"{label}: {len(history)} days of history, {len(png)} bytes of PNG")
+    print(f"{label}: the first chart in this process (builds the figure) took {first * 1000:.1f} ms")
     base = timed(lambda: ledger_sums(engine, budget_id), rounds)
     before = timed(lambda: budget_figures(engine, summed_in_sql), rounds)
     picture = timed(lambda: budget_figures(engine), rounds)
     empty = timed(empty_png, rounds)
+    plain = timed(lambda: plain_chart_png(T, NOW.year, history, projection), rounds)
     chart = timed(lambda: budget_chart_png(T, NOW.year, history, projection), rounds)
     print(figures(f"baseline: SELECT count, sum of the ledger ({label})", base))
     print(figures(f"before 0013: the ledger summed in SQL ({label})", before, base))
     print(figures(f"/budget figures, chart apart ({label})", picture, base))
     print(figures(f"  against before 0013 ({label})", picture, before))
     print(figures(f"baseline: empty PNG 800x450 ({label})", empty))
+    print(figures(f"before: the chart drawn plain ({label})", plain, empty))
     print(figures(f"/budget chart (PNG) ({label})", chart, empty))
+    print(figures(f"  against the plain drawing ({label})", chart, plain))
 
 
 def main(rows: int, rounds: int, which: str) -> None:
