@@ -34,3 +34,10 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+
+
+def hold(session: Session, *objects: object) -> None:
+    """Keep `objects` in the session's identity map until it closes, so a later `session.get` of
+    them in the same transaction is answered without a read. The map holds objects weakly: one
+    loaded by a service and dropped by its caller is gone when the event's notices are rendered."""
+    session.info.setdefault("held", []).extend(objects)

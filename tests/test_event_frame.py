@@ -8,6 +8,7 @@ behaviours (which statements run, what they write), not timings; bench/chat_late
 """
 
 import asyncio
+import gc
 import re
 import threading
 from datetime import timedelta
@@ -20,7 +21,7 @@ from bot.delivery import Deliverer
 from bot.messages import Incoming
 from bot.rate_limit import RateLimiter
 from db.models import ChatIdentity, Delivery, DialogState, OutboxMessage, ProcessedEvent, Request, School
-from db.uow import UnitOfWork
+from db.uow import UnitOfWork, hold
 from services import deliveries, identities
 from services.dialogs import Dialog, first_time, load_dialog, save_dialog
 from services.matching import candidates, eligible_count, wave_and_count
@@ -291,3 +292,24 @@ def test_the_summary_quote_reads_the_eligible_once_and_counts_as_before(engine: 
             count = eligible_count(session, probe, policy) if expected else 0
         assert (wave, eligible) == (expected, count), (mode, language)
         assert bool(wave) == (language != "xx")
+
+
+def test_an_object_held_for_the_transaction_is_read_again_without_a_statement(engine: Engine) -> None:
+    talk = _school_at_summary(engine)
+    talk.handle(Incoming("test", "school", "school", choice="send"))  # request 1 submitted
+
+    def read_again(held: bool) -> list[str]:
+        with UnitOfWork(engine) as uow:
+            loaded = uow.session.exec(select(Request).where(col(Request.id) == 1)).one()
+            if held:
+                hold(uow.session, loaded)
+            del loaded
+            gc.collect()  # the identity map is weak: an unheld object is gone now
+            with statements(engine) as seen:
+                again = uow.session.get(Request, 1)
+            assert again is not None
+            assert again.id == 1
+            return seen
+
+    assert [_shape(sql) for sql in read_again(held=False)] == ["select request"]
+    assert read_again(held=True) == []

@@ -18,6 +18,7 @@ from bot.conversation.turn import Feature, Flow, Step, Turn
 from bot.conversation.views import PAGE_SIZE, Section, page_number, request_line, show_page
 from bot.messages import Choice
 from db.models import Absence, Request
+from db.uow import hold
 from services import billing, changes, closeout, ledger, offers
 from services.billing_report import paid_in_year
 from services.clock import BERLIN
@@ -40,9 +41,10 @@ def accept(turn: Turn, offer_id: int) -> None:
     """Take the job; the offer message is updated by the notification that follows."""
     interpreter_id = _interpreter_id(turn)
     try:
-        offers.accept_offer(
+        booked = offers.accept_offer(
             turn.session, offer_id=offer_id, interpreter_id=interpreter_id, actor=turn.actor, now=turn.now
         )
+        hold(turn.session, booked)  # the confirmation rendered in this transaction reads it
     except AlreadyTaken:
         # Nothing was written. The notice on its way edits this very offer message: it alone tells them.
         if not offers.taken_notice_pending(turn.session, offer_id=offer_id, interpreter_id=interpreter_id):
