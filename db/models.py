@@ -161,6 +161,10 @@ class Budget(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_utc())
 
 
+# The bookings that count as work (services.matching.BUSY_STATES), as the partial index's predicate.
+MONTH_BUSY = "state IN ('booked', 'completed', 'settled') AND interpreter_id IS NOT NULL"
+
+
 class Request(SQLModel, table=True):
     """A school's request for an interpreter, and (once booked) the booking itself."""
 
@@ -172,6 +176,15 @@ class Request(SQLModel, table=True):
         # Who is busy at a time: the bookings around it by start, with what the check needs.
         Index(
             "ix_request_starts_busy", "starts_at", "interpreter_id", "state", "mode", "duration_minutes", "id"
+        ),
+        # The minutes booked in a month (matching on PostgreSQL): only bookings that count, only
+        # what the sum needs, so the month is a narrow range of the index alone.
+        Index(
+            "ix_request_month_busy",
+            "starts_at",
+            postgresql_include=["interpreter_id", "duration_minutes"],
+            postgresql_where=text(MONTH_BUSY),
+            sqlite_where=text(MONTH_BUSY),
         ),
         # The key an open reservation's copy of the start time follows (ON UPDATE CASCADE).
         Index("uq_request_id_starts", "id", "starts_at", unique=True),
