@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Integer, bindparam, func, insert, or_, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from db.models import ChatIdentity, Delivery, Member, OutboxMessage
@@ -46,6 +47,12 @@ _DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 _ADD_ANSWER = insert(_DELIVERIES).returning(_DELIVERIES.c.id)
 _ADD_NOTICES = insert(_DELIVERIES).returning(
     _DELIVERIES.c.id, _DELIVERIES.c.outbox_id, _DELIVERIES.c.identity_id, _DELIVERIES.c.ref
+)
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_MARK_EXPANDED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("m_id"))
+    .values(expanded_at=bindparam("m_at", type_=_OUTBOX.c.expanded_at.type), params=bindparam("m_params"))
 )
 _WAITING_BEFORE = (
     select(_DELIVERIES.c.id)
@@ -145,6 +152,7 @@ class Expanded:
 def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> list[Expanded]:
     """The deliveries of `messages` (see `expand`), written with one INSERT ... RETURNING."""
     rows: list[dict[str, Any]] = []
+    expanded: list[dict[str, Any]] = []
     for message in messages:
         assert message.id is not None
         params = json.loads(message.params)
@@ -177,11 +185,15 @@ def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> l
             interpreter_unreachable(
                 session, district_id=message.district_id, interpreter_id=message.recipient_id, now=now
             )
-        if not reached:
-            message.params = CLEARED  # nobody will read it
-        message.expanded_at = now
-        session.add(message)
-    session.flush()
+        # Nobody reached: nobody will read it.
+        expanded.append({"m_id": message.id, "m_at": now, "m_params": message.params if reached else CLEARED})
+    if expanded:
+        # One executemany and the loaded rows told, instead of the ORM's flush of each changed row.
+        session.execute(_MARK_EXPANDED, expanded)
+        for message, values in zip(messages, expanded, strict=True):
+            set_committed_value(message, "expanded_at", now)
+            set_committed_value(message, "params", values["m_params"])
+    session.flush()  # what else the expansion wrote (an unreachable interpreter's notice)
     if not rows:
         return []
     # One multi-row INSERT; the rows come back in no promised order: by id, the order written.
