@@ -61,12 +61,20 @@ def balance_of(budget: Budget) -> Balance:
     return Balance(budget.fiscal_year, budget.total_cents, budget.reserved_cents, budget.charged_cents)
 
 
+# Read on every booking, release and charge: built once (a build costs ~0.4 ms), run with parameters.
+_BUDGET = select(Budget).where(
+    col(Budget.district_id) == bindparam("district_id"), col(Budget.fiscal_year) == bindparam("year")
+)
+# The row as it is once locked: an object this session loaded earlier keeps stale totals otherwise.
+_BUDGET_LOCKED = _BUDGET.with_for_update().execution_options(populate_existing=True)
+_RESERVED = sa_select(func.sum(OpenReservation.amount_cents)).where(
+    col(OpenReservation.request_id) == bindparam("request_id")
+)
+
+
 def find_budget(session: Session, district_id: int, year: int, *, lock: bool = False) -> Budget | None:
-    query = select(Budget).where(Budget.district_id == district_id, Budget.fiscal_year == year)
-    if lock:
-        # The row as it is once locked: an object this session loaded earlier keeps stale totals otherwise.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return session.exec(query).first()
+    query = _BUDGET_LOCKED if lock else _BUDGET
+    return session.exec(query, params={"district_id": district_id, "year": year}).first()
 
 
 def get_budget(session: Session, district_id: int, year: int, *, lock: bool = False) -> Budget:
@@ -112,9 +120,7 @@ def set_total(
 
 def open_reservation(session: Session, request_id: int) -> int:
     """What is still reserved for a request: its reserves minus its releases (on any budget)."""
-    total = session.exec(
-        select(func.sum(OpenReservation.amount_cents)).where(OpenReservation.request_id == request_id)
-    ).one()
+    total = session.execute(_RESERVED, {"request_id": request_id}).scalar_one()
     return int(total or 0)
 
 

@@ -11,6 +11,7 @@ from services.notices import NoticeParams, as_json
 from services.vocabulary import Recipient
 
 WROTE = "outbox.wrote"  # session.info: this transaction queued a notification
+_ADD_MESSAGES = insert(OutboxMessage.__table__)  # type: ignore[attr-defined]  # built once: ~0.4 ms a build
 
 
 def wrote_any(session: Session) -> bool:
@@ -75,7 +76,7 @@ def notify_all(
         for recipient, recipient_id, notice in notices
     ]
     session.info[WROTE] = True
-    session.execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
+    session.execute(_ADD_MESSAGES, rows)
 
 
 def tell(
