@@ -446,8 +446,8 @@ def _ranking(
         conditions.append(person.c.id.not_in(_busy_statement(in_person=False)))
     # Materialized: the boundary below reads it a second time.
     if postgresql:
-        # Joined and grouped, not one subquery per speaker: PostgreSQL may then read the month once
-        # from ix_request_starts_busy and hash it against the speakers, when that is cheaper.
+        # Joined and grouped, not one subquery per speaker: PostgreSQL reads the month once and
+        # hashes it against the speakers.
         speakers = (
             sa_select(person.c.id, person.c.latitude, person.c.longitude)
             .where(*conditions)
@@ -504,8 +504,8 @@ def _ranked_remote(
 
     Travel ties for all, so the order is the month's minutes, then last served (never first), then
     the id, and the database sorts on them. The month's minutes are summed per eligible speaker
-    from ix_request_interpreter_starts alone (on PostgreSQL the month may instead be read once
-    from ix_request_starts_busy and hashed); last served (one seek on
+    from ix_request_interpreter_starts alone (on PostgreSQL the month's counted bookings are read
+    once from ix_request_month_busy and hashed); last served (one seek on
     ix_request_interpreter_booked each) only for those tied with the `limit`-th on minutes. Being
     away is checked in the statement, and on PostgreSQL being booked at the time too (one round
     trip, no rows to Python); on SQLite, where a statement costs no trip, the few booked (read from
