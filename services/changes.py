@@ -35,7 +35,7 @@ from typing import NoReturn
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from db.models import AuditEvent, BookingChange, DueTask, Offer, Request, School
+from db.models import BookingChange, DueTask, Offer, Request, School
 from services import due, ledger
 from services.audit import record
 from services.billing import cancellation_fee, estimate
@@ -334,7 +334,7 @@ def _audit(
     actor: str,
     now: datetime,
     reason: str | None = None,
-) -> AuditEvent:
+) -> int:
     """The change in the audit trail, with the booked interpreter and (a decline) their reason."""
     assert change.id is not None
     return record(
@@ -474,10 +474,8 @@ def decline_change(
     assert request.id is not None
     assert change.id is not None
     _settle_answer(session, change, ChangeState.DECLINED, now)
-    event = _audit(session, request, change, "change.declined", actor, now, reason=why)
-    session.flush()
-    assert event.id is not None
-    handed_back = HandBack(event.id, change_declined=True)
+    event_id = _audit(session, request, change, "change.declined", actor, now, reason=why)
+    handed_back = HandBack(event_id, change_declined=True)
     if change.fee_cents:
         new_request: Request | None = _cancel_late(
             session, request, change, handed_back, actor=actor, now=now

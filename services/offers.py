@@ -721,7 +721,7 @@ def give_back(
     why = clean_reason(reason)
     dropped = _drop_waiting_change(session, request_id, now)
     unbook(session, request, now)
-    event = record(
+    event_id = record(
         session,
         district_id=request.district_id,
         actor=actor,
@@ -732,9 +732,7 @@ def give_back(
         interpreter_id=interpreter_id,
         reason=why,
     )
-    session.flush()
-    assert event.id is not None
-    handed_back = HandBack(event.id, change_dropped=dropped)
+    handed_back = HandBack(event_id, change_dropped=dropped)
     fill_offers(session, request, actor=actor, now=now, handed_back=handed_back)
     state = RequestState(request.state)
     if state is RequestState.UNFILLED:
@@ -752,7 +750,7 @@ def give_back(
         session,
         request,
         Recipient.COORDINATORS,
-        notice=RequestHandedBack(request_id=request_id, audit_id=event.id, outcome=state.value),
+        notice=RequestHandedBack(request_id=request_id, audit_id=event_id, outcome=state.value),
         now=now,
     )
     return request

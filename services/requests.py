@@ -280,14 +280,13 @@ def reject(
     """A coordinator turns a held request down; the school is told, and reads the reason."""
     why = clean_reason(reason)
     request = get_request(session, district_id, request_id)
-    event = move(session, request, RequestState.REJECTED, actor=actor, now=now, said=why)
-    session.flush()
+    event_id = move(session, request, RequestState.REJECTED, actor=actor, now=now, said=why)
     notify(
         session,
         district_id=district_id,
         recipient=Recipient.SCHOOL,
         recipient_id=request.school_id,
-        notice=RequestRejected(request_id=request_id, audit_id=event.id),
+        notice=RequestRejected(request_id=request_id, audit_id=event_id),
         now=now,
     )
     return request

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from db.models import AuditEvent, Request
+from db.models import Request
 from services.audit import record
 from services.lifecycle import check_transition
 from services.vocabulary import RequestState
@@ -19,11 +19,11 @@ def move(
     now: datetime,
     reason: str | None = None,
     said: str | None = None,
-) -> AuditEvent:
+) -> int:
     """Change the request's state, or raise IllegalTransition and change nothing.
 
     `reason` is a short code kept with the request; `said`, what a person typed as the reason, goes
-    only into the audit event (returned), where a notice reads it and the retention purges it."""
+    only into the audit event (its id returned), where a notice reads it and the retention purges it."""
     source = RequestState(request.state)
     check_transition(source, target)
     request.state = target.value

@@ -241,7 +241,7 @@ async def test_metrics_count_updates_deliveries_due_rows_requests_and_the_budget
             district_id=district_id,
             recipient=Recipient.SCHOOL,
             recipient_id=linked or 0,
-            notice=RequestRejected(request_id=request.id, audit_id=said.id),
+            notice=RequestRejected(request_id=request.id, audit_id=said),
             now=world.clock() - timedelta(minutes=10),
         )
         # A reminder of a request that is not there fails; after four failed attempts, this one ends it.
