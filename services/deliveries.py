@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from db.models import ChatIdentity, Delivery, Member, OutboxMessage
 from db.upsert import built_for
 from services.due import Kind, mark_once
-from services.identities import identities_of, members_for
+from services.identities import reachable_members
 from services.notices import DeliveryFailed, Notice
 from services.operator_alerts import also_to_operator, interpreter_unreachable
 from services.outbox import notify
@@ -156,7 +156,7 @@ def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> l
     for message in messages:
         assert message.id is not None
         params = json.loads(message.params)
-        members = members_for(
+        members = reachable_members(
             session,
             Recipient(message.recipient_type),
             message.recipient_id,
@@ -164,9 +164,7 @@ def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> l
             deactivated_too=message.template == Notice.MEMBER_DEACTIVATED.value,
         )
         reached = 0
-        for member in members:
-            assert member.id is not None
-            reachable = identities_of(session, member.id)
+        for member, reachable in members:
             for identity in reachable if member.notify_everywhere else reachable[:1]:
                 reached += 1
                 rows.append(

@@ -247,6 +247,9 @@ def test_notices_to_several_chats_are_expanded_with_one_insert_in_order(engine: 
         assert deliveries.expand(uow.session, now=NOW) == 3
         uow.commit()
     assert [_shape(sql) for sql in seen].count("insert delivery") == 1
+    # Each message's members read with their chats in one statement, not one more per member.
+    assert [_shape(sql) for sql in seen].count("select member") == 3
+    assert "select chat_identity" not in [_shape(sql) for sql in seen]
     with UnitOfWork(engine) as uow:
         links = dict(uow.session.exec(select(ChatIdentity.user_id, ChatIdentity.id)).all())
         rows = uow.session.exec(select(Delivery).order_by(col(Delivery.id))).all()
