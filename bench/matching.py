@@ -32,6 +32,7 @@ from bench.big_world import (
     school_ids,
     table,
 )
+from bot.heap import set_aside_start_up
 from db.models import InterpreterLanguage, Request
 from db.uow import UnitOfWork
 from services.matching import candidates
@@ -115,6 +116,7 @@ def main(interpreters: int, bookings: int, rounds: int, which: str) -> None:
             speakers = found = found_near = 0
             matching(engine, phone)  # warm the caches, as a running bot has them
             matching(engine, in_person)
+            set_aside_start_up()  # as `python -m bot run` does once started (bot/heap.py)
             for _ in range(rounds):
                 seconds, speakers = plain_select(engine)
                 base.append(seconds)
