@@ -24,6 +24,10 @@ def _x(day: date) -> float:
     return float((day - date(1970, 1, 1)).days)
 
 
+_CHART: tuple[Figure, Axes] | None = None
+"""The figure and axes every chart is drawn on, built at the first chart (only under DRAWING)."""
+
+
 def budget_chart_png(t: Translator, year: int, history: list[BudgetDay], projection: Projection) -> bytes:
     """The chart for one fiscal year; amounts on the axis in euros, months in the reader's language."""
     global _CHART
@@ -33,10 +37,6 @@ def budget_chart_png(t: Translator, year: int, history: list[BudgetDay], project
         except BaseException:
             _CHART = None  # a drawing that failed half-way is not drawn on again
             raise
-
-
-_CHART: tuple[Figure, Axes] | None = None
-"""The figure and axes every chart is drawn on, built at the first chart (only under DRAWING)."""
 
 
 def _blank_chart() -> tuple[Figure, Axes]:

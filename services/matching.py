@@ -375,14 +375,15 @@ def _cheapest(
         cost = estimate(mode, request.duration_minutes, 0, policy)
         return [_Priced(iid, lat, lon, cost.travel_cents, cost.total_cents) for iid, lat, lon in free]
     near = _nearness(place, free)
+    ordered: Iterable[tuple[int, int, float, float]]
     if limit is None:
-        near.sort()
+        ordered = sorted(near)
     else:
         # Taken nearest first from a heap: the walk stops after a few, so the rest are never sorted.
         heapq.heapify(near)
+        ordered = (heapq.heappop(near) for _ in range(len(near)))
     found: list[_Priced] = []
-    for n in range(len(near)):
-        distance, iid, lat, lon = near[n] if limit is None else heapq.heappop(near)
+    for distance, iid, lat, lon in ordered:
         cost = estimate(mode, request.duration_minutes, distance, policy)
         if limit is not None and len(found) >= limit and cost.travel_cents > found[limit - 1].travel_cents:
             break
@@ -446,8 +447,8 @@ def _ranking(
         conditions.append(person.c.id.not_in(_busy_statement(in_person=False)))
     # Materialized: the boundary below reads it a second time.
     if postgresql:
-        # Joined and grouped, not one subquery per speaker: PostgreSQL reads the month once and
-        # hashes it against the speakers.
+        # Joined and grouped, not one subquery per speaker: PostgreSQL may read the month once and
+        # hash it against the speakers, when it judges that cheaper than probing per speaker.
         speakers = (
             sa_select(person.c.id, person.c.latitude, person.c.longitude)
             .where(*conditions)

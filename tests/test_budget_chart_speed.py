@@ -14,6 +14,7 @@ from matplotlib.image import imread
 from numpy.typing import NDArray
 
 from bench.budget_chart_plain import plain_chart_png
+from bot import budget_chart
 from bot.budget_chart import budget_chart_png
 from bot.i18n import Translator
 from services.budget_picture import BudgetDay, Projection, project
@@ -153,6 +154,7 @@ def test_a_chart_that_failed_half_way_leaves_nothing_to_the_next() -> None:
     year, history, projection = CASES["runs out in July"]
     with pytest.raises(RuntimeError, match="no euros"):
         budget_chart_png(_FailsAtTheEuros("de"), year, history, projection)
+    assert budget_chart._CHART is None  # thrown away: the next chart starts from a new figure
     assert np.array_equal(_pixels(_chart("one day", "en")), _pixels(_plain("one day", "en")))
 
 

@@ -8,17 +8,20 @@ rule's wave (tests/test_matching_at_size.py). Remote work sums the month's minut
 ix_request_month_busy (migration 0015), which holds only the bookings that count.
 """
 
+import importlib.util
 import random
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, text
 
+from db import models
 from db.models import Absence
 from services import matching
 from services.geo import distance_m
-from services.matching import candidates, eligible_count
+from services.matching import BUSY_STATES, candidates, eligible_count
 from services.policy import load_policy
 from services.vocabulary import Gender, Mode
 from tests.test_matching_at_size import Pool, _probe, pool, reference, snapshot
@@ -145,3 +148,25 @@ def test_the_month_is_read_from_the_partial_index_of_bookings_that_count(pool: P
         cursor.execute("EXPLAIN " + ranking, values)
         plan = "\n".join(row[0] for row in cursor.fetchall())
         assert "Index Only Scan using ix_request_month_busy on request month" in plan, plan
+
+
+def test_the_partial_index_holds_the_bookings_matching_counts() -> None:
+    # The model's and migration 0015's predicate, each written out: both must name the states that
+    # count (else PostgreSQL quietly stops using the index; the answers stay right either way).
+    expected = (
+        "state IN (" + ", ".join(f"'{state}'" for state in BUSY_STATES) + ") AND interpreter_id IS NOT NULL"
+    )
+    path = (
+        Path(__file__).resolve().parent.parent
+        / "db"
+        / "migrations"
+        / "versions"
+        / "0015_request_month_busy.py"
+    )
+    spec = importlib.util.spec_from_file_location("migration_0015", path)
+    assert spec is not None
+    assert spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert expected == migration.MONTH_BUSY
+    assert expected == models.MONTH_BUSY
