@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from math import asin, cos, radians, sin, sqrt
 
 from sqlalchemy import (
     ColumnElement,
@@ -37,7 +36,7 @@ from sqlmodel import Session, col, select
 from db.models import Absence, Interpreter, InterpreterLanguage, Request
 from services.billing import estimate
 from services.clock import BERLIN
-from services.geo import EARTH_RADIUS_M, distance_m
+from services.geo import distance_m, distances_m
 from services.policy import Policy
 from services.vocabulary import TALK_MODES, Mode, RequestState, UnmetReason, parse_modes
 
@@ -347,17 +346,9 @@ class _Priced:
 def _nearness(
     place: tuple[float, float], free: list[tuple[int, float, float]]
 ) -> list[tuple[int, int, float, float]]:
-    """(distance_m(lat, lon, *place), id, lat, lon) of each: `services.geo.distance_m` written out
-    with what depends on the place alone worked out once (the same operations in the same order,
-    so the same metres; a test holds it), since in person it runs for some thousand speakers."""
-    phi2 = radians(place[0])
-    cos_phi2, diameter = cos(phi2), 2 * EARTH_RADIUS_M
-    near = []
-    for iid, lat, lon in free:
-        dphi, dlambda = radians(place[0] - lat), radians(place[1] - lon)
-        a = sin(dphi / 2) ** 2 + cos(radians(lat)) * cos_phi2 * sin(dlambda / 2) ** 2
-        near.append((round(diameter * asin(sqrt(a))), iid, lat, lon))
-    return near
+    """(distance_m(lat, lon, *place), id, lat, lon) of each, the place's part worked out once."""
+    metres = distances_m(place, [(lat, lon) for _, lat, lon in free])
+    return [(m, iid, lat, lon) for m, (iid, lat, lon) in zip(metres, free, strict=True)]
 
 
 def _cheapest(
