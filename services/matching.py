@@ -30,6 +30,7 @@ from sqlalchemy import (
     literal_column,
 )
 from sqlalchemy import select as sa_select
+from sqlalchemy.sql.expression import FromClause, ScalarSelect
 from sqlalchemy.sql.schema import Table
 from sqlmodel import Session, col, select
 
@@ -297,14 +298,11 @@ def _last_served(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
 _READ_TOGETHER = 32
 
 
-@lru_cache(maxsize=1)
-def _minutes_and_last_statement() -> Select[int, int, datetime | None]:
-    """Per interpreter of `ids`: the minutes booked in the month (as `_minutes`: one range of
-    ix_request_interpreter_starts each) and when last booked (as `_last_served`)."""
-    person = _table(Interpreter)
-    month, served = _table(Request).alias("month"), _table(Request).alias("served")
+def _month_minutes(month: FromClause, person: Table) -> ScalarSelect[int]:
+    """The minutes `person` is booked for in the month (bound as month_start, month_end): a scalar
+    subquery over `month` (an alias of request), from ix_request_interpreter_starts alone."""
     booked_minutes = case((month.c.state.in_(BUSY_STATES), month.c.duration_minutes), else_=0)
-    minutes = (
+    return (
         sa_select(func.coalesce(func.sum(booked_minutes), 0))
         .where(
             month.c.interpreter_id == person.c.id,
@@ -313,6 +311,15 @@ def _minutes_and_last_statement() -> Select[int, int, datetime | None]:
         )
         .scalar_subquery()
     )
+
+
+@lru_cache(maxsize=1)
+def _minutes_and_last_statement() -> Select[int, int, datetime | None]:
+    """Per interpreter of `ids`: the minutes booked in the month (as `_minutes`: one range of
+    ix_request_interpreter_starts each) and when last booked (as `_last_served`)."""
+    person = _table(Interpreter)
+    month, served = _table(Request).alias("month"), _table(Request).alias("served")
+    minutes = _month_minutes(month, person)
     last = sa_select(func.max(served.c.booked_at)).where(served.c.interpreter_id == person.c.id)
     return sa_select(person.c.id, minutes, last.scalar_subquery()).where(
         person.c.id.in_(bindparam("ids", expanding=True))
@@ -407,16 +414,7 @@ def _ranking(
     person, spoken, away = _table(Interpreter), _table(InterpreterLanguage), _table(Absence)
     postgresql = dialect == "postgresql"
     month, served = _table(Request).alias("month"), _table(Request).alias("served")
-    booked_minutes = case((month.c.state.in_(BUSY_STATES), month.c.duration_minutes), else_=0)
-    minutes = (
-        sa_select(func.coalesce(func.sum(booked_minutes), 0))
-        .where(
-            month.c.interpreter_id == person.c.id,
-            month.c.starts_at >= bindparam("month_start"),
-            month.c.starts_at < bindparam("month_end"),
-        )
-        .scalar_subquery()
-    )
+    minutes = _month_minutes(month, person)
     language = bindparam("language", type_=String(), literal_execute=postgresql)
     speaking = sa_select(spoken.c.interpreter_id).where(spoken.c.language == language)
     absent = exists().where(
