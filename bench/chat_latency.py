@@ -4,14 +4,15 @@ Measures, in one process and one run:
 - baseline: a bare PTB bot that answers a button press by sending a message (and one that edits);
 - a step of the request dialog (summary -> change -> duration -> summary, every press timed);
 - Accept on a fresh offer, until the offer message is edited to say the job is yours.
-Prints the median and p95 in milliseconds and the ratio to the baseline.
+Prints the median and p95 in milliseconds and the ratio to the baseline, for the bot on SQLite and
+on PostgreSQL (a cluster of its own, `--db`); the bare bot has no database and is measured once.
 
 Every press, the bare bot's too, comes `THINK` seconds after the answer before it, as a person's
 does: a press that follows the last answer within a millisecond measures the overall sending pace
 (30 a second) and the recording of that answer, not the press. Both bots set their start-up aside
 from the garbage collector once started, as `python -m bot run` does (bot/heap.py).
 
-Run: `.venv/bin/python -m bench.chat_latency [--rounds N]`
+Run: `.venv/bin/python -m bench.chat_latency [--rounds N] [--db both|sqlite|postgresql]`
 """
 
 import argparse
@@ -19,10 +20,11 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import Engine
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
@@ -38,6 +40,7 @@ from services.requests import RequestDraft, submit_request
 from services.vocabulary import Mode, Topic
 from tests.chat_world import NOW, Clock, make_demo
 from tests.fake_bot_api import FakeBotApi, SentMessage
+from tests.pg_cluster import PostgresCluster
 
 SCHOOL, AMIRA = 1001, 2001
 THINK = 0.3  # seconds between an answer and the next press: a person reads before pressing
@@ -103,8 +106,7 @@ async def press_and_edit(api: FakeBotApi, chat: int, message_id: int, data: str)
     return await api.wait_for_edit(chat, message_id)
 
 
-async def dialog_and_accept(api: FakeBotApi, rounds: int, folder: Path) -> tuple[list[float], list[float]]:
-    engine = make_engine(f"sqlite:///{folder / 'bench.sqlite3'}")
+async def dialog_and_accept(api: FakeBotApi, rounds: int, engine: Engine) -> tuple[list[float], list[float]]:
     upgrade(engine)
     codes = make_demo(engine, NOW)
     clock = Clock(NOW)
@@ -156,19 +158,35 @@ async def dialog_and_accept(api: FakeBotApi, rounds: int, folder: Path) -> tuple
     return steps, accepts
 
 
-async def main(rounds: int) -> None:
+def engines(which: str, folder: Path) -> Iterator[tuple[str, Engine]]:
+    """An empty database of each kind asked for: SQLite in `folder`, PostgreSQL in a cluster of its own."""
+    if which in ("both", "sqlite"):
+        yield "SQLite", make_engine(f"sqlite:///{folder / 'bench.sqlite3'}")
+    if which in ("both", "postgresql"):
+        cluster = PostgresCluster()
+        cluster.start()
+        try:
+            yield "PostgreSQL", make_engine(cluster.create_database("chat"))
+        finally:
+            cluster.stop()
+
+
+async def main(rounds: int, which: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         async with FakeBotApi() as api:
             sends, edits = await baseline(api, rounds)
-        async with FakeBotApi() as api:
-            steps, accepts = await dialog_and_accept(api, rounds, Path(folder))
-    print(summary("baseline: bare PTB, press -> send", sends, None))
-    print(summary("baseline: bare PTB, press -> edit", edits, None))
-    print(summary("request dialog step (press -> next)", steps, sends))
-    print(summary("Accept (press -> offer edited)", accepts, edits))
+        print(summary("baseline: bare PTB, press -> send", sends, None))
+        print(summary("baseline: bare PTB, press -> edit", edits, None))
+        for label, engine in engines(which, Path(folder)):
+            async with FakeBotApi() as api:
+                steps, accepts = await dialog_and_accept(api, rounds, engine)
+            print(summary(f"request dialog step ({label})", steps, sends))
+            print(summary(f"Accept, press -> offer edited ({label})", accepts, edits))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument("--db", choices=("both", "sqlite", "postgresql"), default="both")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.rounds, arguments.db))

@@ -6,6 +6,8 @@ from typing import Self
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+HELD = "uow.held"  # session.info: objects `hold` keeps alive for the transaction
+
 
 class UnitOfWork:
     """`with uow: ...; uow.commit()`; leaving the block without a commit rolls everything back."""
@@ -31,13 +33,15 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.session.commit()
+        self.session.info.pop(HELD, None)
 
     def rollback(self) -> None:
         self.session.rollback()
 
 
 def hold(session: Session, *objects: object) -> None:
-    """Keep `objects` in the session's identity map until it closes, so a later `session.get` of
-    them in the same transaction is answered without a read. The map holds objects weakly: one
-    loaded by a service and dropped by its caller is gone when the event's notices are rendered."""
-    session.info.setdefault("held", []).extend(objects)
+    """Keep `objects` in the session's identity map for this transaction (`UnitOfWork.commit` lets
+    them go), so a later `session.get` of them in it is answered without a read. The map holds
+    objects weakly: one loaded by a service and dropped by its caller is gone when the event's
+    notices are rendered."""
+    session.info.setdefault(HELD, []).extend(objects)

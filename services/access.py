@@ -3,7 +3,7 @@ interpreter or another coordinator.
 
 Access ends at once. Every later event from the person is answered with one sentence and changes
 nothing (bot/conversation/router.py); nothing but the notice of the deactivation, written in the same
-transaction, reaches them (`identities.members_for`); their unfinished dialog and unused link codes go.
+transaction, reaches them (`identities.reachable_members`); their unfinished dialog and unused link codes go.
 An interpreter is one person however many members point at them, so deactivating an interpreter's
 member deactivates the interpreter (`Interpreter.active`: matching skips them, an Accept is refused)
 and all of their members. Their open offers are withdrawn and each request's wave is topped up from

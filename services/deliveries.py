@@ -52,7 +52,11 @@ _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 _MARK_EXPANDED = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("m_id"))
-    .values(expanded_at=bindparam("m_at", type_=_OUTBOX.c.expanded_at.type), params=bindparam("m_params"))
+    .values(
+        expanded_at=bindparam("m_at", type_=_OUTBOX.c.expanded_at.type),
+        # NULL keeps the stored params: only a message nobody reached has them cleared.
+        params=func.coalesce(bindparam("m_params", type_=_OUTBOX.c.params.type), _OUTBOX.c.params),
+    )
 )
 _WAITING_BEFORE = (
     select(_DELIVERIES.c.id)
@@ -184,13 +188,14 @@ def _expand(session: Session, messages: list[OutboxMessage], now: datetime) -> l
                 session, district_id=message.district_id, interpreter_id=message.recipient_id, now=now
             )
         # Nobody reached: nobody will read it.
-        expanded.append({"m_id": message.id, "m_at": now, "m_params": message.params if reached else CLEARED})
+        expanded.append({"m_id": message.id, "m_at": now, "m_params": None if reached else CLEARED})
     if expanded:
         # One executemany and the loaded rows told, instead of the ORM's flush of each changed row.
         session.execute(_MARK_EXPANDED, expanded)
         for message, values in zip(messages, expanded, strict=True):
             set_committed_value(message, "expanded_at", now)
-            set_committed_value(message, "params", values["m_params"])
+            if values["m_params"] is not None:
+                set_committed_value(message, "params", values["m_params"])
     session.flush()  # what else the expansion wrote (an unreachable interpreter's notice)
     if not rows:
         return []

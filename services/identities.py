@@ -106,39 +106,6 @@ def set_notify_everywhere(session: Session, member: Member, everywhere: bool, *,
     )
 
 
-def members_for(
-    session: Session,
-    recipient: Recipient,
-    recipient_id: int,
-    district_id: int,
-    *,
-    deactivated_too: bool = False,
-) -> list[Member]:
-    """The members a notification is for: a school's contacts, an interpreter, all coordinators, or one
-    member. Members whose access was taken away are left out, unless `deactivated_too` (the notice
-    that tells them so)."""
-    statement = _members_for(recipient, deactivated_too)
-    return list(session.exec(statement, params={"district_id": district_id, "recipient_id": recipient_id}))
-
-
-@functools.cache
-def _members_for(recipient: Recipient, deactivated_too: bool) -> Any:
-    """`members_for`'s statement, built once per kind of recipient (see db/upsert.py)."""
-    query = select(Member).where(col(Member.district_id) == bindparam("district_id"))
-    if not deactivated_too:
-        query = query.where(col(Member.deactivated_at).is_(None))
-    wanted: Any = bindparam("recipient_id")
-    if recipient is Recipient.MEMBER:
-        query = query.where(col(Member.id) == wanted)
-    elif recipient is Recipient.SCHOOL:
-        query = query.where(Member.role == Role.SCHOOL.value, col(Member.school_id) == wanted)
-    elif recipient is Recipient.INTERPRETER:
-        query = query.where(Member.role == Role.INTERPRETER.value, col(Member.interpreter_id) == wanted)
-    else:  # every coordinator of the district (the recipient id is the district's)
-        query = query.where(Member.role == Role.COORDINATOR.value)
-    return query.order_by(col(Member.id))
-
-
 def reachable_members(
     session: Session,
     recipient: Recipient,
@@ -147,7 +114,11 @@ def reachable_members(
     *,
     deactivated_too: bool = False,
 ) -> list[tuple[Member, list[ChatIdentity]]]:
-    """`members_for`, each with `identities_of`: one read for all of them instead of one per member."""
+    """The members a notification is for (a school's contacts, an interpreter, all coordinators, or
+    one member), each with the chats it reaches them in as `identities_of` lists them: one read.
+
+    Members whose access was taken away are left out, unless `deactivated_too` (the notice that
+    tells them so); a member without a chat comes with none."""
     found = session.execute(
         _members_with_links(recipient, deactivated_too),
         {"district_id": district_id, "recipient_id": recipient_id},
@@ -164,11 +135,24 @@ def reachable_members(
 
 @functools.cache
 def _members_with_links(recipient: Recipient, deactivated_too: bool) -> Any:
-    """`reachable_members`' statement: `members_for`'s, each member with its chats in `_LINKS_OF`'s order."""
+    """`reachable_members`' statement, built once per kind of recipient (see db/upsert.py): the
+    members by id, each one's chats in `_LINKS_OF`'s order."""
+    wanted: Any = bindparam("recipient_id")
+    conditions = [col(Member.district_id) == bindparam("district_id")]
+    if not deactivated_too:
+        conditions.append(col(Member.deactivated_at).is_(None))
+    if recipient is Recipient.MEMBER:
+        conditions.append(col(Member.id) == wanted)
+    elif recipient is Recipient.SCHOOL:
+        conditions += [col(Member.role) == Role.SCHOOL.value, col(Member.school_id) == wanted]
+    elif recipient is Recipient.INTERPRETER:
+        conditions += [col(Member.role) == Role.INTERPRETER.value, col(Member.interpreter_id) == wanted]
+    else:  # every coordinator of the district (the recipient id is the district's)
+        conditions.append(col(Member.role) == Role.COORDINATOR.value)
     return (
         sa_select(Member, ChatIdentity)
         .outerjoin(ChatIdentity, col(ChatIdentity.member_id) == col(Member.id))
-        .where(_members_for(recipient, deactivated_too).whereclause)
+        .where(*conditions)
         .order_by(col(Member.id), col(ChatIdentity.last_seen_at).desc(), col(ChatIdentity.id))
     )
 

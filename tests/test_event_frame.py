@@ -20,14 +20,24 @@ from bot.conversation.router import Conversation
 from bot.delivery import Deliverer
 from bot.messages import Incoming
 from bot.rate_limit import RateLimiter
-from db.models import ChatIdentity, Delivery, DialogState, OutboxMessage, ProcessedEvent, Request, School
+from db.models import (
+    ChatIdentity,
+    Delivery,
+    DialogState,
+    Member,
+    OutboxMessage,
+    ProcessedEvent,
+    Request,
+    School,
+)
 from db.uow import UnitOfWork, hold
 from services import deliveries, identities
 from services.dialogs import Dialog, first_time, load_dialog, save_dialog
+from services.identities import reachable_members
 from services.matching import candidates, eligible_count, wave_and_count
 from services.notices import OfferTaken, RequestCancelled
 from services.outbox import notify
-from services.policy import load_policy
+from services.policy import load_policy, set_rule
 from services.vocabulary import Mode, Recipient, RequestState, Topic
 from tests.chat_world import NOW, Clock, make_demo
 from tests.test_one_press import REQUEST, Phone, statements
@@ -316,3 +326,44 @@ def test_an_object_held_for_the_transaction_is_read_again_without_a_statement(en
 
     assert [_shape(sql) for sql in read_again(held=False)] == ["select request"]
     assert read_again(held=True) == []
+
+
+def test_a_notice_reaches_each_member_in_the_chats_identities_of_lists(engine: Engine) -> None:
+    make_demo(engine, NOW)
+    with UnitOfWork(engine) as uow:
+        session = uow.session
+        set_rule(session, 1, "platforms", "telegram", actor="t", now=NOW)  # Matrix not allowed
+        contacts = [Member(district_id=1, role="school", school_id=1, created_at=NOW) for _ in range(3)]
+        contacts[1].deactivated_at = NOW
+        session.add_all(contacts)
+        session.flush()
+        first, gone, bare = (m.id or 0 for m in contacts)
+        for member_id, platform, user, seen in (
+            (first, "telegram", "old", NOW - timedelta(days=2)),
+            (first, "telegram", "new", NOW - timedelta(days=1)),
+            (first, "matrix", "@newest:x", NOW),  # the district does not allow it
+            (gone, "telegram", "gone", NOW),
+        ):
+            session.add(
+                ChatIdentity(
+                    member_id=member_id,
+                    platform=platform,
+                    user_id=user,
+                    chat_id=user,
+                    created_at=NOW,
+                    last_seen_at=seen,
+                )
+            )
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        session = uow.session
+
+        def reached(deactivated_too: bool) -> list[tuple[int, list[str]]]:
+            found = reachable_members(session, Recipient.SCHOOL, 1, 1, deactivated_too=deactivated_too)
+            return [(member.id or 0, [link.user_id for link in links]) for member, links in found]
+
+        assert reached(False) == [(first, ["new", "old"]), (bare, [])]
+        assert reached(True) == [(first, ["new", "old"]), (gone, ["gone"]), (bare, [])]
+        # The same members, and each one's chats, as reading them one by one gives.
+        for member_id, links in reached(True):
+            assert links == [link.user_id for link in identities.identities_of(session, member_id)]
