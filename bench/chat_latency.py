@@ -5,12 +5,14 @@ Measures, in one process and one run:
 - a step of the request dialog (summary -> change -> duration -> summary, every press timed);
 - Accept on a fresh offer, until the offer message is edited to say the job is yours.
 Prints the median and p95 in milliseconds and the ratio to the baseline, for the bot on SQLite and
-on PostgreSQL (a cluster of its own, `--db`); the bare bot has no database and is measured once.
+on PostgreSQL (a cluster of its own, `--db`). The bare bot runs beside the bot, on a fake Bot API
+of its own, and each of its presses comes right before one of the bot's: measured one after the
+other, the two drifted apart with the machine (the bare bot's median 6.8-10.1 ms in one hour).
 
 Every press, the bare bot's too, comes `THINK` seconds after the answer before it, as a person's
 does: a press that follows the last answer within a millisecond measures the overall sending pace
-(30 a second) and the recording of that answer, not the press. Both bots set their start-up aside
-from the garbage collector once started, as `python -m bot run` does (bot/heap.py).
+(30 a second) and the recording of that answer, not the press. Both bots' start-up is set aside
+from the garbage collector once they are started, as `python -m bot run` does (bot/heap.py).
 
 Run: `.venv/bin/python -m bench.chat_latency [--rounds N] [--db both|sqlite|postgresql]`
 """
@@ -62,10 +64,23 @@ async def timed(action: Callable[[], Awaitable[SentMessage]]) -> float:
     return time.perf_counter() - start
 
 
-async def baseline(api: FakeBotApi, rounds: int) -> tuple[list[float], list[float]]:
-    """A bare PTB bot: one handler that sends a message (or edits) when a button is pressed."""
+class BareBot:
+    """A bare PTB bot on a fake Bot API of its own: one handler that sends a message (or edits) when
+    a button is pressed. Each of its presses is timed right before one of the bot's, so both meet
+    the machine in the same state (run one after the other, their medians drifted 30 % apart)."""
 
-    async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    def __init__(self, api: FakeBotApi) -> None:
+        self.api = api
+        self.app = (
+            Application.builder().token(api.token).base_url(api.base_url).concurrent_updates(True).build()
+        )
+        self.app.add_handler(CallbackQueryHandler(self._on_button))
+        self.message_id = 0
+        self.sends: list[float] = []
+        self.edits: list[float] = []
+
+    @staticmethod
+    async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None
         assert query.message is not None
@@ -75,24 +90,28 @@ async def baseline(api: FakeBotApi, rounds: int) -> tuple[list[float], list[floa
         else:
             await context.bot.send_message(query.message.chat.id, f"echo {query.data}")
 
-    app = Application.builder().token(api.token).base_url(api.base_url).concurrent_updates(True).build()
-    app.add_handler(CallbackQueryHandler(on_button))
-    await app.initialize()
-    await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1)
-    set_aside_start_up()  # as the bot's own start does: both measured without start-up in their collections
-    first = await app.bot.send_message(42, "press", reply_markup=None)
-    sends, edits = [], []
-    for _ in range(rounds):
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(poll_interval=0, timeout=1)
+        self.message_id = (await self.app.bot.send_message(42, "press", reply_markup=None)).message_id
+
+    async def stop(self) -> None:
+        assert self.app.updater is not None
+        await self.app.updater.stop()
+        await self.app.stop()
+        await self.app.shutdown()
+
+    async def send(self) -> None:
+        """One press answered with a message, timed; `THINK` after the last answer."""
         await asyncio.sleep(THINK)
-        sends.append(await timed(lambda: press_and_wait(api, 42, first.message_id, "send")))
+        self.sends.append(await timed(lambda: press_and_wait(self.api, 42, self.message_id, "send")))
+
+    async def edit(self) -> None:
+        """One press answered by editing the message, timed; `THINK` after the last answer."""
         await asyncio.sleep(THINK)
-        edits.append(await timed(lambda: press_and_edit(api, 42, first.message_id, "edit")))
-    await app.updater.stop()
-    await app.stop()
-    await app.shutdown()
-    return sends, edits
+        self.edits.append(await timed(lambda: press_and_edit(self.api, 42, self.message_id, "edit")))
 
 
 async def press_and_wait(api: FakeBotApi, chat: int, message_id: int, data: str) -> SentMessage:
@@ -106,14 +125,17 @@ async def press_and_edit(api: FakeBotApi, chat: int, message_id: int, data: str)
     return await api.wait_for_edit(chat, message_id)
 
 
-async def dialog_and_accept(api: FakeBotApi, rounds: int, engine: Engine) -> tuple[list[float], list[float]]:
+async def dialog_and_accept(
+    api: FakeBotApi, rounds: int, engine: Engine, bare: BareBot | None = None
+) -> tuple[list[float], list[float]]:
+    """The bot's dialog steps and Accepts, timed; with `bare`, each right after one of the bare bot's."""
     upgrade(engine)
     codes = make_demo(engine, NOW)
     clock = Clock(NOW)
     telegram = TelegramBot(token=api.token, engine=engine, base_url=api.base_url, clock=clock, poll_timeout=1)
     bot = BotProcess(engine, [telegram], limiter=RateLimiter(per_chat_gap=0), clock=clock)
     await bot.start()
-    set_aside_start_up()  # what `python -m bot run` does after the start (bot/cli/serve.py)
+    set_aside_start_up()  # what `python -m bot run` does after the start (bot/cli/serve.py); the bare bot too
     for user, code in ((SCHOOL, codes.school), (AMIRA, codes.amira)):
         api.push_text(user, f"/start {code}")
         await api.wait_for_message(user)
@@ -128,6 +150,8 @@ async def dialog_and_accept(api: FakeBotApi, rounds: int, engine: Engine) -> tup
     steps: list[float] = []
     for _ in range(rounds):
         for key, first_button in (("change", "language"), ("duration", "30"), ("60", "send")):
+            if bare is not None:
+                await bare.send()
             await asyncio.sleep(THINK)
             start = time.perf_counter()
             current = await press_and_wait(api, SCHOOL, current.message_id, key)
@@ -148,6 +172,8 @@ async def dialog_and_accept(api: FakeBotApi, rounds: int, engine: Engine) -> tup
             offer_ids = {o.interpreter_id: o.id for o in offers_of(uow.session, request.id or 0)}
         bot.deliverer.wake.set()
         offer = await api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
+        if bare is not None:
+            await bare.edit()
         await asyncio.sleep(THINK)
         start = time.perf_counter()
         api.press(AMIRA, offer.message_id, f"of:a:{offer_ids[1]}")
@@ -173,15 +199,18 @@ def engines(which: str, folder: Path) -> Iterator[tuple[str, Engine]]:
 
 async def main(rounds: int, which: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        async with FakeBotApi() as api:
-            sends, edits = await baseline(api, rounds)
-        print(summary("baseline: bare PTB, press -> send", sends, None))
-        print(summary("baseline: bare PTB, press -> edit", edits, None))
         for label, engine in engines(which, Path(folder)):
-            async with FakeBotApi() as api:
-                steps, accepts = await dialog_and_accept(api, rounds, engine)
-            print(summary(f"request dialog step ({label})", steps, sends))
-            print(summary(f"Accept, press -> offer edited ({label})", accepts, edits))
+            async with FakeBotApi() as bare_api, FakeBotApi() as api:
+                bare = BareBot(bare_api)
+                await bare.start()
+                try:
+                    steps, accepts = await dialog_and_accept(api, rounds, engine, bare)
+                finally:
+                    await bare.stop()
+            print(summary(f"baseline: bare PTB, press -> send (beside {label})", bare.sends, None))
+            print(summary(f"baseline: bare PTB, press -> edit (beside {label})", bare.edits, None))
+            print(summary(f"request dialog step ({label})", steps, bare.sends))
+            print(summary(f"Accept, press -> offer edited ({label})", accepts, bare.edits))
 
 
 if __name__ == "__main__":
