@@ -133,13 +133,8 @@ def _eligible_statement(gender: bool, timed: bool, in_person: bool) -> Select[in
     """On PostgreSQL `_free` in one statement: the speakers of `_speakers_statement`, without those
     away during the session and (`timed`: not for written work) those booked then, as
     `_busy_statement(in_person)` finds them; one round trip instead of three."""
-    person, away = _table(Interpreter), _table(Absence)
-    absent = exists().where(
-        away.c.interpreter_id == person.c.id,
-        away.c.starts_at < bindparam("end"),
-        away.c.ends_at > bindparam("start"),
-    )
-    query = _speakers_statement("postgresql", gender).where(~absent)
+    person = _table(Interpreter)
+    query = _speakers_statement("postgresql", gender).where(~_away(person))
     return query.where(person.c.id.not_in(_busy_statement(in_person))) if timed else query
 
 
@@ -275,21 +270,32 @@ def _minutes(session: Session, request: Request, ids: Sequence[int]) -> dict[int
     return {iid: int(total or 0) for iid, total in session.exec(query) if iid is not None}
 
 
-def _last_served(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
-    """When each interpreter of `ids` who was ever booked was last booked (one index seek each)."""
-    latest = (
-        select(func.max(Request.booked_at))
-        .where(col(Request.interpreter_id) == col(Interpreter.id))
+def _last_booked(person: FromClause) -> ScalarSelect[datetime | None]:
+    """When `person` (a row with an `id`) was last booked: one seek on ix_request_interpreter_booked.
+    The aggregate keeps the column's type, so the value comes back aware (db/types.py)."""
+    served = _table(Request).alias("served")
+    return (
+        sa_select(func.max(served.c.booked_at))
+        .where(served.c.interpreter_id == person.c.id)
         .scalar_subquery()
     )
-    query = select(Interpreter.id, latest).where(col(Interpreter.id).in_(ids))
-    last: dict[int, datetime] = {}
-    for iid, booked_at in session.exec(query):
-        if iid is None or booked_at is None:
-            continue
-        # The aggregate bypasses the column type, so SQLite hands back naive text-parsed values.
-        last[iid] = booked_at.replace(tzinfo=UTC) if booked_at.tzinfo is None else booked_at
-    return last
+
+
+def _away(person: FromClause) -> ColumnElement[bool]:
+    """Whether `person` is away at some time between the bound `start` and `end`."""
+    away = _table(Absence)
+    return exists().where(
+        away.c.interpreter_id == person.c.id,
+        away.c.starts_at < bindparam("end"),
+        away.c.ends_at > bindparam("start"),
+    )
+
+
+def _last_served(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
+    """When each interpreter of `ids` who was ever booked was last booked (one index seek each)."""
+    person = _table(Interpreter)
+    query = sa_select(person.c.id, _last_booked(person)).where(person.c.id.in_(ids))
+    return {iid: booked_at for iid, booked_at in session.connection().execute(query) if booked_at is not None}
 
 
 # In person on PostgreSQL, up to this many contenders get their minutes and last served in one
@@ -318,10 +324,8 @@ def _minutes_and_last_statement() -> Select[int, int, datetime | None]:
     """Per interpreter of `ids`: the minutes booked in the month (as `_minutes`: one range of
     ix_request_interpreter_starts each) and when last booked (as `_last_served`)."""
     person = _table(Interpreter)
-    month, served = _table(Request).alias("month"), _table(Request).alias("served")
-    minutes = _month_minutes(month, person)
-    last = sa_select(func.max(served.c.booked_at)).where(served.c.interpreter_id == person.c.id)
-    return sa_select(person.c.id, minutes, last.scalar_subquery()).where(
+    minutes = _month_minutes(_table(Request).alias("month"), person)
+    return sa_select(person.c.id, minutes, _last_booked(person)).where(
         person.c.id.in_(bindparam("ids", expanding=True))
     )
 
@@ -337,7 +341,7 @@ def _minutes_and_last(
     for iid, total, booked_at in session.connection().execute(_minutes_and_last_statement(), values):
         minutes[iid] = int(total)
         if booked_at is not None:
-            last[iid] = booked_at.replace(tzinfo=UTC) if booked_at.tzinfo is None else booked_at
+            last[iid] = booked_at
     return minutes, last
 
 
@@ -411,23 +415,17 @@ def _ranking(
     written into the text: prepared after five runs (psycopg), a statement with the language as a
     parameter got a generic plan that walks the speakers by primary key, slower for a common one.
     """
-    person, spoken, away = _table(Interpreter), _table(InterpreterLanguage), _table(Absence)
+    person, spoken = _table(Interpreter), _table(InterpreterLanguage)
     postgresql = dialect == "postgresql"
-    month, served = _table(Request).alias("month"), _table(Request).alias("served")
-    minutes = _month_minutes(month, person)
+    month = _table(Request).alias("month")
     language = bindparam("language", type_=String(), literal_execute=postgresql)
     speaking = sa_select(spoken.c.interpreter_id).where(spoken.c.language == language)
-    absent = exists().where(
-        away.c.interpreter_id == person.c.id,
-        away.c.starts_at < bindparam("end"),
-        away.c.ends_at > bindparam("start"),
-    )
     conditions = [
         person.c.id.in_(speaking),
         _in_district(person, dialect),
         person.c.active.is_(True),
         _offers_mode(person.c.modes, bindparam("mode_word", type_=String()), dialect),
-        ~absent,
+        ~_away(person),
         person.c.id.not_in(bindparam("unavailable", expanding=True)),
     ]
     if gender:
@@ -467,17 +465,14 @@ def _ranking(
             .prefix_with("MATERIALIZED")
         )
     else:
+        minutes = _month_minutes(month, person)
         eligible = (
             sa_select(person.c.id, person.c.latitude, person.c.longitude, minutes.label("minutes"))
             .where(*conditions)
             .cte("eligible")
             .prefix_with("MATERIALIZED")
         )
-    last = (
-        sa_select(func.max(served.c.booked_at))
-        .where(served.c.interpreter_id == eligible.c.id)
-        .scalar_subquery()
-    )
+    last = _last_booked(eligible)
     query = sa_select(eligible.c.id, eligible.c.latitude, eligible.c.longitude, eligible.c.minutes, last)
     if limited:
         wave = bindparam("limit", type_=Integer())
@@ -531,7 +526,7 @@ def _ranked_remote(
             cost.travel_cents,
             cost.total_cents,
             int(booked),
-            None if at is None else (at.replace(tzinfo=UTC) if at.tzinfo is None else at),
+            at,
         )
         for iid, lat, lon, booked, at in connection.execute(query, values)
     ]

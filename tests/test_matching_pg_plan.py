@@ -12,13 +12,15 @@ import importlib.util
 import random
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, text
+from sqlmodel import select
 
 from db import models
-from db.models import Absence
+from db.models import Absence, Request
 from services import matching
 from services.geo import distance_m
 from services.matching import BUSY_STATES, candidates, eligible_count
@@ -170,3 +172,21 @@ def test_the_partial_index_holds_the_bookings_matching_counts() -> None:
     spec.loader.exec_module(migration)
     assert expected == migration.MONTH_BUSY
     assert expected == models.MONTH_BUSY
+
+
+def test_last_served_is_the_latest_booking_and_comes_back_aware(pool: Pool) -> None:
+    # The aggregate keeps the column's type (db/types.py): no naive values from SQLite to mend.
+    with pool.world.make_uow() as uow:
+        session = uow.session
+        booked = session.get(Request, pool.booked_id)
+        assert booked is not None
+        assert booked.interpreter_id is not None
+        iid = booked.interpreter_id
+        latest = max(
+            r.booked_at
+            for r in session.exec(select(Request).where(Request.interpreter_id == iid))
+            if r.booked_at is not None
+        )
+        assert matching._last_served(session, [iid]) == {iid: latest}
+        assert matching._minutes_and_last(session, booked, [iid])[1] == {iid: latest}
+        assert latest.tzinfo is UTC
