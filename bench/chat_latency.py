@@ -126,9 +126,9 @@ async def press_and_edit(api: FakeBotApi, chat: int, message_id: int, data: str)
 
 
 async def dialog_and_accept(
-    api: FakeBotApi, rounds: int, engine: Engine, bare: BareBot | None = None
+    api: FakeBotApi, rounds: int, engine: Engine, bare: BareBot
 ) -> tuple[list[float], list[float]]:
-    """The bot's dialog steps and Accepts, timed; with `bare`, each right after one of the bare bot's."""
+    """The bot's dialog steps and Accepts, timed, each right after one of the bare bot's presses."""
     upgrade(engine)
     codes = make_demo(engine, NOW)
     clock = Clock(NOW)
@@ -150,8 +150,7 @@ async def dialog_and_accept(
     steps: list[float] = []
     for _ in range(rounds):
         for key, first_button in (("change", "language"), ("duration", "30"), ("60", "send")):
-            if bare is not None:
-                await bare.send()
+            await bare.send()
             await asyncio.sleep(THINK)
             start = time.perf_counter()
             current = await press_and_wait(api, SCHOOL, current.message_id, key)
@@ -172,8 +171,7 @@ async def dialog_and_accept(
             offer_ids = {o.interpreter_id: o.id for o in offers_of(uow.session, request.id or 0)}
         bot.deliverer.wake.set()
         offer = await api.wait_for_message(AMIRA, lambda m: bool(m.buttons))
-        if bare is not None:
-            await bare.edit()
+        await bare.edit()
         await asyncio.sleep(THINK)
         start = time.perf_counter()
         api.press(AMIRA, offer.message_id, f"of:a:{offer_ids[1]}")
