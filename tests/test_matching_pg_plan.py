@@ -41,7 +41,7 @@ def _statements(engine: Engine) -> tuple[list[str], Callable[..., None]]:
     return seen, record
 
 
-def test_the_distance_written_out_is_distance_m_to_the_metre() -> None:
+def test_the_nearest_first_walk_pairs_each_id_with_its_distance_m() -> None:
     rng = random.Random(11)
     for _ in range(200):
         place = (rng.uniform(47.0, 55.0), rng.uniform(5.0, 15.0))
